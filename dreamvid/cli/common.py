@@ -1,0 +1,132 @@
+"""What every command shares: error -> exit code, the dream options, progress on stderr.
+
+A command is a thin adapter: it turns flags into Settings (defaults < preset < flags) and
+calls the library. Expected failures (DreamvidError) become one `Error:` line with the way
+out and the documented exit code; `--debug` shows the traceback and the tool's own words.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from ..errors import EXIT_INTERRUPTED, DreamvidError
+
+log = logging.getLogger("dreamvid")
+
+
+class State:
+    debug = False
+    quiet = False
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Run a command; DreamvidError -> one line + its exit code, Ctrl-C -> 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DreamvidError as e:
+            if State.debug:
+                traceback.print_exc()
+                if e.detail:
+                    typer.echo(e.detail, err=True)
+            hint = f" Hint: {e.hint}." if e.hint else ""
+            fail(f"Error: {e.message}.{hint}".replace("..", "."), e.exit_code)
+        except KeyboardInterrupt:
+            fail("Interrupted.", EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+# ---- the dream options, shared by image, video, zoom, timelapse and sweep ----------------
+
+PANEL = "Dream (defaults < --preset < these flags)"
+
+
+def _opt(*names: str, help: str, type_=Optional[float]) -> Any:
+    return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=PANEL, show_default=False)]
+
+
+DREAM_OPTIONS: list[inspect.Parameter] = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    for name, annotation in [
+        ("preset", _opt("--preset", "-p", help="Preset name (see `dreamvid presets`) or a .toml file.",
+                        type_=Optional[str])),
+        ("model", _opt("--model", "-m", help="Backbone (see `dreamvid models`) or a .keras file.",
+                       type_=Optional[str])),
+        ("layer", _opt("--layer", "-l", help="Layer to dream on, NAME or NAME:WEIGHT; repeat for several.",
+                       type_=Optional[list[str]])),
+        ("step", _opt("--step", help="Gradient-ascent step size (0.01 subtle .. 0.05 strong).")),
+        ("num_octave", _opt("--num-octave", help="Number of scales dreamed at.", type_=Optional[int])),
+        ("octave_scale", _opt("--octave-scale", help="Size ratio between octaves (> 1).")),
+        ("iterations", _opt("--iterations", "-i", help="Gradient-ascent steps per octave.", type_=Optional[int])),
+        ("max_loss", _opt("--max-loss", help="Stop an octave once the loss passes this.")),
+        ("jitter", _opt("--jitter", help="Random roll in px applied before each step.", type_=Optional[int])),
+        ("tile", _opt("--tile", help="Tile size in px for large images (bounds memory).", type_=Optional[int])),
+        ("seed", _opt("--seed", help="Random seed of the jitter.", type_=Optional[int])),
+        ("max_size", _opt("--max-size", help="Downscale so the longest side is at most this (px).",
+                          type_=Optional[int])),
+        ("weights", _opt("--weights", help="Local weights file for a downloadable model.", type_=Optional[str])),
+        ("precision", _opt("--precision", help="float32, or mixed (float16 compute on a GPU).",
+                           type_=Optional[str])),
+    ]
+]
+
+
+def with_dream_options(fn: Callable) -> Callable:
+    """Add the dream options to a command; they reach it as `dream=` {field: value or None}
+    plus `preset=`. One definition for every command keeps the vocabulary identical."""
+    sig = inspect.signature(fn)
+    own = [p for p in sig.parameters.values() if p.name not in ("dream", "preset")]
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs):
+        flags = {p.name: kwargs.pop(p.name) for p in DREAM_OPTIONS}
+        preset = flags.pop("preset")
+        layer = flags.pop("layer")
+        flags["layers"] = layer or None
+        return fn(**kwargs, dream=flags, preset=preset)
+
+    wrapper.__signature__ = sig.replace(parameters=own + DREAM_OPTIONS)
+    return wrapper
+
+
+# ---- progress ------------------------------------------------------------------------------
+
+def progress_bar(transient: bool = False):
+    """A rich progress display on stderr (frames or steps, rate, ETA); silent with --quiet."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=transient,
+                    disable=State.quiet)
+
+
+def default_output(source: Path, suffix: str) -> Path:
+    """`photo.jpg` -> `photo.dream.png` beside the input (never the input itself)."""
+    return source.with_name(f"{source.stem}.dream{suffix}")
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False

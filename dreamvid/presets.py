@@ -1,0 +1,143 @@
+"""Named presets: TOML files -> Settings. Defaults < preset < explicit flags.
+
+A preset is a TOML file with an optional top-level `description` and one table per
+settings section (`[dream]`, `[video]`), whose keys are the field names of
+settings.DreamSettings / VideoSettings. Layers are a table: `[dream.layers] block4c_out = 1.0`.
+Unknown sections and keys are errors that name them (a typo must not be silently ignored).
+
+Bundled presets live in the top-level `presets/` folder of the source tree, and are copied
+into the wheel as `dreamvid/presets/`; both places are searched.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import PresetError, SettingsError
+from .settings import DreamSettings, Settings, VideoSettings, parse_layers, validate, validate_video
+
+SECTIONS = {"dream": DreamSettings, "video": VideoSettings}
+TOP_LEVEL_KEYS = {"description"}
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def preset_dirs() -> list[Path]:
+    """Where bundled presets are found: inside the installed package, then the source tree."""
+    return [d for d in (_PACKAGE_DIR / "presets", _PACKAGE_DIR.parent / "presets") if d.is_dir()]
+
+
+def available() -> dict[str, Path]:
+    """{preset name: file} for every bundled preset."""
+    found: dict[str, Path] = {}
+    for d in reversed(preset_dirs()):
+        for f in sorted(d.glob("*.toml")):
+            found[f.stem] = f
+    return dict(sorted(found.items()))
+
+
+def find(name_or_path: str) -> Path:
+    """A bundled preset by name, or a .toml file by path."""
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise PresetError(f"preset file not found: {name_or_path}", hint="check the path given to --preset")
+        return path
+    known = available()
+    if name_or_path not in known:
+        close = difflib.get_close_matches(name_or_path, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise PresetError(f"unknown preset {name_or_path!r}; presets: {', '.join(known)}",
+                          hint=hint + "run `dreamvid presets`, or pass a .toml file")
+    return known[name_or_path]
+
+
+def read(name_or_path: str) -> dict[str, Any]:
+    """The raw, key-checked contents of a preset."""
+    path = find(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise PresetError(f"preset {path} is not valid TOML: {e}", hint="fix the file's syntax") from None
+    check_keys(data, str(path))
+    return data
+
+
+def check_keys(data: Mapping[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key in TOP_LEVEL_KEYS:
+            continue
+        if key not in SECTIONS:
+            raise PresetError(f"{where}: unknown section or key {key!r}",
+                              hint=_suggest(key, [*SECTIONS, *TOP_LEVEL_KEYS]))
+        if not isinstance(value, Mapping):
+            raise PresetError(f"{where}: {key!r} must be a table ([{key}])", hint=None)
+        fields = {f.name for f in dataclasses.fields(SECTIONS[key])}
+        for k in value:
+            if k not in fields:
+                raise PresetError(f"{where}: unknown key {key}.{k}", hint=_suggest(k, fields))
+
+
+def _suggest(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return (f"did you mean {close[0]!r}? " if close else "") + f"known: {', '.join(sorted(known))}"
+
+
+def resolve(preset: str | None = None, **sections: Mapping[str, Any]) -> Settings:
+    """Settings from defaults, then the preset, then explicit values (None values are ignored).
+
+    resolve("classic", dream={"step": 0.02}, video={"blend": 0.8})
+    """
+    merged: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    if preset:
+        data = read(preset)
+        for name in SECTIONS:
+            merged[name].update(data.get(name, {}))
+    check_keys({k: v for k, v in sections.items()}, "settings")
+    for name, values in sections.items():
+        merged[name].update({k: v for k, v in values.items() if v is not None})
+    return build(merged, where=f"preset {preset!r}" if preset else "settings")
+
+
+def build(merged: Mapping[str, Mapping[str, Any]], where: str = "settings") -> Settings:
+    dream = dict(merged.get("dream", {}))
+    if "layers" in dream:
+        dream["layers"] = parse_layers(dream["layers"])
+    try:
+        d = DreamSettings(**dream)
+        v = VideoSettings(**merged.get("video", {}))
+    except TypeError as e:  # a wrong type reaching a dataclass
+        raise PresetError(f"{where}: {e}", hint=None) from None
+    try:
+        return Settings(validate(d), validate_video(v))
+    except SettingsError as e:
+        if where.startswith("preset"):
+            raise PresetError(f"{where}: {e.message}", hint=e.hint) from None
+        raise
+
+
+def to_toml(settings: Settings, description: str | None = None) -> str:
+    """The resolved settings as a preset file (what `dreamvid presets show` prints)."""
+    lines = [f"description = {_toml_value(description)}", ""] if description else []
+    d = settings.to_dict()
+    for name in SECTIONS:
+        section = d[name]
+        lines.append(f"[{name}]")
+        layers = section.pop("layers", None)
+        for k, v in section.items():
+            lines.append(f"{k} = {_toml_value(v)}" if v is not None else f"# {k} = (not set)")
+        if layers is not None:
+            lines += ["", f"[{name}.layers]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in layers.items()] or ["# (the model's default layers)"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'

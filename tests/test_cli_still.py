@@ -1,0 +1,182 @@
+"""The CLI's still-image and info commands through Typer's CliRunner: happy paths and bad input."""
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dreamvid import __version__
+from dreamvid.cli import app
+
+from . import tinymodel
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, code, *fragments):
+    """Exit code as documented, one `Error:` line naming the problem, no traceback."""
+    assert result.exit_code == code, result.output
+    lines = [l for l in result.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tinymodel.save(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_version():
+    r = run("--version")
+    assert r.exit_code == 0 and r.output.strip() == f"dreamvid {__version__}"
+
+
+def test_image_with_a_tiny_model(photo, tiny, tmp_path):
+    out = tmp_path / "out.jpg"
+    r = run("image", photo, "-o", out, "--model", tiny, "--layer", "conv3:1.0", "-i", "3", "--num-octave", "2")
+    assert r.exit_code == 0, r.output
+    img = cv2.imread(str(out))
+    assert img.shape == (48, 64, 3)
+    assert np.abs(img.astype(int) - cv2.imread(str(photo)).astype(int)).mean() > 1
+
+
+def test_image_default_output_is_beside_the_source(photo, tiny):
+    r = run("image", photo, "--model", tiny, "-i", "1", "--num-octave", "1")
+    assert r.exit_code == 0, r.output
+    assert (photo.parent / "photo.dream.png").is_file()
+
+
+def test_image_end_to_end_with_the_bundled_default_model(tmp_path):
+    out = tmp_path / "cat.png"
+    r = run("image", SAMPLES / "chelsea.jpg", "-o", out, "--preset", "classic", "--max-size", "128", "-i", "4")
+    assert r.exit_code == 0, r.output
+    dreamed = cv2.imread(str(out))
+    assert dreamed.shape == (85, 128, 3)
+    source = cv2.resize(cv2.imread(str(SAMPLES / "chelsea.jpg")), (128, 85), interpolation=cv2.INTER_AREA)
+    diff = np.abs(dreamed.astype(int) - source.astype(int)).mean()
+    assert 2 < diff < 60  # dreamed, but still the same picture
+
+
+def test_models_layers_presets_listings():
+    r = run("models")
+    assert r.exit_code == 0 and "efficientnet_lite0 *" in r.output and "inception_v3" in r.output
+    r = run("layers", "efficientnet_lite0")
+    assert r.exit_code == 0 and "block4c_out" in r.output and "14 x 14 x 80" in r.output
+    r = run("presets")
+    assert r.exit_code == 0 and "classic" in r.output and "eyes" in r.output
+    r = run("presets", "show", "classic")
+    assert r.exit_code == 0 and "step = 0.01" in r.output and "num_octave = 3" in r.output
+
+
+def test_models_fetch_of_a_bundled_model_needs_nothing():
+    one_line_error(run("models", "fetch", "vgg16_hed"), 2, "needs no download")
+
+
+# ---- bad input: one line, documented exit code, no traceback ------------------------------
+
+def test_missing_input(tmp_path):
+    one_line_error(run("image", tmp_path / "nope.jpg", "-o", tmp_path / "o.png"), 2, "nope.jpg")
+
+
+def test_directory_as_input(tmp_path):
+    one_line_error(run("image", tmp_path, "-o", tmp_path / "o.png"), 2, "directory")
+
+
+def test_text_file_named_jpg(tmp_path):
+    f = tmp_path / "notes.jpg"
+    f.write_text("not a picture\n")
+    one_line_error(run("image", f, "-o", tmp_path / "o.png"), 2, "notes.jpg")
+
+
+def test_truncated_jpeg(tmp_path):
+    data = (SAMPLES / "chelsea.jpg").read_bytes()
+    f = tmp_path / "cut.jpg"
+    f.write_bytes(data[: len(data) // 2])
+    one_line_error(run("image", f, "-o", tmp_path / "o.png"), 2, "cut.jpg")
+
+
+@pytest.mark.parametrize("size", [1, 10])
+def test_image_too_small_for_the_octaves(tmp_path, size):
+    f = tmp_path / "small.png"
+    cv2.imwrite(str(f), np.full((size, size, 3), 128, np.uint8))
+    one_line_error(run("image", f, "-o", tmp_path / "o.png"), 2, "too small")
+
+
+def test_unknown_model(photo, tmp_path):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--model", "alexnet"), 2,
+                   "unknown model 'alexnet'", "efficientnet_lite0")
+
+
+def test_unknown_layer_lists_valid_ones(photo, tmp_path):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--layer", "block4z_out"), 2,
+                   "block4z_out", "block4c_out")
+
+
+def test_preset_with_a_typo_key(photo, tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text("[dream]\nsetp = 0.02\n")
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--preset", p), 2, "setp", "step")
+
+
+def test_unknown_preset(photo, tmp_path):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--preset", "swirly"), 2, "swirly", "swirls")
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--step", "0", "step must be > 0"),
+    ("--step", "-0.1", "step must be > 0"),
+    ("--num-octave", "0", "num_octave must be between 1"),
+    ("--octave-scale", "1.0", "octave_scale must be > 1.0"),
+    ("--octave-scale", "0.7", "octave_scale must be > 1.0"),
+])
+def test_out_of_range_values(photo, tmp_path, flag, value, fragment):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", flag, value), 2, fragment)
+
+
+def test_output_into_a_missing_directory(photo, tmp_path):
+    one_line_error(run("image", photo, "-o", tmp_path / "no" / "such" / "o.png"), 2, "no/such does not exist")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_output_into_an_unwritable_directory(photo, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    one_line_error(run("image", photo, "-o", ro / "o.png"), 2, "o.png")
+
+
+def test_output_into_a_read_only_directory_as_root(photo, tmp_path, monkeypatch):
+    """Root ignores permission bits, so refuse through the same check os.access drives."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro else real_access(p, mode, **kw))
+    one_line_error(run("image", photo, "-o", ro / "o.png"), 2, "ro")
+
+
+def test_output_equal_to_input_is_refused(photo):
+    before = photo.read_bytes()
+    one_line_error(run("image", photo, "-o", photo), 2, "photo.png")
+    assert photo.read_bytes() == before
+
+
+def test_unknown_output_extension(photo, tmp_path):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.xyz"), 2, "o.xyz")

@@ -1,0 +1,120 @@
+"""Dream core mechanics on a tiny random-weight network (fast), plus octave and tiling maths."""
+import numpy as np
+import pytest
+
+from dreamvid import models
+from dreamvid.dream import Dreamer, dream_image, octave_sizes, tile_slices
+from dreamvid.errors import InputError
+from dreamvid.settings import DreamSettings
+
+from . import tinymodel
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    return str(tinymodel.save(tmp_path_factory.mktemp("models")))
+
+
+@pytest.fixture(scope="module")
+def dreamer(tiny_path):
+    return Dreamer(models.load(tiny_path, (("conv3", 1.0),)))
+
+
+@pytest.fixture
+def image():
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:48, 0:64]
+    base = np.stack([128 + 60 * np.sin(x / 5), 128 + 60 * np.cos(y / 7), 128 + 40 * np.sin((x + y) / 9)], -1)
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.float32)
+
+
+def settings(tiny_path, **kw):
+    base = dict(model=tiny_path, layers=(("conv3", 1.0),), step=0.05, num_octave=1, iterations=10,
+                max_loss=None, jitter=4, tile=512, seed=0)
+    return DreamSettings(**{**base, **kw})
+
+
+def test_loss_rises_over_iterations(dreamer, image, tiny_path):
+    losses = []
+    dreamer.dream(image, settings(tiny_path), progress=lambda p: losses.append(p.loss))
+    assert len(losses) == 10
+    assert losses[-1] > 1.5 * losses[0]
+    assert np.mean(np.diff(losses) > 0) > 0.7  # mostly monotone despite the jitter
+
+
+def test_max_loss_stops_each_octave_early(dreamer, image, tiny_path):
+    free, capped = [], []
+    dreamer.dream(image, settings(tiny_path, iterations=30), progress=lambda p: free.append(p.loss))
+    cap = free[0] + 0.3 * (free[-1] - free[0])
+    dreamer.dream(image, settings(tiny_path, iterations=30, max_loss=cap), progress=lambda p: capped.append(p))
+    assert len(capped) < 30
+    assert capped[-1].loss > cap and all(p.loss <= cap for p in capped[:-1])
+
+
+def test_output_has_input_size_and_dtype(dreamer, image, tiny_path):
+    out = dreamer.dream(image[:45, :61], settings(tiny_path, num_octave=3, octave_scale=1.3))
+    assert out.shape == (45, 61, 3) and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 255
+    assert np.abs(out - image[:45, :61]).mean() > 1  # it changed the picture
+
+
+def test_same_seed_same_image_other_seed_differs(dreamer, image, tiny_path):
+    a = dreamer.dream(image, settings(tiny_path, seed=3))
+    b = dreamer.dream(image, settings(tiny_path, seed=3))
+    c = dreamer.dream(image, settings(tiny_path, seed=4))
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.01
+
+
+def test_frame_index_changes_the_jitter(dreamer, image, tiny_path):
+    a = dreamer.dream(image, settings(tiny_path), frame=0)
+    b = dreamer.dream(image, settings(tiny_path), frame=1)
+    assert np.abs(a - b).mean() > 0.01
+
+
+def test_tiled_and_untiled_agree_closely(dreamer, image, tiny_path):
+    big = np.tile(image, (2, 2, 1))  # 96 x 128
+    whole = dreamer.dream(big, settings(tiny_path, jitter=0, iterations=5))
+    tiled = dreamer.dream(big, settings(tiny_path, jitter=0, iterations=5, tile=64))  # 2 x 2 tiles
+    change = np.abs(whole - big).mean()
+    assert np.abs(whole - tiled).mean() < 0.25 * change
+
+
+def test_step_is_traced_once_for_all_sizes_octaves_and_calls(tiny_path, image):
+    d = Dreamer(models.load(tiny_path, (("conv2", 1.0),)))
+    d.dream(image, settings(tiny_path, layers=(("conv2", 1.0),), num_octave=3, octave_scale=1.2))
+    d.dream(np.tile(image, (2, 1, 1)), settings(tiny_path, layers=(("conv2", 1.0),), tile=64))
+    assert d.traces == 1
+
+
+def test_continuous_snapshots_end_at_the_direct_result(dreamer, image, tiny_path):
+    s = settings(tiny_path, num_octave=2, octave_scale=1.3, iterations=6)
+    shots = []
+    out = dreamer.dream(image, s, snapshot_every=3, on_snapshot=lambda n, img: shots.append((n, img)))
+    assert [n for n, _ in shots] == [3, 6, 9, 12]
+    np.testing.assert_allclose(shots[-1][1], out, atol=1e-3)
+
+
+def test_too_small_image_is_refused(dreamer, tiny_path):
+    with pytest.raises(InputError, match="too small"):
+        dreamer.dream(np.zeros((4, 4, 3), np.float32), settings(tiny_path))
+
+
+def test_dream_image_uint8_api_with_overrides(tiny_path, image):
+    out = dream_image(image.astype(np.uint8), model=tiny_path, layers={"conv3": 1.0}, iterations=2, max_size=48)
+    assert out.dtype == np.uint8 and max(out.shape[:2]) == 48 and out.shape[2] == 3
+
+
+def test_octave_sizes_follow_the_keras_example():
+    assert octave_sizes(300, 451, 3, 1.4, 32) == [(153, 230), (214, 322), (300, 451)]
+    assert octave_sizes(40, 40, 4, 2.0, 32) == [(40, 40)]  # smaller octaves than the network sees are dropped
+    assert octave_sizes(10, 10, 3, 1.4, 32) == []
+
+
+@pytest.mark.parametrize("length,tile", [(100, 512), (1000, 512), (1025, 512), (64, 64), (65, 64)])
+def test_tiles_cover_exactly_and_are_near_equal(length, tile):
+    parts = tile_slices(length, tile)
+    assert parts[0].start == 0 and parts[-1].stop == length
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+    sizes = [p.stop - p.start for p in parts]
+    assert max(sizes) <= tile and max(sizes) - min(sizes) <= 1
