@@ -1,0 +1,313 @@
+"""Writing video: PNG frame folders -> mp4/mov/mkv (H.264) or GIF, and a streaming writer.
+
+Encoding rules, the same for `encode_video` and `VideoWriter`:
+- H.264 (libx264), yuv420p, constant quality `crf`, `+faststart` (mp4/mov play while
+  downloading), tagged BT.709 and converted with that matrix, so players show the colours
+  we wrote.
+- The frame rate is the exact rational (`-framerate 30000/1001`), never a rounded float.
+- yuv420p needs even sizes. An odd width or height is padded by one pixel that repeats the
+  edge (`even_size`); nothing is rescaled. Edge repetition, not black: black padding would
+  bleed into the real edge row through the shared 2x2 chroma samples.
+- GIF: one pass, `split` -> `palettegen` -> `paletteuse` (a palette made for this clip).
+- The output appears atomically: ffmpeg writes a temporary name in the output folder,
+  renamed over the output when it succeeded, deleted when it did not.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import struct
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from dreamvid.errors import EncoderError, InputError, OutputError
+from dreamvid.media import _ffmpeg
+from dreamvid.media.paths import (GIF_EXTENSION, VIDEO_OUTPUT_EXTENSIONS, temp_sibling,
+                                  writable_dir_or_raise)
+from dreamvid.media.probe import frame_time, has_audio
+
+log = logging.getLogger(__name__)
+
+FRAME_PATTERN = "frame_%05d.png"  # frames in a work folder, numbered by SOURCE frame index
+DEFAULT_CRF = 18  # x264 constant quality: 18 is visually lossless for most content
+X264_PRESET = "medium"
+AUDIO_CODEC = ["-c:a", "aac", "-b:a", "192k"]
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".gif": "gif"}
+# RGB -> limited-range BT.709 YUV, and tags saying so. `setparams`, not -colorspace etc.:
+# ffmpeg 9 takes the tags from the frames and ignores those options after a filter chain.
+TO_YUV = ["scale=out_color_matrix=bt709:out_range=tv", "format=yuv420p",
+          "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"]
+
+
+def frame_path(folder: str | os.PathLike, index: int) -> Path:
+    """The path of frame `index` (source numbering) in a frame folder: folder/frame_00042.png."""
+    return Path(folder) / (FRAME_PATTERN % index)
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size the video encoder writes: each odd side grows by one pixel.
+
+    The added column/row repeats its neighbour (no rescale, no black line); a 641x361 frame
+    is written as 642x362. GIF has no such limit and keeps the size.
+    """
+    return width + (width & 1), height + (height & 1)
+
+
+def _even_filter(width: int, height: int) -> list[str]:
+    w2, h2 = even_size(width, height)
+    if (w2, h2) == (width, height):
+        return []
+    return [f"pad={w2}:{h2}:0:0", f"fillborders=right={w2 - width}:bottom={h2 - height}:mode=smear"]
+
+
+def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool) -> list[str]:
+    """Codec and filter options for the output file (after all inputs)."""
+    if ext == GIF_EXTENSION:
+        graph = "split[a][b];[a]palettegen[p];[b][p]paletteuse"
+        return ["-filter_complex", f"[0:v]{graph}[v]", "-map", "[v]", "-loop", "0", "-f", "gif"]
+    chain = _even_filter(width, height) + TO_YUV
+    args = ["-map", "0:v:0", "-vf", ",".join(chain), "-c:v", "libx264", "-preset", X264_PRESET,
+            "-crf", str(crf), "-pix_fmt", "yuv420p"]
+    if has_sound:
+        args += ["-map", "1:a:0", *AUDIO_CODEC]
+    if MUXERS[ext] in ("mp4", "mov"):
+        args += ["-movflags", "+faststart"]
+    return args + ["-f", MUXERS[ext]]
+
+
+def _check_output(output: str | os.PathLike) -> tuple[Path, str]:
+    out = Path(output).expanduser()
+    ext = out.suffix.lower()
+    if ext not in MUXERS:
+        known = ", ".join(sorted(VIDEO_OUTPUT_EXTENSIONS | {GIF_EXTENSION}))
+        raise OutputError(f"cannot encode video as {ext or 'a file without extension'!r} ({out.name})",
+                          hint=f"use one of {known}")
+    writable_dir_or_raise(out.parent)
+    return out, ext
+
+
+def _audio_inputs(audio_source, start: float, duration: float) -> list[str]:
+    """ffmpeg input options for the trimmed source audio, or [] when there is none."""
+    if audio_source is None:
+        return []
+    src = Path(audio_source)
+    if not src.is_file():
+        raise InputError(f"audio source {src} does not exist", hint="check the path of the source video")
+    if not has_audio(src):
+        log.info("%s has no audio; writing video only", src.name)
+        return []
+    return ["-ss", f"{max(0.0, start):.6f}", "-t", f"{duration:.6f}", "-i", _ffmpeg.path_arg(src)]
+
+
+def _run_encoder(cmd: list[str], tmp: Path, out: Path) -> Path:
+    proc = _ffmpeg.run(cmd)
+    if proc.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        stderr = _ffmpeg.tail(proc.stderr)
+        raise EncoderError(f"ffmpeg could not write {out.name}: {_ffmpeg.last_line(stderr)}",
+                           hint="run with --debug for ffmpeg's full message; check free disk space",
+                           detail=_ffmpeg.detail(cmd, stderr))
+    return _move_into_place(tmp, out)
+
+
+def _move_into_place(tmp: Path, out: Path) -> Path:
+    try:
+        os.replace(tmp, out)
+    except OSError as e:  # e.g. the output name is taken by a folder
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutputError(f"cannot write {out}: {e.strerror}", hint="choose another output path") from e
+    return out
+
+
+def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fps: Fraction,
+                 n_frames: int, start_number: int = 0, crf: int = DEFAULT_CRF,
+                 audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
+                 audio_duration: float | None = None) -> Path:
+    """Encode frames_dir/frame_%05d.png, indices [start_number, start_number + n_frames), to output.
+
+    output: .mp4/.m4v/.mov/.mkv (H.264 + AAC) or .gif, chosen by extension. fps: exact
+    rational (Fraction(30000, 1001)). All frames must exist and share one size (checked
+    first: InputError naming the first bad frame). audio_source: a file whose first audio
+    stream is muxed in, trimmed to [audio_start, audio_start + audio_duration] seconds;
+    defaults: the time of frame start_number and the length of the frames. A source
+    without audio gives a silent video, not an error; GIF ignores audio.
+    Returns the output Path. EncoderError (ffmpeg failed; `detail` has its command and
+    stderr), OutputError (bad extension, missing or unwritable folder).
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1 (got {n_frames})")
+    fps = Fraction(fps)
+    out, ext = _check_output(output)
+    width, height = _check_frames(Path(frames_dir), start_number, n_frames)
+    audio = []
+    if ext != GIF_EXTENSION:
+        start = frame_time(start_number, fps) if audio_start is None else audio_start
+        duration = float(n_frames / fps) if audio_duration is None else audio_duration
+        audio = _audio_inputs(audio_source, start, duration)
+    tmp = temp_sibling(out, ext)
+    cmd = _ffmpeg.base_cmd("error") + [
+        "-y", "-framerate", f"{fps.numerator}/{fps.denominator}", "-start_number", str(start_number),
+        "-i", _ffmpeg.pattern_arg(frames_dir, FRAME_PATTERN), *audio, "-frames:v", str(n_frames),
+        *_output_args(ext, width, height, crf, bool(audio)), _ffmpeg.path_arg(tmp)]
+    return _run_encoder(cmd, tmp, out)
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR, reading 24 bytes; None if not a PNG."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def _check_frames(folder: Path, start: int, n: int) -> tuple[int, int]:
+    """Every frame present, a PNG, one size: else InputError naming the first bad one."""
+    if not folder.is_dir():
+        raise InputError(f"frame folder {folder} does not exist", hint="render the frames first")
+    size = None
+    for index in range(start, start + n):
+        path = frame_path(folder, index)
+        got = _png_size(path)
+        if got is None:
+            what = "is missing" if not path.exists() else "is not a PNG image"
+            raise InputError(f"frame {path.name} in {folder} {what}",
+                             hint="resume the render to complete the frames, or encode a shorter range")
+        if size is None:
+            size = got
+        elif got != size:
+            raise InputError(f"frame {path.name} is {got[0]}x{got[1]}, the others {size[0]}x{size[1]}",
+                             hint="all frames of a video must have one size; re-render the odd one")
+    return size  # type: ignore[return-value]  # n >= 1, so set
+
+
+def write_frames_folder(frames_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                        n_frames: int, start_number: int = 0) -> Path:
+    """Put frames [start_number, start_number + n_frames) into output_dir as frame_%05d.png.
+
+    Hard links when both folders are on one filesystem (instant, no extra space), copies
+    otherwise; each file appears atomically. output_dir is created if its parent exists.
+    Returns output_dir. InputError for a missing frame, OutputError for a bad destination.
+    """
+    src, dst = Path(frames_dir), Path(output_dir).expanduser()
+    _check_frames(src, start_number, n_frames)
+    writable_dir_or_raise(dst.parent)
+    dst.mkdir(exist_ok=True)
+    if dst.resolve() == src.resolve():
+        return dst
+    for index in range(start_number, start_number + n_frames):
+        source, target = frame_path(src, index), frame_path(dst, index)
+        tmp = temp_sibling(target)
+        try:
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise OutputError(f"cannot write {target}: {e.strerror}",
+                              hint="check free disk space and permissions") from e
+    return dst
+
+
+class VideoWriter:
+    """Stream frames straight into an encoder (no PNG folder): a context manager.
+
+        with VideoWriter("out.mp4", fps=Fraction(30)) as w:
+            for frame in frames:
+                w.write(frame)          # (H, W, 3) uint8 RGB, all the same size
+
+    Same rules as `encode_video` (H.264/GIF by extension, exact fps, even size by edge
+    padding, atomic output); no audio. The output appears when the block exits cleanly;
+    on an exception ffmpeg is killed and the partial file removed. EncoderError if ffmpeg fails.
+    """
+
+    def __init__(self, output: str | os.PathLike, *, fps: Fraction, crf: int = DEFAULT_CRF):
+        self.output, self._ext = _check_output(output)
+        self.fps = Fraction(fps)
+        self.crf = crf
+        self.n_frames = 0
+        self._tmp = temp_sibling(self.output, self._ext)
+        self._proc = None
+        self._err = None
+        self._cmd: list[str] = []
+        self._size: tuple[int, int] | None = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame."""
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {getattr(frame, 'shape', type(frame))}")
+        h, w = frame.shape[:2]
+        if self._proc is None:
+            self._start(w, h)
+        elif (w, h) != self._size:
+            raise ValueError(f"frame size {w}x{h} differs from the first frame's {self._size[0]}x{self._size[1]}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except (BrokenPipeError, OSError):
+            self._fail("ffmpeg stopped accepting frames")
+        self.n_frames += 1
+
+    def _start(self, width: int, height: int) -> None:
+        self._size = (width, height)
+        self._cmd = _ffmpeg.base_cmd("error") + [
+            "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+            "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
+            *_output_args(self._ext, width, height, self.crf, False), _ffmpeg.path_arg(self._tmp)]
+        self._proc, self._err = _ffmpeg.popen(self._cmd, stdin=-1)
+
+    def _fail(self, what: str) -> None:
+        code = _ffmpeg.reap(self._proc, kill=True)
+        stderr = _ffmpeg.read_tail(self._err)
+        self._proc = None
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+        raise EncoderError(f"{what} while writing {self.output.name} (exit status {code}): "
+                           f"{_ffmpeg.last_line(stderr)}",
+                           hint="run with --debug for ffmpeg's full message; check free disk space",
+                           detail=_ffmpeg.detail(self._cmd, stderr))
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns the output Path."""
+        if self._proc is None:
+            if self.n_frames == 0:
+                raise ValueError("no frames were written")
+            return self.output
+        with contextlib.suppress(OSError):  # a broken pipe: ffmpeg died; wait() says why
+            self._proc.stdin.close()
+        if self._proc.wait() != 0:
+            self._fail("ffmpeg failed")
+        _ffmpeg.read_tail(self._err)
+        self._proc = None
+        return _move_into_place(self._tmp, self.output)
+
+    def abort(self) -> None:
+        """Kill ffmpeg and remove the partial file (idempotent)."""
+        if self._proc is not None:
+            _ffmpeg.reap(self._proc, kill=True)
+            _ffmpeg.read_tail(self._err)
+            self._proc = None
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
