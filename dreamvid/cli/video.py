@@ -1,0 +1,177 @@
+"""`dreamvid video`: dream a clip coherently; `dreamvid coherence`: measure how much one flickers."""
+
+import json
+import math
+import shlex
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import EXIT_INTERRUPTED
+from .common import default_output, handle_errors, progress_bar, with_dream_options
+
+VIDEO_PANEL = "Video"
+OUTPUT_PANEL = "Output and resume"
+POSITION = "seconds (12, 1.5, 12s, 1:05.5) or a frame index (f30)"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("video")(video)
+    app.command("coherence")(coherence)
+
+
+def _video_opt(*names: str, help: str, type_=Optional[float], panel: str = VIDEO_PANEL):
+    return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=panel, show_default=False)]
+
+
+@handle_errors
+@with_dream_options
+def video(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="Clip to dream (mp4, mov, mkv, webm, avi, gif).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", show_default=False, rich_help_panel=OUTPUT_PANEL,
+        help="Result: .mp4/.mov/.mkv (H.264 + the source's audio), .gif, or a folder for PNG frames "
+             "(default: SOURCE.dream.mp4 beside the source).")] = None,
+    flow: _video_opt("--flow", help="Optical flow: dis, farneback, or none (independent frames, flickers).",
+                     type_=Optional[str]) = None,
+    flow_quality: _video_opt("--flow-quality", help="DIS preset: ultrafast, fast or medium.",
+                             type_=Optional[str]) = None,
+    blend: _video_opt("--blend", help="How much of the propagated dream carries into the next frame, 0..1.") = None,
+    frame_iterations: _video_opt("--frame-iterations", help="Iterations per octave for frames after the first "
+                                 "(they start from the warped previous dream).", type_=Optional[int]) = None,
+    frame_num_octave: _video_opt("--frame-num-octave", help="Octaves for frames after the first.",
+                                 type_=Optional[int]) = None,
+    scene_cuts: _video_opt("--scene-cuts/--no-scene-cuts", help="Restart the dream at hard cuts.",
+                           type_=Optional[bool]) = None,
+    start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
+    end: _video_opt("--end", help=f"Stop before this frame: {POSITION}.", type_=Optional[str]) = None,
+    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio.",
+                    type_=Optional[str], panel=OUTPUT_PANEL) = None,
+    crf: _video_opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
+                    panel=OUTPUT_PANEL) = None,
+    keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
+                           "(default: keep).", type_=Optional[bool], panel=OUTPUT_PANEL) = None,
+    restart: Annotated[bool, typer.Option("--restart", rich_help_panel=OUTPUT_PANEL,
+                                          help="Discard frames of an earlier, different render in the work folder.")
+                       ] = False,
+    keep_frames: Annotated[bool, typer.Option("--keep-frames", rich_help_panel=OUTPUT_PANEL,
+                                              help="Keep the work folder of PNG frames after encoding.")] = False,
+    work_dir: Annotated[Optional[Path], typer.Option(
+        "--work-dir", show_default=False, rich_help_panel=OUTPUT_PANEL,
+        help="Folder for the frames and render.json (default: OUTPUT.dreamvid-work beside the output).")] = None,
+    dream: dict = None,
+    preset: Optional[str] = None,
+) -> None:
+    """Dream a video clip; optical flow carries the dream along with the motion.
+
+    Interrupted renders (Ctrl-C) keep their frames: run the same command again to resume.
+    The preset defaults to `video`.
+    """
+    from .. import presets
+    from ..render import frames
+    from ..render.video import render_video
+
+    settings = presets.resolve(preset or "video", dream=dream, video={
+        "flow": flow, "flow_quality": flow_quality, "blend": blend, "frame_iterations": frame_iterations,
+        "frame_num_octave": frame_num_octave, "scene_cuts": scene_cuts, "fps": fps, "crf": crf,
+        "keep_audio": keep_audio})
+    output = output or default_output(source, ".mp4")
+    bar = progress_bar()
+    task = None
+
+    def on_frame(p):  # the bar appears once the input is checked and the work is known
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("dreaming", total=p.total, completed=p.done, info="")
+        if p.rendered == 0:
+            what = "loading the model; the first frame is dreamed in full" if p.done < p.total else "encoding"
+        else:
+            what = f"frame {p.index}{' (new shot)' if p.scene_cut and p.rendered > 1 else ''}, {p.fps:.2f} fps"
+        bar.update(task, completed=p.done, info=what)
+
+    try:
+        result = render_video(source, output, settings, start=start, end=end, restart=restart,
+                              keep_frames=keep_frames, work_dir=work_dir, progress=on_frame)
+    except KeyboardInterrupt:
+        bar.stop()
+        folder = Path(work_dir) if work_dir else frames.default_work_dir(output)
+        kept = len(list(folder.glob("frame_*.png"))) if folder.is_dir() else 0
+        typer.echo(f"Interrupted: {kept} finished frame{'s' * (kept != 1)} kept in {folder}. "
+                   f"Resume with: {resume_command(ctx)}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        bar.stop()
+    typer.echo(str(result.output))
+
+
+def resume_command(ctx: typer.Context, drop: tuple[str, ...] = ("restart",)) -> str:
+    """The command line that repeats this command: the options the user gave, minus `drop`
+    (a resume must not --restart and throw away the frames it is meant to continue)."""
+    words = ["dreamvid", ctx.info_name or "video"]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in drop or getattr(source, "name", None) not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params.get(param.name)
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        long = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            if param.secondary_opts and not value:
+                words.append(max(param.secondary_opts, key=len))
+            elif value:
+                words.append(long)
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            words += [long, str(v)]
+    return shlex.join(words)
+
+
+@handle_errors
+def coherence(
+    source: Annotated[Path, typer.Argument(help="The original clip.", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="The dreamed clip (a video or a folder of PNG frames).",
+                                           show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    flow: Annotated[str, typer.Option("--flow", help="Flow used for measuring: dis or farneback.")] = "dis",
+    start: Annotated[Optional[str], typer.Option(
+        "--start", show_default=False, help=f"Where in SOURCE the output begins: {POSITION}.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", show_default=False,
+                                                      help="Compare at most this many frames.")] = None,
+) -> None:
+    """Measure flicker: the warping error (Lai et al. 2018) of OUTPUT and of SOURCE.
+
+    Each output frame is compared with the previous one warped by the SOURCE's optical flow,
+    on the pixels that flow can be trusted on. Lower is steadier; the source's own number is
+    the floor that flow errors set.
+    """
+    from .. import media
+    from ..render.coherence import coherence as measure
+    from ..render.video import frame_index
+
+    first = frame_index(start, media.probe_video(source).fps, "--start") if start else 0
+    result = measure(source, output, flow=flow, max_frames=max_frames, start=first)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    errors = result["warping_error"]
+    table = Table(title=f"Warping error ({result['pairs']} frame pairs, {result['size'][0]}x{result['size'][1]})")
+    table.add_column("clip")
+    table.add_column("warping error (x1e-3)", justify="right")
+    table.add_column("vs source", justify="right")
+    for key, path in (("output", result["output"]), ("source", result["source"])):
+        ratio = errors[key] / errors["source"] if errors["source"] else math.inf
+        table.add_row(f"{key}: {Path(path).name}", f"{errors[key] * 1e3:.3f}", f"{ratio:.2f}x")
+    console = Console()
+    console.print(table)
+    notes = [n for n in (result["resized"], f"{result['skipped_cuts']} pairs across scene cuts skipped"
+                         if result["skipped_cuts"] else None) if n]
+    for note in notes:
+        console.print(f"note: {note}")

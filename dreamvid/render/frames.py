@@ -1,0 +1,352 @@
+"""Work folders: where a render keeps its finished frames until the output is encoded.
+
+Every frame-by-frame render (video, zoom, timelapse) writes each finished frame as a PNG
+into a work folder beside its output, next to a `render.json` manifest:
+
+    dream.mp4.dreamvid-work/
+        render.json        what these frames are (below)
+        frame_00030.png    one per finished frame, numbered by SOURCE frame index
+        frame_00031.png    (zoom and other generated clips: by output frame index)
+
+Frames appear atomically (a temporary name, then os.replace), so a frame on disk is a whole
+frame: an interrupted render resumes at `first_missing()`, and a render that needs the
+previous frame (video coherence) reads it back from disk bit for bit (PNG is lossless).
+`finish(output)` encodes the frames (mp4/mov/mkv, gif, or a PNG frame folder) and then
+removes the work folder unless told to keep it.
+
+The manifest says what would make the frames on disk wrong for this render:
+    {"format": 1, "kind": "video", "dreamvid": "0.1.0",
+     "settings": {...}, "digest": "3f2a...",         # everything the frames depend on
+     "source": {"size": ..., "sample_sha256": ..., "width": ..., "fps": "25/1", ...},
+     "seed": 0, "start": 30, "end": 120, "fps": "25/1", "created": "...", "output": "..."}
+Opening a folder whose kind, settings digest, source fingerprint, seed or range start differ
+from the new render's raises ResumeMismatchError naming what changed; `restart=True` clears
+the folder instead. A different `end` is fine (the frames are causal: frame t depends only
+on frames <= t), so a render can be extended or cut short and resumed.
+
+A render is always a frame range [start, end), so a long clip can be split into chunks
+rendered elsewhere into one shared folder and encoded together (DESIGN, "Growing past one
+machine"); `done_indices()` and `first_missing()` already treat the folder as a set.
+
+    work = open_work(output, kind="video", settings=d, source=fingerprint(src, facts),
+                     seed=0, start=0, end=n, fps=Fraction(25), restart=False)
+    for i in range(work.first_missing(), work.end):
+        work.write(i, frame_uint8)
+    work.finish(output, fps=Fraction(25), crf=18, audio_source=src)
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .. import __version__
+from ..errors import OutputError, ResumeMismatchError
+
+log = logging.getLogger("dreamvid")
+
+FORMAT_VERSION = 1  # of render.json; bump when the meaning of the frames on disk changes
+MANIFEST = "render.json"
+WORK_SUFFIX = ".dreamvid-work"  # OUT.mp4 -> OUT.mp4.dreamvid-work/ (ignored by .gitignore)
+FRAME_RE = re.compile(r"^frame_(\d{5,})\.png$")  # media.FRAME_PATTERN = "frame_%05d.png"
+TEMP_RE = re.compile(r"^\..*\.dreamvid-tmp.*$")  # media.paths.temp_sibling names
+SAMPLE_BYTES = 2 << 20  # hashed from each end of a source: 4 MiB read, catches edits and truncation
+
+
+def default_work_dir(output: str | os.PathLike) -> Path:
+    """The work folder of an output: `dream.mp4` -> `dream.mp4.dreamvid-work` beside it."""
+    out = Path(os.fspath(output).rstrip("/" + os.sep) or ".").expanduser().resolve()
+    return out.with_name(out.name + WORK_SUFFIX)
+
+
+def fingerprint(path: str | os.PathLike, facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies a source file without reading all of it: its size, a SHA-256 of its
+    first and last SAMPLE_BYTES, and `facts` (probe results: size, fps, frame count).
+
+    The path is recorded for the reader but not compared: a moved source still resumes.
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        h.update(f.read(SAMPLE_BYTES))
+        if size > 2 * SAMPLE_BYTES:
+            f.seek(size - SAMPLE_BYTES)
+        h.update(f.read(SAMPLE_BYTES))
+    return {"path": str(p.resolve()), "size": size, "sample_sha256": h.hexdigest()[:32],
+            **{k: _jsonable(v) for k, v in (facts or {}).items()}}
+
+
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """A short stable hash of a JSON-able settings dict (key order does not matter)."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def fps_text(fps: Fraction) -> str:
+    fps = Fraction(fps)
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Fraction):
+        return fps_text(v)
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+@dataclass
+class WorkFolder:
+    """An open work folder for the frames [start, end) of one render (see the module doc)."""
+
+    path: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def start(self) -> int:
+        return int(self.manifest["start"])
+
+    @property
+    def end(self) -> int:
+        return int(self.manifest["end"])
+
+    def frame_path(self, index: int) -> Path:
+        """path/frame_%05d.png (the name media.encode_video reads)."""
+        from ..media import frame_path
+
+        return frame_path(self.path, index)
+
+    def has(self, index: int) -> bool:
+        return self.frame_path(index).is_file()
+
+    def done_indices(self) -> list[int]:
+        """Indices in [start, end) with a finished frame on disk, ascending."""
+        found = []
+        with os.scandir(self.path) as it:
+            for entry in it:
+                m = FRAME_RE.match(entry.name)
+                if m and self.start <= int(m.group(1)) < self.end:
+                    found.append(int(m.group(1)))
+        return sorted(found)
+
+    def first_missing(self) -> int | None:
+        """The first index in [start, end) without a frame (where a render resumes); None: all done."""
+        done = set(self.done_indices())
+        return next((i for i in range(self.start, self.end) if i not in done), None)
+
+    def done(self) -> bool:
+        return self.first_missing() is None
+
+    def write(self, index: int, image: np.ndarray) -> Path:
+        """Store frame `index`: (H, W, 3) uint8 RGB, atomically. OutputError when the disk is
+        full or the folder has gone (frames already written stay)."""
+        from ..media import write_image
+
+        if not self.path.is_dir():
+            raise OutputError(f"the work folder {self.path} has disappeared",
+                              hint="the render cannot continue; check that its drive is still mounted")
+        return write_image(self.frame_path(index), image)
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame `index` as written: (H, W, 3) uint8 RGB."""
+        from ..media import read_image
+
+        return read_image(self.frame_path(index))
+
+    def set_end(self, end: int) -> None:
+        """Shrink or grow the range (e.g. a source that decoded fewer frames than promised)."""
+        self.manifest["end"] = int(end)
+        self._save()
+
+    def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18,
+               audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
+               audio_duration: float | None = None, end: int | None = None, keep: bool = False) -> Path:
+        """Encode frames [start, end) into `output` and remove the folder unless `keep`.
+
+        output: .mp4/.m4v/.mov/.mkv (H.264, plus `audio_source`'s audio trimmed to
+        [audio_start, audio_start + audio_duration] s), .gif, or a folder for the PNG
+        frames (hard links when possible). fps: the output rate, exact. Every frame must be
+        on disk (InputError naming the first missing one otherwise). Returns the output path.
+        """
+        from .. import media
+
+        end = self.end if end is None else end
+        n = end - self.start
+        out = Path(output).expanduser()
+        if media.output_kind(out) == "frames":
+            media.write_frames_folder(self.path, out, n_frames=n, start_number=self.start)
+            keep = keep or out.resolve() == self.path.resolve()
+        else:
+            media.encode_video(self.path, out, fps=Fraction(fps), n_frames=n, start_number=self.start, crf=crf,
+                               audio_source=audio_source, audio_start=audio_start, audio_duration=audio_duration)
+        if keep:
+            self.manifest["output"] = str(out)
+            self._save()
+        else:
+            self.remove()
+        return out
+
+    def remove(self) -> None:
+        """Delete the manifest, frames and leftovers, then the folder if nothing else is in it.
+
+        Only files this module names are deleted: a --work-dir pointed at a folder holding
+        other things loses none of them.
+        """
+        _clear(self.path)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+    def _save(self) -> None:
+        self.manifest["updated"] = _now()
+        _write_json(self.path / MANIFEST, self.manifest)
+
+
+def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, Any],
+              source: Mapping[str, Any] | None, seed: int, start: int, end: int, fps: Fraction,
+              work_dir: str | os.PathLike | None = None, restart: bool = False,
+              resume_hint: str = "pass --restart to discard them and start over") -> WorkFolder:
+    """Create, or reopen to resume, the work folder of a render of frames [start, end).
+
+    kind: "video", "zoom", ...; settings: JSON-able dict of everything the frames depend on
+    (not output-only options such as crf); source: `fingerprint(...)` or None (nothing read);
+    fps: the source or animation rate. work_dir: the folder (default: `default_work_dir`).
+    ResumeMismatchError when the folder holds frames of another render (unless `restart`,
+    which clears it); OutputError when it cannot be created.
+    """
+    path = Path(work_dir).expanduser().resolve() if work_dir else default_work_dir(output)
+    settings = {k: _jsonable(v) for k, v in settings.items()}
+    wanted = {
+        "format": FORMAT_VERSION, "kind": kind, "dreamvid": __version__,
+        "settings": settings, "digest": settings_digest(settings),
+        "source": dict(source) if source is not None else None, "seed": int(seed),
+        "start": int(start), "end": int(end), "fps": fps_text(fps), "output": str(output),
+    }
+    old = _read_manifest(path)
+    if old is not None and restart:
+        _clear(path)
+        old = None
+    elif old is not None:
+        _check_same(path, old, wanted, resume_hint)
+        if old.get("dreamvid") != __version__:
+            log.warning("%s was started by dreamvid %s; this is %s, frames may differ slightly",
+                        path.name, old.get("dreamvid"), __version__)
+    elif path.is_dir() and restart:
+        _clear(path)
+    elif path.is_dir() and any(FRAME_RE.match(n) for n in os.listdir(path)):
+        raise ResumeMismatchError(f"{path} holds frames but no {MANIFEST}, so they cannot be trusted",
+                                  hint=resume_hint)
+    try:
+        path.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise OutputError(f"cannot create the work folder {path}: its parent folder does not exist",
+                          hint="create it, or choose another --work-dir") from None
+    except OSError as e:
+        raise OutputError(f"cannot create the work folder {path}: {e.strerror}",
+                          hint="choose another --work-dir") from None
+    _remove_temp_files(path)
+    manifest = {**wanted, "created": (old or {}).get("created", _now())}
+    work = WorkFolder(path, manifest)
+    try:
+        work._save()
+    except OSError as e:
+        raise OutputError(f"cannot write {path / MANIFEST}: {e.strerror}",
+                          hint="check free disk space and permissions") from None
+    return work
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+def _check_same(path: Path, old: Mapping[str, Any], new: Mapping[str, Any], hint: str) -> None:
+    """ResumeMismatchError naming the first thing that differs between two manifests."""
+    what = f"{path.name} holds frames of another render"
+    if old.get("format") != new["format"]:
+        raise ResumeMismatchError(f"{what} (work folder format {old.get('format')}, this version "
+                                  f"writes {new['format']})", hint=hint)
+    if old.get("kind") != new["kind"]:
+        raise ResumeMismatchError(f"{what} (a {old.get('kind')} render, not {new['kind']})", hint=hint)
+    if old.get("source") != new["source"]:
+        keys = _changed(old.get("source") or {}, new["source"] or {}, ignore=("path",))
+        if keys:
+            raise ResumeMismatchError(f"{what}: the source has changed ({', '.join(keys)})", hint=hint)
+    if old.get("digest") != new["digest"]:
+        keys = _changed(_flat(old.get("settings") or {}), _flat(new["settings"]))
+        raise ResumeMismatchError(f"{what}: the settings have changed ({', '.join(keys) or 'digest'})",
+                                  hint=hint + ", or repeat the original settings to continue")
+    if old.get("seed") != new["seed"]:
+        raise ResumeMismatchError(f"{what}: the seed has changed ({old.get('seed')} -> {new['seed']})",
+                                  hint=hint)
+    if old.get("start") != new["start"]:
+        raise ResumeMismatchError(f"{what}: it starts at frame {old.get('start')}, this render at {new['start']}",
+                                  hint=hint + ", or use the original start")
+
+
+def _changed(a: Mapping[str, Any], b: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    keys = sorted((set(a) | set(b)) - set(ignore))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)][:4]
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        text = (path / MANIFEST).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise OutputError(f"cannot read {path / MANIFEST}: {e.strerror}", hint="check its permissions") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise ResumeMismatchError(f"{path / MANIFEST} is damaged, so the frames beside it cannot be trusted",
+                                  hint="pass --restart to discard them and start over")
+    return data
+
+
+def _write_json(dest: Path, data: Mapping[str, Any]) -> None:
+    from ..media.paths import atomic_destination
+
+    with atomic_destination(dest) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _clear(path: Path) -> None:
+    """Delete render.json, frame_*.png and our temporary files in `path` (nothing else)."""
+    if not path.is_dir():
+        return
+    for name in os.listdir(path):
+        if name == MANIFEST or FRAME_RE.match(name) or TEMP_RE.match(name):
+            with contextlib.suppress(FileNotFoundError):
+                (path / name).unlink()
+
+
+def _remove_temp_files(path: Path) -> None:
+    """Half-written frames of a render that was killed (never renamed into place)."""
+    for name in os.listdir(path):
+        if TEMP_RE.match(name):
+            with contextlib.suppress(OSError):
+                (path / name).unlink()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,242 @@
+"""`dreamvid video` and `dreamvid coherence` through Typer's CliRunner: a real end-to-end
+render with the bundled model, and every bad input as one `Error:` line with its exit code.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import shlex
+import subprocess
+from fractions import Fraction
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from dreamvid import media
+from dreamvid.cli import app
+
+from . import tinymodel
+from .conftest import FFMPEG
+
+runner = CliRunner()
+# The tiny network, dreamed briefly; --layer because the `video` preset names efficientnet's layers.
+FAST = ("--layer", "conv3", "--iterations", "2", "--num-octave", "1", "--frame-iterations", "1",
+        "--frame-num-octave", "1")
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def error_line(result, code, *fragments) -> str:
+    """The documented exit code, an `Error:` line naming the problem last, no traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("Error: "), result.output
+    for f in fragments:
+        assert f in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def one_line_error(result, code, *fragments) -> None:
+    """As error_line, for failures before any frame: nothing else is printed."""
+    error_line(result, code, *fragments)
+    assert len([line for line in result.output.strip().splitlines() if line.strip()]) == 1, result.output
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tinymodel.save(tmp_path_factory.mktemp("models"))
+
+
+def test_end_to_end_with_the_bundled_model_then_coherence(make_clip, tmp_path):
+    src, _ = make_clip("walk.mp4", n=6, width=96, height=64, fps=Fraction(30000, 1001), audio_hz=330)
+    out = tmp_path / "walk dream.mp4"
+    r = run("video", src, "-o", out)  # the `video` preset, efficientnet_lite0
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines()[-1] == str(out)
+    info = media.probe_video(out)
+    assert (info.n_frames, info.fps, info.has_audio, info.width, info.height) == (6, Fraction(30000, 1001),
+                                                                                   True, 96, 64)
+    assert not (tmp_path / "walk dream.mp4.dreamvid-work").exists()
+    dreamed = next(media.read_frames(out))[1].astype(float)
+    source = next(media.read_frames(src))[1].astype(float)
+    assert 3 < abs(dreamed - source).mean() < 80  # dreamed, still the same picture
+    r = run("coherence", src, out, "--json")
+    assert r.exit_code == 0, r.output
+    numbers = json.loads(r.output)
+    assert numbers["pairs"] == 5 and numbers["warping_error"]["output"] > numbers["warping_error"]["source"] > 0
+    r = run("coherence", src, out)
+    assert r.exit_code == 0 and "Warping error" in r.output and "vs source" in r.output
+
+
+def test_options_reach_the_render(make_clip, tiny, tmp_path):
+    src, _ = make_clip("o.mp4", n=10, audio_hz=440)
+    out = tmp_path / "o.gif"
+    r = run("video", src, "-o", out, "--model", tiny, *FAST, "--start", "f2", "--end", "0.32", "--flow", "farneback",
+            "--flow-quality", "ultrafast", "--blend", "0.5", "--fps", "10", "--keep-frames", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    assert media.probe_video(out).n_frames == 6  # frames 2..7: 0.32 s is frame 8 at 25 fps
+    manifest = json.loads((tmp_path / "o.gif.dreamvid-work" / "render.json").read_text())
+    assert manifest["settings"]["video"] == {"blend": 0.5, "flow": "farneback", "flow_quality": "ultrafast",
+                                             "frame_iterations": 1, "frame_num_octave": 1, "scene_cuts": True}
+    assert (manifest["seed"], manifest["start"], manifest["end"]) == (3, 2, 8)
+    r = run("video", src, "-o", tmp_path / "silent.mp4", "--model", tiny, *FAST, "--no-audio", "--end", "f2",
+            "--crf", "30")
+    assert r.exit_code == 0, r.output
+    assert not media.probe_video(tmp_path / "silent.mp4").has_audio
+    r = run("video", src, "--model", tiny, *FAST, "--end", "f2")  # default output beside the source
+    assert r.exit_code == 0 and (src.parent / "o.dream.mp4").is_file()
+
+
+def test_ctrl_c_keeps_frames_prints_the_resume_command_and_it_resumes(make_clip, tiny, tmp_path, monkeypatch,
+                                                                      ffmpeg_children):
+    import dreamvid.render.video as video
+
+    src, _ = make_clip("c.mp4", n=6)
+    out = tmp_path / "c_dream.mp4"
+    real, calls = video._dream_frame, []
+
+    def ctrl_c_on_the_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(video, "_dream_frame", ctrl_c_on_the_third)
+    r = run("video", src, "-o", out, "--model", tiny, *FAST, "--restart", "--blend", "0.8")
+    assert r.exit_code == 130, r.output
+    assert "Traceback" not in r.output and ffmpeg_children() == []
+    line = next(line for line in r.output.splitlines() if line.startswith("Interrupted: "))
+    assert "2 finished frames kept in" in line
+    command = shlex.split(line.split("Resume with: ")[1])
+    assert command[:3] == ["dreamvid", "video", str(src)] and "--restart" not in command
+    assert "--blend" in command and "0.8" in command
+    monkeypatch.setattr(video, "_dream_frame", real)
+    r = run(*command[1:])
+    assert r.exit_code == 0, r.output
+    assert media.probe_video(out).n_frames == 6
+
+
+def test_changed_settings_are_refused_until_restart(make_clip, tiny, tmp_path, monkeypatch):
+    src, _ = make_clip("s.mp4", n=4)
+    out = tmp_path / "s_dream.mp4"
+    r = run("video", src, "-o", out, "--model", tiny, *FAST, "--keep-frames")
+    assert r.exit_code == 0, r.output
+    (out.parent / "s_dream.mp4.dreamvid-work" / "frame_00003.png").unlink()  # as if interrupted
+    r = run("video", src, "-o", out, "--model", tiny, *FAST, "--step", "0.05")
+    one_line_error(r, 2, "settings have changed (dream.step:", "-> 0.05)", "--restart")
+    r = run("video", src, "-o", out, "--model", tiny, *FAST, "--step", "0.05", "--restart")
+    assert r.exit_code == 0, r.output
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, tiny, make_clip, image_files, ffmpeg_children):
+    _, images = image_files
+    clip, _ = make_clip("ok.mp4", n=4)
+    (tmp_path / "notes.mp4").write_text("hello\n")
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5",
+                    str(tmp_path / "tone.m4a")], check=True)
+    data = make_clip("z.mp4", n=10)[0].read_bytes()
+    (tmp_path / "empty.mp4").write_bytes(data[: data.index(b"mdat") + 4])
+    small, _ = make_clip("small.mp4", n=3, width=32, height=24)
+    m = ("--model", tiny, *FAST)
+    cases = [
+        (("video", small), 2, "too small to dream"),
+        (("video", tmp_path / "missing.mp4"), 2, "does not exist"),
+        (("video", tmp_path / "notes.mp4"), 2, "not a video"),
+        (("video", images[".png"]), 2, "still image"),
+        (("video", tmp_path / "tone.m4a"), 2, "audio only"),
+        (("video", tmp_path / "empty.mp4"), 2, "no video frames"),
+        (("video", clip, "--start", "10s"), 2, "beyond the end"),
+        (("video", clip, "--start", "f2", "--end", "f1"), 2, "not after"),
+        (("video", clip, "--start", "soon"), 2, "neither a time nor a frame index"),
+        (("video", clip, "--flow", "magic"), 2, "flow must be one of"),
+        (("video", clip, "--flow-quality", "best"), 2, "flow_quality must be one of"),
+        (("video", clip, "--blend", "1.5"), 2, "blend must be between 0 and 1"),
+        (("video", clip, "--frame-iterations", "-1"), 2, "frame_iterations"),
+        (("video", clip, "--fps", "fast"), 2, "fps 'fast' is not a number"),
+        (("video", clip, "--crf", "60"), 2, "crf must be between 0 and 51"),
+        (("video", clip, "-o", tmp_path / "still.png"), 2, "still image name"),
+        (("video", clip, "-o", tmp_path / "gone" / "o.mp4"), 2, "does not exist"),
+        (("video", clip, "-o", clip), 2, "is the input file"),
+        (("video", clip, "--preset", "nope"), 2, "unknown preset"),
+        (("coherence", clip, tmp_path / "missing.mp4"), 2, "does not exist"),
+        (("coherence", tmp_path / "notes.mp4", clip), 2, "not a video"),
+    ]
+    for args, code, words in cases:
+        if args[0] == "video":  # the bad flag comes last, so it wins over m's
+            args = (*args[:2], *m, *args[2:])
+        one_line_error(run(*args), code, words)
+    assert ffmpeg_children() == []
+    assert not list(tmp_path.glob("*.dreamvid-work"))
+
+
+def test_awkward_sources_render(make_clip, tiny, tmp_path):
+    """Normal, if unusual: one frame, odd sizes, rotation metadata, variable frame rate."""
+    cases = {
+        "one.mp4": dict(n=1),
+        "rot.mp4": dict(n=3, rotation=90),
+        "vfr.mp4": dict(n=6, vfr_gap_after=2),
+    }
+    for name, options in cases.items():
+        src, _ = make_clip(name, **options)
+        out = tmp_path / f"out_{name}"
+        r = run("video", src, "-o", out, "--model", tiny, *FAST)
+        assert r.exit_code == 0, (name, r.output)
+        info, got = media.probe_video(src), media.probe_video(out)
+        assert (got.width, got.height, got.n_frames) == (info.width, info.height, info.n_frames), name
+    r = run("video", src, "-o", tmp_path / "odd.mp4", "--model", tiny, *FAST, "--max-size", "63", "--end", "f1")
+    assert r.exit_code == 0, r.output
+    assert (media.probe_video(tmp_path / "odd.mp4").width, media.probe_video(tmp_path / "odd.mp4").height) == (64, 48)
+
+
+def test_truncated_source_keeps_what_decoded_and_exits_1(make_clip, tiny, tmp_path, ffmpeg_children):
+    path, _ = make_clip("t.mp4", n=30, crf=0)
+    data = path.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: (data.index(b"mdat") + len(data)) // 2])
+    r = run("video", tmp_path / "cut.mp4", "-o", tmp_path / "o.mp4", "--model", tiny, *FAST)
+    line = error_line(r, 1, "stopped decoding after frame", "frames that decoded")
+    n = int(line.split("has the ")[1].split()[0])
+    assert media.probe_video(tmp_path / "o.mp4").n_frames == n
+    assert ffmpeg_children() == []
+
+
+def test_disk_full_mid_render(make_clip, tiny, tmp_path, monkeypatch, ffmpeg_children):
+    import dreamvid.media.images as images
+
+    src, _ = make_clip("d.mp4", n=5)
+    real, calls = images.atomic_destination, []
+
+    def filling_up(dest, suffix=""):
+        calls.append(dest)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(dest, suffix)
+
+    monkeypatch.setattr(images, "atomic_destination", filling_up)
+    r = run("video", src, "-o", tmp_path / "o.mp4", "--model", tiny, *FAST)
+    error_line(r, 1, "No space left on device", "run the same command again to resume")
+    assert len(list((tmp_path / "o.mp4.dreamvid-work").glob("frame_*.png"))) == 2
+    assert ffmpeg_children() == []
+
+
+def test_out_of_memory_is_a_clear_error(make_clip, tiny, tmp_path, monkeypatch):
+    from dreamvid.dream import Dreamer
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    src, _ = make_clip("m.mp4", n=3)
+    monkeypatch.setattr(Dreamer, "dream", no_memory)
+    r = run("video", src, "-o", tmp_path / "o.mp4", "--model", tiny, *FAST)
+    error_line(r, 1, "out of memory dreaming a 64x48 frame", "--tile")
+    assert not (tmp_path / "o.mp4.dreamvid-work").exists()
+
+
+def test_help_documents_the_position_syntax():
+    r = run("video", "--help")
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    assert "f30" in text and "1:05.5" in text and "--keep-audio" in text and "--no-audio" in text
