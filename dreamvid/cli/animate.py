@@ -1,0 +1,258 @@
+"""`dreamvid zoom | timelapse | sweep`: animations and grids made from one photo."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import EXIT_INTERRUPTED, SettingsError
+from .common import handle_errors, progress_bar, with_dream_options
+
+MOTION_PANEL = "Camera path"
+FRAME_PANEL = "Frames"
+OUTPUT_PANEL = "Output and resume"
+LAPSE_PANEL = "Timelapse"
+SWEEP_PANEL = "Sweep"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("zoom")(zoom)
+    app.command("timelapse")(timelapse)
+    app.command("sweep")(sweep)
+
+
+def _opt(*names: str, help: str, type_=Optional[float], panel: str):
+    return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=panel, show_default=False)]
+
+
+def _output_opt(what: str):
+    return Annotated[Optional[Path], typer.Option("--output", "-o", show_default=False, help=what)]
+
+
+def _source_arg():
+    return Annotated[Path, typer.Argument(help="Photo to start from (JPEG, PNG, WebP, BMP, TIFF).",
+                                          show_default=False)]
+
+
+class LazyBar:
+    """A progress display that appears with the first report: input refused before the work
+    starts leaves just its one `Error:` line, not an empty bar above it."""
+
+    def __init__(self, description: str):
+        self.description, self.bar, self.task = description, None, None
+
+    def update(self, **fields) -> None:
+        if self.bar is None:
+            self.bar = progress_bar()
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=None, info="")
+        self.bar.update(self.task, **fields)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __enter__(self) -> "LazyBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _beside(source: Path, tag: str, suffix: str) -> Path:
+    """photo.jpg -> photo.zoom.mp4 beside it."""
+    return source.with_name(f"{source.stem}.{tag}{suffix}")
+
+
+def parse_pair(text: Optional[str], flag: str, example: str) -> Optional[tuple[float, float]]:
+    """'12,-4' -> (12.0, -4.0); None stays None; SettingsError otherwise."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise SettingsError(f"{flag} must be two numbers X,Y (got {text!r})", hint=f"e.g. {flag} {example}") from None
+
+
+# ---- zoom ----------------------------------------------------------------------------------------------
+
+@handle_errors
+@with_dream_options
+def zoom(
+    ctx: typer.Context,
+    source: _source_arg(),
+    output: _output_opt("Result: .mp4/.mov/.mkv, .gif, or a folder for PNG frames "
+                        "(default: SOURCE.zoom.mp4 beside the source).") = None,
+    zoom_: _opt("--zoom", help="Zoom factor per second: 1 still, 1.25 flies in (default), 0.8 flies out.",
+                panel=MOTION_PANEL) = None,
+    rotate: _opt("--rotate", help="Rotation in degrees per second, + counter-clockwise (default 0).",
+                 panel=MOTION_PANEL) = None,
+    pan: _opt("--pan", help="Pan in pixels per second, X,Y (right, down), e.g. 12,-4 (default 0,0).",
+              type_=Optional[str], panel=MOTION_PANEL) = None,
+    center: _opt("--center", help="Zoom/rotation centre as fractions of width,height (default 0.5,0.5).",
+                 type_=Optional[str], panel=MOTION_PANEL) = None,
+    duration: _opt("--duration", "-d", help="Length in seconds (default: the keyframes' last time, else 10).",
+                   panel=MOTION_PANEL) = None,
+    frames: _opt("--frames", help="Length in frames, instead of --duration.", type_=Optional[int],
+                 panel=MOTION_PANEL) = None,
+    fps: _opt("--fps", help="Frames per second (24 default, 30000/1001); the path does not depend on it.",
+              type_=Optional[str], panel=MOTION_PANEL) = None,
+    keyframes: _opt("--keyframes", "-k", help="TOML file of keyframe tables easing zoom, rotate, pan, "
+                    "center and step, iterations, num_octave, octave_scale, max_loss, jitter, layers over time.",
+                    type_=Optional[Path], panel=MOTION_PANEL) = None,
+    frame_iterations: _opt("--frame-iterations", help="Iterations per octave of each frame after the first "
+                           "(it starts from the moved previous dream).", type_=Optional[int],
+                           panel=FRAME_PANEL) = None,
+    frame_num_octave: _opt("--frame-num-octave", help="Octaves of each frame after the first.",
+                           type_=Optional[int], panel=FRAME_PANEL) = None,
+    interpolation: _opt("--interpolation", help="Warp kernel: lanczos (default, sharpest), cubic, linear, "
+                        "nearest.", type_=Optional[str], panel=FRAME_PANEL) = None,
+    color_hold: _opt("--color-hold", "--colour-hold", help="0..1: how firmly colours are held to the first "
+                     "frame's (0 lets them run to a saturated rainbow; default 0.5).", panel=FRAME_PANEL) = None,
+    crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
+              panel=OUTPUT_PANEL) = None,
+    restart: Annotated[bool, typer.Option("--restart", rich_help_panel=OUTPUT_PANEL,
+                                          help="Discard frames of an earlier, different render in the work folder.")
+                       ] = False,
+    keep_frames: Annotated[bool, typer.Option("--keep-frames", rich_help_panel=OUTPUT_PANEL,
+                                              help="Keep the work folder of PNG frames after encoding.")] = False,
+    work_dir: _opt("--work-dir", help="Folder for the frames and render.json "
+                   "(default: OUTPUT.dreamvid-work beside the output).", type_=Optional[Path],
+                   panel=OUTPUT_PANEL) = None,
+    dream: dict = None,
+    preset: Optional[str] = None,
+) -> None:
+    """Infinite dream zoom: each frame is the last one moved along the camera path and dreamed a little more.
+
+    Interrupted renders (Ctrl-C) keep their frames: run the same command again to resume.
+    The preset defaults to `zoom`; another preset keeps zoom's short per-frame dream unless it sets its own.
+    """
+    from ..render import frames as work_folder
+    from ..render.zoom import ZoomSettings, render_zoom, resolve_settings
+
+    settings = resolve_settings(preset, dream=dream, video={
+        "frame_iterations": frame_iterations, "frame_num_octave": frame_num_octave, "crf": crf})
+    motion = {"zoom": zoom_, "rotate": rotate, "pan": parse_pair(pan, "--pan", "12,-4"),
+              "center": parse_pair(center, "--center", "0.5,0.4"), "fps": fps, "interpolation": interpolation,
+              "color_hold": color_hold}
+    zoom_settings = ZoomSettings(**{k: v for k, v in motion.items() if v is not None})
+    output = output or _beside(source, "zoom", ".mp4")
+    with LazyBar("zooming") as bar:
+        def on_frame(p):
+            bar.update(total=p.total, completed=p.done, info=f"frame {p.index} {p.fps:.2f} fps")
+
+        try:
+            result = render_zoom(source, output, settings, zoom_settings, keyframes=keyframes, duration=duration,
+                                 n_frames=frames, restart=restart, keep_frames=keep_frames, work_dir=work_dir,
+                                 progress=on_frame)
+        except KeyboardInterrupt:
+            from .video import resume_command
+
+            bar.stop()
+            folder = Path(work_dir) if work_dir else work_folder.default_work_dir(output)
+            kept = len(list(folder.glob("frame_*.png"))) if folder.is_dir() else 0
+            typer.echo(f"Interrupted: {kept} finished frame{'s' * (kept != 1)} kept in {folder}. "
+                       f"Resume with: {resume_command(ctx)}", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    typer.echo(str(result.output))
+
+
+# ---- timelapse -----------------------------------------------------------------------------------------
+
+@handle_errors
+@with_dream_options
+def timelapse(
+    source: _source_arg(),
+    output: _output_opt("Result: .mp4/.mov/.mkv or .gif (crossfaded snapshots), .png/.jpg (a labelled "
+                        "contact sheet), or a folder (the snapshots as PNG) "
+                        "(default: SOURCE.timelapse.mp4 beside the source).") = None,
+    checkpoints: _opt("--checkpoints", "-c", help="Iteration counts (per octave) rendered independently, "
+                      "increasing: 40,80,120,160,200,240 (the default).", type_=Optional[str],
+                      panel=LAPSE_PANEL) = None,
+    every: _opt("--every", help="Instead: ONE run of --iterations, a snapshot every K steps (over all octaves) "
+                "and of the result.", type_=Optional[int], panel=LAPSE_PANEL) = None,
+    fps: _opt("--fps", help="Video frame rate (default 25).", type_=Optional[str], panel=LAPSE_PANEL) = None,
+    hold: _opt("--hold", help="Seconds each snapshot is shown in a video (default 1).", panel=LAPSE_PANEL) = None,
+    fade: _opt("--fade", help="Seconds of crossfade between snapshots (default 0.5; 0 cuts).",
+               panel=LAPSE_PANEL) = None,
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", rich_help_panel=LAPSE_PANEL,
+                                         help="Write the iteration count on video frames.")] = True,
+    cell_size: _opt("--cell-size", help="Longest side of each picture in a contact sheet, px (default 384).",
+                    type_=Optional[int], panel=LAPSE_PANEL) = None,
+    columns: _opt("--columns", help="Pictures per row of a contact sheet (default: about 16:9).",
+                  type_=Optional[int], panel=LAPSE_PANEL) = None,
+    crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51.", type_=Optional[int], panel=LAPSE_PANEL) = None,
+    dream: dict = None,
+    preset: Optional[str] = None,
+) -> None:
+    """The dream as iterations grow: independent renders at --checkpoints, or one run sampled --every K steps."""
+    from .. import presets
+    from ..render import lapse
+    from ..render.sheet import DEFAULT_CELL_SIZE
+
+    counts = lapse.parse_checkpoints(checkpoints) if checkpoints is not None else None
+    if counts is not None and dream.get("iterations") is not None:
+        raise SettingsError("--iterations does nothing with --checkpoints: each checkpoint is the iteration count",
+                            hint="use --checkpoints alone, or --every K with --iterations N")
+    settings = presets.resolve(preset, dream=dream).dream
+    _positive(cell_size, "--cell-size", 16)
+    _positive(columns, "--columns", 1)
+    output = output or _beside(source, "timelapse", ".mp4")
+    from ..render.zoom import parse_fps
+
+    rate = parse_fps(fps) if fps is not None else lapse.DEFAULT_FPS
+    with LazyBar("dreaming") as bar:
+        def on_step(done, total, info):
+            bar.update(total=total, completed=done, info=info)
+
+        result = lapse.render_timelapse(
+            source, output, settings, checkpoints=counts, every=every, fps=float(rate),
+            hold=lapse.DEFAULT_HOLD if hold is None else hold, fade=lapse.DEFAULT_FADE if fade is None else fade,
+            labels=labels, cell_size=cell_size or DEFAULT_CELL_SIZE, columns=columns,
+            crf=18 if crf is None else crf, progress=on_step)
+    typer.echo(str(result))
+
+
+def _positive(value: Optional[int], flag: str, least: int) -> None:
+    if value is not None and value < least:
+        raise SettingsError(f"{flag} must be at least {least} (got {value})", hint=None)
+
+
+# ---- sweep ---------------------------------------------------------------------------------------------
+
+@handle_errors
+@with_dream_options
+def sweep(
+    source: _source_arg(),
+    vary: Annotated[list[str], typer.Option(
+        "--vary", show_default=False, rich_help_panel=SWEEP_PANEL,
+        help="KEY=V1,V2,... a setting and its values; repeat for more axes (the first runs along the columns). "
+             "Any setting: step, num_octave, octave_scale, iterations, max_loss, layers (join with +), model, "
+             "seed, ...")],
+    output: _output_opt("The labelled grid: .png/.jpg/.webp (default: SOURCE.sweep.png beside the source).") = None,
+    save_cells: _opt("--save-cells", help="Also save every cell at full size into this folder.",
+                     type_=Optional[Path], panel=SWEEP_PANEL) = None,
+    cell_size: _opt("--cell-size", help="Longest side of each picture in the grid, px (default 384).",
+                    type_=Optional[int], panel=SWEEP_PANEL) = None,
+    dream: dict = None,
+    preset: Optional[str] = None,
+) -> None:
+    """A labelled grid of one photo dreamed with each combination of the --vary values."""
+    from .. import presets
+    from ..render.sheet import DEFAULT_CELL_SIZE
+    from ..render.sweep import parse_vary, render_sweep
+
+    axes = [parse_vary(v) for v in vary]  # bad axes are refused before any model loads
+    settings = presets.resolve(preset, dream=dream).dream
+    _positive(cell_size, "--cell-size", 16)
+    output = output or _beside(source, "sweep", ".png")
+    with LazyBar("dreaming") as bar:
+        def on_step(done, total, info):
+            bar.update(total=total, completed=done, info=info)
+
+        result = render_sweep(source, output, settings, vary=axes, save_cells=save_cells,
+                              cell_size=cell_size or DEFAULT_CELL_SIZE, progress=on_step)
+    typer.echo(str(result))

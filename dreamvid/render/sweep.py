@@ -1,0 +1,276 @@
+"""`render_sweep`: one image dreamed over a grid of settings, drawn as one labelled picture.
+
+    render_sweep("cat.jpg", "grid.png", vary=["step=0.01,0.06", "num_octave=3,6,10"])
+
+The first axis runs along the columns; further axes multiply into the rows (a row label
+then names every value that row holds). Any DreamSettings field can be an axis, `model`
+and `layers` included. Cells that share a model and layers share one compiled Dreamer
+(dream.get_dreamer), so a step x num_octave sweep traces the network once.
+
+Everything is checked before the first step: each axis, each cell's settings, every model
+and layer named (the networks are loaded up front), and the size of the whole job. A grid
+over MAX_CELLS cells, or one that would take more than MAX_WORK megapixel-steps, is refused
+with the numbers, rather than discovered an hour in.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import OutputError, SettingsError
+from ..settings import DreamSettings, parse_layers, validate
+from . import sheet
+
+log = logging.getLogger("dreamvid")
+
+MAX_CELLS = 64  # an 8 x 8 grid; past that the pictures are too small to compare anyway
+# Megapixel-steps: pixels x gradient steps summed over cells and octaves. 2 CPU cores do
+# about 1.1 per second with efficientnet_lite0 (a 320x240 step takes ~0.07 s), so the limit is
+# about 13 hours there (a GPU is many times faster, but past this the grid is a typo anyway).
+MAX_WORK = 50_000
+ALIASES = {"layer": "layers"}  # --vary layer=... reads naturally too
+NONE_WORDS = ("none", "off")  # max_loss=none: never stop early; max_size=none: keep the size
+CAPTION_KEYS = ("model", "layers", "step", "num_octave", "octave_scale", "iterations", "max_loss",
+                "jitter", "seed")  # the fixed settings worth printing (tile and precision do not change the look)
+
+Progress = Callable[[int, int, str], None]  # (gradient steps done, total, what is happening)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept setting: its DreamSettings field name and the values it takes."""
+
+    key: str
+    values: tuple
+
+    def label(self, k: int) -> str:
+        return f"{self.key} = {sheet.value_text(self.key, self.values[k])}"
+
+
+def sweepable() -> list[str]:
+    """The setting names an axis can vary (every DreamSettings field)."""
+    return [f.name for f in fields(DreamSettings)]
+
+
+def parse_vary(spec: str) -> Axis:
+    """'step=0.01,0.06' -> Axis("step", (0.01, 0.06)); layers values join layers with '+':
+    'layers=block4c_out,block5c_out+block6d_out:0.5'. SettingsError for a missing '=',
+    an unknown key, no values or a value of the wrong type."""
+    key, sep, rest = spec.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SettingsError(f"--vary {spec!r} is not KEY=VALUE,VALUE,...",
+                            hint="e.g. --vary step=0.01,0.06")
+    return make_axis(key, [v.strip() for v in rest.split(",")])
+
+
+def make_axis(key: str, values: Sequence[Any]) -> Axis:
+    """An Axis from a key and values (strings are parsed, other values taken as they are)."""
+    key = ALIASES.get(key, key)
+    known = sweepable()
+    if key not in known:
+        close = difflib.get_close_matches(key, known, n=1)
+        raise SettingsError(f"cannot vary {key!r}: it is not a setting",
+                            hint=(f"did you mean {close[0]!r}? " if close else "") + f"settings: {', '.join(known)}")
+    if isinstance(values, (str, bytes)) or not [v for v in values if v != ""]:
+        raise SettingsError(f"--vary {key} has no values", hint=f"give at least one, e.g. --vary {_example(key)}")
+    if any(v == "" for v in values):
+        raise SettingsError(f"--vary {key} has an empty value", hint=f"separate values with single commas, "
+                                                                     f"e.g. --vary {_example(key)}")
+    return Axis(key, tuple(_value(key, v) for v in values))
+
+
+def _example(key: str) -> str:
+    return {"layers": "layers=block4c_out,block6d_out", "model": "model=efficientnet_lite0,vgg16_hed",
+            "step": "step=0.01,0.06"}.get(key, f"{key}=V1,V2")
+
+
+def _value(key: str, v: Any) -> Any:
+    """A value for field `key`, parsed from text if it is text."""
+    if not isinstance(v, str):
+        return parse_layers(v) if key == "layers" else v
+    default = getattr(DreamSettings(), key)
+    if key == "layers":
+        return parse_layers([part for part in v.split("+") if part])
+    if v.lower() in NONE_WORDS and key in ("max_loss", "max_size", "weights"):
+        return None
+    kind = type(default) if default is not None else {"max_loss": float, "max_size": int}.get(key, str)
+    if kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise SettingsError(f"--vary {key}: {v!r} is not {what}", hint=f"e.g. --vary {_example(key)}") from None
+    return v
+
+
+def cell_settings(base: DreamSettings, axes: Sequence[Axis]) -> list[list[DreamSettings]]:
+    """[row][column] settings: columns from axes[0], rows from the product of the others.
+    Validated (SettingsError naming the cell's value); limits checked."""
+    if not axes:
+        raise SettingsError("a sweep needs at least one axis", hint="e.g. --vary step=0.01,0.06")
+    keys = [a.key for a in axes]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise SettingsError(f"{k} is varied twice", hint=f"put all its values in one --vary {k}=...")
+    n_cells = math.prod(len(a.values) for a in axes)
+    if n_cells > MAX_CELLS:
+        shape = " x ".join(str(len(a.values)) for a in axes)
+        raise SettingsError(f"the sweep has {n_cells} cells ({shape}), more than the limit of {MAX_CELLS}",
+                            hint="use fewer values per --vary, or split it into several sweeps")
+    rows = []
+    for row_values in itertools.product(*(range(len(a.values)) for a in axes[1:])):
+        row = []
+        for c in range(len(axes[0].values)):
+            picks = [(axes[0], c), *zip(axes[1:], row_values)]
+            cs = replace(base, **{a.key: a.values[k] for a, k in picks})
+            try:
+                row.append(validate(cs))
+            except SettingsError as e:
+                where = ", ".join(a.label(k) for a, k in picks)
+                raise SettingsError(f"sweep cell {where}: {e.message}", hint=e.hint) from None
+        rows.append(row)
+    return rows
+
+
+def row_labels(axes: Sequence[Axis]) -> list[str] | None:
+    if len(axes) < 2:
+        return None
+    return [" · ".join(a.label(k) for a, k in zip(axes[1:], ks))
+            for ks in itertools.product(*(range(len(a.values)) for a in axes[1:]))]
+
+
+def work(image_size: tuple[int, int], cells: Sequence[Sequence[DreamSettings]]) -> float:
+    """Megapixel-steps of a sweep on an (H, W) image (octaves summed, early stops ignored)."""
+    total = 0.0
+    for cs in itertools.chain.from_iterable(cells):
+        h, w = _fitted(image_size, cs.max_size)
+        pyramid = sum(cs.octave_scale ** (-2 * i) for i in range(cs.num_octave))
+        total += h * w / 1e6 * pyramid * cs.iterations
+    return total
+
+
+def _fitted(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
+    h, w = size
+    if not max_size or max(h, w) <= max_size:
+        return h, w
+    scale = max_size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def render_sweep(source, output: str | os.PathLike, settings: DreamSettings | None = None, *,
+                 vary: Sequence[str | Axis | tuple[str, Sequence[Any]]], save_cells: str | os.PathLike | None = None,
+                 cell_size: int = sheet.DEFAULT_CELL_SIZE, progress: Progress | None = None) -> Path:
+    """Dream `source` (an image path, or (H, W, 3) uint8 RGB) once per cell and draw the grid.
+
+    vary: axes as "key=v1,v2" strings, Axis objects or (key, values) pairs; the first runs
+    along the columns. output: an image file (.png, .jpg, .webp): the labelled grid, each
+    picture at most `cell_size` px. save_cells: a folder that receives every cell at full
+    size, named by its values (step=0.01_num_octave=3.png). Returns the output path.
+    """
+    from .. import media
+    from ..dream import get_dreamer, octave_sizes, to_uint8
+
+    axes = [parse_vary(a) if isinstance(a, str) else a if isinstance(a, Axis) else make_axis(*a) for a in vary]
+    src_name = None
+    if isinstance(source, (str, os.PathLike)):
+        src_name = Path(source).name
+        out = media.check_output_path(output, source)
+        image = media.read_image(source)
+    else:
+        out = media.check_output_path(output)
+        image = np.asarray(source)
+    if media.output_kind(out) != "image":
+        raise OutputError(f"a sweep is one picture, not a {media.output_kind(out)} ({out.name})",
+                          hint="write it as .png or .jpg; --save-cells DIR keeps every cell as well")
+    base = validate(settings or DreamSettings())
+    grid = cell_settings(base, axes)
+    amount = work(image.shape[:2], grid)
+    if amount > MAX_WORK:
+        raise SettingsError(f"the sweep would take about {amount:,.0f} megapixel-steps, more than the limit of "
+                            f"{MAX_WORK:,} (about half a day on a 2-core CPU)",
+                            hint="use --max-size, fewer --iterations or fewer values")
+    dreamers = {_model_key(cs): get_dreamer(cs) for cs in itertools.chain.from_iterable(grid)}  # load all first
+    cells_dir = _cells_dir(save_cells)
+
+    from ..dream import fit_max_size
+
+    source_f = image.astype(np.float32)
+    sizes = {cs.max_size: fit_max_size(source_f, cs.max_size) for cs in itertools.chain.from_iterable(grid)}
+    steps_of = [[cs.iterations * len(octave_sizes(*sizes[cs.max_size].shape[:2], cs.num_octave, cs.octave_scale,
+                                                  dreamers[_model_key(cs)].min_size)) for cs in row] for row in grid]
+    total = sum(itertools.chain.from_iterable(steps_of))
+    log.info("sweep: %d cells, %d steps, about %.0f megapixel-steps", sum(map(len, grid)), total, amount)
+    labels_r = row_labels(axes)
+    thumbs: list[list[np.ndarray]] = []
+    done, n = 0, 0
+    for r, row in enumerate(grid):
+        thumbs.append([])
+        for c, cs in enumerate(row):
+            n += 1
+            picks = [(axes[0], c), *zip(axes[1:], _row_index(axes, r))]
+            where = ", ".join(a.label(k) for a, k in picks)
+            base_done = done
+
+            def on_step(p, where=where, n=n):
+                nonlocal done
+                done += 1
+                if progress:
+                    progress(done, total, f"cell {n}/{sum(map(len, grid))} ({where}), "
+                                          f"octave {p.octave + 1}/{p.num_octave}, loss {p.loss:.2f}")
+
+            picture = to_uint8(dreamers[_model_key(cs)].dream(sizes[cs.max_size], cs, progress=on_step))
+            done = base_done + steps_of[r][c]  # early stops (max_loss) skip steps: keep the count honest
+            if cells_dir is not None:
+                media.write_image(cells_dir / cell_name(picks), picture)
+            thumbs[r].append(sheet.fit(picture, cell_size))
+    h, w = sizes[base.max_size].shape[:2] if base.max_size in sizes else _fitted(image.shape[:2], base.max_size)
+    varied = {a.key for a in axes}
+    fixed = sheet.settings_text(replace(base, layers=_shown_layers(base, dreamers)),
+                                [k for k in CAPTION_KEYS if k not in varied])
+    caption = fixed + (f" · {src_name}" if src_name else "") + f" · {w}x{h}"
+    drawn = sheet.grid(thumbs, columns=[axes[0].label(k) for k in range(len(axes[0].values))],
+                       rows=labels_r, caption=[caption], cell_size=None)
+    media.write_image(out, drawn.image)
+    return out
+
+
+def _row_index(axes: Sequence[Axis], r: int) -> tuple[int, ...]:
+    return list(itertools.product(*(range(len(a.values)) for a in axes[1:])))[r]
+
+
+def _model_key(cs: DreamSettings) -> tuple:
+    return (cs.model, tuple(cs.layers), cs.weights)
+
+
+def _shown_layers(base: DreamSettings, dreamers: dict) -> tuple:
+    d = dreamers.get(_model_key(base))
+    return tuple(d.model.layers) if d is not None else base.layers
+
+
+def cell_name(picks) -> str:
+    """A file name from a cell's values: step=0.01_num_octave=3.png (safe characters only)."""
+    text = "_".join(f"{a.key}={sheet.value_text(a.key, a.values[k])}" for a, k in picks)
+    return re.sub(r"[^A-Za-z0-9._=+-]", "-", text) + ".png"
+
+
+def _cells_dir(save_cells) -> Path | None:
+    from ..media.paths import writable_dir_or_raise
+
+    if save_cells is None:
+        return None
+    d = Path(save_cells).expanduser()
+    if d.exists() and not d.is_dir():
+        raise OutputError(f"--save-cells {d} is a file, not a folder", hint="give a folder for the cell pictures")
+    writable_dir_or_raise(d.parent.resolve())
+    d.mkdir(exist_ok=True)
+    return d

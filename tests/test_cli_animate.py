@@ -1,0 +1,220 @@
+"""`dreamvid zoom | timelapse | sweep` through Typer's CliRunner: bad input and one real run each.
+
+Every refused input exits with its documented code and ONE `Error:` line, no traceback, and
+is refused before a network is loaded (the bad-input tests do not pay for TensorFlow).
+The end-to-end runs use the bundled efficientnet_lite0 on a tiny picture.
+"""
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dreamvid import media
+from dreamvid.cli import app
+
+from . import tinymodel
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, code, *fragments):
+    """Exit code as documented, one `Error:` line naming the problem, no traceback."""
+    assert result.exit_code == code, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tinymodel.save(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def keyframes_file(tmp_path, text):
+    path = tmp_path / "keys.toml"
+    path.write_text(text)
+    return path
+
+
+# ---- zoom: bad input ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--zoom", "0"], ["zoom must be > 0"]),
+    (["--zoom", "-1.5"], ["zoom must be > 0"]),
+    (["--fps", "0"], ["fps must be between 0 and"]),
+    (["--fps", "-24"], ["fps"]),
+    (["--fps", "fast"], ["is not a number"]),
+    (["--duration", "0"], ["duration must be > 0"]),
+    (["--duration", "-3"], ["duration must be > 0"]),
+    (["--frames", "0"], ["frames must be a whole number > 0"]),
+    (["--duration", "2", "--frames", "10"], ["not both"]),
+    (["--pan", "12"], ["--pan must be two numbers"]),
+    (["--center", "0.5,1.5"], ["center must be fractions"]),
+    (["--color-hold", "3"], ["color_hold must be between 0 and 1"]),
+    (["--interpolation", "bicubic"], ["interpolation 'bicubic' is not known"]),
+    (["--frame-iterations", "-1"], ["frame_iterations"]),
+    (["--step", "0"], ["step must be > 0"]),
+    (["--preset", "nope"], ["unknown preset"]),
+    (["-o", "{tmp}/zoom.png"], ["a zoom is a clip"]),
+    (["-o", "{tmp}/missing/zoom.mp4"], ["does not exist"]),
+])
+def test_zoom_refuses(photo, tmp_path, args, fragments):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "-o" not in args:
+        args += ["-o", tmp_path / "z.mp4"]
+    one_line_error(run("zoom", photo, *args), 2, *fragments)
+    assert not list(tmp_path.glob("*.dreamvid-work"))
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("[[keyframe]]\ntime = 2\nzoom = 1.2\n[[keyframe]]\ntime = 1\nzoom = 1.5\n", ["keyframe 2 has time 1", "time 2"]),
+    ("[[keyframe]]\ntime = 0\nzom = 1.2\n", ["keyframe 1: unknown key 'zom'"]),
+    ("[[keyframe]]\ntime = 0\neasing = \"bouncy\"\n", ["easing 'bouncy' is not known"]),
+    ("[[keyframe]]\ntime = 0\nzoom = -1\n", ["zoom must be > 0"]),
+    ("[camera]\nzoom = 1\n", ["unknown top-level key 'camera'"]),
+    ("[[keyframe]]\ntime = 0\niterations = 2.5\n", ["iterations must be a whole number"]),
+    ("this is not toml", ["not valid TOML"]),
+])
+def test_zoom_refuses_bad_keyframes(photo, tmp_path, text, fragments):
+    r = run("zoom", photo, "-o", tmp_path / "z.mp4", "--keyframes", keyframes_file(tmp_path, text))
+    one_line_error(r, 2, *fragments)
+
+
+def test_zoom_refuses_what_image_refuses(tmp_path, photo):
+    one_line_error(run("zoom", tmp_path / "nope.jpg", "-o", tmp_path / "z.mp4"), 2, "does not exist")
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("hello")
+    one_line_error(run("zoom", not_image, "-o", tmp_path / "z.mp4"), 2, "not an image")
+    one_line_error(run("zoom", photo, "-o", tmp_path / "z.mp4", "--keyframes", tmp_path / "none.toml"), 2,
+                   "cannot read keyframes file")
+
+
+def test_zoom_interrupted_keeps_frames_and_resumes(photo, tiny, tmp_path, monkeypatch):
+    from dreamvid.render import zoom
+
+    out = tmp_path / "frames"
+    args = ["zoom", photo, "-o", out, "--model", tiny, "--layer", "conv3", "--frames", "4", "--fps", "6",
+            "-i", "2", "--frame-iterations", "1", "--zoom", "1.5"]
+    make = zoom.Frames.make
+
+    def ctrl_c_at_frame_2(self, i, *a, **k):
+        if i == 2:
+            raise KeyboardInterrupt
+        return make(self, i, *a, **k)
+
+    monkeypatch.setattr(zoom.Frames, "make", ctrl_c_at_frame_2)
+    r = run(*args)
+    assert r.exit_code == 130, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("Interrupted: 2 finished frames kept in") and "Resume with: dreamvid zoom" in last
+    assert "--frames 4" in last and "Traceback" not in r.output
+    monkeypatch.setattr(zoom.Frames, "make", make)
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_0000{i}.png" for i in range(4)]
+    assert media.read_image(out / "frame_00003.png").shape == (48, 64, 3)
+    assert not (tmp_path / "frames.dreamvid-work").exists()
+
+
+# ---- timelapse: bad input ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--checkpoints", "80,40"], ["checkpoints must increase, but 40 comes after 80"]),
+    (["--checkpoints", "40,40"], ["checkpoints must increase"]),
+    (["--checkpoints", ""], ["checkpoints is empty"]),
+    (["--checkpoints", "40,lots"], ["checkpoints must be whole numbers"]),
+    (["--checkpoints", "-5,10"], ["checkpoints must be whole numbers"]),
+    (["--checkpoints", "40,80", "--every", "5"], ["not both"]),
+    (["--checkpoints", "40,80", "--iterations", "5"], ["--iterations does nothing with --checkpoints"]),
+    (["--every", "0"], ["every must be a whole number of steps >= 1"]),
+    (["--every", "500", "--iterations", "10"], ["more than the whole run's 30 steps"]),
+    (["--fps", "0"], ["fps must be between 0 and"]),
+    (["--hold", "0"], ["hold must be > 0"]),
+    (["--fade", "-1"], ["fade must be >= 0"]),
+    (["--cell-size", "0"], ["--cell-size must be at least 16"]),
+    (["-o", "{tmp}/lapse.txt"], ["cannot write '.txt' files"]),
+])
+def test_timelapse_refuses(photo, tmp_path, args, fragments):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "-o" not in args:
+        args += ["-o", tmp_path / "lapse.mp4"]
+    one_line_error(run("timelapse", photo, *args), 2, *fragments)
+
+
+# ---- sweep: bad input --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--vary", "step="], ["--vary step has no values"]),
+    (["--vary", "step=,"], ["--vary step has no values"]),
+    (["--vary", "step"], ["is not KEY=VALUE"]),
+    (["--vary", "stepsize=0.1,0.2"], ["cannot vary 'stepsize'"]),
+    (["--vary", "num_octave=3,six"], ["'six' is not a whole number"]),
+    (["--vary", "step=0.01,-0.5"], ["sweep cell step = -0.5: step must be > 0"]),
+    (["--vary", "step=0.01", "--vary", "step=0.02"], ["step is varied twice"]),
+    (["--vary", "seed=" + ",".join(map(str, range(9))), "--vary", "jitter=" + ",".join(map(str, range(9)))],
+     ["81 cells (9 x 9), more than the limit of 64"]),
+    (["--vary", "iterations=9000,10000", "--vary", "num_octave=10,20"], ["megapixel-steps, more than the limit"]),
+    (["--vary", "step=0.01", "-o", "{tmp}/grid.mp4"], ["a sweep is one picture"]),
+])
+def test_sweep_refuses(tmp_path, args, fragments):
+    big = tmp_path / "big.png"  # large enough that the work limit bites
+    cv2.imwrite(str(big), np.full((2000, 3000, 3), 128, np.uint8))
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "-o" not in args:
+        args += ["-o", tmp_path / "grid.png"]
+    one_line_error(run("sweep", big, *args), 2, *fragments)
+
+
+def test_sweep_needs_an_axis(photo, tmp_path):
+    r = run("sweep", photo, "-o", tmp_path / "grid.png")
+    assert r.exit_code == 2 and "--vary" in r.output and "Traceback" not in r.output
+
+
+# ---- one real run of each with the bundled network ---------------------------------------------
+
+@pytest.mark.slow
+def test_zoom_end_to_end_gif(photo, tmp_path):
+    out = tmp_path / "zoom.gif"
+    r = run("zoom", photo, "-o", out, "--frames", "4", "--fps", "8", "-i", "2", "--num-octave", "1",
+            "--frame-iterations", "1", "--frame-num-octave", "1")
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines()[-1] == str(out.resolve())
+    import imageio_ffmpeg
+
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 4
+    assert not (tmp_path / "zoom.gif.dreamvid-work").exists()
+
+
+@pytest.mark.slow
+def test_timelapse_end_to_end_contact_sheet(photo, tmp_path):
+    out = tmp_path / "lapse.png"
+    r = run("timelapse", photo, "-o", out, "--checkpoints", "1,2,3", "--num-octave", "1")
+    assert r.exit_code == 0, r.output
+    sheet = media.read_image(out)
+    assert sheet.shape[0] > 2 * 48 and sheet.shape[1] > 2 * 64
+
+
+@pytest.mark.slow
+def test_sweep_end_to_end(photo, tmp_path):
+    out, cells = tmp_path / "grid.png", tmp_path / "cells"
+    r = run("sweep", photo, "-o", out, "--vary", "step=0.01,0.05", "-i", "2", "--num-octave", "1",
+            "--save-cells", cells)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in cells.iterdir()) == ["step=0.01.png", "step=0.05.png"]
+    assert media.read_image(out).shape[1] > 2 * 64
