@@ -39,7 +39,7 @@ def root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """DeepDream for photos and video."""
-    State.debug, State.quiet = debug, quiet
+    State.debug, State.quiet, State.verbose = debug, quiet, verbose
     setup_logging(verbose, quiet)
 
 

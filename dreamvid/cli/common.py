@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -24,6 +25,28 @@ log = logging.getLogger("dreamvid")
 class State:
     debug = False
     quiet = False
+    verbose = False
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its native start-up chatter (CUDA probing, oneDNN notices) hidden.
+
+    Those lines are written by C++ before Python logging exists, some even before absl reads
+    TF_CPP_MIN_LOG_LEVEL, so the only way to hide them is to point fd 2 elsewhere for the
+    import. --debug and --verbose show them.
+    """
+    if "tensorflow" in sys.modules or State.debug or State.verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def fail(message: str, code: int) -> None:
@@ -94,6 +117,7 @@ def with_dream_options(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(**kwargs):
+        import_tensorflow_quietly()
         flags = {p.name: kwargs.pop(p.name) for p in DREAM_OPTIONS}
         preset = flags.pop("preset")
         layer = flags.pop("layer")

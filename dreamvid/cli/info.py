@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from .common import handle_errors
+from .common import handle_errors, import_tensorflow_quietly
 
 
 def register(app: typer.Typer) -> None:
@@ -58,6 +58,7 @@ def models_fetch(name: Annotated[str, typer.Argument(help="A downloadable model,
     """Download a model's ImageNet weights into the Keras cache now."""
     from .. import models
 
+    import_tensorflow_quietly()
     typer.echo(str(models.fetch(name)))
 
 
@@ -66,6 +67,7 @@ def layers(model: Annotated[str, typer.Argument(help="Model name or .keras file.
     """List a model's dreamable layers with output shapes (at 224 px input); * marks the default."""
     from .. import models
 
+    import_tensorflow_quietly()
     default = {n for n, _ in models.default_layers(model)}
     table = _table("layer", f"output at {models.LISTING_SIZE} px (h, w, channels)", "default")
     for name, shape in models.dreamable_layers(model):
