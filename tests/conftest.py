@@ -169,3 +169,39 @@ def ffmpeg_children():
     if not os.path.isdir("/proc/self"):
         pytest.skip("needs /proc to list child processes")
     return _ffmpeg_children
+
+
+# ---- GPU tests: marked `gpu`, skipped unless TensorFlow sees a GPU (CI has none) -----------
+
+def _tensorflow_sees_a_gpu() -> bool:
+    from dreamvid.models import setup_tensorflow
+
+    return bool(setup_tensorflow().config.list_physical_devices("GPU"))
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_items and not _tensorflow_sees_a_gpu():  # TensorFlow is imported only when a gpu test is collected
+        skip = pytest.mark.skip(reason="needs a GPU that TensorFlow can see")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
+# ---- dream mechanics: a tiny random-weight network and a small photo -----------------------
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> str:
+    """Path of a tiny random-weight .keras network (layers conv1..conv3), see tests/tinymodel.py."""
+    from . import tinymodel
+
+    return str(tinymodel.save(tmp_path_factory.mktemp("models")))
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    """A 64x48 PNG of smooth random colour."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), img)
+    return path

@@ -8,43 +8,10 @@ The end-to-end runs use the bundled efficientnet_lite0 on a tiny picture.
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from dreamvid import media
-from dreamvid.cli import app
 
-from . import tinymodel
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code, *fragments):
-    """Exit code as documented, one `Error:` line naming the problem, no traceback."""
-    assert result.exit_code == code, result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tinymodel.save(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture
-def photo(tmp_path):
-    rng = np.random.default_rng(0)
-    img = cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
-    path = tmp_path / "photo.png"
-    cv2.imwrite(str(path), img)
-    return path
-
+from .clitools import one_line_error, run
 
 def keyframes_file(tmp_path, text):
     path = tmp_path / "keys.toml"

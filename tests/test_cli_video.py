@@ -9,46 +9,15 @@ import shlex
 import subprocess
 from fractions import Fraction
 
-import cv2
-import pytest
-from typer.testing import CliRunner
 
 from dreamvid import media
-from dreamvid.cli import app
 
-from . import tinymodel
+from .clitools import error_line, one_line_error, run
 from .conftest import FFMPEG
 
-runner = CliRunner()
 # The tiny network, dreamed briefly; --layer because the `video` preset names efficientnet's layers.
 FAST = ("--layer", "conv3", "--iterations", "2", "--num-octave", "1", "--frame-iterations", "1",
         "--frame-num-octave", "1")
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result, code, *fragments) -> str:
-    """The documented exit code, an `Error:` line naming the problem last, no traceback."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert lines[-1].startswith("Error: "), result.output
-    for f in fragments:
-        assert f in lines[-1], lines[-1]
-    return lines[-1]
-
-
-def one_line_error(result, code, *fragments) -> None:
-    """As error_line, for failures before any frame: nothing else is printed."""
-    error_line(result, code, *fragments)
-    assert len([line for line in result.output.strip().splitlines() if line.strip()]) == 1, result.output
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tinymodel.save(tmp_path_factory.mktemp("models"))
 
 
 def test_end_to_end_with_the_bundled_model_then_coherence(make_clip, tmp_path):

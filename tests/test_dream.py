@@ -7,12 +7,11 @@ from dreamvid.dream import Dreamer, dream_image, octave_sizes, tile_slices
 from dreamvid.errors import InputError
 from dreamvid.settings import DreamSettings
 
-from . import tinymodel
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    return str(tinymodel.save(tmp_path_factory.mktemp("models")))
+def tiny_path(tiny):
+    return tiny
 
 
 @pytest.fixture(scope="module")

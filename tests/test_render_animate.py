@@ -18,14 +18,7 @@ from dreamvid.render import lapse, sheet, sweep, zoom
 from dreamvid.settings import DreamSettings, Settings, VideoSettings
 from dreamvid.trajectory import Motion, Trajectory, apply_points
 
-from . import tinymodel
-
 W, H = 64, 48
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(tinymodel.save(tmp_path_factory.mktemp("models")))
 
 
 @pytest.fixture

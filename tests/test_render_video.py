@@ -10,7 +10,6 @@ import errno
 import json
 from fractions import Fraction
 
-import cv2
 import numpy as np
 import pytest
 
@@ -21,15 +20,9 @@ from dreamvid.render.coherence import coherence
 from dreamvid.render.video import frame_index, parse_fps, render_video
 from dreamvid.settings import DreamSettings, Settings, VideoSettings
 
-from . import tinymodel
 from .conftest import moving_frames, texture, write_clip
 
 FPS = Fraction(25)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(tinymodel.save(tmp_path_factory.mktemp("models")))
 
 
 def tiny_settings(tiny: str, **video) -> Settings:

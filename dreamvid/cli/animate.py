@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED, SettingsError
-from .common import handle_errors, progress_bar, with_dream_options
+from ..errors import SettingsError
+from .common import handle_errors, interrupted, progress_bar, with_dream_options
 
 MOTION_PANEL = "Camera path"
 FRAME_PANEL = "Frames"
@@ -149,14 +149,8 @@ def zoom(
                                  n_frames=frames, restart=restart, keep_frames=keep_frames, work_dir=work_dir,
                                  progress=on_frame)
         except KeyboardInterrupt:
-            from .video import resume_command
-
             bar.stop()
-            folder = Path(work_dir) if work_dir else work_folder.default_work_dir(output)
-            kept = len(list(folder.glob("frame_*.png"))) if folder.is_dir() else 0
-            typer.echo(f"Interrupted: {kept} finished frame{'s' * (kept != 1)} kept in {folder}. "
-                       f"Resume with: {resume_command(ctx)}", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            interrupted(ctx, Path(work_dir) if work_dir else work_folder.default_work_dir(output))
     typer.echo(str(result.output))
 
 

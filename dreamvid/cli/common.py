@@ -10,6 +10,7 @@ import functools
 import inspect
 import logging
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -126,6 +127,40 @@ def with_dream_options(fn: Callable) -> Callable:
 
     wrapper.__signature__ = sig.replace(parameters=own + DREAM_OPTIONS)
     return wrapper
+
+
+# ---- interruption --------------------------------------------------------------------------
+
+def resume_command(ctx: typer.Context, drop: tuple[str, ...] = ("restart",)) -> str:
+    """The command line that repeats this command: the options the user gave, minus `drop`
+    (a resume must not --restart and throw away the frames it is meant to continue)."""
+    words = ["dreamvid", ctx.info_name or "video"]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in drop or getattr(source, "name", None) not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params.get(param.name)
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        long = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            if param.secondary_opts and not value:
+                words.append(max(param.secondary_opts, key=len))
+            elif value:
+                words.append(long)
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            words += [long, str(v)]
+    return shlex.join(words)
+
+
+def interrupted(ctx: typer.Context, folder: Path) -> None:
+    """After Ctrl-C in a frame render: say what was kept and how to resume; exit 130."""
+    kept = len(list(folder.glob("frame_*.png"))) if folder.is_dir() else 0
+    typer.echo(f"Interrupted: {kept} finished frame{'s' * (kept != 1)} kept in {folder}. "
+               f"Resume with: {resume_command(ctx)}", err=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 # ---- progress ------------------------------------------------------------------------------

@@ -2,14 +2,12 @@
 
 import json
 import math
-import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED
-from .common import default_output, handle_errors, progress_bar, with_dream_options
+from .common import default_output, handle_errors, interrupted, progress_bar, with_dream_options
 
 VIDEO_PANEL = "Video"
 OUTPUT_PANEL = "Output and resume"
@@ -97,38 +95,10 @@ def video(
                               keep_frames=keep_frames, work_dir=work_dir, progress=on_frame)
     except KeyboardInterrupt:
         bar.stop()
-        folder = Path(work_dir) if work_dir else frames.default_work_dir(output)
-        kept = len(list(folder.glob("frame_*.png"))) if folder.is_dir() else 0
-        typer.echo(f"Interrupted: {kept} finished frame{'s' * (kept != 1)} kept in {folder}. "
-                   f"Resume with: {resume_command(ctx)}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        interrupted(ctx, Path(work_dir) if work_dir else frames.default_work_dir(output))
     finally:
         bar.stop()
     typer.echo(str(result.output))
-
-
-def resume_command(ctx: typer.Context, drop: tuple[str, ...] = ("restart",)) -> str:
-    """The command line that repeats this command: the options the user gave, minus `drop`
-    (a resume must not --restart and throw away the frames it is meant to continue)."""
-    words = ["dreamvid", ctx.info_name or "video"]
-    for param in ctx.command.params:
-        source = ctx.get_parameter_source(param.name)
-        if param.name in drop or getattr(source, "name", None) not in ("COMMANDLINE", "ENVIRONMENT"):
-            continue
-        value = ctx.params.get(param.name)
-        if param.param_type_name == "argument":
-            words.append(str(value))
-            continue
-        long = max(param.opts, key=len)
-        if getattr(param, "is_flag", False):
-            if param.secondary_opts and not value:
-                words.append(max(param.secondary_opts, key=len))
-            elif value:
-                words.append(long)
-            continue
-        for v in value if isinstance(value, (list, tuple)) else [value]:
-            words += [long, str(v)]
-    return shlex.join(words)
 
 
 @handle_errors

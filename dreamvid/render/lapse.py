@@ -206,6 +206,16 @@ def _u8(image: np.ndarray) -> np.ndarray:
 
 # ---- output --------------------------------------------------------------------------------
 
+def load_still(source, output) -> tuple[Path, np.ndarray, str | None]:
+    """(checked output path, (H, W, 3) uint8 image, source file name or None) for a source
+    given as a path or as an array; the output may never be the source file."""
+    from .. import media
+
+    if isinstance(source, (str, os.PathLike)):
+        return media.check_output_path(output, source), media.read_image(source), Path(source).name
+    return media.check_output_path(output), np.asarray(source), None
+
+
 def render_timelapse(source, output: str | os.PathLike, settings: DreamSettings | None = None, *,
                      checkpoints: Sequence[int] | None = None, every: int | None = None,
                      fps: float = DEFAULT_FPS, hold: float = DEFAULT_HOLD, fade: float = DEFAULT_FADE,
@@ -221,14 +231,7 @@ def render_timelapse(source, output: str | os.PathLike, settings: DreamSettings 
     """
     from .. import media
 
-    src_name = None
-    if isinstance(source, (str, os.PathLike)):
-        src_name = Path(source).name
-        out = media.check_output_path(output, source)
-        image = media.read_image(source)
-    else:
-        out = media.check_output_path(output)
-        image = np.asarray(source)
+    out, image, src_name = load_still(source, output)
     s = validate(settings or DreamSettings())
     kind = media.output_kind(out)
     n = snapshot_count(s, checkpoints, every)

@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import OutputError, SettingsError
 from ..settings import DreamSettings, parse_layers, validate
 from . import sheet
+from .lapse import load_still
 
 log = logging.getLogger("dreamvid")
 
@@ -181,14 +182,7 @@ def render_sweep(source, output: str | os.PathLike, settings: DreamSettings | No
     from ..dream import get_dreamer, octave_sizes, to_uint8
 
     axes = [parse_vary(a) if isinstance(a, str) else a if isinstance(a, Axis) else make_axis(*a) for a in vary]
-    src_name = None
-    if isinstance(source, (str, os.PathLike)):
-        src_name = Path(source).name
-        out = media.check_output_path(output, source)
-        image = media.read_image(source)
-    else:
-        out = media.check_output_path(output)
-        image = np.asarray(source)
+    out, image, src_name = load_still(source, output)
     if media.output_kind(out) != "image":
         raise OutputError(f"a sweep is one picture, not a {media.output_kind(out)} ({out.name})",
                           hint="write it as .png or .jpg; --save-cells DIR keeps every cell as well")
