@@ -1,0 +1,104 @@
+"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5.
+
+Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
+item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup.
+A full run takes about 10 minutes on 2 cores; --quick does fewer repetitions (about 4).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import time
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ITEMS = ("steps", "still", "video", "memory", "startup")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier, about 4 minutes)")
+    parser.add_argument("--only", default=",".join(ITEMS), help=f"comma-separated items of {', '.join(ITEMS)}")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/bench.md")
+    parser.add_argument("--report", action="store_true",
+                        help="measure nothing: table and docs/bench.md from bench/results/latest.json")
+    args = parser.parse_args(argv)
+    only = [i.strip() for i in args.only.split(",") if i.strip()]
+    unknown = set(only) - set(ITEMS)
+    if unknown:
+        parser.error(f"unknown item(s) {', '.join(sorted(unknown))}; items: {', '.join(ITEMS)}")
+
+    if args.report:
+        return _report_only(args.no_docs)
+
+    # dreamvid's TensorFlow settings (oneDNN, remapper, GPU memory growth) before anything imports TF
+    from dreamvid.models import setup_tensorflow
+
+    setup_tensorflow()
+    from . import common, memory, report, startup, steps, still, video
+
+    sampler = common.LoadSampler()
+    results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
+                     "commit": _commit(), "machine": common.machine()}
+    t0 = time.perf_counter()
+    for item in only:
+        sampler.sample()
+        print(f"[bench] {item} (load {common.load_average():.2f}) ...", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        if item == "steps":
+            results["steps"] = steps.measure(args.quick)
+            results["steps"]["settings"] = steps.measure_settings(args.quick)
+            results["steps"]["profiles"] = {label: steps.op_breakdown(steps.load_model(name, layer))
+                                            for label, name, layer, _ in steps.MODELS if label in steps.TARGET_FRACTION}
+        elif item == "still":
+            results["still"] = still.measure(args.quick)
+        elif item == "video":
+            why_not = video.available()
+            results["video"] = {"skipped": why_not} if why_not else video.measure(args.quick)
+        elif item == "memory":
+            results["memory"] = memory.measure(args.quick)
+        elif item == "startup":
+            results["startup"] = startup.measure(args.quick)
+        print(f"[bench] {item}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    sampler.sample()
+    results["load"] = sampler.summary()
+    results["wall_seconds"] = round(time.perf_counter() - t0, 1)
+
+    print(report.table(results))
+    print(f"\nload (1-min average) during the run: {results['load']['min']}..{results['load']['max']}")
+    out = common.ROOT / "bench" / "results" / "latest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out.relative_to(common.ROOT)}")
+    if set(only) == set(ITEMS) and not args.no_docs:
+        report.write_docs(common.ROOT, results)
+    return 0
+
+
+def _report_only(no_docs: bool) -> int:
+    from . import report
+
+    results = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+    print(report.table(results))
+    if set(ITEMS) <= set(results) and not no_docs:
+        report.write_docs(ROOT, results)
+    return 0
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=ROOT).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=ROOT).stdout.strip()
+        return head + ("+changes" if dirty else "") if head else "unknown"
+    except OSError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
