@@ -153,10 +153,16 @@ class WorkFolder:
         full or the folder has gone (frames already written stay)."""
         from ..media import write_image
 
-        if not self.path.is_dir():
+        try:
+            if not self.path.is_dir():
+                raise FileNotFoundError(self.path)
+            return write_image(self.frame_path(index), image)
+        except (OutputError, FileNotFoundError):
+            if self.path.is_dir():  # a real write failure (disk full, permissions): say that
+                raise
+            # The folder went away before or during the write (unmounted drive, deleted by hand).
             raise OutputError(f"the work folder {self.path} has disappeared",
-                              hint="the render cannot continue; check that its drive is still mounted")
-        return write_image(self.frame_path(index), image)
+                              hint="the render cannot continue; check that its drive is still mounted") from None
 
     def read(self, index: int) -> np.ndarray:
         """Frame `index` as written: (H, W, 3) uint8 RGB."""
