@@ -79,13 +79,7 @@ def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike,
         if out == src or _same_file(out, src):
             raise OutputError(f"output {out} is the input file",
                               hint="choose another output name; the input would be overwritten")
-    parent = out.parent
-    if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist",
-                          hint=f"create it first (mkdir -p {parent}) or choose another output path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {parent} is not writable",
-                          hint="choose an output path in a folder you can write to")
+    writable_dir_or_raise(out.parent)
     if out.exists():
         if kind == "frames" and not out.is_dir():
             raise OutputError(f"output {out} is a file, but a folder of frames was asked for",

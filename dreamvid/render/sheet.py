@@ -14,8 +14,9 @@ import functools
 from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
+
+from ..dream import fit_max_size
 
 BACKGROUND = (22, 22, 24)  # near-black: dream colours read best on dark
 TEXT = (236, 236, 236)  # first line under a picture, axis values
@@ -58,8 +59,13 @@ def wrap(text: str, width: int, size: int = FONT_SIZE, sep: str = " · ") -> lis
 
     A single word wider than `width` stays on its own line (never cut mid-word).
     """
-    lines: list[str] = []
-    current = ""
+    return [short for line in _greedy(text, sep, width, size)
+            for short in (_greedy(line, " ", width, size) if text_width(line, size) > width else [line])]
+
+
+def _greedy(text: str, sep: str, width: int, size: int) -> list[str]:
+    """Fill lines piece by piece, breaking at `sep` before a line would pass `width` px."""
+    lines, current = [], ""
     for piece in text.split(sep):
         candidate = f"{current}{sep}{piece}" if current else piece
         if current and text_width(candidate, size) > width:
@@ -67,30 +73,12 @@ def wrap(text: str, width: int, size: int = FONT_SIZE, sep: str = " · ") -> lis
             current = piece
         else:
             current = candidate
-    lines.append(current)
-    return [short for line in lines
-            for short in (_wrap_spaces(line, width, size) if text_width(line, size) > width else [line])]
-
-
-def _wrap_spaces(text: str, width: int, size: int) -> list[str]:
-    lines, current = [], ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if current and text_width(candidate, size) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
     return lines + [current]
 
 
 def fit(image: np.ndarray, cell_size: int | None) -> np.ndarray:
     """Shrink (H, W, 3) uint8 so its longest side is at most cell_size px (never enlarges)."""
-    if not cell_size or max(image.shape[:2]) <= cell_size:
-        return image
-    scale = cell_size / max(image.shape[:2])
-    h, w = (max(1, round(d * scale)) for d in image.shape[:2])
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return fit_max_size(image, cell_size)
 
 
 def _text_block_height(lines: Sequence[tuple[str, int, tuple]]) -> int:
