@@ -96,6 +96,11 @@ def test_work_folder_resume_queries_and_finish(tmp_path, moving_frames):
     for i, frame in zip(range(2, 4), clip):
         work.write(i, frame)
     (work.path / ".frame_00004.png.1234abcd.dreamvid-tmp").write_bytes(b"half a frame")  # a killed write
+    with pytest.raises(OutputError, match=r"another dreamvid render is using the work folder .*\(pid \d+ on ") as e:
+        open_test_work(tmp_path)  # a second render into the same folder, while this one holds it
+    assert "another output or --work-dir" in e.value.hint
+    assert (work.path / ".frame_00004.png.1234abcd.dreamvid-tmp").exists()  # the refused one touched nothing
+    work.close()
     work = open_test_work(tmp_path)  # reopen: resume
     assert work.done_indices() == [2, 3] and work.first_missing() == 4
     assert not list(work.path.glob(".*dreamvid-tmp*"))
@@ -112,6 +117,7 @@ def test_work_folder_refuses_other_renders_and_restart_clears_only_its_files(tmp
     work = open_test_work(tmp_path)
     work.write(2, moving_frames(1)[0])
     (work.path / "notes.txt").write_text("mine")
+    work.close()
     cases = {
         "settings have changed (dream.step: 0.01 -> 0.02)": dict(settings={"dream": {"step": 0.02}}),
         "source has changed (sample_sha256": dict(source={"size": 10, "sample_sha256": "cd"}),
@@ -127,6 +133,7 @@ def test_work_folder_refuses_other_renders_and_restart_clears_only_its_files(tmp
     assert open_test_work(tmp_path, source={"size": 10, "sample_sha256": "ab", "path": "/moved"}).done_indices() == [2]
     work = open_test_work(tmp_path, seed=5, restart=True)
     assert work.done_indices() == [] and (work.path / "notes.txt").read_text() == "mine"
+    work.close()
     (work.path / "render.json").write_text("{not json")
     with pytest.raises(ResumeMismatchError, match="damaged"):
         open_test_work(tmp_path)
@@ -242,6 +249,24 @@ def test_interrupted_render_keeps_frames_and_resumes_bit_identically(tmp_path, t
     assert media.probe_video(out).n_frames == 9
     again = render_video(src, out, settings)  # every frame on disk: only encodes
     assert again.rendered == 0 and not work.exists()
+
+
+def test_a_second_render_into_the_same_output_is_refused_while_the_first_runs(tmp_path, tiny, make_clip):
+    src, _ = make_clip("twice.mp4", n=5)
+    out = tmp_path / "o.mp4"
+    refusals = []
+
+    def start_another(p):
+        if p.rendered == 2:
+            for restart in (False, True):  # not even --restart may clear a folder in use
+                with pytest.raises(OutputError, match="another dreamvid render is using the work folder") as e:
+                    render_video(src, out, tiny_settings(tiny), restart=restart)
+                refusals.append(e.value)
+
+    first = render_video(src, out, tiny_settings(tiny), progress=start_another)
+    assert len(refusals) == 2 and first.rendered == 5 and media.probe_video(out).n_frames == 5
+    assert not (tmp_path / "o.mp4.dreamvid-work").exists()
+    assert render_video(src, out, tiny_settings(tiny)).rendered == 5  # released: the next render runs
 
 
 def test_resume_refuses_changed_settings_or_source_unless_restarted(tmp_path, tiny, make_clip):

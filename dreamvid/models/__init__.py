@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -124,7 +125,11 @@ def _keras_app(fn_name: str) -> Callable[[str | None], object]:
         import keras
 
         app = getattr(keras.applications, fn_name)
-        return app(weights=weights or "imagenet", include_top=False, input_shape=(None, None, 3))
+        with warnings.catch_warnings():
+            # MobileNet's builders warn that a free input size loads the 224-px weights:
+            # exactly what a fully convolutional trunk wants, so the warning is only noise.
+            warnings.filterwarnings("ignore", message=".*input_shape.* is undefined or non-square")
+            return app(weights=weights or "imagenet", include_top=False, input_shape=(None, None, 3))
 
     return build
 

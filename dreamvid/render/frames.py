@@ -24,6 +24,12 @@ from the new render's raises ResumeMismatchError naming what changed; `restart=T
 the folder instead. A different `end` is fine (the frames are causal: frame t depends only
 on frames <= t), so a render can be extended or cut short and resumed.
 
+While a render has its folder open it holds an exclusive lock on it (flock on the folder
+itself, so no lock file is left behind; released when the render ends or its process dies).
+A second render into the same folder is refused at once with OutputError naming the process
+that holds it, instead of both writing the same frames and deleting each other's temporary
+files. `close()` releases it; `finish()` and `remove()` close.
+
 A render is always a frame range [start, end), so a long clip can be split into chunks
 rendered elsewhere into one shared folder and encoded together (DESIGN, "Growing past one
 machine"); `done_indices()` and `first_missing()` already treat the folder as a set.
@@ -43,6 +49,7 @@ import json
 import logging
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -112,6 +119,19 @@ class WorkFolder:
 
     path: Path
     manifest: dict[str, Any] = field(repr=False)
+    lock: _FolderLock | None = field(default=None, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Release the folder's lock (the frames stay); closing twice is harmless."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> WorkFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def start(self) -> int:
@@ -199,6 +219,7 @@ class WorkFolder:
         if keep:
             self.manifest["output"] = str(out)
             self._save()
+            self.close()
         else:
             self.remove()
         return out
@@ -209,9 +230,12 @@ class WorkFolder:
         Only files this module names are deleted: a --work-dir pointed at a folder holding
         other things loses none of them.
         """
-        _clear(self.path)
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
+        try:
+            _clear(self.path)
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+        finally:
+            self.close()
 
     def _save(self) -> None:
         self.manifest["updated"] = _now()
@@ -238,20 +262,7 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
         "source": dict(source) if source is not None else None, "seed": int(seed),
         "start": int(start), "end": int(end), "fps": fps_text(fps), "output": str(output),
     }
-    old = _read_manifest(path)
-    if old is not None and restart:
-        _clear(path)
-        old = None
-    elif old is not None:
-        _check_same(path, old, wanted, resume_hint)
-        if old.get("dreamvid") != __version__:
-            log.warning("%s was started by dreamvid %s; this is %s, frames may differ slightly",
-                        path.name, old.get("dreamvid"), __version__)
-    elif path.is_dir() and restart:
-        _clear(path)
-    elif path.is_dir() and any(FRAME_RE.match(n) for n in os.listdir(path)):
-        raise ResumeMismatchError(f"{path} holds frames but no {MANIFEST}, so they cannot be trusted",
-                                  hint=resume_hint)
+    created = not path.is_dir()
     try:
         path.mkdir(exist_ok=True)
     except FileNotFoundError:
@@ -260,15 +271,85 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
     except OSError as e:
         raise OutputError(f"cannot create the work folder {path}: {e.strerror}",
                           hint="choose another --work-dir") from None
-    _remove_temp_files(path)
-    manifest = {**wanted, "created": (old or {}).get("created", _now())}
-    work = WorkFolder(path, manifest)
+    lock = _FolderLock.acquire(path)  # everything below reads or changes the folder: hold it first
     try:
-        work._save()
-    except OSError as e:
-        raise OutputError(f"cannot write {path / MANIFEST}: {e.strerror}",
-                          hint="check free disk space and permissions") from None
+        old = _read_manifest(path)
+        if old is not None and restart:
+            _clear(path)
+            old = None
+        elif old is not None:
+            _check_same(path, old, wanted, resume_hint)
+            if old.get("dreamvid") != __version__:
+                log.warning("%s was started by dreamvid %s; this is %s, frames may differ slightly",
+                            path.name, old.get("dreamvid"), __version__)
+        elif restart:
+            _clear(path)
+        elif any(FRAME_RE.match(n) for n in os.listdir(path)):
+            raise ResumeMismatchError(f"{path} holds frames but no {MANIFEST}, so they cannot be trusted",
+                                      hint=resume_hint)
+        _remove_temp_files(path)
+        manifest = {**wanted, "created": (old or {}).get("created", _now()),
+                    "pid": os.getpid(), "host": socket.gethostname()}
+        work = WorkFolder(path, manifest, lock)
+        try:
+            work._save()
+        except OSError as e:
+            raise OutputError(f"cannot write {path / MANIFEST}: {e.strerror}",
+                              hint="check free disk space and permissions") from None
+    except BaseException:
+        lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
     return work
+
+
+class _FolderLock:
+    """An exclusive, non-blocking lock on a folder: flock on the folder's own descriptor.
+
+    POSIX only (Linux, macOS); elsewhere renders run unlocked, as before. The kernel drops
+    the lock when the process dies, so a killed render never leaves a stale lock.
+    """
+
+    def __init__(self, fd: int | None):
+        self.fd = fd
+
+    @classmethod
+    def acquire(cls, path: Path) -> _FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            return cls(None)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # a file system that cannot open folders for reading: run unlocked
+            return cls(None)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"another dreamvid render is using the work folder {path}{_holder(path)}",
+                              hint="wait for it to finish, or give this render another output or --work-dir") from None
+        except OSError:  # no flock on this file system (some network mounts): run unlocked
+            pass
+        return cls(fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    __del__ = release  # a WorkFolder dropped without close() frees its folder too
+
+
+def _holder(path: Path) -> str:
+    """' (pid 1234 on host)' from the manifest of the render holding `path`, or ''."""
+    with contextlib.suppress(Exception):
+        m = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        if m.get("pid"):
+            return f" (pid {m['pid']} on {m.get('host', '?')})"
+    return ""
 
 
 # ---- helpers -------------------------------------------------------------------------------

@@ -169,32 +169,33 @@ def render_video(source: str | os.PathLike, output: str | os.PathLike, settings:
         out, kind="video", settings=frame_settings_dict(settings), seed=settings.dream.seed,
         source=work_folder.fingerprint(info.path, _source_facts(info)), start=first, end=last,
         fps=info.fps, work_dir=work_dir, restart=restart)
-    resume_at = work.first_missing()
-    if resume_at is not None and resume_at > first:
-        log.info("resuming at frame %d: %d of %d frames are already in %s",
-                 resume_at, resume_at - first, last - first, work.path)
-    stats = _Stats()
-    truncated: DecodeError | None = None
-    try:
-        if progress:
-            todo = last if resume_at is None else resume_at
-            progress(FrameProgress(todo - first, last - first, todo, 0, 0.0, False))
-        if resume_at is not None:
-            truncated = _render_frames(work, resume_at, info, settings, stats, progress)
-    except BaseException:
-        _remove_if_empty(work)
-        raise
-    if truncated is not None:
-        last = stats.last_index + 1 if stats.last_index is not None else resume_at
-        if last <= first:
+    with work:  # holds the folder's lock until the frames are encoded or the render fails
+        resume_at = work.first_missing()
+        if resume_at is not None and resume_at > first:
+            log.info("resuming at frame %d: %d of %d frames are already in %s",
+                     resume_at, resume_at - first, last - first, work.path)
+        stats = _Stats()
+        truncated: DecodeError | None = None
+        try:
+            if progress:
+                todo = last if resume_at is None else resume_at
+                progress(FrameProgress(todo - first, last - first, todo, 0, 0.0, False))
+            if resume_at is not None:
+                truncated = _render_frames(work, resume_at, info, settings, stats, progress)
+        except BaseException:
             _remove_if_empty(work)
-            raise truncated
-    else:
-        last = work.end  # a source that ended early without an error shortened the range
-    audio = _audio_plan(info, settings, out, out_fps)
-    work.finish(out, fps=out_fps, crf=settings.video.crf, end=last, keep=keep_frames,
-                audio_source=info.path if audio else None,  # trimmed to the frames' time span
-                audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
+            raise
+        if truncated is not None:
+            last = stats.last_index + 1 if stats.last_index is not None else resume_at
+            if last <= first:
+                _remove_if_empty(work)
+                raise truncated
+        else:
+            last = work.end  # a source that ended early without an error shortened the range
+        audio = _audio_plan(info, settings, out, out_fps)
+        work.finish(out, fps=out_fps, crf=settings.video.crf, end=last, keep=keep_frames,
+                    audio_source=info.path if audio else None,  # trimmed to the frames' time span
+                    audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
     size = media.scaled_size(info.width, info.height, settings.dream.max_size)
     result = VideoResult(out, first, last, out_fps, size, audio, stats.rendered,
                          resume_at if resume_at not in (None, first) else None, tuple(stats.chain_starts),

@@ -453,25 +453,26 @@ def render_zoom(source, output: str | os.PathLike, settings: Settings | None = N
     work = work_folder.open_work(out, kind="zoom", settings=plan.resume_key(), source=fingerprint,
                                  seed=settings.dream.seed, start=0, end=plan.n_frames, fps=fps,
                                  work_dir=work_dir, restart=restart)
-    first = work.first_missing()
-    if first is not None and first > 0:
-        log.info("resuming at frame %d: %d of %d frames are already in %s", first, first, plan.n_frames, work.path)
-    t0, rendered = time.perf_counter(), 0
-    try:
-        if first is not None:
-            previous = work.read(first - 1) if first > 0 else None
-            frame0 = work.read(0) if first > 1 else previous
-            for i in range(first, plan.n_frames):
-                previous = maker.make(i, previous, frame0)
-                work.write(i, previous)
-                rendered += 1
-                if progress:
-                    progress(ZoomProgress(i + 1, plan.n_frames, i, rendered, time.perf_counter() - t0))
-    except BaseException:
-        if not work.done_indices():  # leave no empty work folder behind a render that made nothing
-            work.remove()
-        raise
-    work.finish(out, fps=fps, crf=settings.video.crf, keep=keep_frames)
+    with work:  # holds the folder's lock until the frames are encoded or the render fails
+        first = work.first_missing()
+        if first is not None and first > 0:
+            log.info("resuming at frame %d: %d of %d frames are already in %s", first, first, plan.n_frames, work.path)
+        t0, rendered = time.perf_counter(), 0
+        try:
+            if first is not None:
+                previous = work.read(first - 1) if first > 0 else None
+                frame0 = work.read(0) if first > 1 else previous
+                for i in range(first, plan.n_frames):
+                    previous = maker.make(i, previous, frame0)
+                    work.write(i, previous)
+                    rendered += 1
+                    if progress:
+                        progress(ZoomProgress(i + 1, plan.n_frames, i, rendered, time.perf_counter() - t0))
+        except BaseException:
+            if not work.done_indices():  # leave no empty work folder behind a render that made nothing
+                work.remove()
+            raise
+        work.finish(out, fps=fps, crf=settings.video.crf, keep=keep_frames)
     return ZoomResult(out, plan.n_frames, fps, (w, h), rendered, first if first not in (None, 0) else None,
                       time.perf_counter() - t0, work.path if keep_frames else None)
 
