@@ -148,6 +148,53 @@ def test_sweep_refuses(tmp_path, args, fragments):
     one_line_error(run("sweep", big, *args), 2, *fragments)
 
 
+def ctrl_c_on_dream(monkeypatch, at: int):
+    """Make the `at`-th Dreamer.dream call (1-based) raise KeyboardInterrupt."""
+    from dreamvid.dream import Dreamer
+
+    dream, calls = Dreamer.dream, []
+
+    def pressed(self, *a, **k):
+        calls.append(1)
+        if len(calls) == at:
+            raise KeyboardInterrupt
+        return dream(self, *a, **k)
+
+    monkeypatch.setattr(Dreamer, "dream", pressed)
+    return lambda: monkeypatch.setattr(Dreamer, "dream", dream)
+
+
+def test_sweep_interrupted_keeps_cells_and_resumes(photo, tiny, tmp_path, monkeypatch):
+    out = tmp_path / "grid.png"
+    args = ["sweep", photo, "-o", out, "--model", tiny, "--layer", "conv3", "--vary", "step=0.01,0.05,0.1",
+            "-i", "1", "--num-octave", "1"]
+    release = ctrl_c_on_dream(monkeypatch, at=3)
+    r = run(*args)
+    assert r.exit_code == 130, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("Interrupted: 2 finished cells kept in") and "Resume with: dreamvid sweep" in last
+    assert "--vary step=0.01,0.05,0.1" in last and "Traceback" not in r.output
+    release()
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert out.is_file() and not (tmp_path / "grid.png.dreamvid-work").exists()
+
+
+def test_timelapse_interrupted_before_a_checkpoint_or_in_a_continuous_run(photo, tiny, tmp_path, monkeypatch):
+    common = ["--model", tiny, "--layer", "conv3", "--num-octave", "1"]
+    release = ctrl_c_on_dream(monkeypatch, at=1)
+    r = run("timelapse", photo, "-o", tmp_path / "a.png", "--checkpoints", "1,2", *common)
+    assert r.exit_code == 130 and r.output.strip().splitlines()[-1] == "Interrupted before the first checkpoint " \
+        "was finished.", r.output
+    assert not (tmp_path / "a.png.dreamvid-work").exists()
+    release()
+    release = ctrl_c_on_dream(monkeypatch, at=1)
+    r = run("timelapse", photo, "-o", tmp_path / "b.png", "--every", "1", "-i", "2", *common)
+    assert r.exit_code == 130 and r.output.strip().splitlines()[-1] == "Interrupted.", r.output
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "b.png.dreamvid-work").exists()
+    release()
+
+
 def test_sweep_needs_an_axis(photo, tmp_path):
     r = run("sweep", photo, "-o", tmp_path / "grid.png")
     assert r.exit_code == 2 and "--vary" in r.output and "Traceback" not in r.output

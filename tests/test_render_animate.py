@@ -240,6 +240,86 @@ def test_sweep_grid_layout_labels_and_one_compiled_step(tiny, picture, tmp_path)
     assert not np.array_equal(cells[0][0], cells[0][1])  # step changed the dream
 
 
+class StopAfter:
+    """A progress callback that presses Ctrl-C once `n` cells or checkpoints are done."""
+
+    def __init__(self, n: int):
+        self.n, self.finished = n, 0
+
+    def __call__(self, done, total, info):
+        if info.endswith(" done") or " from " in info:
+            self.finished += 1
+        elif "octave" in info and self.finished >= self.n:
+            raise KeyboardInterrupt
+
+
+def counting_dreams(monkeypatch):
+    calls = []
+    dream = Dreamer.dream
+
+    def counted(self, image, s, **kw):
+        calls.append(s)
+        return dream(self, image, s, **kw)
+
+    monkeypatch.setattr(Dreamer, "dream", counted)
+    return calls
+
+
+def test_interrupted_sweep_resumes_with_only_the_missing_cells(tiny, picture, tmp_path, monkeypatch):
+    base = dream_settings(tiny)
+    vary = ["step=0.01,0.2", "num_octave=1,2"]
+    whole = media.read_image(sweep.render_sweep(picture, tmp_path / "whole.png", base, vary=vary))
+    assert not (tmp_path / "whole.png.dreamvid-work").exists()  # the cells went once the grid was written
+
+    out, work = tmp_path / "grid.png", tmp_path / "grid.png.dreamvid-work"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.render_sweep(picture, out, base, vary=vary, progress=StopAfter(3))
+    assert sorted(p.name for p in work.glob("frame_*.png")) == [f"frame_{i:05d}.png" for i in range(3)]
+    assert not out.exists()
+    with pytest.raises(ResumeMismatchError, match="settings have changed") as e:
+        sweep.render_sweep(picture, out, base, vary=["step=0.01,0.3", "num_octave=1,2"])
+    assert "--restart" in e.value.hint
+    calls = counting_dreams(monkeypatch)
+    resumed = sweep.render_sweep(picture, out, base, vary=vary, cell_size=200)  # a display option may change
+    assert [(c.step, c.num_octave) for c in calls] == [(0.2, 2)]  # only the missing fourth cell was dreamed
+    assert np.array_equal(media.read_image(resumed), whole) and not work.exists()
+
+
+def test_sweep_restart_discards_the_cells_of_another_sweep(tiny, picture, tmp_path, monkeypatch):
+    base, out = dream_settings(tiny), tmp_path / "grid.png"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.render_sweep(picture, out, base, vary=["step=0.01,0.2"], progress=StopAfter(1))
+    calls = counting_dreams(monkeypatch)
+    sweep.render_sweep(picture, out, base, vary=["step=0.05,0.2"], restart=True)
+    assert [c.step for c in calls] == [0.05, 0.2]
+
+
+def test_interrupted_checkpoints_resume_and_match_an_uninterrupted_timelapse(tiny, picture, tmp_path, monkeypatch):
+    s = dream_settings(tiny)
+    whole = media.read_image(lapse.render_timelapse(picture, tmp_path / "whole.png", s, checkpoints=(1, 2, 3)))
+    out, work = tmp_path / "lapse.png", tmp_path / "lapse.png.dreamvid-work"
+
+    def ctrl_c_at_the_third(done, total, info):
+        if info.startswith("3 iterations"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lapse.render_timelapse(picture, out, s, checkpoints=(1, 2, 3), progress=ctrl_c_at_the_third)
+    assert sorted(p.name for p in work.glob("frame_*.png")) == ["frame_00000.png", "frame_00001.png"]
+    calls = counting_dreams(monkeypatch)
+    lapse.render_timelapse(picture, out, s, checkpoints=(1, 2, 3))
+    assert [c.iterations for c in calls] == [3]
+    assert np.array_equal(media.read_image(out), whole) and not work.exists()
+    with pytest.raises(KeyboardInterrupt):  # continuous runs keep no work folder: one computation
+        lapse.render_timelapse(picture, tmp_path / "c.png", s, every=2, progress=ctrl_c_at_the_third_step)
+    assert not (tmp_path / "c.png.dreamvid-work").exists()
+
+
+def ctrl_c_at_the_third_step(done, total, info):
+    if done == 3:
+        raise KeyboardInterrupt
+
+
 def test_sweep_output_must_be_a_picture(tiny, picture, tmp_path):
     with pytest.raises(OutputError, match="one picture"):
         sweep.render_sweep(picture, tmp_path / "grid.mp4", dream_settings(tiny), vary=["step=0.01"])

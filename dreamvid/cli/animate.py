@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import handle_errors, interrupted, progress_bar, with_dream_options
+from .common import handle_errors, interrupted, progress_bar, restart_option, with_dream_options, work_dir_option
 
 MOTION_PANEL = "Camera path"
 FRAME_PANEL = "Frames"
@@ -114,14 +114,10 @@ def zoom(
                      "frame's (0 lets them run to a saturated rainbow; default 0.5).", panel=FRAME_PANEL) = None,
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
               panel=OUTPUT_PANEL) = None,
-    restart: Annotated[bool, typer.Option("--restart", rich_help_panel=OUTPUT_PANEL,
-                                          help="Discard frames of an earlier, different render in the work folder.")
-                       ] = False,
+    restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: Annotated[bool, typer.Option("--keep-frames", rich_help_panel=OUTPUT_PANEL,
                                               help="Keep the work folder of PNG frames after encoding.")] = False,
-    work_dir: _opt("--work-dir", help="Folder for the frames and render.json "
-                   "(default: OUTPUT.dreamvid-work beside the output).", type_=Optional[Path],
-                   panel=OUTPUT_PANEL) = None,
+    work_dir: work_dir_option(OUTPUT_PANEL) = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -130,7 +126,6 @@ def zoom(
     Interrupted renders (Ctrl-C) keep their frames: run the same command again to resume.
     The preset defaults to `zoom`; another preset keeps zoom's short per-frame dream unless it sets its own.
     """
-    from ..render import frames as work_folder
     from ..render.zoom import ZoomSettings, render_zoom, resolve_settings
 
     settings = resolve_settings(preset, dream=dream, video={
@@ -150,7 +145,7 @@ def zoom(
                                  progress=on_frame)
         except KeyboardInterrupt:
             bar.stop()
-            interrupted(ctx, Path(work_dir) if work_dir else work_folder.default_work_dir(output))
+            interrupted(ctx, output, work_dir)
     typer.echo(str(result.output))
 
 
@@ -159,6 +154,7 @@ def zoom(
 @handle_errors
 @with_dream_options
 def timelapse(
+    ctx: typer.Context,
     source: _source_arg(),
     output: _output_opt("Result: .mp4/.mov/.mkv or .gif (crossfaded snapshots), .png/.jpg (a labelled "
                         "contact sheet), or a folder (the snapshots as PNG) "
@@ -179,10 +175,15 @@ def timelapse(
     columns: _opt("--columns", help="Pictures per row of a contact sheet (default: about 16:9).",
                   type_=Optional[int], panel=LAPSE_PANEL) = None,
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51.", type_=Optional[int], panel=LAPSE_PANEL) = None,
+    restart: restart_option(LAPSE_PANEL, "checkpoints") = False,
+    work_dir: work_dir_option(LAPSE_PANEL, "checkpoints") = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
-    """The dream as iterations grow: independent renders at --checkpoints, or one run sampled --every K steps."""
+    """The dream as iterations grow: independent renders at --checkpoints, or one run sampled --every K steps.
+
+    Interrupted checkpoint renders (Ctrl-C) keep the finished checkpoints: run the same command again to resume.
+    """
     from .. import presets
     from ..render import lapse
     from ..render.sheet import DEFAULT_CELL_SIZE
@@ -202,11 +203,17 @@ def timelapse(
         def on_step(done, total, info):
             bar.update(total=total, completed=done, info=info)
 
-        result = lapse.render_timelapse(
-            source, output, settings, checkpoints=counts, every=every, fps=float(rate),
-            hold=lapse.DEFAULT_HOLD if hold is None else hold, fade=lapse.DEFAULT_FADE if fade is None else fade,
-            labels=labels, cell_size=cell_size or DEFAULT_CELL_SIZE, columns=columns,
-            crf=18 if crf is None else crf, progress=on_step)
+        try:
+            result = lapse.render_timelapse(
+                source, output, settings, checkpoints=counts, every=every, fps=float(rate),
+                hold=lapse.DEFAULT_HOLD if hold is None else hold, fade=lapse.DEFAULT_FADE if fade is None else fade,
+                labels=labels, cell_size=cell_size or DEFAULT_CELL_SIZE, columns=columns,
+                crf=18 if crf is None else crf, progress=on_step, restart=restart, work_dir=work_dir)
+        except KeyboardInterrupt:
+            bar.stop()
+            if every is not None:  # one continuous run: nothing to resume from
+                raise
+            interrupted(ctx, output, work_dir, "checkpoint")
     typer.echo(str(result))
 
 
@@ -220,6 +227,7 @@ def _positive(value: Optional[int], flag: str, least: int) -> None:
 @handle_errors
 @with_dream_options
 def sweep(
+    ctx: typer.Context,
     source: _source_arg(),
     vary: Annotated[list[str], typer.Option(
         "--vary", show_default=False, rich_help_panel=SWEEP_PANEL,
@@ -231,10 +239,15 @@ def sweep(
                      type_=Optional[Path], panel=SWEEP_PANEL) = None,
     cell_size: _opt("--cell-size", help="Longest side of each picture in the grid, px (default 384).",
                     type_=Optional[int], panel=SWEEP_PANEL) = None,
+    restart: restart_option(SWEEP_PANEL, "cells") = False,
+    work_dir: work_dir_option(SWEEP_PANEL, "cells") = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
-    """A labelled grid of one photo dreamed with each combination of the --vary values."""
+    """A labelled grid of one photo dreamed with each combination of the --vary values.
+
+    Interrupted sweeps (Ctrl-C) keep their finished cells: run the same command again to resume.
+    """
     from .. import presets
     from ..render.sheet import DEFAULT_CELL_SIZE
     from ..render.sweep import parse_vary, render_sweep
@@ -247,6 +260,11 @@ def sweep(
         def on_step(done, total, info):
             bar.update(total=total, completed=done, info=info)
 
-        result = render_sweep(source, output, settings, vary=axes, save_cells=save_cells,
-                              cell_size=cell_size or DEFAULT_CELL_SIZE, progress=on_step)
+        try:
+            result = render_sweep(source, output, settings, vary=axes, save_cells=save_cells,
+                                  cell_size=cell_size or DEFAULT_CELL_SIZE, progress=on_step, restart=restart,
+                                  work_dir=work_dir)
+        except KeyboardInterrupt:
+            bar.stop()
+            interrupted(ctx, output, work_dir, "cell")
     typer.echo(str(result))

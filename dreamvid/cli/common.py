@@ -155,10 +155,29 @@ def resume_command(ctx: typer.Context, drop: tuple[str, ...] = ("restart",)) -> 
     return shlex.join(words)
 
 
-def interrupted(ctx: typer.Context, folder: Path) -> None:
-    """After Ctrl-C in a frame render: say what was kept and how to resume; exit 130."""
+def restart_option(panel: str, what: str = "frames"):
+    """The --restart flag of the renders that resume from a work folder."""
+    return Annotated[bool, typer.Option("--restart", rich_help_panel=panel,
+                                        help=f"Discard {what} of an earlier, different render in the work folder.")]
+
+
+def work_dir_option(panel: str, what: str = "frames"):
+    """The --work-dir option of the renders that resume from a work folder."""
+    return Annotated[Optional[Path], typer.Option(
+        "--work-dir", show_default=False, rich_help_panel=panel,
+        help=f"Folder for the finished {what} and render.json (default: OUTPUT.dreamvid-work beside the output).")]
+
+
+def interrupted(ctx: typer.Context, output: Path, work_dir: Optional[Path], noun: str = "frame") -> None:
+    """After Ctrl-C in a render with a work folder: say what was kept and how to resume;
+    exit 130. noun: what the folder's frame_*.png are ("frame", "cell", "checkpoint")."""
+    from ..render.frames import default_work_dir
+
+    folder = Path(work_dir).expanduser() if work_dir else default_work_dir(output)
     kept = len(list(folder.glob("frame_*.png"))) if folder.is_dir() else 0
-    typer.echo(f"Interrupted: {kept} finished frame{'s' * (kept != 1)} kept in {folder}. "
+    if kept == 0:  # nothing finished, nothing kept: the folder has been removed
+        fail(f"Interrupted before the first {noun} was finished.", EXIT_INTERRUPTED)
+    typer.echo(f"Interrupted: {kept} finished {noun}{'s' * (kept != 1)} kept in {folder}. "
                f"Resume with: {resume_command(ctx)}", err=True)
     raise typer.Exit(EXIT_INTERRUPTED)
 

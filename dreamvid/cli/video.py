@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import default_output, handle_errors, interrupted, progress_bar, with_dream_options
+from .common import (default_output, handle_errors, interrupted, progress_bar, restart_option, with_dream_options,
+                     work_dir_option)
 
 VIDEO_PANEL = "Video"
 OUTPUT_PANEL = "Output and resume"
@@ -51,14 +52,10 @@ def video(
                     panel=OUTPUT_PANEL) = None,
     keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
                            "(default: keep).", type_=Optional[bool], panel=OUTPUT_PANEL) = None,
-    restart: Annotated[bool, typer.Option("--restart", rich_help_panel=OUTPUT_PANEL,
-                                          help="Discard frames of an earlier, different render in the work folder.")
-                       ] = False,
+    restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: Annotated[bool, typer.Option("--keep-frames", rich_help_panel=OUTPUT_PANEL,
                                               help="Keep the work folder of PNG frames after encoding.")] = False,
-    work_dir: Annotated[Optional[Path], typer.Option(
-        "--work-dir", show_default=False, rich_help_panel=OUTPUT_PANEL,
-        help="Folder for the frames and render.json (default: OUTPUT.dreamvid-work beside the output).")] = None,
+    work_dir: work_dir_option(OUTPUT_PANEL) = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -68,7 +65,6 @@ def video(
     The preset defaults to `video`.
     """
     from .. import presets
-    from ..render import frames
     from ..render.video import render_video
 
     settings = presets.resolve(preset or "video", dream=dream, video={
@@ -95,7 +91,7 @@ def video(
                               keep_frames=keep_frames, work_dir=work_dir, progress=on_frame)
     except KeyboardInterrupt:
         bar.stop()
-        interrupted(ctx, Path(work_dir) if work_dir else frames.default_work_dir(output))
+        interrupted(ctx, output, work_dir)
     finally:
         bar.stop()
     typer.echo(str(result.output))

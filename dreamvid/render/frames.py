@@ -94,6 +94,15 @@ def fingerprint(path: str | os.PathLike, facts: Mapping[str, Any] | None = None)
             **{k: _jsonable(v) for k, v in (facts or {}).items()}}
 
 
+def still_fingerprint(source: Any, picture: np.ndarray) -> dict[str, Any]:
+    """The manifest's `source` for a render of one still: the file's `fingerprint` when the
+    source is a path, otherwise a hash of the (H, W, C) array itself."""
+    if isinstance(source, (str, os.PathLike)):
+        return fingerprint(source)
+    picture = np.ascontiguousarray(picture)
+    return {"array_sha256": hashlib.sha256(picture.tobytes()).hexdigest()[:32], "shape": list(picture.shape)}
+
+
 def settings_digest(settings: Mapping[str, Any]) -> str:
     """A short stable hash of a JSON-able settings dict (key order does not matter)."""
     blob = json.dumps(settings, sort_keys=True, default=str).encode()

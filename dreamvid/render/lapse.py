@@ -14,6 +14,11 @@ The output kind comes from the extension: .mp4/.mov/.mkv (snapshots held `hold` 
 crossfaded over `fade` s, labelled), .gif (the same), an image file (a labelled contact
 sheet), or a folder (the snapshots as PNGs named by their count). Snapshots are streamed
 to the output as they are made, so a long continuous run does not pile up in memory.
+
+Checkpoint renders add up (40 + 80 + ... + 240 = 840 iterations per octave), so each
+finished checkpoint also goes to a work folder beside the output (render/frames.py; the
+k-th checkpoint as frame k): a timelapse interrupted and run again takes the finished ones
+from there. A continuous run is one computation and restarts whole.
 """
 from __future__ import annotations
 
@@ -93,14 +98,16 @@ def parse_checkpoints(text: str) -> tuple[int, ...]:
 def timelapse(image: np.ndarray, settings: DreamSettings | None = None, *,
               checkpoints: Sequence[int] | None = None, every: int | None = None,
               emit: Callable[[Snapshot], None] | None = None, progress: Progress | None = None,
-              dreamer=None) -> list[Snapshot]:
+              dreamer=None, store=None) -> list[Snapshot]:
     """Dream `image` (H, W, 3) uint8 or float 0..255 RGB and take snapshots as iterations grow.
 
     Give `checkpoints` (independent renders at those iterations per octave) or `every`
     (one run with settings.iterations, a snapshot every K steps over all octaves, and the
     final image). Neither: DEFAULT_CHECKPOINTS. The image is first fit to settings.max_size.
     Each Snapshot is passed to `emit` as soon as it exists; without `emit` they are
-    returned as a list (with `emit`, the list is empty: nothing is kept).
+    returned as a list (with `emit`, the list is empty: nothing is kept). store: a work
+    folder (render.frames.WorkFolder) holding checkpoint k as frame k: those on disk are
+    read instead of dreamed, new ones are written there.
     """
     from ..dream import fit_max_size, get_dreamer, octave_sizes
 
@@ -113,7 +120,7 @@ def timelapse(image: np.ndarray, settings: DreamSettings | None = None, *,
     kept: list[Snapshot] = []
     out = emit or kept.append
     if modes[0] == "checkpoints":
-        _checkpoints(dreamer, image, s, modes[1], n_oct, out, progress)
+        _checkpoints(dreamer, image, s, modes[1], n_oct, out, progress, store)
     else:
         _continuous(dreamer, image, s, modes[1], n_oct, out, progress)
     return kept
@@ -149,11 +156,18 @@ def snapshot_count(s: DreamSettings, checkpoints: Sequence[int] | None, every: i
     return len(value) if mode == "checkpoints" else math.ceil(s.iterations * s.num_octave / value)
 
 
-def _checkpoints(dreamer, image, s, counts, n_oct, emit, progress) -> None:
+def _checkpoints(dreamer, image, s, counts, n_oct, emit, progress, store=None) -> None:
     total, base = sum(counts) * n_oct, 0
     stopped_at = None
     for k, count in enumerate(counts):
         cs = replace(s, iterations=count)
+        label = f"{count} iteration{'s' * (count != 1)}"
+        if store is not None and store.has(k):  # made by an earlier, interrupted run
+            base += count * n_oct
+            if progress:
+                progress(base, total, f"{count} iterations ({k + 1}/{len(counts)}) from {store.path.name}")
+            emit(Snapshot(store.read(k), count * n_oct, label, cs))
+            continue
         steps = 0
 
         def on_step(p, count=count, k=k):
@@ -163,11 +177,13 @@ def _checkpoints(dreamer, image, s, counts, n_oct, emit, progress) -> None:
                 progress(base + steps, total, f"{count} iterations ({k + 1}/{len(counts)}), "
                                               f"octave {p.octave + 1}/{p.num_octave}, loss {p.loss:.2f}")
 
-        result = dreamer.dream(image, cs, progress=on_step)
+        picture = _u8(dreamer.dream(image, cs, progress=on_step))
+        if store is not None:
+            store.write(k, picture)
         if steps < count * n_oct and stopped_at is None:
             stopped_at = count
         base += count * n_oct
-        emit(Snapshot(_u8(result), steps, f"{count} iteration{'s' * (count != 1)}", cs))
+        emit(Snapshot(picture, steps, label, cs))
     if stopped_at is not None:
         log.warning("max_loss %g stopped octaves early from %d iterations on, so later checkpoints look alike; "
                     "raise --max-loss (e.g. --max-loss 1000) to let them keep growing", s.max_loss, stopped_at)
@@ -220,16 +236,22 @@ def render_timelapse(source, output: str | os.PathLike, settings: DreamSettings 
                      checkpoints: Sequence[int] | None = None, every: int | None = None,
                      fps: float = DEFAULT_FPS, hold: float = DEFAULT_HOLD, fade: float = DEFAULT_FADE,
                      labels: bool = True, cell_size: int = sheet.DEFAULT_CELL_SIZE, columns: int | None = None,
-                     crf: int = 18, progress: Progress | None = None) -> Path:
+                     crf: int = 18, progress: Progress | None = None, restart: bool = False,
+                     work_dir: str | os.PathLike | None = None) -> Path:
     """Make a timelapse of `source` (an image path, or (H, W, 3) uint8 RGB) and write `output`.
 
     output: .mp4/.mov/.mkv/.m4v or .gif (snapshots held `hold` s, crossfaded over `fade` s,
     at `fps`; `labels` writes the count in a corner), an image file (.png, .jpg, ...: a
     contact sheet, pictures at most `cell_size` px, `columns` wide), or a folder (the
     snapshots as PNG: iterations_0040.png or step_0060.png). Everything is checked before
-    the first step. Returns the output path.
+    the first step. Checkpoints wait in `work_dir` (default OUTPUT.dreamvid-work) until the
+    output is written, so a second call after an interruption renders only the missing
+    ones; `restart` discards those of a different timelapse there. Returns the output path.
     """
     from .. import media
+    from ..dream import get_dreamer
+    from ..settings import Settings
+    from . import frames as work_folder
 
     out, image, src_name = load_still(source, output)
     s = validate(settings or DreamSettings())
@@ -239,24 +261,59 @@ def render_timelapse(source, output: str | os.PathLike, settings: DreamSettings 
     if kind == "image" and n > MAX_SHEET_TILES:
         raise SettingsError(f"a contact sheet of {n} pictures is more than the limit of {MAX_SHEET_TILES}",
                             hint="use fewer checkpoints or a larger --every, or write a video")
-    if kind == "frames":
-        out.mkdir(exist_ok=True)
+    mode, counts = plan(s, checkpoints, every)
+    dreamer = get_dreamer(s)  # a bad model or layer fails here, before any folder exists
+
+    def run(emit: Callable[[Snapshot], None], store=None) -> None:
+        timelapse(image, s, checkpoints=checkpoints, every=every, progress=progress, emit=emit,
+                  dreamer=dreamer, store=store)
+
+    def write(store=None) -> None:
+        _write(out, kind, lambda emit: run(emit, store), every=every, video=video, labels=labels, crf=crf,
+               cell_size=cell_size, columns=columns, src_name=src_name)
+
+    if mode != "checkpoints":
+        write()
+        return out
+    store = work_folder.open_work(
+        out, kind="timelapse", settings={"dream": Settings(s).to_dict()["dream"], "checkpoints": list(counts)},
+        source=work_folder.still_fingerprint(source, image), seed=s.seed, start=0, end=len(counts),
+        fps=Fraction(1), work_dir=work_dir, restart=restart)
+    with store:
+        done = store.done_indices()
+        if done:
+            log.info("resuming: %d of %d checkpoints are already in %s", len(done), len(counts), store.path)
+        try:
+            write(store)
+        except BaseException:
+            if not store.done_indices():  # leave no empty work folder behind a timelapse that made nothing
+                store.remove()
+            raise
+        store.remove()  # the output is written: the checkpoints are in it
+    return out
+
+
+def _write(out: Path, kind: str, run: Callable[[Callable[[Snapshot], None]], None], *, every, video, labels,
+           crf, cell_size, columns, src_name) -> None:
+    """Stream the snapshots `run(emit)` makes into the output of `kind` (see render_timelapse)."""
+    from .. import media
 
     if kind in ("video", "gif"):
         with media.VideoWriter(out, fps=video[0], crf=crf) as writer:
             fader = Crossfader(writer.write, *video[1:])
-            timelapse(image, s, checkpoints=checkpoints, every=every, progress=progress,
-                      emit=lambda snap: fader.add(sheet.label_frame(snap.image, snap.label) if labels else snap.image))
+            run(lambda snap: fader.add(sheet.label_frame(snap.image, snap.label) if labels else snap.image))
             fader.close()
-        return out
+        return
     if kind == "frames":
+        out.mkdir(exist_ok=True)
+
         def save(snap: Snapshot) -> None:
             name = (f"iterations_{snap.settings.iterations:04d}.png" if every is None
                     else f"step_{snap.steps:04d}.png")
             media.write_image(out / name, snap.image)
 
-        timelapse(image, s, checkpoints=checkpoints, every=every, progress=progress, emit=save)
-        return out
+        run(save)
+        return
     snaps: list[tuple[np.ndarray, list[str]]] = []
     first: list[Snapshot] = []
 
@@ -265,14 +322,13 @@ def render_timelapse(source, output: str | os.PathLike, settings: DreamSettings 
             first.append(snap)
         snaps.append((sheet.fit(snap.image, cell_size), [snap.label, sheet.settings_text(snap.settings, TILE_KEYS)]))
 
-    timelapse(image, s, checkpoints=checkpoints, every=every, progress=progress, emit=keep)
+    run(keep)
     h, w = first[0].image.shape[:2]
     caption = sheet.settings_text(first[0].settings, CAPTION_KEYS) + (f" · {src_name}" if src_name else "") \
         + f" · {w}x{h}" + (" · iterations per octave" if every is None else f" · a snapshot every {every} steps")
     drawn = sheet.contact_sheet([p for p, _ in snaps], [lab for _, lab in snaps], columns=columns,
                                 caption=[caption], cell_size=None)
     media.write_image(out, drawn.image)
-    return out
 
 
 def _check_video(fps: float, hold: float, fade: float, n: int) -> tuple[Fraction, int, int]:

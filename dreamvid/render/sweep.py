@@ -11,6 +11,12 @@ Everything is checked before the first step: each axis, each cell's settings, ev
 and layer named (the networks are loaded up front), and the size of the whole job. A grid
 over MAX_CELLS cells, or one that would take more than MAX_WORK megapixel-steps, is refused
 with the numbers, rather than discovered an hour in.
+
+A big sweep takes hours, so each finished cell goes to a work folder beside the output
+(grid.png.dreamvid-work/, cell k as frame k, with the render.json of render/frames.py): an
+interrupted or failed sweep run again redraws the finished cells from there and dreams
+only the rest; changed axes or settings are refused unless `restart`. The folder goes
+once the grid is written.
 """
 from __future__ import annotations
 
@@ -21,13 +27,15 @@ import math
 import os
 import re
 from dataclasses import dataclass, fields, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import OutputError, SettingsError
-from ..settings import DreamSettings, parse_layers, validate
+from ..settings import DreamSettings, Settings, parse_layers, validate
+from . import frames as work_folder
 from . import sheet
 from .lapse import load_still
 
@@ -170,13 +178,17 @@ def _fitted(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
 
 def render_sweep(source, output: str | os.PathLike, settings: DreamSettings | None = None, *,
                  vary: Sequence[str | Axis | tuple[str, Sequence[Any]]], save_cells: str | os.PathLike | None = None,
-                 cell_size: int = sheet.DEFAULT_CELL_SIZE, progress: Progress | None = None) -> Path:
+                 cell_size: int = sheet.DEFAULT_CELL_SIZE, progress: Progress | None = None,
+                 restart: bool = False, work_dir: str | os.PathLike | None = None) -> Path:
     """Dream `source` (an image path, or (H, W, 3) uint8 RGB) once per cell and draw the grid.
 
     vary: axes as "key=v1,v2" strings, Axis objects or (key, values) pairs; the first runs
     along the columns. output: an image file (.png, .jpg, .webp): the labelled grid, each
     picture at most `cell_size` px. save_cells: a folder that receives every cell at full
-    size, named by its values (step=0.01_num_octave=3.png). Returns the output path.
+    size, named by its values (step=0.01_num_octave=3.png). Finished cells wait in
+    `work_dir` (default OUTPUT.dreamvid-work) until the grid is written, so a second call
+    after an interruption dreams only the missing ones; `restart` discards cells of a
+    different sweep there. Returns the output path.
     """
     from .. import media
     from ..dream import get_dreamer, octave_sizes, to_uint8
@@ -205,37 +217,69 @@ def render_sweep(source, output: str | os.PathLike, settings: DreamSettings | No
     total = sum(itertools.chain.from_iterable(steps_of))
     log.info("sweep: %d cells, %d steps, about %.0f megapixel-steps", sum(map(len, grid)), total, amount)
     labels_r = row_labels(axes)
+    n_cells = sum(map(len, grid))
+    store = work_folder.open_work(out, kind="sweep", settings=resume_key(base, axes), seed=base.seed,
+                                 source=work_folder.still_fingerprint(source, image), start=0, end=n_cells,
+                                 fps=Fraction(1), work_dir=work_dir, restart=restart)
+    cached = store.done_indices()
+    if cached:
+        log.info("resuming: %d of %d cells are already in %s", len(cached), n_cells, store.path)
     thumbs: list[list[np.ndarray]] = []
     done, n = 0, 0
-    for r, row in enumerate(grid):
-        thumbs.append([])
-        for c, cs in enumerate(row):
-            n += 1
-            picks = [(axes[0], c), *zip(axes[1:], _row_index(axes, r))]
-            where = ", ".join(a.label(k) for a, k in picks)
-            base_done = done
+    with store:
+        try:
+            for r, row in enumerate(grid):
+                thumbs.append([])
+                for c, cs in enumerate(row):
+                    n += 1
+                    picks = [(axes[0], c), *zip(axes[1:], _row_index(axes, r))]
+                    where = ", ".join(a.label(k) for a, k in picks)
+                    base_done = done
 
-            def on_step(p, where=where, n=n):
-                nonlocal done
-                done += 1
-                if progress:
-                    progress(done, total, f"cell {n}/{sum(map(len, grid))} ({where}), "
-                                          f"octave {p.octave + 1}/{p.num_octave}, loss {p.loss:.2f}")
+                    def on_step(p, where=where, n=n):
+                        nonlocal done
+                        done += 1
+                        if progress:
+                            progress(done, total, f"cell {n}/{n_cells} ({where}), "
+                                                  f"octave {p.octave + 1}/{p.num_octave}, loss {p.loss:.2f}")
 
-            picture = to_uint8(dreamers[_model_key(cs)].dream(sizes[cs.max_size], cs, progress=on_step))
-            done = base_done + steps_of[r][c]  # early stops (max_loss) skip steps: keep the count honest
-            if cells_dir is not None:
-                media.write_image(cells_dir / cell_name(picks), picture)
-            thumbs[r].append(sheet.fit(picture, cell_size))
-    h, w = sizes[base.max_size].shape[:2] if base.max_size in sizes else _fitted(image.shape[:2], base.max_size)
-    varied = {a.key for a in axes}
-    fixed = sheet.settings_text(replace(base, layers=_shown_layers(base, dreamers)),
-                                [k for k in CAPTION_KEYS if k not in varied])
-    caption = fixed + (f" · {src_name}" if src_name else "") + f" · {w}x{h}"
-    drawn = sheet.grid(thumbs, columns=[axes[0].label(k) for k in range(len(axes[0].values))],
-                       rows=labels_r, caption=[caption], cell_size=None)
-    media.write_image(out, drawn.image)
+                    if store.has(n - 1):  # finished by an earlier, interrupted run
+                        picture = store.read(n - 1)
+                    else:
+                        picture = to_uint8(dreamers[_model_key(cs)].dream(sizes[cs.max_size], cs, progress=on_step))
+                        store.write(n - 1, picture)
+                    done = base_done + steps_of[r][c]  # early stops (max_loss) skip steps: keep the count honest
+                    if progress:
+                        progress(done, total, f"cell {n}/{n_cells} ({where}) done")
+                    if cells_dir is not None:
+                        media.write_image(cells_dir / cell_name(picks), picture)
+                    thumbs[r].append(sheet.fit(picture, cell_size))
+        except BaseException:
+            if not store.done_indices():  # leave no empty work folder behind a sweep that made nothing
+                store.remove()
+            raise
+        h, w = sizes[base.max_size].shape[:2] if base.max_size in sizes else _fitted(image.shape[:2], base.max_size)
+        varied = {a.key for a in axes}
+        fixed = sheet.settings_text(replace(base, layers=_shown_layers(base, dreamers)),
+                                    [k for k in CAPTION_KEYS if k not in varied])
+        caption = fixed + (f" · {src_name}" if src_name else "") + f" · {w}x{h}"
+        drawn = sheet.grid(thumbs, columns=[axes[0].label(k) for k in range(len(axes[0].values))],
+                           rows=labels_r, caption=[caption], cell_size=None)
+        media.write_image(out, drawn.image)
+        store.remove()  # the grid is written: the cells are in it (and in --save-cells when asked)
     return out
+
+
+def resume_key(base: DreamSettings, axes: Sequence[Axis]) -> dict[str, Any]:
+    """Everything a sweep's cells depend on, for its work folder's manifest (cell_size and
+    save_cells only change how the cells are shown, so they are left out)."""
+    return {"base": Settings(base).to_dict()["dream"],
+            "axes": [[a.key, [_plain(v) for v in a.values]] for a in axes]}
+
+
+def _plain(v: Any) -> Any:
+    """An axis value as JSON: layers ((name, weight), ...) as [[name, weight], ...]."""
+    return [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
 
 
 def _row_index(axes: Sequence[Axis], r: int) -> tuple[int, ...]:

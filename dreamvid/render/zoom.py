@@ -30,7 +30,6 @@ continues from the uint8 frame on disk; the jitter is seeded by (seed, frame ind
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -46,6 +45,7 @@ from ..errors import OutputError, SettingsError
 from ..settings import DreamSettings, Settings, validate, validate_video
 from ..trajectory import INTERPOLATIONS, Keyframes, Motion, Trajectory, apply, parse_keyframes
 from . import frames as work_folder
+from .lapse import load_still
 
 log = logging.getLogger("dreamvid")
 
@@ -432,15 +432,9 @@ def render_zoom(source, output: str | os.PathLike, settings: Settings | None = N
     settings = settings or Settings()
     settings = Settings(validate(settings.dream), validate_video(settings.video))
     zoom = validate_zoom(zoom or ZoomSettings())
-    if isinstance(source, (str, os.PathLike)):
-        out = media.check_output_path(output, source)
-        picture = media.read_image(source)
-        fingerprint = work_folder.fingerprint(source)
-    else:
-        out = media.check_output_path(output)
-        picture = np.ascontiguousarray(source, np.uint8)
-        fingerprint = {"array_sha256": hashlib.sha256(picture.tobytes()).hexdigest()[:32],
-                       "shape": list(picture.shape)}
+    out, picture, _ = load_still(source, output)
+    picture = np.ascontiguousarray(picture, np.uint8)
+    fingerprint = work_folder.still_fingerprint(source, picture)
     if media.output_kind(out) == "image":
         raise OutputError(f"{out.name} is a still image name, but a zoom is a clip",
                           hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
