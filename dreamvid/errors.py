@@ -6,10 +6,21 @@ one line each and exits with `exit_code`; `--debug` adds the traceback and `deta
 """
 from __future__ import annotations
 
-# Exit codes (documented in the README): 0 success, 1 runtime failure, 2 usage, 130 interrupted.
+# Exit codes (documented in the README): 0 success, 1 runtime failure, 2 usage,
+# 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: `kill`, a batch scheduler's time limit).
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C, so that the same clean-up runs: the
+    finished frames stay on disk, ffmpeg children are stopped, the resume command is printed."""
+
+
+def interruption_exit_code(e: BaseException | None) -> int:
+    return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
 
 
 class DreamvidError(Exception):

@@ -9,6 +9,7 @@ import shlex
 import subprocess
 from fractions import Fraction
 
+import pytest
 
 from dreamvid import media
 
@@ -87,6 +88,54 @@ def test_ctrl_c_keeps_frames_prints_the_resume_command_and_it_resumes(make_clip,
     r = run(*command[1:])
     assert r.exit_code == 0, r.output
     assert media.probe_video(out).n_frames == 6
+
+
+def processes_reading(path) -> list[int]:
+    """pids of live processes whose command line names `path` (an orphaned ffmpeg would)."""
+    import os
+
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                words = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if not zombie and os.fsencode(str(path)) in words and int(entry) != os.getpid():
+            found.append(int(entry))
+    return found
+
+
+def test_sigterm_is_an_interruption_exit_143_with_frames_kept(make_clip, tiny, tmp_path):
+    import os
+    import signal
+    import sys
+    import time
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc to list processes")
+    src, _ = make_clip("term.mp4", n=60)
+    out, work = tmp_path / "term_dream.mp4", tmp_path / "term_dream.mp4.dreamvid-work"
+    proc = subprocess.Popen([sys.executable, "-m", "dreamvid", "video", str(src), "-o", str(out), "--model", tiny,
+                             *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180  # a guard against a hang, not a speed check
+        while len(list(work.glob("frame_*.png"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the render ended before it could be terminated: " + proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)  # what `kill` and a batch scheduler's time limit send
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Terminated: ") and "finished frames kept in" in last and "Traceback" not in err
+    assert "Resume with: dreamvid video" in last
+    kept = len(list(work.glob("frame_*.png")))
+    assert kept >= 2 and f"{kept} finished frames" in last
+    assert processes_reading(src) == []  # its ffmpeg decoder went with it
 
 
 def test_changed_settings_are_refused_until_restart(make_clip, tiny, tmp_path, monkeypatch):

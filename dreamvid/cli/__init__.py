@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from .common import State, setup_logging
+from .common import State, setup_logging, stop_on_sigterm
 
 app = typer.Typer(
     name="dreamvid",
@@ -48,4 +48,5 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    stop_on_sigterm()
     app()

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED, DreamvidError
+from ..errors import DreamvidError, Terminated, interruption_exit_code
 
 log = logging.getLogger("dreamvid")
 
@@ -69,8 +69,8 @@ def handle_errors(fn: Callable) -> Callable:
                     typer.echo(e.detail, err=True)
             hint = f" Hint: {e.hint}." if e.hint else ""
             fail(f"Error: {e.message}.{hint}".replace("..", "."), e.exit_code)
-        except KeyboardInterrupt:
-            fail("Interrupted.", EXIT_INTERRUPTED)
+        except KeyboardInterrupt as e:
+            fail("Terminated." if isinstance(e, Terminated) else "Interrupted.", interruption_exit_code(e))
 
     return wrapper
 
@@ -173,13 +173,29 @@ def interrupted(ctx: typer.Context, output: Path, work_dir: Optional[Path], noun
     exit 130. noun: what the folder's frame_*.png are ("frame", "cell", "checkpoint")."""
     from ..render.frames import default_work_dir
 
+    why = sys.exc_info()[1]  # called while handling the KeyboardInterrupt (or Terminated)
+    word = "Terminated" if isinstance(why, Terminated) else "Interrupted"
     folder = Path(work_dir).expanduser() if work_dir else default_work_dir(output)
     kept = len(list(folder.glob("frame_*.png"))) if folder.is_dir() else 0
     if kept == 0:  # nothing finished, nothing kept: the folder has been removed
-        fail(f"Interrupted before the first {noun} was finished.", EXIT_INTERRUPTED)
-    typer.echo(f"Interrupted: {kept} finished {noun}{'s' * (kept != 1)} kept in {folder}. "
+        fail(f"{word} before the first {noun} was finished.", interruption_exit_code(why))
+    typer.echo(f"{word}: {kept} finished {noun}{'s' * (kept != 1)} kept in {folder}. "
                f"Resume with: {resume_command(ctx)}", err=True)
-    raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(interruption_exit_code(why))
+
+
+def stop_on_sigterm() -> None:
+    """Turn the first SIGTERM into `Terminated` in the main thread (a second one kills at once)."""
+    import signal
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    try:
+        signal.signal(signal.SIGTERM, terminate)
+    except (ValueError, OSError):  # not the main thread (an embedding program): leave it alone
+        pass
 
 
 # ---- progress ------------------------------------------------------------------------------
