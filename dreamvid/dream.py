@@ -13,7 +13,9 @@ each model converts that to its own preprocessing (models.DreamModel). Every ste
 image by a random (seeded) offset, which hides tile seams and the network's stride grid.
 Images larger than `tile` are cut into near-equal tiles; gradients are computed per tile and
 normalised over the whole image, so memory is bounded while the result matches an untiled
-run closely. A whole step (roll, tiles, normalisation, update, clip) is ONE `tf.function`
+run closely. On a GPU, tiles go through the network `tile_batch` at a time (all cut at the
+largest tile's size so that they stack; a batch that runs out of memory is halved and the
+step run again). A whole step (roll, tiles, normalisation, update, clip) is ONE `tf.function`
 with a `TensorSpec([None, None, 3])` image and tensor arguments for the rest: traced once
 per model and reused for every octave, tile, frame and call (Dreamer explains the choices;
 bench/ measures them).
@@ -35,6 +37,7 @@ from .settings import DreamSettings, validate
 log = logging.getLogger("dreamvid")
 
 BORDER = 2  # activations excluded at each edge of the loss (Keras example), they see padding
+AUTO_TILE_BATCH = 16  # tiles per network call on a GPU when tile_batch is not set (halved on OOM)
 GRAD_EPS = 1e-8  # floor of the gradient's mean |g| when normalising
 
 
@@ -146,25 +149,33 @@ class Dreamer:
         reduced = getattr(model, "compute_dtype", "float32") != "float32"
         min_grad_scale = [float(np.sqrt(sc)) for sc in model.scales]
 
-        def tile_gradient(x):
-            """Loss and d loss / d x of one (h, w, 3) dream-space tile."""
+        def batch_gradient(t):
+            """Per-tile losses (b,) and d loss / d t of a batch of (b, h, w, 3) dream-space tiles.
+
+            Every layer here works on each image of a batch alone (batch norms are folded or in
+            inference mode), so tile k's gradient is that of its own loss."""
             with tf.GradientTape() as tape:
-                tape.watch(x)
-                acts = model(x[tf.newaxis])
+                tape.watch(t)
+                acts = model(t)
                 terms, sizes = [], []
                 for w, a in zip(weights, acts):
                     h, wd = tf.shape(a)[1], tf.shape(a)[2]
                     bh, bw = tf.minimum(BORDER, (h - 1) // 2), tf.minimum(BORDER, (wd - 1) // 2)
                     a = a[:, bh:h - bh, bw:wd - bw, :]
-                    terms.append(w * tf.reduce_mean(tf.square(a)))
-                    sizes.append(tf.cast(tf.size(a), tf.float32))
-                loss = tf.add_n(terms)
+                    terms.append(w * tf.reduce_mean(tf.square(a), axis=[1, 2, 3]))
+                    sizes.append(tf.cast(tf.size(a[0]), tf.float32))
+                losses = tf.add_n(terms)
+                total = tf.reduce_sum(losses)
                 if reduced:
                     grad_scale = tf.reduce_min(tf.stack([n * c for n, c in zip(sizes, min_grad_scale)]))
-                    scaled = loss * grad_scale
-            if reduced:
-                return loss, tape.gradient(scaled, x) / grad_scale
-            return loss, tape.gradient(loss, x)
+                    total = total * grad_scale
+            grad = tape.gradient(total, t)
+            return losses, grad / grad_scale if reduced else grad
+
+        def tile_gradient(x):
+            """Loss and d loss / d x of one (h, w, 3) dream-space tile."""
+            losses, grad = batch_gradient(x[tf.newaxis])
+            return losses[0], grad[0]
 
         def tiled_gradient(x, ys, xs):
             """Loss and gradient of the whole image, tile by tile; memory is one tile's."""
@@ -191,27 +202,93 @@ class Dreamer:
                                           parallel_iterations=1)
             return loss, rows.concat()
 
-        @tf.function(input_signature=[
+        def batched_gradient(x, ys, xs, batch):
+            """Loss and gradient of the whole image, `batch` tiles per network call (GPU).
+
+            The tiles' own parts are the same near-equal parts as `tiled_gradient`'s, but every
+            tile is cut at the largest part's size (th, tw), so that they stack: a tile near the
+            far edge starts early enough to fit, and sees up to a pixel of its neighbour as
+            context. Only the own part of each tile's gradient is kept."""
+            h, w = tf.shape(x)[0], tf.shape(x)[1]
+            ny, nx = tf.size(ys) - 1, tf.size(xs) - 1
+            th, tw = tf.reduce_max(ys[1:] - ys[:-1]), tf.reduce_max(xs[1:] - xs[:-1])
+            oy, ox = tf.minimum(ys[:-1], h - th), tf.minimum(xs[:-1], w - tw)  # tile origins
+            n, area = ny * nx, tf.cast(h * w, tf.float32)
+
+            def chunk(k0, parts, loss):
+                b = tf.minimum(batch, n - k0)
+                tiles = tf.map_fn(lambda k: x[oy[k // nx]:oy[k // nx] + th, ox[k % nx]:ox[k % nx] + tw],
+                                  tf.range(k0, k0 + b), fn_output_signature=tf.TensorSpec([None, None, 3], x.dtype))
+                losses, grads = batch_gradient(tiles)
+
+                def keep(m, parts, loss):
+                    k = k0 + m
+                    i, j = k // nx, k % nx
+                    y0, x0 = ys[i] - oy[i], xs[j] - ox[j]
+                    own = grads[m, y0:y0 + ys[i + 1] - ys[i], x0:x0 + xs[j + 1] - xs[j]]
+                    frac = tf.cast((ys[i + 1] - ys[i]) * (xs[j + 1] - xs[j]), tf.float32) / area
+                    return m + 1, parts.write(k, tf.transpose(own, [1, 0, 2])), loss + losses[m] * frac
+
+                _, parts, loss = tf.while_loop(lambda m, *_: m < b, keep, (0, parts, loss))
+                return k0 + b, parts, loss
+
+            parts = tf.TensorArray(tf.float32, size=n, infer_shape=False)
+            # parallel_iterations=1: one batch in flight, so memory is `batch` tiles' worth
+            _, parts, loss = tf.while_loop(lambda k0, *_: k0 < n, chunk, (0, parts, tf.constant(0.0)),
+                                           parallel_iterations=1)
+
+            def row(i, rows):
+                cat = tf.TensorArray(tf.float32, size=nx, infer_shape=False)
+                cat = tf.while_loop(lambda j, _: j < nx, lambda j, c: (j + 1, c.write(j, parts.read(i * nx + j))),
+                                    (0, cat))[1]
+                return i + 1, rows.write(i, tf.transpose(cat.concat(), [1, 0, 2]))
+
+            rows = tf.TensorArray(tf.float32, size=ny, infer_shape=False)
+            _, rows = tf.while_loop(lambda i, _: i < ny, row, (0, rows))
+            return loss, rows.concat()
+
+        def update(x, loss, grad, shift, step):
+            grad = tf.roll(grad, -shift, axis=[0, 1])
+            grad /= tf.maximum(tf.reduce_mean(tf.abs(grad)), GRAD_EPS)
+            return loss, tf.clip_by_value(x + step * grad, -1.0, 1.0)
+
+        signature = [
             tf.TensorSpec([None, None, 3], tf.float32),  # x: dream-space image
             tf.TensorSpec([2], tf.int32),  # shift: jitter roll (dy, dx) in px
             tf.TensorSpec([], tf.float32),  # step size
             tf.TensorSpec([None], tf.int32),  # ys: tile edges along the height, [0, ..., h]
             tf.TensorSpec([None], tf.int32),  # xs: tile edges along the width
-        ], reduce_retracing=True)
+        ]
+
+        @tf.function(input_signature=signature, reduce_retracing=True)
         def ascent_step(x, shift, step, ys, xs):
             self.traces += 1  # Python side effect: runs only while tracing
             # An image within one tile is a loop of one iteration: as fast as a direct call
             # (bench/), and a tf.cond between the two would trace the network twice.
             loss, grad = tiled_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs)
-            grad = tf.roll(grad, -shift, axis=[0, 1])
-            grad /= tf.maximum(tf.reduce_mean(tf.abs(grad)), GRAD_EPS)
-            return loss, tf.clip_by_value(x + step * grad, -1.0, 1.0)
+            return update(x, loss, grad, shift, step)
+
+        @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.int32)], reduce_retracing=True)
+        def batched_ascent_step(x, shift, step, ys, xs, batch):
+            self.traces += 1
+            loss, grad = batched_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs, batch)
+            return update(x, loss, grad, shift, step)
 
         self._ascent_step = ascent_step
+        self._batched_ascent_step = batched_ascent_step
+        self.batch_limit: int | None = None  # set by a batch that ran out of GPU memory
 
     @property
     def min_size(self) -> int:
         return self.model.min_size
+
+    def tile_batch(self, s: DreamSettings, n_tiles: int) -> int:
+        """Tiles per network call for an image of `n_tiles` tiles: s.tile_batch, or on a GPU
+        AUTO_TILE_BATCH, never more than a batch that has run out of memory before."""
+        from .models import gpu_available
+
+        want = s.tile_batch if s.tile_batch is not None else AUTO_TILE_BATCH if gpu_available() else 1
+        return max(1, min(want, n_tiles, self.batch_limit or want))
 
     def ascend(self, x: np.ndarray, s: DreamSettings, rng: np.random.Generator, *, octave: int = 0,
                num_octave: int = 1, progress: ProgressFn | None = None,
@@ -220,12 +297,27 @@ class Dreamer:
         import tensorflow as tf
 
         h, w = x.shape[:2]
-        ys, xs = tf.constant(tile_edges(h, s.tile), tf.int32), tf.constant(tile_edges(w, s.tile), tf.int32)
+        ys, xs = tile_edges(h, s.tile), tile_edges(w, s.tile)
+        batch = self.tile_batch(s, (len(ys) - 1) * (len(xs) - 1))
+        ys, xs = tf.constant(ys, tf.int32), tf.constant(xs, tf.int32)
         step = tf.constant(s.step, tf.float32)
         xt = tf.constant(np.asarray(x, np.float32))
         for i in range(s.iterations):
-            shift = [int(v) for v in rng.integers(-s.jitter, s.jitter + 1, 2)] if s.jitter else [0, 0]
-            loss_t, xt = self._ascent_step(xt, tf.constant(shift, tf.int32), step, ys, xs)
+            shift = tf.constant([int(v) for v in rng.integers(-s.jitter, s.jitter + 1, 2)] if s.jitter else [0, 0],
+                                tf.int32)
+            while True:
+                try:
+                    if batch > 1:
+                        loss_t, x_next = self._batched_ascent_step(xt, shift, step, ys, xs, tf.constant(batch))
+                    else:
+                        loss_t, x_next = self._ascent_step(xt, shift, step, ys, xs)
+                    break
+                except tf.errors.ResourceExhaustedError:
+                    if batch <= 1:
+                        raise
+                    batch = self.batch_limit = batch // 2  # the step is a pure function: run it again
+                    log.info("a batch of tiles ran out of GPU memory; now %d tiles per call", batch)
+            xt = x_next
             if progress is None and s.max_loss is None and on_step is None:
                 continue  # nothing to report: the steps queue up without waiting for each other
             loss = float(loss_t)

@@ -19,6 +19,7 @@ DEFAULT_MODEL = "efficientnet_lite0"
 MAX_ITERATIONS = 10_000  # per octave; past this a typo is likelier than intent
 MAX_OCTAVES = 20
 MIN_TILE = 64  # px; smaller tiles give the network too little context to dream anything
+MAX_TILE_BATCH = 64  # tiles per network call, at most (a 4K image in 512-px tiles is 40)
 FLOW_METHODS = ("dis", "farneback", "none")
 FLOW_QUALITIES = ("ultrafast", "fast", "medium")
 PRECISIONS = ("float32", "mixed")
@@ -39,6 +40,7 @@ class DreamSettings:
     max_loss: float | None = 10.0  # stop an octave early once the loss passes this (None: never)
     jitter: int = 32  # px; random roll applied before each step, hides tile seams and grid artefacts
     tile: int = 512  # px; images larger than this are processed in tiles of this size (bounded memory)
+    tile_batch: int | None = None  # tiles per network call; None: as many as fit on a GPU (<= 16), 1 on a CPU
     seed: int = 0  # seeds the jitter; frame index is mixed in for video
     max_size: int | None = None  # px; downscale so the longest side is at most this (None: keep size)
     weights: str | None = None  # a local weights file for a downloadable model, instead of fetching it
@@ -119,6 +121,8 @@ def validate(s: DreamSettings) -> DreamSettings:
         _check(s.max_loss > 0, "max_loss", s.max_loss, "must be > 0", "omit it to never stop early")
     _int_in(s.jitter, "jitter", 0, 4096)
     _int_in(s.tile, "tile", MIN_TILE, 1 << 16)
+    if s.tile_batch is not None:
+        _int_in(s.tile_batch, "tile_batch", 1, MAX_TILE_BATCH)
     _check(isinstance(s.seed, int), "seed", s.seed, "must be an integer", "e.g. --seed 0")
     if s.max_size is not None:
         _int_in(s.max_size, "max_size", 32, 1 << 16)

@@ -115,6 +115,7 @@ def test_unknown_preset(photo, tmp_path):
     ("--num-octave", "0", "num_octave must be between 1"),
     ("--octave-scale", "1.0", "octave_scale must be > 1.0"),
     ("--octave-scale", "0.7", "octave_scale must be > 1.0"),
+    ("--tile-batch", "0", "tile_batch must be"),
 ])
 def test_out_of_range_values(photo, tmp_path, flag, value, fragment):
     one_line_error(run("image", photo, "-o", tmp_path / "o.png", flag, value), 2, fragment)

@@ -79,6 +79,84 @@ def test_tiled_and_untiled_agree_closely(dreamer, image, tiny_path):
     assert np.abs(whole - tiled).mean() < 0.25 * change
 
 
+def one_step(d, x, tile, batch=None):
+    """(loss, next image) of one ascent step on dream-space x, tiles one at a time or `batch` per call."""
+    import tensorflow as tf
+
+    from dreamvid.dream import tile_edges
+
+    args = (tf.constant(x), tf.constant([3, -2], tf.int32), tf.constant(0.05),
+            tf.constant(tile_edges(x.shape[0], tile), tf.int32), tf.constant(tile_edges(x.shape[1], tile), tf.int32))
+    loss, out = d._ascent_step(*args) if batch is None else d._batched_ascent_step(*args, tf.constant(batch))
+    return float(loss), out.numpy()
+
+
+def test_batched_tiles_equal_one_at_a_time_when_the_tiles_are_equal(dreamer, image):
+    x = np.tile(image, (2, 3, 1)) / 127.5 - 1  # 96 x 192: 2 x 3 tiles of exactly 48 x 64
+    loss, single = one_step(dreamer, x, tile=64)
+    for batch in (2, 4, 6):
+        b_loss, batched = one_step(dreamer, x, tile=64, batch=batch)
+        assert b_loss == pytest.approx(loss, rel=1e-5)
+        np.testing.assert_allclose(batched, single, atol=2e-5)
+
+
+def test_batched_uneven_tiles_keep_each_tiles_own_part(tmp_path):
+    """With a network whose tapped layer is its input, a tile's loss is mean(x²) over the tile
+    less a BORDER-px frame, so the expected step is known exactly: every tile is cut at the
+    largest part's size, and each pixel takes its gradient from the tile that owns it."""
+    import keras
+
+    from dreamvid.dream import BORDER, tile_edges
+
+    inp = keras.Input((None, None, 3))
+    keras.Model(inp, keras.layers.Activation("linear", name="same")(inp)).save(tmp_path / "same.keras")
+    d = Dreamer(models.load(str(tmp_path / "same.keras"), (("same", 1.0),)))
+    rng = np.random.default_rng(0)
+    h, w, tile, step = 131, 173, 60, 1e-3
+    x = rng.uniform(-0.9, 0.9, (h, w, 3)).astype(np.float32)
+    ys, xs = tile_edges(h, tile), tile_edges(w, tile)  # parts of 43..44 x 57..58 px
+    th, tw = max(np.diff(ys)), max(np.diff(xs))
+    expected = np.zeros_like(x)
+    for i in range(len(ys) - 1):
+        for j in range(len(xs) - 1):
+            y0, x0 = min(ys[i], h - th), min(xs[j], w - tw)  # where the tile is cut
+            inner = np.zeros((th, tw, 1), np.float32)
+            inner[BORDER:th - BORDER, BORDER:tw - BORDER] = 1
+            g = x[y0:y0 + th, x0:x0 + tw] * inner  # d mean(x²) / dx up to a constant shared by all tiles
+            own = (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
+            expected[own] = g[ys[i] - y0:ys[i + 1] - y0, xs[j] - x0:xs[j + 1] - x0]
+    expected = x + step * expected / np.abs(expected).mean()
+    import tensorflow as tf
+
+    _, out = d._batched_ascent_step(tf.constant(x), tf.constant([0, 0], tf.int32), tf.constant(step),
+                                    tf.constant(ys, tf.int32), tf.constant(xs, tf.int32), tf.constant(4))
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-6)
+
+
+def test_tile_batch_setting_and_out_of_memory_halving(tiny_path, image, monkeypatch):
+    import tensorflow as tf
+
+    big = np.tile(image, (2, 3, 1))  # 2 x 3 tiles at tile=64
+    d = Dreamer(models.load(tiny_path, (("conv3", 1.0),)))
+    s = settings(tiny_path, tile=64, iterations=3, tile_batch=6)
+    assert d.tile_batch(s, 6) == 6 and d.tile_batch(s, 2) == 2  # never more than there are tiles
+    assert d.tile_batch(settings(tiny_path), 6) == 1  # automatic: one at a time without a GPU
+    reference = d.dream(big, s)
+    real, sizes = d._batched_ascent_step, []
+
+    def small_gpu(x, shift, step, ys, xs, batch):
+        sizes.append(int(batch))
+        if int(batch) > 3:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real(x, shift, step, ys, xs, batch)
+
+    monkeypatch.setattr(d, "_batched_ascent_step", small_gpu)
+    out = d.dream(big, s)
+    assert sizes[:2] == [6, 3] and set(sizes[2:]) == {3} and d.batch_limit == 3
+    assert d.tile_batch(s, 6) == 3  # remembered for the next image
+    np.testing.assert_allclose(out, reference, atol=0.5)  # the retried steps are the same steps
+
+
 def test_step_is_traced_once_for_all_sizes_octaves_and_calls(tiny_path, image):
     d = Dreamer(models.load(tiny_path, (("conv2", 1.0),)))
     d.dream(image, settings(tiny_path, layers=(("conv2", 1.0),), num_octave=3, octave_scale=1.2))

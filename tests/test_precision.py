@@ -131,3 +131,27 @@ def test_gpu_mixed_float16_matches_cpu_float32(image):
     min_cos, max_loss_diff = STEP_TOLERANCE["mixed_float16"]
     assert abs(loss_gpu - loss_cpu) / loss_cpu <= max_loss_diff
     assert cosine(update_gpu, update_cpu) >= min_cos
+
+
+@pytest.mark.gpu
+def test_gpu_batches_tiles_and_matches_one_tile_at_a_time(image):
+    """On a GPU, tiles go through the network in batches by default, with the same result."""
+    import numpy as np
+    import tensorflow as tf
+
+    from dreamvid.dream import AUTO_TILE_BATCH
+    from dreamvid.settings import DreamSettings
+
+    x = to_dream_space(np.tile(image, (2, 2, 1)))
+    h, w = x.shape[:2]
+    gpu = Dreamer(models.load("efficientnet_lite0", LAYERS))
+    tile = max(h, w) // 3  # 3 x 3 tiles or more
+    n = (len(tile_edges(h, tile)) - 1) * (len(tile_edges(w, tile)) - 1)
+    assert gpu.tile_batch(DreamSettings(tile=tile), n) == min(AUTO_TILE_BATCH, n) > 1
+    args = (tf.constant(x), tf.constant([3, -5], tf.int32), tf.constant(0.01, tf.float32),
+            tf.constant(tile_edges(h, tile), tf.int32), tf.constant(tile_edges(w, tile), tf.int32))
+    with tf.device("/GPU:0"):
+        loss_1, one = gpu._ascent_step(*args)
+        loss_b, batched = gpu._batched_ascent_step(*args, tf.constant(n))
+    assert abs(float(loss_b) - float(loss_1)) / float(loss_1) <= 1e-2
+    assert cosine(batched.numpy() - x, one.numpy() - x) >= 0.95

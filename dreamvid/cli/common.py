@@ -100,6 +100,8 @@ DREAM_OPTIONS: list[inspect.Parameter] = [
         ("max_loss", _opt("--max-loss", help="Stop an octave once the loss passes this.")),
         ("jitter", _opt("--jitter", help="Random roll in px applied before each step.", type_=Optional[int])),
         ("tile", _opt("--tile", help="Tile size in px for large images (bounds memory).", type_=Optional[int])),
+        ("tile_batch", _opt("--tile-batch", help="Tiles per network call (default: up to 16 on a GPU, 1 on a "
+                            "CPU; halved by itself if the GPU runs out of memory).", type_=Optional[int])),
         ("seed", _opt("--seed", help="Random seed of the jitter.", type_=Optional[int])),
         ("max_size", _opt("--max-size", help="Downscale so the longest side is at most this (px).",
                           type_=Optional[int])),

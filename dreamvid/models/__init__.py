@@ -66,6 +66,12 @@ def setup_tensorflow():
     return tf
 
 
+@functools.lru_cache(maxsize=None)
+def gpu_available() -> bool:
+    """Whether TensorFlow sees a GPU (asked once)."""
+    return bool(setup_tensorflow().config.list_physical_devices("GPU"))
+
+
 def dtype_policy(precision: str) -> str | None:
     """The Keras dtype policy for a precision: None (float32), "mixed_float16" or "mixed_bfloat16"."""
     if precision == "float32":
@@ -74,8 +80,7 @@ def dtype_policy(precision: str) -> str | None:
         return precision
     if precision != "mixed":
         raise ModelError(f"unknown precision {precision!r}; use float32 or mixed")
-    tf = setup_tensorflow()
-    if tf.config.list_physical_devices("GPU"):
+    if gpu_available():
         return "mixed_float16"
     log.warning("precision mixed without a GPU computes in bfloat16: close to float32, and on most CPUs "
                 "slower than float32 (it pays off with a GPU, or a CPU with AMX/AVX512-BF16)")
