@@ -33,6 +33,79 @@ def test_image_default_output_is_beside_the_source(photo, tiny):
     assert (photo.parent / "photo.dream.png").is_file()
 
 
+TINY_FAST = ("--layer", "conv3", "-i", "1", "--num-octave", "1")
+
+
+def photos(folder: Path, names) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(len(names))
+    for name in names:
+        cv2.imwrite(str(folder / name), cv2.GaussianBlur(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8), (5, 5), 0))
+    return [folder / n for n in names]
+
+
+def test_a_batch_of_photos_and_folders_into_one_folder(tmp_path, tiny):
+    a, b = photos(tmp_path / "trip", ["a.jpg", "b.png"])
+    (tmp_path / "trip" / "a.dream.png").write_bytes(b"an earlier result, not a photo")  # left out of the folder
+    (tmp_path / "trip" / "notes.txt").write_text("not a photo")
+    (c,) = photos(tmp_path / "more", ["c.webp"])
+    out = tmp_path / "dreams"  # created
+    r = run("image", tmp_path / "trip", c, "-o", out, "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 0, r.output
+    written = [out / "a.dream.png", out / "b.dream.png", out / "c.dream.png"]
+    assert [line for line in r.output.splitlines() if line.startswith("/")] == [str(p.resolve()) for p in written]
+    assert all(cv2.imread(str(p)).shape == (40, 56, 3) for p in written)
+
+
+def test_a_bad_photo_in_a_batch_is_skipped_and_reported_at_the_end(tmp_path, tiny):
+    good = photos(tmp_path / "in", ["1.jpg", "3.jpg"])
+    (tmp_path / "in" / "2.jpg").write_text("not a jpeg")
+    r = run("image", tmp_path / "in", "-o", tmp_path / "out", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "2.jpg is not an image" in r.output and "(skipped)" in r.output
+    assert r.output.strip().splitlines()[-1].startswith("Error: 1 of 3 photos could not be dreamed (2.jpg)")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{p.stem}.dream.png" for p in good]
+
+
+def test_a_batch_refuses_clashing_names_and_one_picture_output_before_any_work(tmp_path, tiny):
+    (a,) = photos(tmp_path / "x", ["same.jpg"])
+    (b,) = photos(tmp_path / "y", ["same.png"])
+    one_line_error(run("image", a, b, "-o", tmp_path / "out", "--model", tiny), 2, "would both be written to",
+                   "same.dream.png")
+    one_line_error(run("image", a, b, "-o", tmp_path / "one.png"), 2, "names one picture, but 2 photos were given")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_an_interrupted_batch_resumes_with_skip_existing(tmp_path, tiny, monkeypatch):
+    import shlex
+
+    import dreamvid.dream as dream
+
+    folder = tmp_path / "in"
+    photos(folder, ["1.jpg", "2.jpg", "3.jpg"])
+    real, calls = dream.dream_image, []
+
+    def ctrl_c_on_the_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(dream, "dream_image", ctrl_c_on_the_second)
+    r = run("image", folder, "-o", tmp_path / "out", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 130, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("Interrupted: 1 of 3 images written. Resume with: dreamvid image ")
+    assert last.endswith("--skip-existing") and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.dream.png"]
+    first = (tmp_path / "out" / "1.dream.png").stat().st_mtime_ns
+    calls.clear()
+    monkeypatch.setattr(dream, "dream_image", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    r = run(*shlex.split(last.split("Resume with: ")[1])[1:])
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 2 and (tmp_path / "out" / "1.dream.png").stat().st_mtime_ns == first
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.dream.png", "2.dream.png", "3.dream.png"]
+
+
 def test_image_end_to_end_with_the_bundled_default_model(tmp_path):
     out = tmp_path / "cat.png"
     r = run("image", SAMPLES / "chelsea.jpg", "-o", out, "--preset", "classic", "--max-size", "128", "-i", "4")
@@ -65,8 +138,13 @@ def test_missing_input(tmp_path):
     one_line_error(run("image", tmp_path / "nope.jpg", "-o", tmp_path / "o.png"), 2, "nope.jpg")
 
 
-def test_directory_as_input(tmp_path):
-    one_line_error(run("image", tmp_path, "-o", tmp_path / "o.png"), 2, "directory")
+def test_directory_as_input(tmp_path, photo):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no pictures here")
+    one_line_error(run("image", empty), 2, "holds no images", "give photos or a folder")
+    one_line_error(run("image", photo.parent, "-o", tmp_path / "o.png"), 2, "names one picture",
+                   "give a folder for -o")
 
 
 def test_text_file_named_jpg(tmp_path):

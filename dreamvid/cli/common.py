@@ -143,7 +143,7 @@ def resume_command(ctx: typer.Context, drop: tuple[str, ...] = ("restart",)) -> 
             continue
         value = ctx.params.get(param.name)
         if param.param_type_name == "argument":
-            words.append(str(value))
+            words += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
             continue
         long = max(param.opts, key=len)
         if getattr(param, "is_flag", False):

@@ -1,11 +1,13 @@
-"""`dreamvid image`: dream a still."""
+"""`dreamvid image`: dream a still, or a batch of them with the network loaded once."""
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .common import default_output, handle_errors, progress_bar, with_dream_options
+from ..errors import InputError, OutputError, interruption_exit_code
+from .common import default_output, fail, handle_errors, progress_bar, resume_command, with_dream_options
 
 
 def register(app: typer.Typer) -> None:
@@ -15,25 +17,118 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 @with_dream_options
 def image(
-    source: Annotated[Path, typer.Argument(help="Photo to dream (JPEG, PNG, WebP, BMP, TIFF).", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", show_default=False,
-                                                   help="Result; format from the extension "
-                                                        "(default: SOURCE.dream.png beside the source).")] = None,
+    ctx: typer.Context,
+    sources: Annotated[list[Path], typer.Argument(
+        help="Photos to dream (JPEG, PNG, WebP, BMP, TIFF), or folders of them.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", show_default=False,
+        help="Result; format from the extension (default: SOURCE.dream.png beside the source). With several "
+             "photos or a folder: a folder (created if needed) that receives NAME.dream.png for each.")] = None,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="Leave results that already exist alone (resumes an interrupted batch).")] = False,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
-    """Dream a still image: multi-octave gradient ascent on a CNN's layers."""
-    from .. import media, presets
-    from ..dream import check_size, dream_image, fit_max_size, get_dreamer
+    """Dream a still image: multi-octave gradient ascent on a CNN's layers.
+
+    Several photos (or folders of them) are dreamed one after the other with the network
+    loaded once; a photo that cannot be read is reported and skipped, and the command exits
+    with its error code at the end.
+    """
+    from .. import presets
 
     settings = presets.resolve(preset, dream=dream).dream
-    output = media.check_output_path(output or default_output(source, ".png"), source)
+    jobs, batch = plan(sources, output)
+    dreamer, failures, written = None, [], 0
+    for k, (source, out) in enumerate(jobs):
+        if skip_existing and out.exists():
+            continue
+        try:
+            dreamer = dream_one(source, out, settings, dreamer, f"{k + 1}/{len(jobs)} " if batch else "")
+        except InputError as e:  # this photo only: the others can still be dreamed
+            if not batch:
+                raise
+            failures.append((source.name, e.exit_code))
+            typer.echo(f"Error: {e.message} (skipped).", err=True)
+            continue
+        except KeyboardInterrupt as e:
+            if not batch:
+                raise
+            again = resume_command(ctx) + ("" if skip_existing else " --skip-existing")
+            fail(f"Interrupted: {written} of {len(jobs)} images written. Resume with: {again}",
+                 interruption_exit_code(e))
+        written += 1
+        typer.echo(str(out))
+    if failures:
+        names = ", ".join(name for name, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
+        fail(f"Error: {len(failures)} of {len(jobs)} photos could not be dreamed ({names}); "
+             f"the other results were written.", failures[0][1])
+
+
+def plan(sources: list[Path], output: Optional[Path]) -> tuple[list[tuple[Path, Path]], bool]:
+    """([(photo, result path)], whether this is a batch), checked before any work.
+
+    Folders expand to the images directly inside them, sorted, leaving out earlier results
+    (NAME.dream.*). A batch (several photos, or any folder) writes into `output` as a folder,
+    or beside each photo; a single photo may also be given a folder as `output`.
+    """
+    from .. import media
+    from ..media.paths import require_file
+
+    photos: list[Path] = []
+    for s in sources:
+        if s.is_dir():
+            found = sorted(p for p in s.iterdir() if p.is_file() and p.suffix.lower() in media.IMAGE_EXTENSIONS
+                           and not p.name.startswith(".") and not p.stem.endswith(".dream"))
+            if not found:
+                raise InputError(f"{s} holds no images", hint="give photos or a folder of JPEG/PNG/WebP/BMP/TIFF files")
+            photos += found
+        else:
+            photos.append(s)
+    batch = len(photos) > 1 or any(s.is_dir() for s in sources)
+    folder = None
+    if output is not None and (batch or output.is_dir() or media.output_kind(output) == "frames"):
+        if media.output_kind(output) != "frames":
+            raise OutputError(f"-o {output} names one picture, but {len(photos)} photos were given",
+                              hint="give a folder for -o; each result is written into it as NAME.dream.png")
+        folder = make_folder(output)
+    jobs = []
+    for photo in photos:
+        if not batch:
+            require_file(photo)  # "does not exist" before anything about its output
+        out = folder / default_output(photo, ".png").name if folder else output or default_output(photo, ".png")
+        # A batch's missing photo is reported (and skipped) when its turn comes.
+        jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() or not batch else out))
+    clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]
+    if clash:
+        names = [str(photo) for photo, out in jobs if out == clash[0]]
+        raise OutputError(f"{' and '.join(names)} would both be written to {clash[0]}",
+                          hint="dream them into different folders, or rename one")
+    return jobs, batch
+
+
+def make_folder(folder: Path) -> Path:
+    from ..media.paths import writable_dir_or_raise
+
+    folder = folder.expanduser()
+    if not folder.is_dir():
+        writable_dir_or_raise(folder.resolve().parent)
+        folder.mkdir()
+    return folder
+
+
+def dream_one(source: Path, out: Path, settings, dreamer, label: str):
+    """Dream `source` into `out` with a progress bar; returns the Dreamer (loaded on first use,
+    after the first photo was read, so that a bad photo is reported before a network loads)."""
+    from .. import media
+    from ..dream import check_size, dream_image, fit_max_size, get_dreamer
+
     rgb, alpha = media.read_image_alpha(source)
     check_size(*fit_max_size(rgb, settings.max_size).shape[:2], settings)
-    dreamer = get_dreamer(settings)  # model and layer errors surface here, before any progress
+    dreamer = dreamer or get_dreamer(settings)  # model and layer errors surface here, before any progress
     total = settings.num_octave * settings.iterations
     with progress_bar(transient=True) as bar:
-        task = bar.add_task("dreaming", total=total, info="")
+        task = bar.add_task(f"dreaming {label}{source.name}" if label else "dreaming", total=total, info="")
 
         def on_step(p):
             done = p.octave * settings.iterations + p.iteration
@@ -44,5 +139,5 @@ def image(
         bar.update(task, completed=total)
     if alpha is not None:
         alpha = fit_max_size(alpha, settings.max_size)
-    media.write_image(output, result, alpha=alpha)
-    typer.echo(str(output))
+    media.write_image(out, result, alpha=alpha)
+    return dreamer
