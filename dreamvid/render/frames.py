@@ -31,8 +31,10 @@ that holds it, instead of both writing the same frames and deleting each other's
 files. `close()` releases it; `finish()` and `remove()` close.
 
 A render is always a frame range [start, end), so a long clip can be split into chunks
-rendered elsewhere into one shared folder and encoded together (DESIGN, "Growing past one
-machine"); `done_indices()` and `first_missing()` already treat the folder as a set.
+rendered elsewhere (DESIGN, "Growing past one machine"); `done_indices()` and
+`first_missing()` already treat the folder as a set. Today a folder holds one range (one
+manifest, one lock), so concurrent chunks need a folder each; sharing one folder needs a
+manifest and a lock per range.
 
     work = open_work(output, kind="video", settings=d, source=fingerprint(src, facts),
                      seed=0, start=0, end=n, fps=Fraction(25), restart=False)
