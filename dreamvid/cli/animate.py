@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import handle_errors, interrupted, progress_bar, restart_option, with_dream_options, work_dir_option
+from .common import (handle_errors, interrupted, keep_frames_option, progress_bar, restart_option,
+                     with_dream_options, work_dir_option)
 
 MOTION_PANEL = "Camera path"
 FRAME_PANEL = "Frames"
@@ -115,8 +116,7 @@ def zoom(
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
               panel=OUTPUT_PANEL) = None,
     restart: restart_option(OUTPUT_PANEL) = False,
-    keep_frames: Annotated[bool, typer.Option("--keep-frames", rich_help_panel=OUTPUT_PANEL,
-                                              help="Keep the work folder of PNG frames after encoding.")] = False,
+    keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
     dream: dict = None,
     preset: Optional[str] = None,

@@ -163,6 +163,12 @@ def restart_option(panel: str, what: str = "frames"):
                                         help=f"Discard {what} of an earlier, different render in the work folder.")]
 
 
+def keep_frames_option(panel: str):
+    """The --keep-frames flag of the renders that encode a work folder of frames."""
+    return Annotated[bool, typer.Option("--keep-frames", rich_help_panel=panel,
+                                        help="Keep the work folder of PNG frames after encoding.")]
+
+
 def work_dir_option(panel: str, what: str = "frames"):
     """The --work-dir option of the renders that resume from a work folder."""
     return Annotated[Optional[Path], typer.Option(

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (default_output, handle_errors, interrupted, progress_bar, restart_option, with_dream_options,
-                     work_dir_option)
+from .common import (default_output, handle_errors, interrupted, keep_frames_option, progress_bar, restart_option,
+                     with_dream_options, work_dir_option)
 
 VIDEO_PANEL = "Video"
 OUTPUT_PANEL = "Output and resume"
@@ -53,8 +53,7 @@ def video(
     keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
                            "(default: keep).", type_=Optional[bool], panel=OUTPUT_PANEL) = None,
     restart: restart_option(OUTPUT_PANEL) = False,
-    keep_frames: Annotated[bool, typer.Option("--keep-frames", rich_help_panel=OUTPUT_PANEL,
-                                              help="Keep the work folder of PNG frames after encoding.")] = False,
+    keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
     dream: dict = None,
     preset: Optional[str] = None,
