@@ -174,7 +174,10 @@ def ffmpeg_children():
 # ---- GPU tests: marked `gpu`, skipped unless TensorFlow sees a GPU (CI has none) -----------
 
 def _tensorflow_sees_a_gpu() -> bool:
+    from dreamvid.cli.common import import_tensorflow_quietly
     from dreamvid.models import setup_tensorflow
+
+    import_tensorflow_quietly()  # as the CLI does: no CUDA-probing chatter in the test log
 
     return bool(setup_tensorflow().config.list_physical_devices("GPU"))
 

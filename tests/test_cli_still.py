@@ -228,3 +228,20 @@ def test_output_equal_to_input_is_refused(photo):
 
 def test_unknown_output_extension(photo, tmp_path):
     one_line_error(run("image", photo, "-o", tmp_path / "o.xyz"), 2, "o.xyz")
+
+
+def test_the_cli_imports_tensorflow_with_onednn_on():
+    """The quiet import must go through models.setup_tensorflow, which turns oneDNN on before
+    TensorFlow's first import (imported plainly, oneDNN stays off on AVX2 CPUs: steps
+    1.3-1.8x slower, bench/). A fresh process, since this one has TensorFlow already."""
+    import subprocess
+    import sys
+
+    code = ("from dreamvid.cli.common import import_tensorflow_quietly\n"
+            "import_tensorflow_quietly()\n"
+            "from tensorflow.python.util import _pywrap_util_port\n"
+            "print(_pywrap_util_port.IsMklEnabled())\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "True"
