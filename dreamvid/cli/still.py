@@ -98,7 +98,7 @@ def plan(sources: list[Path], output: Optional[Path]) -> tuple[list[tuple[Path, 
             require_file(photo)  # "does not exist" before anything about its output
         out = folder / default_output(photo, ".png").name if folder else output or default_output(photo, ".png")
         # A batch's missing photo is reported (and skipped) when its turn comes.
-        jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() or not batch else out))
+        jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() else out))
     clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]
     if clash:
         names = [str(photo) for photo, out in jobs if out == clash[0]]

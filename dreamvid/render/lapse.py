@@ -264,13 +264,13 @@ def render_timelapse(source, output: str | os.PathLike, settings: DreamSettings 
     mode, counts = plan(s, checkpoints, every)
     dreamer = get_dreamer(s)  # a bad model or layer fails here, before any folder exists
 
-    def run(emit: Callable[[Snapshot], None], store=None) -> None:
-        timelapse(image, s, checkpoints=checkpoints, every=every, progress=progress, emit=emit,
-                  dreamer=dreamer, store=store)
-
     def write(store=None) -> None:
-        _write(out, kind, lambda emit: run(emit, store), every=every, video=video, labels=labels, crf=crf,
-               cell_size=cell_size, columns=columns, src_name=src_name)
+        def run(emit: Callable[[Snapshot], None]) -> None:
+            timelapse(image, s, checkpoints=checkpoints, every=every, progress=progress, emit=emit,
+                      dreamer=dreamer, store=store)
+
+        _write(out, kind, run, every=every, video=video, labels=labels, crf=crf, cell_size=cell_size,
+               columns=columns, src_name=src_name)
 
     if mode != "checkpoints":
         write()
