@@ -15,11 +15,14 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily, PEP 562)
 _EXPORTS = {
     "dream_image": "dream", "Dreamer": "dream", "get_dreamer": "dream",
-    "DreamSettings": "settings", "VideoSettings": "settings", "Settings": "settings",
+    "DreamSettings": "settings", "VideoSettings": "settings", "ZoomSettings": "settings",
+    "TimelapseSettings": "settings", "SweepSettings": "settings", "Settings": "settings",
+    "MeanSquares": "dream", "Objective": "dream",
     "DreamvidError": "errors",
     "read_image": "media", "write_image": "media",
     "render_video": "render", "render_zoom": "render", "render_timelapse": "render",
-    "render_sweep": "render", "coherence": "render",
+    "render_sweep": "render", "render_images": "render", "coherence": "render",
+    "Progress": "render", "Result": "render",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -124,6 +124,88 @@ def tile_slices(length: int, tile: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
+# ---- objectives: what the gradient ascent maximises -----------------------------------------
+
+def _crop(a):
+    """Activations (b, h, w, c) without a BORDER at each edge (they see the padding)."""
+    import tensorflow as tf
+
+    h, wd = tf.shape(a)[1], tf.shape(a)[2]
+    bh, bw = tf.minimum(BORDER, (h - 1) // 2), tf.minimum(BORDER, (wd - 1) // 2)
+    return a[:, bh:h - bh, bw:wd - bw, :]
+
+
+class Objective:
+    """What the dream maximises, as a function of the tapped network's activations.
+
+    `bind(model)` is called once per Dreamer and returns `terms(acts) -> (terms, sizes)`:
+    one (b,) loss tensor per layer (one value per tile of the batch; the loss is their sum)
+    and each layer's element count per tile (for the reduced-precision gradient scale). It
+    runs inside the traced step, so it must be TensorFlow ops on `acts` only. An objective
+    is a frozen, hashable value: get_dreamer caches one compiled step per (network, objective).
+    """
+
+    def bind(self, model) -> Callable:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class MeanSquares(Objective):
+    """The DeepDream objective (the default): sum over layers of weight * mean(a²), each
+    layer's mean square divided by its reference level (models.DreamModel.scales)."""
+
+    def bind(self, model) -> Callable:
+        import tensorflow as tf
+
+        weights = [w / sc for (_, w), sc in zip(model.layers, model.scales)]
+
+        def terms(acts):
+            out, sizes = [], []
+            for w, a in zip(weights, acts):
+                a = _crop(a)
+                out.append(w * tf.reduce_mean(tf.square(a), axis=[1, 2, 3]))
+                sizes.append(tf.cast(tf.size(a[0]), tf.float32))
+            return out, sizes
+
+        return terms
+
+
+@dataclass(frozen=True)
+class EasedMeanSquares(Objective):
+    """MeanSquares whose layer weights change during a render without a new trace (zoom
+    keyframes easing `layers`): each layer's activations are scaled by a gain held in a
+    tf.Variable, loss = sum sign_l / scale_l * mean((gain_l a_l)²), gain_l = sqrt(|w_l|).
+    The sign of each layer is fixed for the render (`signs`, by layer name; a weight that
+    crosses 0 between keyframes is refused by the zoom plan). The network's own layer
+    weights must be 1."""
+
+    signs: tuple[tuple[str, float], ...] = ()
+
+    def bind(self, model) -> Callable:
+        import tensorflow as tf
+
+        signs = dict(self.signs)
+        names = [n for n, _ in model.layers]
+        weights = [signs.get(n, 1.0) / sc for n, sc in zip(names, model.scales)]
+        gains = tf.Variable(tf.ones([len(names)]), trainable=False, name="layer_gains")
+        object.__setattr__(self, "_gains", gains)  # the bound state of this (frozen) value
+        object.__setattr__(self, "_names", tuple(names))
+
+        def terms(acts):
+            out, sizes = [], []
+            for k, (w, a) in enumerate(zip(weights, acts)):
+                a = _crop(a * tf.cast(gains[k], a.dtype))
+                out.append(w * tf.reduce_mean(tf.square(a), axis=[1, 2, 3]))
+                sizes.append(tf.cast(tf.size(a[0]), tf.float32))
+            return out, sizes
+
+        return terms
+
+    def set_weights(self, layers: dict[str, float]) -> None:
+        """The weights for the next frames (layers not named get 0)."""
+        self._gains.assign([math.sqrt(abs(layers.get(n, 0.0))) for n in self._names])
+
+
 class Dreamer:
     """Compiled gradient ascent for one tapped network (models.DreamModel).
 
@@ -135,14 +217,14 @@ class Dreamer:
     once per model and reused for every octave, tile count, frame and call.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, objective: Objective | None = None):
         from .models import setup_tensorflow
 
         tf = setup_tensorflow()
         self.model = model
+        self.objective = objective = objective or MeanSquares()
         self.traces = 0  # how often the step was traced (tests pin it at 1)
-        # Each layer's mean square is divided by its reference level (models.DreamModel.scales).
-        weights = [w / sc for (_, w), sc in zip(model.layers, model.scales)]
+        terms_of = objective.bind(model)
         # Reduced precision: the gradient reaching the activations is ~a / (scale * N), below
         # float16's normal range for big layers. Backpropagate loss * grad_scale, with the
         # largest activation gradient of order one, and divide the float32 input gradient by it.
@@ -156,14 +238,7 @@ class Dreamer:
             inference mode), so tile k's gradient is that of its own loss."""
             with tf.GradientTape() as tape:
                 tape.watch(t)
-                acts = model(t)
-                terms, sizes = [], []
-                for w, a in zip(weights, acts):
-                    h, wd = tf.shape(a)[1], tf.shape(a)[2]
-                    bh, bw = tf.minimum(BORDER, (h - 1) // 2), tf.minimum(BORDER, (wd - 1) // 2)
-                    a = a[:, bh:h - bh, bw:wd - bw, :]
-                    terms.append(w * tf.reduce_mean(tf.square(a), axis=[1, 2, 3]))
-                    sizes.append(tf.cast(tf.size(a[0]), tf.float32))
+                terms, sizes = terms_of(model(t))
                 losses = tf.add_n(terms)
                 total = tf.reduce_sum(losses)
                 if reduced:
@@ -369,16 +444,25 @@ class Dreamer:
         return np.clip(from_dream_space(x), 0, 255)
 
 
+def network_key(s: DreamSettings) -> tuple:
+    """What selects a compiled network for settings `s`: model, layers, weights file and
+    precision. Everything else (step, octaves, tiles...) is an argument of the traced step."""
+    return (s.model, tuple(s.layers), s.weights, s.precision)
+
+
 @functools.lru_cache(maxsize=8)
-def _dreamer(model_name: str, layers, weights, precision: str = "float32") -> Dreamer:
+def _dreamer(key: tuple, objective: Objective) -> Dreamer:
     from . import models
 
-    return Dreamer(models.load(model_name, layers, weights, precision))
+    model, layers, weights, precision = key
+    return Dreamer(models.load(model, layers, weights, precision), objective)
 
 
-def get_dreamer(s: DreamSettings) -> Dreamer:
-    """The compiled Dreamer for s's model, layers, weights and precision (cached: sweeps and videos reuse it)."""
-    return _dreamer(s.model, tuple(s.layers), s.weights, s.precision)
+def get_dreamer(s: DreamSettings, objective: Objective | None = None) -> Dreamer:
+    """THE function that decides which compiled Dreamer serves settings `s` (and `objective`,
+    default MeanSquares): one per network_key and objective, cached, so sweeps, videos and
+    zooms reuse the traced step instead of tracing again."""
+    return _dreamer(network_key(s), objective or MeanSquares())
 
 
 def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, progress: ProgressFn | None = None,

@@ -1,8 +1,13 @@
 """Named presets: TOML files -> Settings. Defaults < preset < explicit flags.
 
 A preset is a TOML file with an optional top-level `description` and one table per
-settings section (`[dream]`, `[video]`), whose keys are the field names of
-settings.DreamSettings / VideoSettings. Layers are a table: `[dream.layers] block4c_out = 1.0`.
+settings section (`[dream]`, `[video]`, `[zoom]`, `[timelapse]`, `[sweep]`), whose keys are
+the field names of the dataclasses in settings.py. Layers are a table:
+`[dream.layers] block4c_out = 1.0`; sweep axes too: `[sweep.vary] step = [0.01, 0.03]`.
+
+`resolve_for(mode, ...)` is how every render and the CLI get their settings: defaults < the
+mode's own preset (video, zoom) < the named preset < a Settings object < keyword overrides
+named as the CLI's flags (`step=`, `blend=`, `checkpoints=`...).
 Unknown sections and keys are errors that name them (a typo must not be silently ignored).
 
 Bundled presets live in the top-level `presets/` folder of the source tree, and are copied
@@ -17,9 +22,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import PresetError, SettingsError
-from .settings import DreamSettings, Settings, VideoSettings, parse_layers, validate, validate_video
+from .settings import SECTIONS, Settings, parse_layers, validate_all
 
-SECTIONS = {"dream": DreamSettings, "video": VideoSettings}
+# Which sections a mode reads, in the order a keyword override is looked up (`fps` of a zoom
+# is the zoom's, `crf` the video section's), and the preset a mode starts from.
+MODE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "image": ("dream",), "video": ("video", "dream"), "zoom": ("zoom", "video", "dream"),
+    "timelapse": ("timelapse", "dream"), "sweep": ("sweep", "dream"),
+}
+MODE_PRESET = {"video": "video", "zoom": "zoom"}
+# A zoom with a still preset (coral...) keeps zoom's short per-frame dream: without this,
+# every frame would get the full still dream (very slow).
+ZOOM_FRAME_KEYS = ("frame_iterations", "frame_num_octave")
 TOP_LEVEL_KEYS = {"description"}
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -85,12 +99,14 @@ def _suggest(key: str, known) -> str:
     return (f"did you mean {close[0]!r}? " if close else "") + f"known: {', '.join(sorted(known))}"
 
 
-def resolve(preset: str | None = None, **sections: Mapping[str, Any]) -> Settings:
-    """Settings from defaults, then the preset, then explicit values (None values are ignored).
+def resolve(preset: str | None = None, *, underlay: Mapping[str, Mapping[str, Any]] | None = None,
+            **sections: Mapping[str, Any]) -> Settings:
+    """Settings from defaults, then `underlay`, then the preset, then explicit values (None
+    values are ignored).
 
     resolve("classic", dream={"step": 0.02}, video={"blend": 0.8})
     """
-    merged: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    merged: dict[str, dict[str, Any]] = {name: dict((underlay or {}).get(name, {})) for name in SECTIONS}
     if preset:
         data = read(preset)
         for name in SECTIONS:
@@ -101,17 +117,55 @@ def resolve(preset: str | None = None, **sections: Mapping[str, Any]) -> Setting
     return build(merged, where=f"preset {preset!r}" if preset else "settings")
 
 
+def resolve_for(mode: str, settings: Settings | None = None, preset: str | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The validated Settings of a `mode` render ("image", "video", "zoom", "timelapse",
+    "sweep"): `settings` (or the preset, default the mode's own) with `overrides` applied.
+
+    overrides are keyed by field name, looked up in MODE_SECTIONS[mode] order; None values
+    are ignored; an unknown name is a SettingsError that suggests the nearest one.
+    """
+    if settings is not None and preset is not None:
+        raise SettingsError("give settings or a preset, not both",
+                            hint="apply a preset with preset=NAME and change it with keywords, e.g. step=0.02")
+    if settings is None:
+        underlay = None
+        if mode == "zoom":
+            zoom_video = read(MODE_PRESET["zoom"]).get("video", {})
+            underlay = {"video": {k: zoom_video[k] for k in ZOOM_FRAME_KEYS if k in zoom_video}}
+        settings = resolve(preset or MODE_PRESET.get(mode), underlay=underlay)
+    names = MODE_SECTIONS[mode]
+    changes: dict[str, dict[str, Any]] = {n: {} for n in names}
+    fields = {n: {f.name for f in dataclasses.fields(SECTIONS[n])} for n in names}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section = next((n for n in names if key in fields[n]), None)
+        if section is None:
+            known = sorted(set().union(*fields.values()))
+            raise SettingsError(f"{key!r} is not a setting of {mode}", hint=_suggest(key, known))
+        changes[section][key] = value
+    if changes.get("dream", {}).get("layers") is not None:
+        changes["dream"]["layers"] = parse_layers(changes["dream"]["layers"])
+    current = {n: dataclasses.asdict(getattr(settings, n)) for n in SECTIONS}
+    current["dream"]["layers"] = list(settings.dream.layers)
+    for n, values in changes.items():
+        current[n].update(values)
+    return build(current)
+
+
 def build(merged: Mapping[str, Mapping[str, Any]], where: str = "settings") -> Settings:
-    dream = dict(merged.get("dream", {}))
-    if "layers" in dream:
-        dream["layers"] = parse_layers(dream["layers"])
+    values = {name: dict(merged.get(name, {})) for name in SECTIONS}
+    if "layers" in values["dream"]:
+        values["dream"]["layers"] = parse_layers(values["dream"]["layers"])
+    if isinstance(values["sweep"].get("vary"), Mapping):  # TOML: [sweep.vary] step = [0.01, 0.03]
+        values["sweep"]["vary"] = tuple((k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
+                                        for k, v in values["sweep"]["vary"].items())
     try:
-        d = DreamSettings(**dream)
-        v = VideoSettings(**merged.get("video", {}))
+        built = Settings(**{name: SECTIONS[name](**v) for name, v in values.items()})
+        return validate_all(built)
     except TypeError as e:  # a wrong type reaching a dataclass
         raise PresetError(f"{where}: {e}", hint=None) from None
-    try:
-        return Settings(validate(d), validate_video(v))
     except SettingsError as e:
         if where.startswith("preset"):
             raise PresetError(f"{where}: {e.message}", hint=e.hint) from None
@@ -126,10 +180,13 @@ def to_toml(settings: Settings, description: str | None = None) -> str:
         section = d[name]
         lines.append(f"[{name}]")
         layers = section.pop("layers", None)
+        if name == "sweep":
+            vary = section.pop("vary")
+            layers = {k: list(v) for k, v in vary} if vary else None
         for k, v in section.items():
             lines.append(f"{k} = {_toml_value(v)}" if v is not None else f"# {k} = (not set)")
         if layers is not None:
-            lines += ["", f"[{name}.layers]"]
+            lines += ["", f"[{name}.{'vary' if name == 'sweep' else 'layers'}]"]
             lines += [f"{k} = {_toml_value(v)}" for k, v in layers.items()] or ["# (the model's default layers)"]
         lines.append("")
     return "\n".join(lines)
@@ -140,4 +197,6 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'

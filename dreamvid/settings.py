@@ -7,10 +7,9 @@ keywords all use them. No I/O here; presets.py turns TOML into these objects.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Mapping
 
 from .errors import SettingsError
@@ -23,6 +22,13 @@ MAX_TILE_BATCH = 64  # tiles per network call, at most (a 4K image in 512-px til
 FLOW_METHODS = ("dis", "farneback", "none")
 FLOW_QUALITIES = ("ultrafast", "fast", "medium")
 PRECISIONS = ("float32", "mixed")
+INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
+DEFAULT_CRF = 18  # x264 quality that looks lossless
+DEFAULT_CELL_SIZE = 384  # px; longest side of a picture in a contact sheet or grid
+MAX_FPS = 1000  # frames per second; more is a typo
+MAX_ZOOM_FRAMES = 100_000  # ~70 min at 24 fps; more is a typo in --duration or --fps
+MAX_ZOOM_SECONDS = 24 * 3600  # s; checked before the frame count so 1e15 never allocates
+MAX_SNAPSHOTS = 1000  # timelapse pictures; more is a typo (--every 1 on a long run)
 
 Layers = tuple[tuple[str, float], ...]
 
@@ -60,41 +66,106 @@ class VideoSettings:
     frame_iterations: int | None = None  # iterations per octave after the first frame (None: as DreamSettings)
     frame_num_octave: int | None = None  # octaves after the first frame (None: as DreamSettings)
     scene_cuts: bool = True  # reset the chain at hard cuts
-    crf: int = 18  # x264 quality, 0 (lossless) .. 51
+    crf: int = DEFAULT_CRF  # x264 quality, 0 (lossless) .. 51
     keep_audio: bool = True
     fps: str | None = None  # override the source frame rate ("24", "30000/1001")
 
 
 @dataclass(frozen=True)
+class ZoomSettings:
+    """How the camera of `dreamvid zoom` moves and how frames are carried from one to the next."""
+
+    zoom: float = 1.25  # scale factor per second, > 0 (1 still, > 1 in, < 1 out); 30 s travel ~800x deep
+    rotate: float = 0.0  # degrees per second, + counter-clockwise
+    pan: tuple[float, float] = (0.0, 0.0)  # px per second (right, down) at the output size
+    center: tuple[float, float] = (0.5, 0.5)  # zoom/rotation centre, fractions of (width, height)
+    fps: str = "24"  # frames per second: "24", "30000/1001" (the path does not depend on it)
+    duration: float | None = None  # s; None: the keyframes' last time, else DEFAULT_ZOOM_DURATION
+    frames: int | None = None  # length in frames, instead of duration
+    interpolation: str = "lanczos"  # warp kernel: sharpest of cv2's; blur must not compound frame after frame
+    color_hold: float = 0.5  # fraction of the colour gap to frame 0 closed per frame: 0 free (rainbow) .. 1 locked
+
+
+@dataclass(frozen=True)
+class TimelapseSettings:
+    """How `dreamvid timelapse` samples the dream as iterations grow, and shows it."""
+
+    checkpoints: tuple[int, ...] | None = None  # iterations per octave, each an independent render
+    every: int | None = None  # instead: ONE run of dream.iterations, a snapshot every K steps
+    fps: float = 25.0  # of a video output; 25 also gives GIF its exact 4 cs frame delay
+    hold: float = 1.0  # s each snapshot stays on screen (the last one twice as long)
+    fade: float = 0.5  # s of crossfade between snapshots (0 cuts)
+    labels: bool = True  # write the count on video frames
+    cell_size: int = DEFAULT_CELL_SIZE  # px, longest side of a picture in a contact sheet
+    columns: int | None = None  # pictures per row of a contact sheet (None: about 16:9)
+    crf: int = DEFAULT_CRF
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The axes of `dreamvid sweep` and how its grid is drawn."""
+
+    vary: tuple[tuple[str, tuple], ...] = ()  # ((setting, values), ...); the first axis runs along the columns
+    cell_size: int = DEFAULT_CELL_SIZE  # px, longest side of a picture in the grid
+    save_cells: str | None = None  # a folder that also receives every cell at full size
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything a render depends on; its hash keys the resume manifest."""
+    """Everything a render depends on, one section per concern (presets may hold each as a
+    TOML table of the same name). Each mode reads the sections it needs."""
 
     dream: DreamSettings = field(default_factory=DreamSettings)
     video: VideoSettings = field(default_factory=VideoSettings)
+    zoom: ZoomSettings = field(default_factory=ZoomSettings)
+    timelapse: TimelapseSettings = field(default_factory=TimelapseSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["dream"]["layers"] = dict(self.dream.layers)
         return d
 
-    def digest(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+    def frame_dream(self) -> DreamSettings:
+        """The DreamSettings of a video or zoom frame that starts from the carried previous
+        dream: video.frame_iterations / frame_num_octave where set (it is half-dreamed already)."""
+        d, v = self.dream, self.video
+        return dataclasses.replace(
+            d, iterations=d.iterations if v.frame_iterations is None else v.frame_iterations,
+            num_octave=d.num_octave if v.frame_num_octave is None else v.frame_num_octave)
+
+
+SECTIONS: dict[str, type] = {"dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings,
+                             "timelapse": TimelapseSettings, "sweep": SweepSettings}
 
 
 def parse_layers(value: Any) -> Layers:
     """Accept {name: weight}, [(name, weight)], ["name", "name:0.5"] -> ((name, weight), ...)."""
     if value is None:
         return ()
+    how = "write layers as {name = weight} in a preset, or --layer NAME:WEIGHT"
     if isinstance(value, Mapping):
         items = list(value.items())
     elif isinstance(value, str):
         items = [_parse_layer_spec(value)]
+    elif isinstance(value, (list, tuple)):
+        items = []
+        for v in value:
+            if isinstance(v, str):
+                items.append(_parse_layer_spec(v))
+            elif isinstance(v, (list, tuple)) and len(v) == 2:
+                items.append(tuple(v))
+            else:
+                raise SettingsError(f"layers must name layers (got {v!r} in {value!r})", hint=how)
     else:
-        items = [_parse_layer_spec(v) if isinstance(v, str) else tuple(v) for v in value]
+        raise SettingsError(f"layers must be layer names with weights (got {value!r})", hint=how)
     out = []
     for name, weight in items:
+        if not isinstance(name, str) or not name:
+            raise SettingsError(f"layers must name layers (got {name!r})", hint=how)
         try:
+            if isinstance(weight, bool):
+                raise TypeError
             w = float(weight)
         except (TypeError, ValueError):
             raise SettingsError(f"layer weight for {name!r} must be a number (got {weight!r})",
@@ -123,7 +194,12 @@ def validate(s: DreamSettings) -> DreamSettings:
     _int_in(s.tile, "tile", MIN_TILE, 1 << 16)
     if s.tile_batch is not None:
         _int_in(s.tile_batch, "tile_batch", 1, MAX_TILE_BATCH)
-    _check(isinstance(s.seed, int), "seed", s.seed, "must be an integer", "e.g. --seed 0")
+    _check(isinstance(s.model, str) and s.model != "", "model", s.model, "must be a model name or a .keras path",
+           "see `dreamvid models`")
+    _check(s.weights is None or isinstance(s.weights, str), "weights", s.weights, "must be a file path", None)
+    _check(isinstance(s.seed, int) and not isinstance(s.seed, bool), "seed", s.seed, "must be an integer",
+           "e.g. --seed 0")
+    _check(0 <= s.seed < 2**32, "seed", s.seed, f"must be between 0 and {2**32 - 1}", "e.g. --seed 0")
     if s.max_size is not None:
         _int_in(s.max_size, "max_size", 32, 1 << 16)
     _check(s.precision in PRECISIONS, "precision", s.precision, f"must be one of {', '.join(PRECISIONS)}", None)
@@ -146,7 +222,105 @@ def validate_video(v: VideoSettings) -> VideoSettings:
     if v.frame_num_octave is not None:
         _int_in(v.frame_num_octave, "frame_num_octave", 1, MAX_OCTAVES)
     _int_in(v.crf, "crf", 0, 51)
+    for key in ("scene_cuts", "keep_audio"):
+        _check(isinstance(getattr(v, key), bool), key, getattr(v, key), "must be true or false", None)
+    if v.fps is not None:
+        parse_fps(v.fps)
     return v
+
+
+def validate_zoom(z: ZoomSettings) -> ZoomSettings:
+    """Return `z` with pan/center as float pairs if every value is in range, else SettingsError."""
+    _finite(z.zoom, "zoom")
+    _check(z.zoom > 0, "zoom", z.zoom, "must be > 0",
+           "zoom is a factor per second: 1 is still, 1.1 zooms in, 0.9 zooms out")
+    _finite(z.rotate, "rotate")
+    pan, center = _pair(z.pan, "pan"), _pair(z.center, "center")
+    _check(all(0.0 <= c <= 1.0 for c in center), "center", z.center, "must be fractions of width and height in [0, 1]",
+           "center = [0.5, 0.5] is the middle of the frame, [0, 0] its top-left corner")
+    parse_fps(z.fps)
+    if z.duration is not None:
+        _finite(z.duration, "duration")
+        _check(0 < z.duration <= MAX_ZOOM_SECONDS, "duration", z.duration,
+               f"must be between 0 and {MAX_ZOOM_SECONDS} s", "e.g. --duration 10")
+    if z.frames is not None:
+        _int_in(z.frames, "frames", 1, MAX_ZOOM_FRAMES)
+    _check(z.duration is None or z.frames is None, "duration", z.duration, "and frames cannot both be given",
+           "give --duration in seconds or --frames, not both")
+    _check(z.interpolation in INTERPOLATIONS, "interpolation", z.interpolation,
+           f"must be one of {', '.join(INTERPOLATIONS)}", None)
+    _finite(z.color_hold, "color_hold")
+    _check(0.0 <= z.color_hold <= 1.0, "color_hold", z.color_hold, "must be between 0 and 1",
+           "0 lets colours drift, 1 holds frame 0's palette; 0.5 is the default")
+    return dataclasses.replace(z, pan=pan, center=center, zoom=float(z.zoom), rotate=float(z.rotate))
+
+
+def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
+    """Return `t` (checkpoints as a tuple) if every value is in range, else SettingsError."""
+    if t.checkpoints is not None:
+        _check(t.every is None, "checkpoints", list(t.checkpoints), "and every cannot both be given",
+               "--checkpoints renders each count anew; --every K samples one run")
+        values = tuple(t.checkpoints)
+        _check(bool(values), "checkpoints", [], "is empty", "give iteration counts, e.g. --checkpoints 40,80,120")
+        _check(len(values) <= MAX_SNAPSHOTS, "checkpoints", f"{len(values)} values",
+               f"must be at most {MAX_SNAPSHOTS} values", "use fewer checkpoints")
+        for v in values:
+            _int_in(v, "checkpoints", 0, MAX_ITERATIONS)
+        for a, b in zip(values, values[1:]):
+            if b <= a:
+                raise SettingsError(f"checkpoints must increase, but {b} comes after {a}",
+                                    hint="list iteration counts in increasing order, e.g. 40,80,120")
+        t = dataclasses.replace(t, checkpoints=values)
+    if t.every is not None:
+        _int_in(t.every, "every", 1, 1 << 30)
+    for key, lo in (("fps", 0.0), ("hold", 0.0)):
+        _finite(getattr(t, key), key)
+        _check(getattr(t, key) > lo, key, getattr(t, key), "must be > 0", None)
+    _check(t.fps <= MAX_FPS, "fps", t.fps, f"must be at most {MAX_FPS}", "e.g. --fps 25")
+    _finite(t.fade, "fade")
+    _check(t.fade >= 0, "fade", t.fade, "must be >= 0 seconds", "0 cuts, 0.5 crossfades for half a second")
+    _check(isinstance(t.labels, bool), "labels", t.labels, "must be true or false", None)
+    _int_in(t.cell_size, "cell_size", 16, 1 << 14)
+    if t.columns is not None:
+        _int_in(t.columns, "columns", 1, 1000)
+    _int_in(t.crf, "crf", 0, 51)
+    return t
+
+
+def validate_sweep(s: SweepSettings) -> SweepSettings:
+    _int_in(s.cell_size, "cell_size", 16, 1 << 14)
+    _check(s.save_cells is None or isinstance(s.save_cells, str), "save_cells", s.save_cells,
+           "must be a folder name", None)
+    return s
+
+
+def validate_all(s: Settings) -> Settings:
+    """Every section of `s` validated: the one place a value is checked."""
+    return Settings(validate(s.dream), validate_video(s.video), validate_zoom(s.zoom),
+                    validate_timelapse(s.timelapse), validate_sweep(s.sweep))
+
+
+def parse_fps(text: str | float | None) -> Fraction | None:
+    """"24", "30000/1001", "29.97", 25 -> Fraction; None stays None; SettingsError unless 0 < fps <= MAX_FPS."""
+    if text is None:
+        return None
+    try:
+        if isinstance(text, bool):
+            raise ValueError
+        fps = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise SettingsError(f"fps {text!r} is not a number", hint="e.g. --fps 24 or --fps 30000/1001") from None
+    if not 0 < fps <= MAX_FPS:
+        raise SettingsError(f"fps must be between 0 and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
+    return fps
+
+
+def _pair(value: Any, key: str) -> tuple[float, float]:
+    ok = isinstance(value, (tuple, list)) and len(value) == 2
+    _check(ok, key, value, "must be two numbers", "e.g. --pan 12,-4")
+    for v in value:
+        _finite(v, key)
+    return float(value[0]), float(value[1])
 
 
 def _check(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:

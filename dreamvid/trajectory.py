@@ -181,7 +181,7 @@ def apply_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 # cv2 interpolation flags by name; imported lazily so this module needs no cv2 to load.
-INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")
+from .settings import INTERPOLATIONS  # noqa: E402  (one list, validated in settings.py)
 
 
 def apply(image: np.ndarray, m: np.ndarray, interpolation: str = "cubic") -> np.ndarray:

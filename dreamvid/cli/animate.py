@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (handle_errors, interrupted, keep_frames_option, progress_bar, restart_option,
+from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, restart_option,
                      with_dream_options, work_dir_option)
 
 MOTION_PANEL = "Camera path"
@@ -33,31 +33,6 @@ def _output_opt(what: str):
 def _source_arg():
     return Annotated[Path, typer.Argument(help="Photo to start from (JPEG, PNG, WebP, BMP, TIFF).",
                                           show_default=False)]
-
-
-class LazyBar:
-    """A progress display that appears with the first report: input refused before the work
-    starts leaves just its one `Error:` line, not an empty bar above it."""
-
-    def __init__(self, description: str):
-        self.description, self.bar, self.task = description, None, None
-
-    def update(self, **fields) -> None:
-        if self.bar is None:
-            self.bar = progress_bar()
-            self.bar.start()
-            self.task = self.bar.add_task(self.description, total=None, info="")
-        self.bar.update(self.task, **fields)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def __enter__(self) -> "LazyBar":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _beside(source: Path, tag: str, suffix: str) -> Path:
@@ -126,23 +101,17 @@ def zoom(
     Interrupted renders (Ctrl-C) keep their frames: run the same command again to resume.
     The preset defaults to `zoom`; another preset keeps zoom's short per-frame dream unless it sets its own.
     """
-    from ..render.zoom import ZoomSettings, render_zoom, resolve_settings
+    from ..render.zoom import render_zoom
 
-    settings = resolve_settings(preset, dream=dream, video={
-        "frame_iterations": frame_iterations, "frame_num_octave": frame_num_octave, "crf": crf})
-    motion = {"zoom": zoom_, "rotate": rotate, "pan": parse_pair(pan, "--pan", "12,-4"),
-              "center": parse_pair(center, "--center", "0.5,0.4"), "fps": fps, "interpolation": interpolation,
-              "color_hold": color_hold}
-    zoom_settings = ZoomSettings(**{k: v for k, v in motion.items() if v is not None})
     output = output or _beside(source, "zoom", ".mp4")
-    with LazyBar("zooming") as bar:
-        def on_frame(p):
-            bar.update(total=p.total, completed=p.done, info=f"frame {p.index} {p.fps:.2f} fps")
-
+    with RenderBar("zooming") as bar:
         try:
-            result = render_zoom(source, output, settings, zoom_settings, keyframes=keyframes, duration=duration,
-                                 n_frames=frames, restart=restart, keep_frames=keep_frames, work_dir=work_dir,
-                                 progress=on_frame)
+            result = render_zoom(source, output, preset=preset, progress=bar, keyframes=keyframes, restart=restart,
+                                 keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream), zoom=zoom_,
+                                 rotate=rotate, pan=parse_pair(pan, "--pan", "12,-4"),
+                                 center=parse_pair(center, "--center", "0.5,0.4"), duration=duration, frames=frames,
+                                 fps=fps, interpolation=interpolation, color_hold=color_hold,
+                                 frame_iterations=frame_iterations, frame_num_octave=frame_num_octave, crf=crf)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)
@@ -184,42 +153,28 @@ def timelapse(
 
     Interrupted checkpoint renders (Ctrl-C) keep the finished checkpoints: run the same command again to resume.
     """
-    from .. import presets
-    from ..render import lapse
-    from ..render.sheet import DEFAULT_CELL_SIZE
+    from ..render import timelapse as lapse
 
     counts = lapse.parse_checkpoints(checkpoints) if checkpoints is not None else None
-    if counts is not None and dream.get("iterations") is not None:
-        raise SettingsError("--iterations does nothing with --checkpoints: each checkpoint is the iteration count",
-                            hint="use --checkpoints alone, or --every K with --iterations N")
-    settings = presets.resolve(preset, dream=dream).dream
-    _positive(cell_size, "--cell-size", 16)
-    _positive(columns, "--columns", 1)
     output = output or _beside(source, "timelapse", ".mp4")
-    from ..render.zoom import parse_fps
-
-    rate = parse_fps(fps) if fps is not None else lapse.DEFAULT_FPS
-    with LazyBar("dreaming") as bar:
-        def on_step(done, total, info):
-            bar.update(total=total, completed=done, info=info)
-
+    with RenderBar("dreaming") as bar:
         try:
             result = lapse.render_timelapse(
-                source, output, settings, checkpoints=counts, every=every, fps=float(rate),
-                hold=lapse.DEFAULT_HOLD if hold is None else hold, fade=lapse.DEFAULT_FADE if fade is None else fade,
-                labels=labels, cell_size=cell_size or DEFAULT_CELL_SIZE, columns=columns,
-                crf=18 if crf is None else crf, progress=on_step, restart=restart, work_dir=work_dir)
+                source, output, preset=preset, progress=bar, restart=restart, work_dir=work_dir, **dream_flags(dream),
+                checkpoints=counts, every=every, fps=None if fps is None else float(_fps(fps)), hold=hold, fade=fade,
+                labels=labels, cell_size=cell_size, columns=columns, crf=crf)
         except KeyboardInterrupt:
             bar.stop()
             if every is not None:  # one continuous run: nothing to resume from
                 raise
             interrupted(ctx, output, work_dir, "checkpoint")
-    typer.echo(str(result))
+    typer.echo(str(result.output))
 
 
-def _positive(value: Optional[int], flag: str, least: int) -> None:
-    if value is not None and value < least:
-        raise SettingsError(f"{flag} must be at least {least} (got {value})", hint=None)
+def _fps(text: str):
+    from ..settings import parse_fps
+
+    return parse_fps(text)
 
 
 # ---- sweep ---------------------------------------------------------------------------------------------
@@ -248,23 +203,16 @@ def sweep(
 
     Interrupted sweeps (Ctrl-C) keep their finished cells: run the same command again to resume.
     """
-    from .. import presets
-    from ..render.sheet import DEFAULT_CELL_SIZE
     from ..render.sweep import parse_vary, render_sweep
 
     axes = [parse_vary(v) for v in vary]  # bad axes are refused before any model loads
-    settings = presets.resolve(preset, dream=dream).dream
-    _positive(cell_size, "--cell-size", 16)
     output = output or _beside(source, "sweep", ".png")
-    with LazyBar("dreaming") as bar:
-        def on_step(done, total, info):
-            bar.update(total=total, completed=done, info=info)
-
+    with RenderBar("dreaming") as bar:
         try:
-            result = render_sweep(source, output, settings, vary=axes, save_cells=save_cells,
-                                  cell_size=cell_size or DEFAULT_CELL_SIZE, progress=on_step, restart=restart,
-                                  work_dir=work_dir)
+            result = render_sweep(source, output, preset=preset, progress=bar, restart=restart, work_dir=work_dir,
+                                  **dream_flags(dream), vary=axes,
+                                  save_cells=None if save_cells is None else str(save_cells), cell_size=cell_size)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir, "cell")
-    typer.echo(str(result))
+    typer.echo(str(result.output))

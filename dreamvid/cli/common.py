@@ -184,7 +184,7 @@ def work_dir_option(panel: str, what: str = "frames"):
 def interrupted(ctx: typer.Context, output: Path, work_dir: Optional[Path], noun: str = "frame") -> None:
     """After Ctrl-C in a render with a work folder: say what was kept and how to resume;
     exit 130. noun: what the folder's frame_*.png are ("frame", "cell", "checkpoint")."""
-    from ..render.frames import default_work_dir
+    from ..render.workdir import default_work_dir
 
     why = sys.exc_info()[1]  # called while handling the KeyboardInterrupt (or Terminated)
     word = "Terminated" if isinstance(why, Terminated) else "Interrupted"
@@ -223,6 +223,55 @@ def progress_bar(transient: bool = False):
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
                     TimeRemainingColumn(), console=Console(stderr=True), transient=transient,
                     disable=State.quiet)
+
+
+class RenderBar:
+    """The progress display of every render, fed the engine's Progress events. It appears
+    with the first report, so input refused before the work starts leaves just its one
+    `Error:` line. Modes that count gradient steps (image, timelapse, sweep) show steps;
+    clips (video, zoom) show frames. `on_item(progress)` also sees each finished item."""
+
+    def __init__(self, description: str, on_item: Callable | None = None, transient: bool = False):
+        self.description, self.on_item, self.transient = description, on_item, transient
+        self.bar, self.task = None, None
+
+    def __call__(self, p) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(self.transient)
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=None, info="")
+        if p.total_steps:
+            self.bar.update(self.task, total=p.total_steps, completed=p.steps, info=p.info)
+        else:
+            self.bar.update(self.task, total=p.total, completed=p.done, info=_frame_info(p))
+        if p.stage == "item" and self.on_item is not None:
+            self.on_item(p)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __enter__(self) -> "RenderBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _frame_info(p) -> str:
+    if p.stage == "start":
+        return "loading the model; the first frame is dreamed in full" if p.mode == "video" else "starting"
+    if p.stage == "finish":
+        return "encoding"
+    if p.stage == "item":
+        cut = " (new shot)" if p.restarted and p.rendered > 1 else ""
+        return f"frame {p.index}{cut}, {p.fps:.2f} fps"
+    return p.info
+
+
+def dream_flags(dream: dict) -> dict:
+    """The dream options as library keywords (unset ones left out: the preset decides)."""
+    return {k: v for k, v in dream.items() if v is not None}
 
 
 def default_output(source: Path, suffix: str) -> Path:

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (default_output, handle_errors, interrupted, keep_frames_option, progress_bar, restart_option,
-                     with_dream_options, work_dir_option)
+from .common import (RenderBar, default_output, dream_flags, handle_errors, interrupted, keep_frames_option,
+                     restart_option, with_dream_options, work_dir_option)
 
 VIDEO_PANEL = "Video"
 OUTPUT_PANEL = "Output and resume"
@@ -63,36 +63,19 @@ def video(
     Interrupted renders (Ctrl-C) keep their frames: run the same command again to resume.
     The preset defaults to `video`.
     """
-    from .. import presets
     from ..render.video import render_video
 
-    settings = presets.resolve(preset or "video", dream=dream, video={
-        "flow": flow, "flow_quality": flow_quality, "blend": blend, "frame_iterations": frame_iterations,
-        "frame_num_octave": frame_num_octave, "scene_cuts": scene_cuts, "fps": fps, "crf": crf,
-        "keep_audio": keep_audio})
     output = output or default_output(source, ".mp4")
-    bar = progress_bar()
-    task = None
-
-    def on_frame(p):  # the bar appears once the input is checked and the work is known
-        nonlocal task
-        if task is None:
-            bar.start()
-            task = bar.add_task("dreaming", total=p.total, completed=p.done, info="")
-        if p.rendered == 0:
-            what = "loading the model; the first frame is dreamed in full" if p.done < p.total else "encoding"
-        else:
-            what = f"frame {p.index}{' (new shot)' if p.scene_cut and p.rendered > 1 else ''}, {p.fps:.2f} fps"
-        bar.update(task, completed=p.done, info=what)
-
-    try:
-        result = render_video(source, output, settings, start=start, end=end, restart=restart,
-                              keep_frames=keep_frames, work_dir=work_dir, progress=on_frame)
-    except KeyboardInterrupt:
-        bar.stop()
-        interrupted(ctx, output, work_dir)
-    finally:
-        bar.stop()
+    with RenderBar("dreaming") as bar:
+        try:
+            result = render_video(source, output, preset=preset, progress=bar, start=start, end=end,
+                                  restart=restart, keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream),
+                                  flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
+                                  frame_num_octave=frame_num_octave, scene_cuts=scene_cuts, fps=fps, crf=crf,
+                                  keep_audio=keep_audio)
+        except KeyboardInterrupt:
+            bar.stop()
+            interrupted(ctx, output, work_dir)
     typer.echo(str(result.output))
 
 
@@ -115,7 +98,7 @@ def coherence(
     the floor that flow errors set.
     """
     from .. import media
-    from ..render.coherence import coherence as measure
+    from ..render.measure import coherence as measure
     from ..render.video import frame_index
 
     first = frame_index(start, media.probe_video(source).fps, "--start") if start else 0

@@ -12,11 +12,11 @@ and layer named (the networks are loaded up front), and the size of the whole jo
 over MAX_CELLS cells, or one that would take more than MAX_WORK megapixel-steps, is refused
 with the numbers, rather than discovered an hour in.
 
-A big sweep takes hours, so each finished cell goes to a work folder beside the output
-(grid.png.dreamvid-work/, cell k as frame k, with the render.json of render/frames.py): an
-interrupted or failed sweep run again redraws the finished cells from there and dreams
-only the rest; changed axes or settings are refused unless `restart`. The folder goes
-once the grid is written.
+Cells are the items of the render engine (engine.py): each finished cell goes to a work
+folder beside the output (grid.png.dreamvid-work/, cell k as frame k, with render.json): an
+interrupted or failed sweep run again dreams only the missing cells; changed axes or
+settings are refused unless `restart`. The grid is drawn from the folder, which goes once
+the grid is written. The settings are the `sweep` section of settings.Settings.
 """
 from __future__ import annotations
 
@@ -27,17 +27,15 @@ import math
 import os
 import re
 from dataclasses import dataclass, fields, replace
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import OutputError, SettingsError
 from ..settings import DreamSettings, Settings, parse_layers, validate
-from . import frames as work_folder
-from . import sheet
-from .lapse import load_still
+from . import engine, sheet, workdir
+from .still import load_still
 
 log = logging.getLogger("dreamvid")
 
@@ -50,8 +48,6 @@ ALIASES = {"layer": "layers"}  # --vary layer=... reads naturally too
 NONE_WORDS = ("none", "off")  # max_loss=none: never stop early; max_size=none: keep the size
 CAPTION_KEYS = ("model", "layers", "step", "num_octave", "octave_scale", "iterations", "max_loss",
                 "jitter", "seed")  # the fixed settings worth printing (tile and precision do not change the look)
-
-Progress = Callable[[int, int, str], None]  # (gradient steps done, total, what is happening)
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,13 @@ def make_axis(key: str, values: Sequence[Any]) -> Axis:
     if any(v == "" for v in values):
         raise SettingsError(f"--vary {key} has an empty value", hint=f"separate values with single commas, "
                                                                      f"e.g. --vary {_example(key)}")
-    return Axis(key, tuple(_value(key, v) for v in values))
+    parsed = tuple(_value(key, v) for v in values)
+    shown = [sheet.value_text(key, v) for v in parsed]
+    twice = next((t for t in shown if shown.count(t) > 1), None)
+    if twice is not None:
+        raise SettingsError(f"--vary {key} has the value {twice} twice (as written in the grid)",
+                            hint="give each value once; values that differ only past the printed digits look alike")
+    return Axis(key, parsed)
 
 
 def _example(key: str) -> str:
@@ -176,98 +178,129 @@ def _fitted(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def render_sweep(source, output: str | os.PathLike, settings: DreamSettings | None = None, *,
-                 vary: Sequence[str | Axis | tuple[str, Sequence[Any]]], save_cells: str | os.PathLike | None = None,
-                 cell_size: int = sheet.DEFAULT_CELL_SIZE, progress: Progress | None = None,
-                 restart: bool = False, work_dir: str | os.PathLike | None = None) -> Path:
+def axes_of(vary: Any) -> list[Axis]:
+    """Axes from "key=v1,v2" strings, Axis objects, (key, values) pairs or a {key: values} dict."""
+    if isinstance(vary, Mapping):
+        vary = list(vary.items())
+    if isinstance(vary, (str, Axis)):
+        vary = [vary]
+    return [parse_vary(a) if isinstance(a, str) else a if isinstance(a, Axis) else make_axis(*a) for a in vary]
+
+
+def render_sweep(source, output: str | os.PathLike, settings: Settings | None = None, *,
+                 preset: str | None = None, progress: engine.ProgressFn | None = None, restart: bool = False,
+                 work_dir: str | os.PathLike | None = None, **overrides) -> engine.Result:
     """Dream `source` (an image path, or (H, W, 3) uint8 RGB) once per cell and draw the grid.
 
-    vary: axes as "key=v1,v2" strings, Axis objects or (key, values) pairs; the first runs
-    along the columns. output: an image file (.png, .jpg, .webp): the labelled grid, each
-    picture at most `cell_size` px. save_cells: a folder that receives every cell at full
-    size, named by its values (step=0.01_num_octave=3.png). Finished cells wait in
-    `work_dir` (default OUTPUT.dreamvid-work) until the grid is written, so a second call
-    after an interruption dreams only the missing ones; `restart` discards cells of a
-    different sweep there. Returns the output path.
+    Keyword overrides are named as the CLI's flags: `vary` (axes as "key=v1,v2" strings,
+    Axis objects, (key, values) pairs or {"step": [0.01, 0.02]}; the first runs along the
+    columns), `save_cells` (a folder that receives every cell at full size, named by its
+    values: step=0.01_num_octave=3.png), `cell_size` (px, each picture in the grid), and every
+    dream setting. output: an image file (.png, .jpg, .webp): the labelled grid. Finished
+    cells wait in `work_dir` (default OUTPUT.dreamvid-work) until the grid is written, so a
+    second call after an interruption dreams only the missing ones; `restart` discards cells
+    of a different sweep there.
     """
-    from .. import media
-    from ..dream import get_dreamer, octave_sizes, to_uint8
+    from ..presets import resolve_for
 
-    axes = [parse_vary(a) if isinstance(a, str) else a if isinstance(a, Axis) else make_axis(*a) for a in vary]
-    out, image, src_name = load_still(source, output)
-    if media.output_kind(out) != "image":
-        raise OutputError(f"a sweep is one picture, not a {media.output_kind(out)} ({out.name})",
-                          hint="write it as .png or .jpg; --save-cells DIR keeps every cell as well")
-    base = validate(settings or DreamSettings())
-    grid = cell_settings(base, axes)
-    amount = work(image.shape[:2], grid)
-    if amount > MAX_WORK:
-        raise SettingsError(f"the sweep would take about {amount:,.0f} megapixel-steps, more than the limit of "
-                            f"{MAX_WORK:,} (about half a day on a 2-core CPU)",
-                            hint="use --max-size, fewer --iterations or fewer values")
-    dreamers = {_model_key(cs): get_dreamer(cs) for cs in itertools.chain.from_iterable(grid)}  # load all first
-    cells_dir = _cells_dir(save_cells)
+    if "vary" in overrides:
+        overrides["vary"] = tuple((a.key, a.values) for a in axes_of(overrides["vary"]))
+    plan = SweepPlan(source, output, resolve_for("sweep", settings, preset, overrides))
+    return engine.render(plan, progress=progress, work_dir=work_dir, restart=restart)
 
-    from ..dream import fit_max_size
 
-    source_f = image.astype(np.float32)
-    sizes = {cs.max_size: fit_max_size(source_f, cs.max_size) for cs in itertools.chain.from_iterable(grid)}
-    steps_of = [[cs.iterations * len(octave_sizes(*sizes[cs.max_size].shape[:2], cs.num_octave, cs.octave_scale,
-                                                  dreamers[_model_key(cs)].min_size)) for cs in row] for row in grid]
-    total = sum(itertools.chain.from_iterable(steps_of))
-    log.info("sweep: %d cells, %d steps, about %.0f megapixel-steps", sum(map(len, grid)), total, amount)
-    labels_r = row_labels(axes)
-    n_cells = sum(map(len, grid))
-    store = work_folder.open_work(out, kind="sweep", settings=resume_key(base, axes), seed=base.seed,
-                                 source=work_folder.still_fingerprint(source, image), start=0, end=n_cells,
-                                 fps=Fraction(1), work_dir=work_dir, restart=restart)
-    cached = store.done_indices()
-    if cached:
-        log.info("resuming: %d of %d cells are already in %s", len(cached), n_cells, store.path)
-    thumbs: list[list[np.ndarray]] = []
-    done, n = 0, 0
-    with store:
-        try:
-            for r, row in enumerate(grid):
-                thumbs.append([])
-                for c, cs in enumerate(row):
-                    n += 1
-                    picks = [(axes[0], c), *zip(axes[1:], _row_index(axes, r))]
-                    where = ", ".join(a.label(k) for a, k in picks)
-                    base_done = done
+class SweepPlan(engine.Plan):
+    """The cells of a grid, row by row; each is an independent dream of the same picture."""
 
-                    def on_step(p, where=where, n=n):
-                        nonlocal done
-                        done += 1
-                        if progress:
-                            progress(done, total, f"cell {n}/{n_cells} ({where}), "
-                                                  f"octave {p.octave + 1}/{p.num_octave}, loss {p.loss:.2f}")
+    mode = "sweep"
 
-                    if store.has(n - 1):  # finished by an earlier, interrupted run
-                        picture = store.read(n - 1)
-                    else:
-                        picture = to_uint8(dreamers[_model_key(cs)].dream(sizes[cs.max_size], cs, progress=on_step))
-                        store.write(n - 1, picture)
-                    done = base_done + steps_of[r][c]  # early stops (max_loss) skip steps: keep the count honest
-                    if progress:
-                        progress(done, total, f"cell {n}/{n_cells} ({where}) done")
-                    if cells_dir is not None:
-                        media.write_image(cells_dir / cell_name(picks), picture)
-                    thumbs[r].append(sheet.fit(picture, cell_size))
-        except BaseException:
-            if not store.done_indices():  # leave no empty work folder behind a sweep that made nothing
-                store.remove()
-            raise
-        h, w = sizes[base.max_size].shape[:2] if base.max_size in sizes else _fitted(image.shape[:2], base.max_size)
+    def __init__(self, source, output, settings: Settings):
+        from .. import media
+
+        self.axes = axes = axes_of(settings.sweep.vary)
+        self.output, self.image, self.src_name = load_still(source, output)
+        if media.output_kind(self.output) != "image":
+            raise OutputError(f"a sweep is one picture, not a {media.output_kind(self.output)} ({self.output.name})",
+                              hint="write it as .png or .jpg; --save-cells DIR keeps every cell as well")
+        self.settings, self.base = settings, settings.dream
+        self.grid = cell_settings(self.base, axes)
+        amount = work(self.image.shape[:2], self.grid)
+        if amount > MAX_WORK:
+            raise SettingsError(f"the sweep would take about {amount:,.0f} megapixel-steps, more than the limit of "
+                                f"{MAX_WORK:,} (about half a day on a 2-core CPU)",
+                                hint="use --max-size, fewer --iterations or fewer values")
+        self.amount = amount
+        self.cells = list(itertools.chain.from_iterable(self.grid))
+        self.picks = [[(axes[0], c), *zip(axes[1:], _row_index(axes, r))]
+                      for r, row in enumerate(self.grid) for c in range(len(row))]
+        self.end, self.seed = len(self.cells), self.base.seed
+        self.cells_dir = _cells_dir(settings.sweep.save_cells)
+        self.fingerprint = workdir.still_fingerprint(source, self.image)
+
+    def prepare(self) -> None:
+        from ..dream import fit_max_size, get_dreamer, network_key, octave_sizes
+
+        self.dreamers = {network_key(cs): get_dreamer(cs) for cs in self.cells}  # every network loads first
+        source_f = self.image.astype(np.float32)
+        self.sizes = {cs.max_size: fit_max_size(source_f, cs.max_size) for cs in self.cells}
+        self.steps_of = [cs.iterations * len(octave_sizes(*self.sizes[cs.max_size].shape[:2], cs.num_octave,
+                                                          cs.octave_scale, self.dreamers[network_key(cs)].min_size))
+                         for cs in self.cells]
+        log.info("sweep: %d cells, %d steps, about %.0f megapixel-steps", len(self.cells), sum(self.steps_of),
+                 self.amount)
+
+    def resume_key(self) -> dict[str, Any]:
+        return resume_key(self.base, self.axes)
+
+    def source(self) -> dict[str, Any]:
+        return self.fingerprint
+
+    def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
+        from ..dream import network_key, to_uint8
+
+        ctx.total_steps = sum(self.steps_of)
+        ctx.steps = sum(n for k, n in enumerate(self.steps_of) if k not in todo)
+        for k in todo:
+            cs, where = self.cells[k], ", ".join(a.label(i) for a, i in self.picks[k])
+            base = ctx.steps
+
+            def on_step(p, k=k, where=where):
+                ctx.step(k, f"cell {k + 1}/{self.end} ({where}), octave {p.octave + 1}/{p.num_octave}, "
+                            f"loss {p.loss:.2f}")
+
+            picture = to_uint8(self.dreamers[network_key(cs)].dream(self.sizes[cs.max_size], cs, progress=on_step))
+            ctx.steps = base + self.steps_of[k]  # early stops (max_loss) skip steps: keep the count honest
+            yield engine.Item(k, picture, info=f"cell {k + 1}/{self.end} ({where}) done")
+
+    def finish(self, ctx: engine.Context) -> engine.Result:
+        from .. import media
+        from ..dream import network_key
+
+        store, cell_size, axes = ctx.store, self.settings.sweep.cell_size, self.axes
+        thumbs: list[list[np.ndarray]] = []
+        k = 0
+        for row in self.grid:
+            thumbs.append([])
+            for _ in row:
+                picture = store.read(k)
+                if self.cells_dir is not None:
+                    media.write_image(self.cells_dir / cell_name(self.picks[k]), picture)
+                thumbs[-1].append(sheet.fit(picture, cell_size))
+                k += 1
+        base = self.base
+        h, w = self.sizes[base.max_size].shape[:2] if base.max_size in self.sizes \
+            else _fitted(self.image.shape[:2], base.max_size)
         varied = {a.key for a in axes}
-        fixed = sheet.settings_text(replace(base, layers=_shown_layers(base, dreamers)),
-                                    [k for k in CAPTION_KEYS if k not in varied])
-        caption = fixed + (f" · {src_name}" if src_name else "") + f" · {w}x{h}"
+        shown = self.dreamers.get(network_key(base))
+        layers = tuple(shown.model.layers) if shown is not None else base.layers
+        fixed = sheet.settings_text(replace(base, layers=layers), [k for k in CAPTION_KEYS if k not in varied])
+        caption = fixed + (f" · {self.src_name}" if self.src_name else "") + f" · {w}x{h}"
         drawn = sheet.grid(thumbs, columns=[axes[0].label(k) for k in range(len(axes[0].values))],
-                           rows=labels_r, caption=[caption], cell_size=None)
-        media.write_image(out, drawn.image)
+                           rows=row_labels(axes), caption=[caption], cell_size=None)
+        media.write_image(self.output, drawn.image)
         store.remove()  # the grid is written: the cells are in it (and in --save-cells when asked)
-    return out
+        return engine.Result(self.output, self.mode, self.end, ctx.rendered, ctx.resumed_from, ctx.elapsed,
+                             size=(w, h))
 
 
 def resume_key(base: DreamSettings, axes: Sequence[Axis]) -> dict[str, Any]:
@@ -284,15 +317,6 @@ def _plain(v: Any) -> Any:
 
 def _row_index(axes: Sequence[Axis], r: int) -> tuple[int, ...]:
     return list(itertools.product(*(range(len(a.values)) for a in axes[1:])))[r]
-
-
-def _model_key(cs: DreamSettings) -> tuple:
-    return (cs.model, tuple(cs.layers), cs.weights)
-
-
-def _shown_layers(base: DreamSettings, dreamers: dict) -> tuple:
-    d = dreamers.get(_model_key(base))
-    return tuple(d.model.layers) if d is not None else base.layers
 
 
 def cell_name(picks) -> str:

@@ -16,8 +16,10 @@ frame that is on disk (PNG is lossless), never from a float kept in memory, and 
 seeded by (seed, source frame index). A resumed run re-reads S_{t-1} and D_{t-1} and goes on.
 
 The loop overlaps its work: a prefetch thread decodes the next frames and computes their
-flow, reliability and scene-cut test; a writer thread encodes and stores finished PNGs; the
-main thread only warps (a few ms) and dreams. OpenCV and TensorFlow release the GIL.
+flow, reliability and scene-cut test; the engine's writer thread encodes and stores finished
+PNGs; the main thread only warps (a few ms) and dreams. OpenCV and TensorFlow release the GIL.
+The skeleton around the frames (work folder, resume, progress, clean-up) is render/engine.py;
+this module is the video's Plan.
 """
 from __future__ import annotations
 
@@ -27,65 +29,22 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import DecodeError, DreamvidError, InputError, OutputError, SettingsError
-from ..settings import DreamSettings, Settings, validate, validate_video
-from . import frames as work_folder
+from ..settings import DreamSettings, Settings, parse_fps
+from . import engine, workdir
 
 log = logging.getLogger("dreamvid")
 
 PREFETCH_DEPTH = 3  # frames decoded and flowed ahead of the dream (memory: a few frames)
-WRITE_DEPTH = 3  # finished frames waiting for the PNG writer
 OUTPUT_ONLY = ("crf", "keep_audio", "fps")  # VideoSettings fields that do not change the frames
-MAX_FPS = 1000  # a frame-rate override above this is a typo
 _POLL_S = 0.1  # s; how often a blocked worker checks whether the render has stopped
-
-
-@dataclass(frozen=True)
-class FrameProgress:
-    """Reported once before the first frame (rendered == 0, index: the frame about to be
-    dreamed), then after each frame is dreamed (and queued for writing)."""
-
-    done: int  # frames of the range finished, resumed ones included
-    total: int  # frames in the range
-    index: int  # source index of the frame just dreamed
-    rendered: int  # frames dreamed by this run (0: the start event)
-    elapsed: float  # s since this run's first frame started
-    scene_cut: bool  # this frame restarted the chain (first frame, cut, or flow "none")
-
-    @property
-    def fps(self) -> float:
-        """Frames dreamed per second by this run."""
-        return self.rendered / self.elapsed if self.elapsed > 0 else 0.0
-
-
-ProgressFn = Callable[[FrameProgress], None]
-
-
-@dataclass(frozen=True)
-class VideoResult:
-    output: Path
-    start: int  # source frame range [start, end) in the output
-    end: int
-    fps: Fraction  # of the output
-    size: tuple[int, int]  # (width, height) of the dreamed frames (the mp4 pads odd sides by 1 px)
-    audio: bool  # the output carries the source's audio
-    rendered: int  # frames dreamed by this run (fewer than end - start after a resume)
-    resumed_from: int | None  # first frame this run dreamed, when earlier ones were on disk
-    chain_starts: tuple[int, ...]  # frames dreamed from the bare source (first frame, scene cuts)
-    seconds: float  # wall time of this run's frame loop (decode, flow, warp, dream, write)
-    dream_seconds: float  # of which inside the dream core
-    work_dir: Path | None  # the kept work folder (keep_frames), else None
-
-    @property
-    def n_frames(self) -> int:
-        return self.end - self.start
 
 
 # ---- positions: "12s", "1.5", "1:02.5", "f30" ------------------------------------------------
@@ -118,115 +77,129 @@ def frame_index(position: int | str | None, fps: Fraction, what: str = "position
     return int(-(-index.numerator // index.denominator))  # ceil, exact
 
 
-def parse_fps(text: str | None) -> Fraction | None:
-    """"24", "30000/1001", "29.97" -> Fraction; None stays None."""
-    if text is None:
-        return None
-    try:
-        fps = Fraction(str(text).strip())
-    except (ValueError, ZeroDivisionError):
-        raise SettingsError(f"fps {text!r} is not a number", hint="e.g. --fps 24 or --fps 30000/1001") from None
-    if not 0 < fps <= MAX_FPS:
-        raise SettingsError(f"fps must be between 0 and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
-    return fps
-
-
 # ---- the library function ----------------------------------------------------------------------
 
 def render_video(source: str | os.PathLike, output: str | os.PathLike, settings: Settings | None = None, *,
+                 preset: str | None = None, progress: engine.ProgressFn | None = None,
                  start: int | str | None = None, end: int | str | None = None, restart: bool = False,
                  keep_frames: bool = False, work_dir: str | os.PathLike | None = None,
-                 progress: ProgressFn | None = None) -> VideoResult:
+                 **overrides) -> engine.Result:
     """Dream the frames [start, end) of `source` into `output`, coherently.
 
     output: .mp4/.mov/.mkv/.m4v (H.264, the source's audio kept and trimmed unless
-    settings.video.keep_audio is False), .gif, or a folder for PNG frames. start/end: source
+    keep_audio=False), .gif, or a folder for PNG frames. settings or preset (default the
+    `video` preset), then keyword overrides named as the CLI's flags (`step=0.02`,
+    `blend=0.9`, `flow="farneback"`, `layers={"block4c_out": 1}`...). start/end: source
     frame indices, or strings as `frame_index` reads them; default the whole clip.
     Frames go to a work folder (`work_dir`, default OUTPUT.dreamvid-work) and a second call
     resumes at the first missing frame; `restart` discards frames of another render there.
-    `progress(FrameProgress)` is called once when the work is known, then after each frame;
-    whatever it raises stops the render once that frame is on disk (a KeyboardInterrupt
-    propagates as such).
+    `progress(engine.Progress)` is called when the work is known, after each frame and
+    before the encode; whatever it raises stops the render once that frame is on disk (a
+    KeyboardInterrupt propagates as such).
 
     Raises InputError (not a video, range outside it), OutputError, SettingsError,
     ResumeMismatchError, DecodeError (after the output was made from the frames that decoded).
     """
-    from .. import media
+    from ..presets import resolve_for
 
-    settings = settings or Settings()
-    settings = Settings(validate(settings.dream), validate_video(settings.video))
-    info = media.probe_video(source)
-    out = media.check_output_path(output, source)
-    if media.output_kind(out) == "image":
-        raise OutputError(f"{out.name} is a still image name, not a video",
-                          hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
-    first, last = _frame_range(info, start, end)
-    out_fps = parse_fps(settings.video.fps) or info.fps
-    _check_frame_size(info, settings)
-    if info.n_frames == 1:
-        log.info("%s has a single frame; `dreamvid image` dreams stills", info.path.name)
-    work = work_folder.open_work(
-        out, kind="video", settings=frame_settings_dict(settings), seed=settings.dream.seed,
-        source=work_folder.fingerprint(info.path, _source_facts(info)), start=first, end=last,
-        fps=info.fps, work_dir=work_dir, restart=restart)
-    with work:  # holds the folder's lock until the frames are encoded or the render fails
-        resume_at = work.first_missing()
-        if resume_at is not None and resume_at > first:
-            log.info("resuming at frame %d: %d of %d frames are already in %s",
-                     resume_at, resume_at - first, last - first, work.path)
-        stats = _Stats()
-        truncated: DecodeError | None = None
+    plan = VideoPlan(source, output, resolve_for("video", settings, preset, overrides), start=start, end=end)
+    return engine.render(plan, progress=progress, work_dir=work_dir, restart=restart, keep=keep_frames)
+
+
+class VideoPlan(engine.Plan):
+    """The frames [start, end) of a clip; frame t is made from frame t - 1 (chained)."""
+
+    mode = "video"
+    chained = True
+
+    def __init__(self, source, output, settings: Settings, *, start=None, end=None):
+        from .. import media
+
+        self.settings = settings
+        self.info = info = media.probe_video(source)
+        self.output = out = media.check_output_path(output, source)
+        if media.output_kind(out) == "image":
+            raise OutputError(f"{out.name} is a still image name, not a video",
+                              hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
+        self.start, self.end = _frame_range(info, start, end)
+        self.out_fps = parse_fps(settings.video.fps) or info.fps
+        self.fps, self.seed = info.fps, settings.dream.seed
+        _check_frame_size(info, settings)
+        if info.n_frames == 1:
+            log.info("%s has a single frame; `dreamvid image` dreams stills", info.path.name)
+        self.truncated: DecodeError | None = None
+        self.chain_starts: list[int] = []
+        self.last_index: int | None = None
+
+    def prepare(self) -> None:
+        from ..dream import get_dreamer
+
+        self.dreamer = get_dreamer(self.settings.dream)
+
+    def resume_key(self) -> dict:
+        return frame_settings_dict(self.settings)
+
+    def source(self) -> dict:
+        return workdir.fingerprint(self.info.path, _source_facts(self.info))
+
+    def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
+        first = todo[0]
+        chain = _Chain(dream=ctx.read(first - 1) if first > self.start and ctx.store.has(first - 1) else None)
+        read_from = first - 1 if chain.dream is not None else first
+        prefetch = _Prefetch(self.info, read_from, self.end, self.settings)
         try:
-            if progress:
-                todo = last if resume_at is None else resume_at
-                progress(FrameProgress(todo - first, last - first, todo, 0, 0.0, False))
-            if resume_at is not None:
-                truncated = _render_frames(work, resume_at, info, settings, stats, progress)
-        except BaseException:
-            _remove_if_empty(work)
-            raise
-        if truncated is not None:
-            last = stats.last_index + 1 if stats.last_index is not None else resume_at
+            for item in prefetch:
+                if item.index < first:  # the frame before a resume: only its source is needed
+                    chain.source = item.frame
+                    continue
+                t1 = time.perf_counter()
+                out, restarted = _dream_frame(self.dreamer, self.settings, chain, item)
+                ctx.dream_seconds += time.perf_counter() - t1
+                chain = _Chain(item.frame, out)
+                self.last_index = item.index
+                if restarted:
+                    self.chain_starts.append(item.index)
+                yield engine.Item(item.index, out, restarted=restarted)
+        except DecodeError as e:  # the frames that decoded are done; finish() encodes them, then raises
+            self.truncated = e
+            return
+        finally:
+            prefetch.close()
+        if self.last_index is not None and self.last_index + 1 < self.end:
+            log.warning("%s ended after frame %d, earlier than its %d frames", self.info.path.name,
+                        self.last_index, self.info.n_frames)
+            ctx.store.set_end(self.last_index + 1)
+
+    def finish(self, ctx: engine.Context) -> engine.Result:
+        from .. import media
+
+        work, info, first = ctx.store, self.info, self.start
+        if self.truncated is not None:
+            last = self.last_index + 1 if self.last_index is not None else ctx.todo[0]
             if last <= first:
-                _remove_if_empty(work)
-                raise truncated
+                engine._remove_if_empty(work)
+                raise self.truncated
         else:
             last = work.end  # a source that ended early without an error shortened the range
-        audio = _audio_plan(info, settings, out, out_fps)
-        work.finish(out, fps=out_fps, crf=settings.video.crf, end=last, keep=keep_frames,
+        audio = _audio_plan(info, self.settings, self.output, self.out_fps)
+        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep,
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
-    size = media.scaled_size(info.width, info.height, settings.dream.max_size)
-    result = VideoResult(out, first, last, out_fps, size, audio, stats.rendered,
-                         resume_at if resume_at not in (None, first) else None, tuple(stats.chain_starts),
-                         stats.seconds, stats.dream_seconds, work.path if keep_frames else None)
-    if truncated is not None:
-        raise DecodeError(f"{info.path.name} stopped decoding after frame {last - 1}; {out.name} has the "
-                          f"{last - first} frames that decoded ({first}..{last - 1})",
-                          hint="the source is probably truncated or corrupt; re-download or re-export it",
-                          detail=truncated.detail)
-    return result
-
-
-def _remove_if_empty(work) -> None:
-    """Leave no empty work folder behind a render that failed before its first frame."""
-    try:
-        if not work.done_indices():
-            work.remove()
-    except OSError:  # the folder has gone already
-        pass
-
-
-def frame_settings(settings: Settings) -> DreamSettings:
-    """The DreamSettings of a frame that starts from the warped previous dream."""
-    d, v = settings.dream, settings.video
-    return replace(d, iterations=d.iterations if v.frame_iterations is None else v.frame_iterations,
-                   num_octave=d.num_octave if v.frame_num_octave is None else v.frame_num_octave)
+        if self.truncated is not None:
+            raise DecodeError(f"{info.path.name} stopped decoding after frame {last - 1}; {self.output.name} has "
+                              f"the {last - first} frames that decoded ({first}..{last - 1})",
+                              hint="the source is probably truncated or corrupt; re-download or re-export it",
+                              detail=self.truncated.detail)
+        size = media.scaled_size(info.width, info.height, self.settings.dream.max_size)
+        return engine.Result(self.output, self.mode, last - first, ctx.rendered, ctx.resumed_from, ctx.elapsed,
+                             work.path if ctx.keep else None, fps=self.out_fps, size=size, start=first, end=last,
+                             audio=audio, chain_starts=tuple(self.chain_starts), dream_seconds=ctx.dream_seconds)
 
 
 def frame_settings_dict(settings: Settings) -> dict:
     """Everything the frames depend on (the resume key): all settings but output-only ones."""
     d = settings.to_dict()
+    d = {"dream": d["dream"], "video": d["video"]}
     for key in OUTPUT_ONLY:
         d["video"].pop(key, None)
     return d
@@ -239,7 +212,7 @@ def _check_frame_size(info, settings: Settings) -> None:
 
     w, h = media.scaled_size(info.width, info.height, settings.dream.max_size)
     check_size(h, w, settings.dream)
-    check_size(h, w, frame_settings(settings))
+    check_size(h, w, settings.frame_dream())
 
 
 def _source_facts(info) -> dict:
@@ -270,24 +243,12 @@ def _audio_plan(info, settings: Settings, out: Path, out_fps: Fraction) -> bool:
         return False
     if out_fps != info.fps:
         log.warning("audio left out: --fps %s changes the clip's speed, so the sound would not match",
-                    work_folder.fps_text(out_fps))
+                    workdir.fps_text(out_fps))
         return False
     return True
 
 
 # ---- the frame loop ------------------------------------------------------------------------------
-
-@dataclass
-class _Stats:
-    rendered: int = 0
-    seconds: float = 0.0
-    dream_seconds: float = 0.0
-    last_index: int | None = None
-    chain_starts: list = None  # type: ignore[assignment]
-
-    def __post_init__(self):
-        self.chain_starts = []
-
 
 @dataclass
 class _Prepared:
@@ -307,52 +268,6 @@ class _Chain:
     dream: np.ndarray | None = None  # (H, W, 3) uint8
 
 
-def _render_frames(work, first: int, info, settings: Settings, stats: _Stats,
-                   progress: ProgressFn | None) -> DecodeError | None:
-    """Dream frames [first, work.end) into `work`; returns a DecodeError if the source ended
-    early (the frames that decoded are done), else None."""
-    from ..dream import get_dreamer
-
-    dreamer = get_dreamer(settings.dream)
-    chain = _Chain(dream=work.read(first - 1) if first > work.start else None)
-    read_from = first - 1 if chain.dream is not None else first
-    prefetch = _Prefetch(info, read_from, work.end, settings)
-    writer = _Writer(work)
-    t0 = time.perf_counter()
-    done = first - work.start
-    try:
-        for item in prefetch:
-            if item.index < first:  # the frame before a resume: only its source is needed
-                chain.source = item.frame
-                continue
-            t1 = time.perf_counter()
-            out, restarted = _dream_frame(dreamer, settings, chain, item)
-            stats.dream_seconds += time.perf_counter() - t1
-            writer.put(item.index, out)
-            chain = _Chain(item.frame, out)
-            stats.rendered += 1
-            stats.last_index = item.index
-            done += 1
-            if restarted:
-                stats.chain_starts.append(item.index)
-            stats.seconds = time.perf_counter() - t0
-            if progress:
-                progress(FrameProgress(done, work.end - work.start, item.index, stats.rendered,
-                                       stats.seconds, restarted))
-        writer.close()
-        stats.seconds = time.perf_counter() - t0
-    except DecodeError as e:
-        writer.close()
-        return e
-    finally:
-        prefetch.close()
-        writer.close(raise_error=False)  # on any exit, every dreamed frame reaches the disk
-    if stats.last_index is not None and stats.last_index + 1 < work.end:
-        log.warning("%s ended after frame %d, earlier than its %d frames", info.path.name,
-                    stats.last_index, info.n_frames)
-        work.set_end(stats.last_index + 1)
-    return None
-
 
 def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) -> tuple[np.ndarray, bool]:
     """One step of the chain: (dreamed frame uint8, whether it started from the bare source)."""
@@ -364,7 +279,7 @@ def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) ->
         start, s = item.frame.astype(np.float32), settings.dream
     else:
         start = propagate(chain.dream, chain.source, item.frame, item.motion, settings.video.blend)
-        s = frame_settings(settings)
+        s = settings.frame_dream()
     try:
         return to_uint8(dreamer.dream(start, s, frame=item.index)), fresh
     except MemoryError:
@@ -449,47 +364,3 @@ class _Prefetch:
             self._put(None)
         except BaseException as e:  # handed to the main thread, which raises it
             self._put(e)
-
-
-class _Writer:
-    """Stores finished frames as PNGs in a worker thread, in order; errors surface in `put`/`close`."""
-
-    def __init__(self, work):
-        self._work = work
-        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_DEPTH)
-        self._error: BaseException | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="dreamvid-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, index: int, image: np.ndarray) -> None:
-        self._raise()
-        self._queue.put((index, image))
-
-    def close(self, raise_error: bool = True) -> None:
-        """Wait until every queued frame is on disk (or the writer failed)."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join()
-        if raise_error:
-            self._raise()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            e, self._error = self._error, None
-            if isinstance(e, OutputError):  # mid-render (disk full, folder gone): a runtime failure, exit 1
-                raise DreamvidError(e.message, hint=f"{e.hint}; finished frames are kept in {self._work.path}, "
-                                                    "run the same command again to resume", detail=e.detail) from e
-            raise e
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is None:
-                try:
-                    self._work.write(*item)
-                except BaseException as e:  # noqa: BLE001 - handed to the main thread
-                    self._error = e

@@ -64,7 +64,8 @@ from ..errors import OutputError, ResumeMismatchError
 
 log = logging.getLogger("dreamvid")
 
-FORMAT_VERSION = 1  # of render.json; bump when the meaning of the frames on disk changes
+FORMAT_VERSION = 2  # of render.json; bump when the meaning of the frames on disk changes
+# 2: one resume key shape for every mode (render/engine.py), per-item notes
 MANIFEST = "render.json"
 WORK_SUFFIX = ".dreamvid-work"  # OUT.mp4 -> OUT.mp4.dreamvid-work/ (ignored by .gitignore)
 FRAME_RE = re.compile(r"^frame_(\d{5,})\.png$")  # media.FRAME_PATTERN = "frame_%05d.png"
@@ -201,6 +202,16 @@ class WorkFolder:
 
         return read_image(self.frame_path(index))
 
+    def note(self, index: int, meta: Mapping[str, Any]) -> None:
+        """Keep JSON-able facts about item `index` (a timelapse snapshot's label) in the manifest."""
+        self.manifest.setdefault("notes", {})[str(index)] = dict(meta)
+        self._save()
+
+    def noted(self, index: int) -> dict[str, Any]:
+        """What `note` kept about item `index` ({} if nothing)."""
+        meta = self.manifest.get("notes", {}).get(str(index))
+        return dict(meta) if isinstance(meta, dict) else {}
+
     def set_end(self, end: int) -> None:
         """Shrink or grow the range (e.g. a source that decoded fewer frames than promised)."""
         self.manifest["end"] = int(end)
@@ -284,7 +295,12 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
                           hint="choose another --work-dir") from None
     lock = _FolderLock.acquire(path)  # everything below reads or changes the folder: hold it first
     try:
-        old = _read_manifest(path)
+        try:
+            old = _read_manifest(path)
+        except ResumeMismatchError:
+            if not restart:  # a damaged manifest: --restart is always the way out
+                raise
+            old = {}
         if old is not None and restart:
             _clear(path)
             old = None
@@ -299,7 +315,9 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
             raise ResumeMismatchError(f"{path} holds frames but no {MANIFEST}, so they cannot be trusted",
                                       hint=resume_hint)
         _remove_temp_files(path)
+        notes = (old or {}).get("notes")
         manifest = {**wanted, "created": (old or {}).get("created", _now()),
+                    "notes": notes if isinstance(notes, dict) else {},
                     "pid": os.getpid(), "host": socket.gethostname()}
         work = WorkFolder(path, manifest, lock)
         try:
@@ -406,14 +424,14 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _read_manifest(path: Path) -> dict[str, Any] | None:
     try:
-        text = (path / MANIFEST).read_text(encoding="utf-8")
+        raw = (path / MANIFEST).read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
         raise OutputError(f"cannot read {path / MANIFEST}: {e.strerror}", hint="check its permissions") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         data = None
     if not isinstance(data, dict):
         raise ResumeMismatchError(f"{path / MANIFEST} is damaged, so the frames beside it cannot be trusted",

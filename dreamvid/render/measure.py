@@ -1,4 +1,5 @@
-"""How much a dreamed clip flickers: the warping error of Lai et al. 2018.
+"""Measures of a render: how much a dreamed clip flickers (the warping error of Lai et al.
+2018), and how sharp and colourful a long zoom stays (`frame_stats`, `motion_error`).
 
 "Learning Blind Video Temporal Consistency" (ECCV 2018), eq. 9: for each pair of frames,
 warp output frame t-1 onto frame t with the optical flow of the SOURCE frames and take the
@@ -144,3 +145,41 @@ def _open_output(path: Path) -> tuple[Iterator[np.ndarray], tuple[int, int], int
                 yield frame
 
     return decoded(), (info.width, info.height), info.n_frames
+
+
+# ---- zoom: is a long zoom still sharp and colourful, and does it follow its path? ---------------------------------------
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey picture ((H, W, 3) uint8): falls as blur sets in."""
+    grey = cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def colorfulness(image: np.ndarray) -> float:
+    """Hasler & Süsstrunk (2003) colourfulness of (H, W, 3) uint8 RGB: ~0 grey, 50 moderate, 100+ vivid."""
+    rgb = np.asarray(image, np.float64)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def frame_stats(image: np.ndarray) -> dict[str, float]:
+    """Sharpness, colourfulness, mean channel spread and mean saturation of one frame."""
+    u8 = np.asarray(image, np.uint8)
+    hsv = cv2.cvtColor(u8, cv2.COLOR_RGB2HSV)
+    return {"sharpness": sharpness(u8), "colorfulness": colorfulness(u8),
+            "channel_std": float(u8.reshape(-1, 3).std(0).mean()), "saturation": float(hsv[..., 1].mean()),
+            "brightness": float(u8.mean())}
+
+
+def motion_error(previous: np.ndarray, current: np.ndarray, m: np.ndarray) -> float:
+    """Mean squared difference (0..1 scale) between `current` and `previous` moved by the known
+    affine m, on the pixels that came from inside the previous frame: the zoom's coherence."""
+    h, w = current.shape[:2]
+    from ..trajectory import apply
+
+    moved = apply(np.asarray(previous, np.float32) / 255.0, m, "lanczos")
+    inside = cv2.warpAffine(np.ones((h, w), np.float32), np.asarray(m, np.float64), (w, h),
+                            flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+    diff = (np.asarray(current, np.float32) / 255.0 - moved) ** 2
+    return float(diff[inside].mean()) if inside.any() else 0.0

@@ -1,0 +1,202 @@
+"""`render_images`: photos dreamed one after the other with the network loaded once.
+
+    render_images(["a.jpg", "holiday/"], "dreams/", preset="coral")
+
+Several photos, or folders of them, make a batch: each result goes into `output` as a folder
+(NAME.dream.png), or beside its photo. Everything that can be checked without reading the
+photos is checked before any work: the output folder, results that would overwrite each
+other or a photo of the batch. A photo that cannot be read is reported and skipped
+(`Result.failed`); the others are dreamed. The items are the photos, and each result file is
+the item's store: with `skip_existing`, results already on disk count as done, which is how
+an interrupted batch resumes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import InputError, OutputError
+from ..settings import Settings
+from . import engine
+
+log = logging.getLogger("dreamvid")
+
+RESULT_TAG = ".dream"  # photo.jpg -> photo.dream.png; results are left out when a folder is read
+
+
+def load_still(source, output) -> tuple[Path, np.ndarray, str | None]:
+    """(checked output path, (H, W, 3) uint8 image, source file name or None) for a source
+    given as a path or as an array; the output may never be the source file."""
+    from .. import media
+
+    if isinstance(source, (str, os.PathLike)):
+        return media.check_output_path(output, source), media.read_image(source), Path(source).name
+    return media.check_output_path(output), np.asarray(source), None
+
+
+def default_output(source: Path, suffix: str = ".png") -> Path:
+    """`photo.jpg` -> `photo.dream.png` beside the input (never the input itself)."""
+    return source.with_name(f"{source.stem}{RESULT_TAG}{suffix}")
+
+
+def render_images(sources: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike | None = None,
+                  settings: Settings | None = None, *, preset: str | None = None,
+                  progress: engine.ProgressFn | None = None, skip_existing: bool = False,
+                  **overrides) -> engine.Result:
+    """Dream photos (paths or folders of them) into `output` (a file for one photo, a folder
+    for a batch; default beside each photo as NAME.dream.png). settings or preset, then
+    keyword overrides named as the CLI's flags (`step=0.02`, `layers=...`). Returns the
+    engine's Result; `failed` lists the photos of a batch that could not be dreamed. A single
+    photo's error is raised instead.
+    """
+    from ..presets import resolve_for
+
+    plan = StillsPlan(sources, output, resolve_for("image", settings, preset, overrides), skip_existing=skip_existing)
+    return engine.render(plan, progress=progress)
+
+
+def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple[Path, Path]], bool]:
+    """([(photo, result path)], whether this is a batch), checked before any work.
+
+    Folders expand to the images directly inside them, sorted, leaving out earlier results
+    (NAME.dream.*). A batch (several photos, or any folder) writes into `output` as a folder,
+    or beside each photo; a single photo may also be given a folder as `output`.
+    """
+    from .. import media
+    from ..media.paths import require_file
+
+    photos: list[Path] = []
+    for s in sources:
+        if s.is_dir():
+            found = sorted(p for p in s.iterdir() if p.is_file() and p.suffix.lower() in media.IMAGE_EXTENSIONS
+                           and not p.name.startswith(".") and not p.stem.endswith(RESULT_TAG))
+            if not found:
+                raise InputError(f"{s} holds no images", hint="give photos or a folder of JPEG/PNG/WebP/BMP/TIFF files")
+            photos += found
+        else:
+            photos.append(s)
+    batch = len(photos) > 1 or any(s.is_dir() for s in sources)
+    folder = None
+    if output is not None and (batch or output.is_dir() or media.output_kind(output) == "frames"):
+        if media.output_kind(output) != "frames":
+            raise OutputError(f"-o {output} names one picture, but {len(photos)} photos were given",
+                              hint="give a folder for -o; each result is written into it as NAME.dream.png")
+        folder = _make_folder(output)
+    jobs = []
+    for photo in photos:
+        if not batch:
+            require_file(photo)  # "does not exist" before anything about its output
+        out = folder / default_output(photo).name if folder else output or default_output(photo)
+        # A batch's missing photo is reported (and skipped) when its turn comes.
+        jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() else out))
+    clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]
+    if clash:
+        names = [str(photo) for photo, out in jobs if out == clash[0]]
+        raise OutputError(f"{' and '.join(names)} would both be written to {clash[0]}",
+                          hint="dream them into different folders, or rename one")
+    return jobs, batch
+
+
+def _make_folder(folder: Path) -> Path:
+    from ..media.paths import writable_dir_or_raise
+
+    folder = folder.expanduser()
+    if not folder.is_dir():
+        writable_dir_or_raise(folder.resolve().parent)
+        folder.mkdir()
+    return folder
+
+
+class StillsPlan(engine.Plan):
+    """Photos, each dreamed with the same settings; item k is photo k (independent)."""
+
+    mode = "image"
+
+    def __init__(self, sources, output, settings: Settings, *, skip_existing: bool = False):
+        if isinstance(sources, (str, os.PathLike)):
+            sources = [sources]
+        self.settings = settings
+        self.jobs, self.batch = plan_batch([Path(s) for s in sources], Path(output) if output is not None else None)
+        self.end = len(self.jobs)
+        self.output = self.jobs[0][1] if not self.batch else Path(output) if output is not None else Path(".")
+        self.skip_existing = skip_existing
+        self.dreamer = None  # loaded after the first photo is read: a bad photo is reported first
+
+    def open_store(self, *, work_dir=None, restart: bool = False) -> _ResultFiles:
+        return _ResultFiles(self)
+
+    def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
+        from .. import media
+        from ..dream import check_size, dream_image, fit_max_size, get_dreamer
+
+        s = self.settings.dream
+        per_photo = s.num_octave * s.iterations
+        ctx.total_steps = per_photo * len(todo)
+        for n, k in enumerate(todo):
+            source, out = self.jobs[k]
+            try:
+                rgb, alpha = media.read_image_alpha(source)
+                check_size(*fit_max_size(rgb, s.max_size).shape[:2], s)
+            except InputError as e:  # this photo only: the others can still be dreamed
+                if not self.batch:
+                    raise
+                yield engine.Item(k, None, error=e, info=e.message)
+                continue
+            self.dreamer = self.dreamer or get_dreamer(s)  # model and layer errors surface here
+            label = f"{k + 1}/{len(self.jobs)} {source.name}" if self.batch else source.name
+
+            def on_step(p, n=n, label=label, k=k):
+                ctx.step(k, f"{label} octave {p.octave + 1}/{p.num_octave} step {p.iteration}/{p.iterations} "
+                            f"loss {p.loss:.2f}", n * per_photo + p.octave * s.iterations + p.iteration)
+
+            result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer)
+            ctx.store.alphas[k] = fit_max_size(alpha, s.max_size) if alpha is not None else None
+            ctx.steps = (n + 1) * per_photo
+            yield engine.Item(k, result, info=str(out))
+
+    def finish(self, ctx: engine.Context) -> engine.Result:
+        failed = tuple((str(self.jobs[k][0]), e) for k, e in ctx.failed)
+        return engine.Result(self.output, self.mode, self.end, ctx.rendered, None, ctx.elapsed, failed=failed)
+
+
+class _ResultFiles:
+    """The store of a batch: photo k's result file (written with its alpha channel, if any)."""
+
+    def __init__(self, plan: StillsPlan):
+        self.plan = plan
+        self.alphas: dict[int, np.ndarray | None] = {}
+
+    def __enter__(self) -> _ResultFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def remove(self) -> None:
+        pass  # results are the user's files: nothing to clean up
+
+    def done_indices(self) -> list[int]:
+        if not self.plan.skip_existing:
+            return []
+        return [k for k, (_, out) in enumerate(self.plan.jobs) if out.exists()]
+
+    def has(self, k: int) -> bool:
+        return k in self.done_indices()
+
+    def read(self, k: int) -> np.ndarray:
+        from .. import media
+
+        return media.read_image(self.plan.jobs[k][1])
+
+    def write(self, k: int, image: np.ndarray) -> Path:
+        from .. import media
+
+        return media.write_image(self.plan.jobs[k][1], image, alpha=self.alphas.pop(k, None))
