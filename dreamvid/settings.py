@@ -241,8 +241,9 @@ def validate_zoom(z: ZoomSettings) -> ZoomSettings:
     parse_fps(z.fps)
     if z.duration is not None:
         _finite(z.duration, "duration")
-        _check(0 < z.duration <= MAX_ZOOM_SECONDS, "duration", z.duration,
-               f"must be between 0 and {MAX_ZOOM_SECONDS} s", "e.g. --duration 10")
+        _check(z.duration > 0, "duration", z.duration, "must be > 0", "e.g. --duration 10")
+        _check(z.duration <= MAX_ZOOM_SECONDS, "duration", z.duration, f"must be at most {MAX_ZOOM_SECONDS} s",
+               "e.g. --duration 10")
     if z.frames is not None:
         _int_in(z.frames, "frames", 1, MAX_ZOOM_FRAMES)
     _check(z.duration is None or z.frames is None, "duration", z.duration, "and frames cannot both be given",
@@ -265,7 +266,9 @@ def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
         _check(len(values) <= MAX_SNAPSHOTS, "checkpoints", f"{len(values)} values",
                f"must be at most {MAX_SNAPSHOTS} values", "use fewer checkpoints")
         for v in values:
-            _int_in(v, "checkpoints", 0, MAX_ITERATIONS)
+            ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_ITERATIONS
+            _check(ok, "checkpoints", v, f"must be whole numbers between 0 and {MAX_ITERATIONS}",
+                   "e.g. --checkpoints 40,80,120,160,200,240")
         for a, b in zip(values, values[1:]):
             if b <= a:
                 raise SettingsError(f"checkpoints must increase, but {b} comes after {a}",

@@ -101,6 +101,11 @@ def test_layer_specs():
 
 
 def test_settings_digest_changes_with_any_value():
+    from dreamvid.render.workdir import settings_digest
+
+    def digest(s):
+        return settings_digest(s.to_dict())
+
     a = presets.resolve("video")
     b = presets.resolve("video", video={"blend": 0.5})
-    assert a.digest() == presets.resolve("video").digest() and a.digest() != b.digest()
+    assert digest(a) == digest(presets.resolve("video")) and digest(a) != digest(b)

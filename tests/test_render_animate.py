@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from dreamvid import media, models
-from dreamvid.dream import Dreamer, dream_image, get_dreamer
+from dreamvid.dream import Dreamer, EasedMeanSquares, dream_image, get_dreamer
 from dreamvid.errors import OutputError, ResumeMismatchError, SettingsError
-from dreamvid.render import lapse, sheet, sweep, zoom
-from dreamvid.settings import DreamSettings, Settings, VideoSettings
+from dreamvid.render import measure, sheet, sweep, zoom
+from dreamvid.render import timelapse as lapse
+from dreamvid.settings import DreamSettings, Settings, VideoSettings, ZoomSettings
 from dreamvid.trajectory import Motion, Trajectory, apply_points
 
 W, H = 64, 48
@@ -34,6 +35,11 @@ def dream_settings(tiny, **kw):
     base = dict(model=tiny, layers=(("conv3", 1.0),), step=0.05, num_octave=2, octave_scale=1.4, iterations=3,
                 max_loss=None, jitter=4, seed=0)
     return DreamSettings(**{**base, **kw})
+
+
+def settings(tiny, **kw):
+    """Settings whose dream section is dream_settings(tiny, **kw)."""
+    return Settings(dream_settings(tiny, **kw))
 
 
 # ---- sheet -------------------------------------------------------------------------------------
@@ -139,10 +145,15 @@ def test_the_dreamers_snapshot_at_the_final_step_is_its_result(tiny, picture):
 
 def test_checkpoints_are_independent_renders(tiny, picture):
     s = dream_settings(tiny)
-    steps = []
-    snaps = lapse.timelapse(picture, s, checkpoints=(1, 4), progress=lambda d, t, i: steps.append((d, t)))
+    snaps = lapse.timelapse(picture, s, checkpoints=(1, 4))
     assert [x.label for x in snaps] == ["1 iteration", "4 iterations"]
     assert np.array_equal(snaps[1].image, dream_image(picture, replace(s, iterations=4)))
+
+
+def test_timelapse_progress_counts_every_step(tiny, picture, tmp_path):
+    steps = []
+    lapse.render_timelapse(picture, tmp_path / "t.png", settings(tiny), checkpoints=(1, 4),
+                           progress=lambda p: steps.append((p.steps, p.total_steps)) if p.stage == "step" else None)
     assert steps[-1] == (10, 10)  # (1 + 4) iterations x 2 octaves
 
 
@@ -156,18 +167,18 @@ def test_crossfade_timing():
 
 
 def test_timelapse_outputs(tiny, picture, tmp_path):
-    s = dream_settings(tiny)
-    sheet_path = lapse.render_timelapse(picture, tmp_path / "sheet.png", s, checkpoints=(1, 2, 3), cell_size=None)
+    s = settings(tiny)
+    sheet_path = lapse.render_timelapse(picture, tmp_path / "sheet.png", s, checkpoints=(1, 2, 3)).output
     drawn = media.read_image(sheet_path)
     assert drawn.shape[0] > 2 * H and drawn.shape[1] > 2 * W  # 2 x 2 tiles plus labels
-    gif = lapse.render_timelapse(picture, tmp_path / "lapse.gif", s, every=2, fps=10, hold=0.3, fade=0.2)
+    gif = lapse.render_timelapse(picture, tmp_path / "lapse.gif", s, every=2, fps=10, hold=0.3, fade=0.2).output
     assert gif.stat().st_size > 0
-    folder = lapse.render_timelapse(picture, tmp_path / "snaps", s, checkpoints=(1, 3))
+    folder = lapse.render_timelapse(picture, tmp_path / "snaps", s, checkpoints=(1, 3)).output
     assert sorted(p.name for p in folder.iterdir()) == ["iterations_0001.png", "iterations_0003.png"]
 
 
 def test_timelapse_video_checks(tiny, picture, tmp_path):
-    s = dream_settings(tiny)
+    s = settings(tiny)
     for kw, words in [({"fps": 0}, "fps must be > 0"), ({"hold": 0}, "hold"), ({"fade": -1}, "fade")]:
         with pytest.raises(SettingsError, match=words):
             lapse.render_timelapse(picture, tmp_path / "x.mp4", s, checkpoints=(1,), **kw)
@@ -210,10 +221,10 @@ def test_cells_are_checked_and_limited_before_any_work(tiny, monkeypatch):
     monkeypatch.setattr("dreamvid.dream.get_dreamer", no_model)
     nine = ",".join(str(k) for k in range(1, 10))
     with pytest.raises(SettingsError, match=r"81 cells \(9 x 9\), more than the limit of 64"):
-        sweep.render_sweep(np.zeros((H, W, 3), np.uint8), "/tmp/never.png", base,
+        sweep.render_sweep(np.zeros((H, W, 3), np.uint8), "/tmp/never.png", Settings(base),
                            vary=[f"seed={nine}", f"jitter={nine}"])
     with pytest.raises(SettingsError, match="megapixel-steps"):
-        sweep.render_sweep(np.zeros((4000, 4000, 3), np.uint8), "/tmp/never.png", base,
+        sweep.render_sweep(np.zeros((4000, 4000, 3), np.uint8), "/tmp/never.png", Settings(base),
                            vary=["iterations=5000,6000"])
 
 
@@ -221,8 +232,8 @@ def test_sweep_grid_layout_labels_and_one_compiled_step(tiny, picture, tmp_path)
     base = dream_settings(tiny)
     dreamer = get_dreamer(base)
     traces = dreamer.traces
-    out = sweep.render_sweep(picture, tmp_path / "grid.png", base, vary=["step=0.01,0.2", "num_octave=1,2"],
-                             save_cells=tmp_path / "cells", cell_size=None)
+    out = sweep.render_sweep(picture, tmp_path / "grid.png", Settings(base), vary=["step=0.01,0.2", "num_octave=1,2"],
+                             save_cells=str(tmp_path / "cells")).output
     assert dreamer.traces == traces <= 1  # four cells, one traced step
     names = sorted(p.name for p in (tmp_path / "cells").iterdir())
     assert names == ["step=0.01_num_octave=1.png", "step=0.01_num_octave=2.png",
@@ -246,10 +257,10 @@ class StopAfter:
     def __init__(self, n: int):
         self.n, self.finished = n, 0
 
-    def __call__(self, done, total, info):
-        if info.endswith(" done") or " from " in info:
+    def __call__(self, p):
+        if p.stage == "item":
             self.finished += 1
-        elif "octave" in info and self.finished >= self.n:
+        elif p.stage == "step" and self.finished >= self.n:
             raise KeyboardInterrupt
 
 
@@ -266,9 +277,9 @@ def counting_dreams(monkeypatch):
 
 
 def test_interrupted_sweep_resumes_with_only_the_missing_cells(tiny, picture, tmp_path, monkeypatch):
-    base = dream_settings(tiny)
+    base = settings(tiny)
     vary = ["step=0.01,0.2", "num_octave=1,2"]
-    whole = media.read_image(sweep.render_sweep(picture, tmp_path / "whole.png", base, vary=vary))
+    whole = media.read_image(sweep.render_sweep(picture, tmp_path / "whole.png", base, vary=vary).output)
     assert not (tmp_path / "whole.png.dreamvid-work").exists()  # the cells went once the grid was written
 
     out, work = tmp_path / "grid.png", tmp_path / "grid.png.dreamvid-work"
@@ -280,13 +291,13 @@ def test_interrupted_sweep_resumes_with_only_the_missing_cells(tiny, picture, tm
         sweep.render_sweep(picture, out, base, vary=["step=0.01,0.3", "num_octave=1,2"])
     assert "--restart" in e.value.hint
     calls = counting_dreams(monkeypatch)
-    resumed = sweep.render_sweep(picture, out, base, vary=vary, cell_size=200)  # a display option may change
+    resumed = sweep.render_sweep(picture, out, base, vary=vary, cell_size=200).output  # a display option may change
     assert [(c.step, c.num_octave) for c in calls] == [(0.2, 2)]  # only the missing fourth cell was dreamed
     assert np.array_equal(media.read_image(resumed), whole) and not work.exists()
 
 
 def test_sweep_restart_discards_the_cells_of_another_sweep(tiny, picture, tmp_path, monkeypatch):
-    base, out = dream_settings(tiny), tmp_path / "grid.png"
+    base, out = settings(tiny), tmp_path / "grid.png"
     with pytest.raises(KeyboardInterrupt):
         sweep.render_sweep(picture, out, base, vary=["step=0.01,0.2"], progress=StopAfter(1))
     calls = counting_dreams(monkeypatch)
@@ -295,12 +306,12 @@ def test_sweep_restart_discards_the_cells_of_another_sweep(tiny, picture, tmp_pa
 
 
 def test_interrupted_checkpoints_resume_and_match_an_uninterrupted_timelapse(tiny, picture, tmp_path, monkeypatch):
-    s = dream_settings(tiny)
-    whole = media.read_image(lapse.render_timelapse(picture, tmp_path / "whole.png", s, checkpoints=(1, 2, 3)))
+    s = settings(tiny)
+    whole = media.read_image(lapse.render_timelapse(picture, tmp_path / "whole.png", s, checkpoints=(1, 2, 3)).output)
     out, work = tmp_path / "lapse.png", tmp_path / "lapse.png.dreamvid-work"
 
-    def ctrl_c_at_the_third(done, total, info):
-        if info.startswith("3 iterations"):
+    def ctrl_c_at_the_third(p):
+        if p.stage == "step" and p.index == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -310,33 +321,34 @@ def test_interrupted_checkpoints_resume_and_match_an_uninterrupted_timelapse(tin
     lapse.render_timelapse(picture, out, s, checkpoints=(1, 2, 3))
     assert [c.iterations for c in calls] == [3]
     assert np.array_equal(media.read_image(out), whole) and not work.exists()
-    with pytest.raises(KeyboardInterrupt):  # continuous runs keep no work folder: one computation
+    with pytest.raises(KeyboardInterrupt):  # a continuous run leaves nothing: it is one computation
         lapse.render_timelapse(picture, tmp_path / "c.png", s, every=2, progress=ctrl_c_at_the_third_step)
     assert not (tmp_path / "c.png.dreamvid-work").exists()
 
 
-def ctrl_c_at_the_third_step(done, total, info):
-    if done == 3:
+def ctrl_c_at_the_third_step(p):
+    if p.steps == 3:
         raise KeyboardInterrupt
 
 
 def test_sweep_output_must_be_a_picture(tiny, picture, tmp_path):
     with pytest.raises(OutputError, match="one picture"):
-        sweep.render_sweep(picture, tmp_path / "grid.mp4", dream_settings(tiny), vary=["step=0.01"])
+        sweep.render_sweep(picture, tmp_path / "grid.mp4", settings(tiny), vary=["step=0.01"])
 
 
 # ---- zoom --------------------------------------------------------------------------------------
 
-def zoom_settings(tiny, **video):
-    return Settings(dream_settings(tiny), VideoSettings(frame_iterations=1, frame_num_octave=1, **video))
+def zoom_settings(tiny, **zoom_fields):
+    return Settings(dream_settings(tiny), VideoSettings(frame_iterations=1, frame_num_octave=1),
+                    ZoomSettings(**zoom_fields))
 
 
 def test_zoom_path_does_not_depend_on_fps():
     """One second of a zoom + turn + pan lands on the same transform at 24 and 60 fps."""
-    motion = zoom.ZoomSettings(zoom=1.5, rotate=20, pan=(10, -4), center=(0.3, 0.6))
+    motion = ZoomSettings(zoom=1.5, rotate=20, pan=(10, -4), center=(0.3, 0.6), duration=1.05)
     ends = []
     for fps in ("24", "60"):
-        plan = zoom.plan_zoom((W, H), Settings(), replace(motion, fps=fps), duration=1.05)
+        plan = zoom.plan_zoom((W, H), Settings(zoom=replace(motion, fps=fps)))
         n = int(fps)
         ends.append(plan.trajectory.cumulative(n))
         assert plan.n_frames == round(1.05 * n)
@@ -351,16 +363,16 @@ def test_zoom_path_does_not_depend_on_fps():
 ])
 def test_zoom_settings_refused(kwargs, words):
     with pytest.raises(SettingsError, match=words):
-        zoom.plan_zoom((W, H), Settings(), zoom.ZoomSettings(**kwargs), duration=1)
+        zoom.plan_zoom((W, H), Settings(zoom=ZoomSettings(**kwargs, duration=1)))
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"duration": 0}, "duration must be > 0"), ({"n_frames": 0}, "frames"),
-    ({"duration": 1, "n_frames": 3}, "not both"),
+    ({"duration": 0}, "duration must be > 0"), ({"frames": 0}, "frames"),
+    ({"duration": 1, "frames": 3}, "not both"), ({"duration": 1e15}, "at most"),
 ])
 def test_zoom_length_refused(kwargs, words):
     with pytest.raises(SettingsError, match=words):
-        zoom.plan_zoom((W, H), Settings(), **kwargs)
+        zoom.plan_zoom((W, H), Settings(zoom=ZoomSettings(**kwargs)))
 
 
 @pytest.mark.parametrize("toml, words", [
@@ -388,7 +400,7 @@ def test_keyframes_ease_the_per_frame_dream(tiny):
     step = 0.04
     iterations = 6
     """
-    plan = zoom.plan_zoom((W, H), zoom_settings(tiny), zoom.ZoomSettings(fps="4"), keyframes=toml)
+    plan = zoom.plan_zoom((W, H), zoom_settings(tiny, fps="4"), keyframes=toml)
     assert plan.n_frames == 4  # the keyframes' 1 s at 4 fps
     assert [round(plan.frame_settings(i).step, 4) for i in range(4)] == [0.02, 0.025, 0.03, 0.035]
     assert [plan.frame_settings(i).iterations for i in range(1, 4)] == [3, 4, 5]
@@ -396,14 +408,14 @@ def test_keyframes_ease_the_per_frame_dream(tiny):
 
 
 def test_zoom_frames_count_size_and_motion(tiny, picture):
-    frames = list(zoom.zoom_frames(picture, zoom_settings(tiny), zoom.ZoomSettings(zoom=2.0, fps="8"), n_frames=5))
+    frames = list(zoom.zoom_frames(picture, zoom_settings(tiny, zoom=2.0, fps="8"), frames=5))
     assert len(frames) == 5 and all(f.shape == (H, W, 3) and f.dtype == np.uint8 for f in frames)
     assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:]))
 
 
 def test_zoom_render_resume_equals_uninterrupted(tiny, picture, tmp_path):
-    s, z = zoom_settings(tiny), zoom.ZoomSettings(zoom=1.5, rotate=10, fps="6")
-    whole = zoom.render_zoom(picture, tmp_path / "whole", s, z, n_frames=5)
+    s = zoom_settings(tiny, zoom=1.5, rotate=10, fps="6", frames=5)
+    whole = zoom.render_zoom(picture, tmp_path / "whole", s)
     assert whole.n_frames == 5 and not (tmp_path / "whole.dreamvid-work").exists()
 
     def stop_after_two(p):
@@ -411,12 +423,12 @@ def test_zoom_render_resume_equals_uninterrupted(tiny, picture, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        zoom.render_zoom(picture, tmp_path / "cut", s, z, n_frames=5, progress=stop_after_two)
+        zoom.render_zoom(picture, tmp_path / "cut", s, progress=stop_after_two)
     work = tmp_path / "cut.dreamvid-work"
     assert sorted(p.name for p in work.glob("frame_*.png")) == ["frame_00000.png", "frame_00001.png"]
     with pytest.raises(ResumeMismatchError, match="settings have changed"):
-        zoom.render_zoom(picture, tmp_path / "cut", s, replace(z, zoom=1.6), n_frames=5)
-    resumed = zoom.render_zoom(picture, tmp_path / "cut", s, z, n_frames=5)
+        zoom.render_zoom(picture, tmp_path / "cut", replace(s, zoom=replace(s.zoom, zoom=1.6)))
+    resumed = zoom.render_zoom(picture, tmp_path / "cut", s)
     assert resumed.resumed_from == 2 and resumed.rendered == 3
     for i in range(5):
         a = media.read_image(media.frame_path(tmp_path / "whole", i))
@@ -425,10 +437,10 @@ def test_zoom_render_resume_equals_uninterrupted(tiny, picture, tmp_path):
 
 
 def test_zoom_gif_output(tiny, picture, tmp_path):
-    r = zoom.render_zoom(picture, tmp_path / "z.gif", zoom_settings(tiny), zoom.ZoomSettings(fps="5"), n_frames=3)
+    r = zoom.render_zoom(picture, tmp_path / "z.gif", zoom_settings(tiny, fps="5", frames=3))
     assert r.output.stat().st_size > 0 and r.size == (W, H)
     with pytest.raises(OutputError, match="a zoom is a clip"):
-        zoom.render_zoom(picture, tmp_path / "z.png", zoom_settings(tiny), n_frames=3)
+        zoom.render_zoom(picture, tmp_path / "z.png", zoom_settings(tiny, frames=3))
 
 
 def test_eased_layer_weights_reuse_one_traced_step(tiny, picture):
@@ -440,25 +452,26 @@ def test_eased_layer_weights_reuse_one_traced_step(tiny, picture):
     time = 1
     layers = { conv2 = 1.0 }
     """
-    plan = zoom.plan_zoom((W, H), zoom_settings(tiny), zoom.ZoomSettings(fps="4"), keyframes=toml)
+    plan = zoom.plan_zoom((W, H), zoom_settings(tiny, fps="4"), keyframes=toml)
     maker = zoom.Frames(plan, picture)
-    assert maker.mix is not None and maker.mix.layers == (("conv3", 1.0), ("conv2", 1.0))
+    assert maker.eased and maker.dreamer.model.layers == (("conv3", 1.0), ("conv2", 1.0))
+    traces = maker.dreamer.traces
     previous = None
     for i in range(4):
         previous = maker.make(i, previous)
-    assert maker.dreamer.traces == 1
-    assert np.allclose(maker.mix.gains.numpy() ** 2, [0.25, 0.75])  # frame 3 of 4: 3/4 of the way
+    assert maker.dreamer.traces == max(traces, 1)  # traced once, whatever the weights
+    assert np.allclose(maker.dreamer.objective._gains.numpy() ** 2, [0.25, 0.75])  # frame 3 of 4: 3/4 of the way
 
 
-def test_layer_mix_matches_a_plain_dreamer(tiny, picture):
+def test_eased_weights_match_a_plain_dreamer(tiny, picture):
     """Gains on one traced step give the same dream as a Dreamer built for those weights."""
     weights = (("conv2", 0.3), ("conv3", 1.0))
     plain = Dreamer(models.load(tiny, weights))
-    mix = zoom.LayerMix(models.load(tiny, (("conv2", 1.0), ("conv3", 1.0))), {})
-    mix.set_weights(dict(weights))
+    eased = Dreamer(models.load(tiny, (("conv2", 1.0), ("conv3", 1.0))), EasedMeanSquares())
+    eased.objective.set_weights(dict(weights))
     s = dream_settings(tiny, layers=weights)
     a = plain.dream(picture.astype(np.float32), s)
-    b = Dreamer(mix).dream(picture.astype(np.float32), s)
+    b = eased.dream(picture.astype(np.float32), s)
     assert np.abs(a - b).max() < 0.05
 
 
@@ -496,10 +509,10 @@ def test_lanczos_warps_do_not_compound_blur():
 
 def test_frame_measures():
     flat = np.full((32, 32, 3), 128, np.uint8)
-    assert zoom.sharpness(flat) == 0 and zoom.colorfulness(flat) == 0
+    assert measure.sharpness(flat) == 0 and measure.colorfulness(flat) == 0
     rng = np.random.default_rng(0)
     noisy = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-    assert zoom.sharpness(noisy) > 1000 and zoom.colorfulness(noisy) > 50
+    assert measure.sharpness(noisy) > 1000 and measure.colorfulness(noisy) > 50
     m = np.array([[1.0, 0, 2], [0, 1, 1]])
     moved = cv2.warpAffine(noisy, m, (32, 32))
-    assert zoom.motion_error(noisy, moved, m) < 1e-6 < zoom.motion_error(noisy, noisy, m)
+    assert measure.motion_error(noisy, moved, m) < 1e-6 < measure.motion_error(noisy, noisy, m)

@@ -15,8 +15,8 @@ import pytest
 
 from dreamvid import media
 from dreamvid.errors import DecodeError, DreamvidError, InputError, OutputError, ResumeMismatchError, SettingsError
-from dreamvid.render import frames as work_folder
-from dreamvid.render.coherence import coherence
+from dreamvid.render import workdir as work_folder
+from dreamvid.render.measure import coherence
 from dreamvid.render.video import frame_index, parse_fps, render_video
 from dreamvid.settings import DreamSettings, Settings, VideoSettings
 
@@ -89,7 +89,7 @@ def test_work_folder_resume_queries_and_finish(tmp_path, moving_frames):
     work = open_test_work(tmp_path)
     assert work.path == tmp_path / "out.mp4.dreamvid-work"
     manifest = json.loads((work.path / "render.json").read_text())
-    assert manifest["format"] == 1 and manifest["fps"] == "25/1" and (manifest["start"], manifest["end"]) == (2, 6)
+    assert manifest["format"] == work_folder.FORMAT_VERSION and manifest["fps"] == "25/1" and (manifest["start"], manifest["end"]) == (2, 6)
     assert manifest["digest"] == work_folder.settings_digest({"dream": {"step": 0.01}})
     assert work.first_missing() == 2 and not work.done()
     clip = moving_frames(4)

@@ -36,7 +36,7 @@ def image(
     """
     from ..render.still import render_images
 
-    written = []
+    written, total = [], [0]
 
     def on_item(p):
         if p.failed:
@@ -46,15 +46,21 @@ def image(
             typer.echo(p.info)
 
     bar = RenderBar("dreaming", on_item=on_item, transient=True)
+
+    def progress(p):
+        total[0] = p.total
+        bar(p)
+
     try:
-        result = render_images(sources, output, preset=preset, progress=bar, skip_existing=skip_existing,
+        result = render_images(sources, output, preset=preset, progress=progress, skip_existing=skip_existing,
                                **dream_flags(dream))
     except KeyboardInterrupt as e:
         bar.stop()
         if len(sources) == 1 and not sources[0].is_dir():
             raise
         again = resume_command(ctx) + ("" if skip_existing else " --skip-existing")
-        fail(f"Interrupted: {len(written)} images written. Resume with: {again}", interruption_exit_code(e))
+        fail(f"Interrupted: {len(written)} of {total[0]} images written. Resume with: {again}",
+             interruption_exit_code(e))
     finally:
         bar.stop()
     if result.failed:

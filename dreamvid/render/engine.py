@@ -222,7 +222,10 @@ def render(plan: Plan, *, progress: ProgressFn | None = None, work_dir=None, res
                 ctx.report("start", todo[0])
                 _loop(plan, ctx)
         except BaseException:
-            _remove_if_empty(store)
+            if plan.whole:  # the items of an unfinished whole computation are no use to a rerun
+                store.remove()
+            else:
+                _remove_if_empty(store)
             raise
         if items is not None and _missing(plan, store):
             store.close()
