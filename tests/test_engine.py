@@ -176,14 +176,8 @@ def test_sweep_over_precision_dreams_each_cell_with_its_own_network(tiny, photo,
 def test_zoom_with_eased_layers_keeps_the_precision_asked_for(tiny, photo):
     from dreamvid.render import zoom
 
-    toml = """
-    [[keyframe]]
-    time = 0
-    layers = { conv3 = 1.0 }
-    [[keyframe]]
-    time = 1
-    layers = { conv2 = 1.0 }
-    """
+    from .test_render_animate import EASED_LAYERS as toml
+
     s = presets.resolve_for("zoom", Settings(DreamSettings(model=tiny, precision="mixed", num_octave=1,
                                                            iterations=1), zoom=replace(Settings().zoom, fps="2")))
     plan = zoom.ZoomPlan(photo, photo.with_name("z.mp4"), s, keyframes=toml)

@@ -443,16 +443,18 @@ def test_zoom_gif_output(tiny, picture, tmp_path):
         zoom.render_zoom(picture, tmp_path / "z.png", zoom_settings(tiny, frames=3))
 
 
+EASED_LAYERS = """
+[[keyframe]]
+time = 0
+layers = { conv3 = 1.0 }
+[[keyframe]]
+time = 1
+layers = { conv2 = 1.0 }
+"""  # keyframes that ease from conv3 to conv2 over one second
+
+
 def test_eased_layer_weights_reuse_one_traced_step(tiny, picture):
-    toml = """
-    [[keyframe]]
-    time = 0
-    layers = { conv3 = 1.0 }
-    [[keyframe]]
-    time = 1
-    layers = { conv2 = 1.0 }
-    """
-    plan = zoom.plan_zoom((W, H), zoom_settings(tiny, fps="4"), keyframes=toml)
+    plan = zoom.plan_zoom((W, H), zoom_settings(tiny, fps="4"), keyframes=EASED_LAYERS)
     maker = zoom.Frames(plan, picture)
     assert maker.eased and maker.dreamer.model.layers == (("conv3", 1.0), ("conv2", 1.0))
     traces = maker.dreamer.traces
