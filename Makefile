@@ -1,12 +1,17 @@
 # The two commands of the README, each doing its own set-up in a local virtual environment.
 #   make demo   dream the bundled sample clip with the offline default model -> out/bunny.dream.mp4
 #   make test   run the test suite (what CI runs)
+# And the GPU check (bench/gpu.py), which sets up what it needs itself, also without network:
+#   make gpu-check    measure the GPU path; one line and exit 0 where there is no GPU (ARGS="--allow-cpu --quick": a CPU dry run)
+#   make gpu-wheels   download the wheels it needs into .whl/, for Python 3.12 (WHEEL_PYTHON=...; ARGS=--dry-run lists them)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+GPU_PYTHON   ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+WHEEL_PYTHON ?= 3.12
 
-.PHONY: demo test bench gallery clean
+.PHONY: demo test bench gpu-check gpu-wheels gallery clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dreamvid needs Python >= 3.11 (set PYTHON=python3.12 ...)" if sys.version_info < (3, 11) else 0)'
@@ -25,6 +30,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+gpu-check:
+	@$(GPU_PYTHON) -m bench --gpu $(ARGS)
+
+gpu-wheels:
+	$(GPU_PYTHON) -m bench --gpu --wheels --python-version $(WHEEL_PYTHON) $(ARGS)
 
 GALLERY_PRESETS := classic swirls coral eyes deep-octaves
 gallery: $(STAMP)

@@ -3,24 +3,32 @@
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
 item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup.
 A full run takes about 10 minutes on 2 cores; --quick does fewer repetitions (about 4).
+`python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py, `make gpu-check`).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
-import subprocess
 import sys
 import time
-
 from pathlib import Path
+
+from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = ("steps", "still", "video", "memory", "startup")
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--gpu" in argv:  # before anything imports TensorFlow: the GPU check sets up its own environment
+        from . import gpu
+
+        return gpu.main([a for a in argv if a != "--gpu"])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu", action="store_true",
+                        help="the GPU check instead (bench/gpu.py; its options: python -m bench --gpu --help)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier, about 4 minutes)")
     parser.add_argument("--only", default=",".join(ITEMS), help=f"comma-separated items of {', '.join(ITEMS)}")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/bench.md")
@@ -39,11 +47,11 @@ def main(argv=None) -> int:
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import common, memory, report, startup, steps, still, video
+    from . import common, memory, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
-                     "commit": _commit(), "machine": common.machine()}
+                     "commit": report.commit_of(ROOT), "machine": common.machine()}
     t0 = time.perf_counter()
     for item in only:
         sampler.sample()
@@ -80,24 +88,11 @@ def main(argv=None) -> int:
 
 
 def _report_only(no_docs: bool) -> int:
-    from . import report
-
     results = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
     print(report.table(results))
     if set(ITEMS) <= set(results) and not no_docs:
         report.write_docs(ROOT, results)
     return 0
-
-
-def _commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=ROOT).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=ROOT).stdout.strip()
-        return head + ("+changes" if dirty else "") if head else "unknown"
-    except OSError:
-        return "unknown"
 
 
 if __name__ == "__main__":

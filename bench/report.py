@@ -224,10 +224,31 @@ def write_docs(root, r: dict) -> None:
     doc = root / "docs" / "bench.md"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(markdown(r))
-    readme = root / "README.md"
-    text = readme.read_text()
-    if README_START in text and README_END in text:
-        head, rest = text.split(README_START, 1)
-        tail = rest.split(README_END, 1)[1]
-        readme.write_text(head + README_START + "\n" + "\n".join(summary(r)) + "\n" + README_END + tail)
+    write_between(root / "README.md", README_START, README_END, summary(r))
     print("wrote docs/bench.md and the README's benchmark table")
+
+
+def write_between(path, start: str, end: str, lines: list[str]) -> bool:
+    """Replace what stands between the marker lines `start` and `end` of the file at `path` by
+    `lines`; the rest of the file is kept byte for byte. False (nothing written) without both markers."""
+    text = path.read_text()
+    if start not in text or end not in text.split(start, 1)[1]:
+        return False
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    path.write_text(head + start + "\n" + "\n".join(lines) + "\n" + end + tail)
+    return True
+
+
+def commit_of(root) -> str:
+    """The short hash of HEAD in `root`, "+changes" when tracked files differ from it; "unknown" outside git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=root).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=root).stdout.strip()
+        return head + ("+changes" if dirty else "") if head else "unknown"
+    except OSError:
+        return "unknown"

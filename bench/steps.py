@@ -29,7 +29,7 @@ TARGET_FRACTION = {"efficientnet_lite0": 0.30, "inception_v3 (random weights)": 
 TF_DEFAULTS_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "DREAMVID_REMAPPER": "1"}
 
 
-def load_model(name: str, layer: str):
+def load_model(name: str, layer: str, precision: str = "float32"):
     """A DreamModel; InceptionV3 with random weights (no download) for the classic architecture."""
     from dreamvid import models
 
@@ -38,8 +38,8 @@ def load_model(name: str, layer: str):
 
         keras.utils.set_random_seed(0)
         net = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(None, None, 3))
-        return models.from_keras(net, ((layer, 1.0),), min_size=75)
-    return models.load(name, ((layer, 1.0),))
+        return models.from_keras(net, ((layer, 1.0),), min_size=75, precision=precision)
+    return models.load(name, ((layer, 1.0),), precision=precision)
 
 
 def forward_gflop(model, size=SIZE) -> float:

@@ -26,15 +26,15 @@ PRESET = "video"
 TARGETS = {"seconds_per_frame": 1.0, "pipeline_over_dream": 1.15, "vs_keras_example": 2.0}
 
 
-def make_clip(folder: Path, frames: int) -> Path:
-    """The sample clip scaled to WIDTH x HEIGHT (bicubic), its first `frames` frames, audio kept."""
+def make_clip(folder: Path, frames: int, width: int = WIDTH, height: int = HEIGHT) -> Path:
+    """The sample clip scaled to width x height (bicubic), its first `frames` frames, audio kept."""
     import subprocess
 
     import imageio_ffmpeg
 
-    out = folder / f"bunny_{WIDTH}.mp4"
+    out = folder / f"bunny_{width}.mp4"
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(CLIP),
-           "-vf", f"scale={WIDTH}:{HEIGHT}:flags=bicubic", "-frames:v", str(frames), "-c:v", "libx264",
+           "-vf", f"scale={width}:{height}:flags=bicubic", "-frames:v", str(frames), "-c:v", "libx264",
            "-crf", "16", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(out)]
     subprocess.run(cmd, check=True, capture_output=True)
     return out
