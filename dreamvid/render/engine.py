@@ -293,6 +293,9 @@ class _NoStore:
     def done_indices(self) -> list[int]:
         return []
 
+    def has(self, index: int) -> bool:
+        return False
+
     def read(self, index: int) -> np.ndarray:
         raise KeyError(f"item {index} is not in memory: make_items renders chained plans from their start")
 
