@@ -406,3 +406,31 @@ def test_coherence_of_a_clip_against_itself_and_a_smaller_render(tmp_path, tiny,
     assert result["warping_error"]["output"] > result["warping_error"]["source"]
     with pytest.raises(InputError):
         coherence(src, tmp_path / "missing.mp4")
+
+
+def test_coherence_of_a_range_render_measures_from_where_it_was_rendered(tmp_path, tiny, make_clip):
+    """The mp4 says which source frames it holds; measuring from frame 0 instead compared the
+    wrong frames without a word (a 74x "ratio" in the old README example)."""
+    src, _ = make_clip("r.mp4", n=12, width=96, height=64)
+    out = render_video(src, tmp_path / "part.mp4", tiny_settings(tiny), start="f4", end="f9").output
+    told = work_folder.parse_comment(media.probe_video(out).comment)
+    assert told == {"version": told["version"], "kind": "video", "source": "r.mp4", "start": 4, "frames": 5}
+    auto = coherence(src, out)
+    assert auto["start"] == 4 and auto["frames"] == 5
+    assert any("rendered from frame 4" in n for n in auto["notes"])
+    assert any("has 5 frames, the source 8" in n for n in auto["notes"])  # frames 4..11 of the source
+    wrong = coherence(src, out, start=0)
+    assert any("says it was rendered from frame 4, not 0" in n for n in wrong["notes"])
+
+
+def test_coherence_says_when_the_output_is_not_a_render_of_the_source(tmp_path, make_clip):
+    src, _ = make_clip("a.mp4", n=6, width=96, height=64)
+    rng = np.random.default_rng(5)
+    other = [np.clip(rng.normal(128, 60, (64, 96, 3)), 0, 255).astype(np.uint8) for _ in range(6)]
+    folder = tmp_path / "other"
+    folder.mkdir()
+    for i, f in enumerate(other):
+        media.write_image(media.frame_path(folder, i), f)
+    result = coherence(src, folder)
+    assert any("does not look like frame 0" in n for n in result["notes"]), result["notes"]
+    assert not any("does not look like" in n for n in coherence(src, src)["notes"])

@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from . import help as _help
 from .common import State, setup_logging, stop_on_sigterm
+
+_help.install()  # click-style metavars in --help (cli/help.py)
 
 app = typer.Typer(
     name="dreamvid",
@@ -18,7 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
 
 COMMAND_MODULES = ("still", "info", "video", "animate")  # each has register(app)

@@ -30,29 +30,16 @@ class State:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up chatter (CUDA probing, oneDNN notices) hidden.
-
-    Those lines are written by C++ before Python logging exists, some even before absl reads
-    TF_CPP_MIN_LOG_LEVEL, so the only way to hide them is to point fd 2 elsewhere for the
-    import. The import goes through models.setup_tensorflow, which must set TensorFlow's
-    environment (oneDNN on) BEFORE the first import: importing TensorFlow here directly
-    turned oneDNN off for every command, 1.3-1.8x slower steps. --debug and --verbose show
-    the chatter.
-    """
-    if "tensorflow" in sys.modules or State.debug or State.verbose:
+    """Import TensorFlow (through models.setup_tensorflow, which sets oneDNN on BEFORE the
+    first import and hides TensorFlow's native start-up chatter; --debug and --verbose show
+    it). Importing TensorFlow here directly once turned oneDNN off for every command."""
+    if "tensorflow" in sys.modules and not State.debug:
         return
     from ..models import setup_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            setup_tensorflow()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    if State.debug or State.verbose:
+        os.environ.setdefault("DREAMVID_TF_LOGS", "1")
+    setup_tensorflow()
 
 
 def fail(message: str, code: int) -> None:
@@ -85,54 +72,106 @@ def handle_errors(fn: Callable) -> Callable:
 PANEL = "Dream (defaults < --preset < these flags)"
 
 
-def _opt(*names: str, help: str, type_=Optional[float]) -> Any:
-    return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=PANEL, show_default=False)]
-
-
-DREAM_OPTIONS: list[inspect.Parameter] = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-    for name, annotation in [
-        ("preset", _opt("--preset", "-p", help="Preset name (see `dreamvid presets`) or a .toml file.",
-                        type_=Optional[str])),
-        ("model", _opt("--model", "-m", help="Backbone (see `dreamvid models`) or a .keras file.",
-                       type_=Optional[str])),
-        ("layer", _opt("--layer", "-l", help="Layer to dream on, NAME or NAME:WEIGHT; repeat for several.",
-                       type_=Optional[list[str]])),
-        ("step", _opt("--step", help="Gradient-ascent step size (0.01 subtle .. 0.05 strong).")),
-        ("num_octave", _opt("--num-octave", help="Number of scales dreamed at.", type_=Optional[int])),
-        ("octave_scale", _opt("--octave-scale", help="Size ratio between octaves (> 1).")),
-        ("iterations", _opt("--iterations", "-i", help="Gradient-ascent steps per octave.", type_=Optional[int])),
-        ("max_loss", _opt("--max-loss", help="Stop an octave once the loss passes this.")),
-        ("jitter", _opt("--jitter", help="Random roll in px applied before each step.", type_=Optional[int])),
-        ("tile", _opt("--tile", help="Tile size in px for large images (bounds memory).", type_=Optional[int])),
-        ("tile_batch", _opt("--tile-batch", help="Tiles per network call (default: up to 16 on a GPU, 1 on a "
-                            "CPU; halved by itself if the GPU runs out of memory).", type_=Optional[int])),
-        ("seed", _opt("--seed", help="Random seed of the jitter.", type_=Optional[int])),
-        ("max_size", _opt("--max-size", help="Downscale so the longest side is at most this (px).",
-                          type_=Optional[int])),
-        ("weights", _opt("--weights", help="Local weights file for a downloadable model.", type_=Optional[str])),
-        ("precision", _opt("--precision", help="float32, or mixed (float16 compute on a GPU).",
-                           type_=Optional[str])),
-    ]
+# (parameter, flags, type, help, range): one definition for every command keeps the vocabulary
+# identical; the range is what settings.validate accepts, the default is shown per command.
+DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
+    ("model", ("--model", "-m"), Optional[str], "Backbone (see `dreamvid models`) or a .keras file.", ""),
+    ("layer", ("--layer", "-l"), Optional[list[str]],
+     "Layer to dream on, NAME or NAME:WEIGHT; repeat for several (see `dreamvid layers MODEL`).", ""),
+    ("step", ("--step",), Optional[float], "Gradient-ascent step size (0.01 subtle .. 0.05 strong).", "> 0"),
+    ("num_octave", ("--num-octave",), Optional[int], "Number of scales dreamed at.", "1..20"),
+    ("octave_scale", ("--octave-scale",), Optional[float], "Size ratio between octaves.", "> 1"),
+    ("iterations", ("--iterations", "-i"), Optional[int], "Gradient-ascent steps per octave.", "0..10000"),
+    ("max_loss", ("--max-loss",), Optional[float], "Stop an octave once the loss passes this.", "> 0"),
+    ("jitter", ("--jitter",), Optional[int], "Random roll in px applied before each step.", "0..4096"),
+    ("tile", ("--tile",), Optional[int], "Tile size in px for large images (bounds memory).", ">= 64"),
+    ("tile_batch", ("--tile-batch",), Optional[int], "Tiles per network call (default: up to 16 on a GPU, 1 on "
+     "a CPU; halved by itself if the GPU runs out of memory).", "1..64"),
+    ("seed", ("--seed",), Optional[int], "Random seed of the jitter.", "0..4294967295"),
+    ("max_size", ("--max-size",), Optional[int], "Downscale so the longest side is at most this (px).", ">= 32"),
+    ("weights", ("--weights",), Optional[str], "Local weights file for a downloadable model.", ""),
+    ("precision", ("--precision",), Optional[str], "float32, or mixed (float16 compute on a GPU, bfloat16 on a "
+     "CPU).", "float32|mixed"),
 ]
 
 
+def dream_options(mode: str) -> list[inspect.Parameter]:
+    """The dream options of a `mode` command, each help line ending in its range and the
+    default that command starts from (its own preset's, for video and zoom)."""
+    from .. import presets
+    from ..settings import DreamSettings
+
+    try:
+        base = presets.resolve_for(mode).dream
+    except Exception:  # noqa: BLE001 - a broken preset file must not break --help
+        base = DreamSettings()
+    whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
+    params = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[str], typer.Option("--preset", "-p", rich_help_panel=PANEL, show_default=False, metavar="NAME",
+                                    help="Preset name (see `dreamvid presets`) or a .toml file"
+                                         f"{f' (default: {presets.MODE_PRESET[mode]})' if whose else ''}.",
+                                    autocompletion=complete_presets)])]
+    for name, flags, type_, text, limits in DREAM_FIELDS:
+        value = getattr(base, "layers" if name == "layer" else name)
+        if name == "layer":
+            value = ", ".join(f"{n}:{w:g}" for n, w in value) or "the model's default layers"
+        shown = f" \\[default: {value}{whose}]" if value is not None else ""
+        extra = {"autocompletion": complete_models} if name == "model" else \
+            {"autocompletion": complete_layers} if name == "layer" else {}
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            type_, typer.Option(*flags, rich_help_panel=PANEL, show_default=False, metavar=_metavar(name, type_),
+                                help=f"{text}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]))
+    return params
+
+
+def _metavar(name: str, type_) -> str:
+    return {"model": "NAME", "layer": "NAME[:W]", "weights": "FILE", "precision": "MODE"}.get(
+        name, "N" if type_ == Optional[int] else "X")
+
+
+def complete_presets(incomplete: str) -> list[str]:
+    from .. import presets
+
+    return [n for n in presets.available() if n.startswith(incomplete)]
+
+
+def complete_models(incomplete: str) -> list[str]:
+    from ..models import MODELS
+
+    return [n for n in MODELS if n.startswith(incomplete)]
+
+
+def complete_layers(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Dreamable layers of the --model on the line (the default model otherwise). The network
+    is built without weights, so nothing is downloaded (a few seconds for TensorFlow)."""
+    from ..models import dreamable_layers
+    from ..settings import DEFAULT_MODEL
+
+    try:
+        import_tensorflow_quietly()
+        names = [n for n, _ in dreamable_layers((ctx.params or {}).get("model") or DEFAULT_MODEL)]
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
 def with_dream_options(fn: Callable) -> Callable:
-    """Add the dream options to a command; they reach it as `dream=` {field: value or None}
-    plus `preset=`. One definition for every command keeps the vocabulary identical."""
+    """Add the dream options to a command (named as its mode: image, video, zoom, timelapse,
+    sweep); they reach it as `dream=` {field: value or None} plus `preset=`."""
     sig = inspect.signature(fn)
     own = [p for p in sig.parameters.values() if p.name not in ("dream", "preset")]
+    options = dream_options(fn.__name__.rstrip("_"))
 
     @functools.wraps(fn)
     def wrapper(**kwargs):
         import_tensorflow_quietly()
-        flags = {p.name: kwargs.pop(p.name) for p in DREAM_OPTIONS}
+        flags = {p.name: kwargs.pop(p.name) for p in options}
         preset = flags.pop("preset")
         layer = flags.pop("layer")
         flags["layers"] = layer or None
         return fn(**kwargs, dream=flags, preset=preset)
 
-    wrapper.__signature__ = sig.replace(parameters=own + DREAM_OPTIONS)
+    wrapper.__signature__ = sig.replace(parameters=own + options)
     return wrapper
 
 
@@ -213,16 +252,25 @@ def stop_on_sigterm() -> None:
 
 # ---- progress ------------------------------------------------------------------------------
 
-def progress_bar(transient: bool = False):
-    """A rich progress display on stderr (frames or steps, rate, ETA); silent with --quiet."""
+def progress_bar(transient: bool = False, console=None):
+    """A rich progress display on stderr (frames or steps, rate, ETA); silent with --quiet.
+
+    On a narrow terminal the status text gives way (cut with an ellipsis), never the
+    counters, the elapsed time or the ETA."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
+    from rich.table import Column
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=transient,
-                    disable=State.quiet)
+    def fixed(width: int) -> Column:
+        return Column(no_wrap=True, min_width=width)
+
+    return Progress(TextColumn("[bold]{task.description}", table_column=fixed(9)),
+                    BarColumn(bar_width=16), MofNCompleteColumn(table_column=fixed(11)),
+                    TimeElapsedColumn(table_column=fixed(7)), TextColumn("ETA", table_column=fixed(3)),
+                    TimeRemainingColumn(table_column=fixed(7)),
+                    TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+                    console=console or Console(stderr=True), transient=transient, disable=State.quiet, expand=True)
 
 
 class RenderBar:

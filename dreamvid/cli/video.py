@@ -87,7 +87,8 @@ def coherence(
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     flow: Annotated[str, typer.Option("--flow", help="Flow used for measuring: dis or farneback.")] = "dis",
     start: Annotated[Optional[str], typer.Option(
-        "--start", show_default=False, help=f"Where in SOURCE the output begins: {POSITION}.")] = None,
+        "--start", show_default=False, help=f"Where in SOURCE the output begins: {POSITION} (default: what the "
+                                            "output says, for a dreamvid render of a range; else 0).")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", show_default=False,
                                                       help="Compare at most this many frames.")] = None,
 ) -> None:
@@ -101,7 +102,7 @@ def coherence(
     from ..render.measure import coherence as measure
     from ..render.video import frame_index
 
-    first = frame_index(start, media.probe_video(source).fps, "--start") if start else 0
+    first = frame_index(start, media.probe_video(source).fps, "--start") if start else None
     result = measure(source, output, flow=flow, max_frames=max_frames, start=first)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -120,6 +121,6 @@ def coherence(
     console = Console()
     console.print(table)
     notes = [n for n in (result["resized"], f"{result['skipped_cuts']} pairs across scene cuts skipped"
-                         if result["skipped_cuts"] else None) if n]
+                         if result["skipped_cuts"] else None, *result["notes"]) if n]
     for note in notes:
         console.print(f"note: {note}")

@@ -129,7 +129,7 @@ def _move_into_place(tmp: Path, out: Path) -> Path:
 def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fps: Fraction,
                  n_frames: int, start_number: int = 0, crf: int = DEFAULT_CRF,
                  audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
-                 audio_duration: float | None = None) -> Path:
+                 audio_duration: float | None = None, comment: str | None = None) -> Path:
     """Encode frames_dir/frame_%05d.png, indices [start_number, start_number + n_frames), to output.
 
     output: .mp4/.m4v/.mov/.mkv (H.264 + AAC) or .gif, chosen by extension. fps: exact
@@ -137,7 +137,8 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     first: InputError naming the first bad frame). audio_source: a file whose first audio
     stream is muxed in, trimmed to [audio_start, audio_start + audio_duration] seconds;
     defaults: the time of frame start_number and the length of the frames. A source
-    without audio gives a silent video, not an error; GIF ignores audio.
+    without audio gives a silent video, not an error; GIF ignores audio. comment: the
+    container's comment tag (mp4/mov/mkv), read back by probe_video.
     Returns the output Path. EncoderError (ffmpeg failed; `detail` has its command and
     stderr), OutputError (bad extension, missing or unwritable folder).
     """
@@ -155,7 +156,8 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     cmd = _ffmpeg.base_cmd("error") + [
         "-y", "-framerate", f"{fps.numerator}/{fps.denominator}", "-start_number", str(start_number),
         "-i", _ffmpeg.pattern_arg(frames_dir, FRAME_PATTERN), *audio, "-frames:v", str(n_frames),
-        *_output_args(ext, width, height, crf, bool(audio)), _ffmpeg.path_arg(tmp)]
+        *_output_args(ext, width, height, crf, bool(audio)),
+        *(["-metadata", f"comment={comment}"] if comment and ext != GIF_EXTENSION else []), _ffmpeg.path_arg(tmp)]
     return _run_encoder(cmd, tmp, out)
 
 

@@ -13,16 +13,19 @@ the deepest tapped layer, batch norms folded into the convolutions, and with
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
+import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ModelError
+from ..errors import DownloadError, ModelError
 from ..settings import DEFAULT_MODEL, Layers
 
 log = logging.getLogger("dreamvid")
@@ -51,11 +54,17 @@ def setup_tensorflow():
       DREAMVID_REMAPPER=1 keeps it (the benchmark measures both).
     - GPU memory growth: TensorFlow otherwise reserves nearly all GPU memory at start, which
       starves other processes (a second render, the flow code's OpenCV) for no gain here.
+    - Quiet, as a library should be: TensorFlow's native start-up chatter (absl lines about
+      oneDNN, CUDA probing, `cuInit` errors on machines without a GPU) is written by C++ to
+      fd 2 before Python logging exists, some of it before absl reads TF_CPP_MIN_LOG_LEVEL, so
+      the first import and device query run with fd 2 pointed at /dev/null. DREAMVID_TF_LOGS=1,
+      or the "dreamvid" logger at DEBUG (the CLI's --verbose/--debug), shows it.
     """
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    import tensorflow as tf
+    with _quiet_native_logs():
+        import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+        gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -64,6 +73,29 @@ def setup_tensorflow():
     if not gpus and os.environ.get("DREAMVID_REMAPPER") != "1":
         tf.config.optimizer.set_experimental_options({"remapping": False})
     return tf
+
+
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """fd 2 to /dev/null while TensorFlow starts (once per process), unless logs are asked for."""
+    if _tf_started.is_set() or os.environ.get("DREAMVID_TF_LOGS") == "1" or log.isEnabledFor(logging.DEBUG):
+        _tf_started.set()
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # and its later runtime notices
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        _tf_started.set()
+
+
+_tf_started = threading.Event()  # TensorFlow's start-up has run (quietly or not)
 
 
 @functools.lru_cache(maxsize=None)
@@ -185,7 +217,8 @@ def get_spec(name: str) -> ModelSpec:
     if is_user_model(name):
         return _user_spec(name)
     raise ModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}",
-                     hint="run `dreamvid models`, or pass --model PATH.keras for your own network")
+                     hint=_did_you_mean(name, MODELS) + "run `dreamvid models`, or pass --model PATH.keras "
+                                                        "for your own network")
 
 
 def _user_spec(path: str) -> ModelSpec:
@@ -235,7 +268,7 @@ def load_trunk(name: str, weights: str | None = None):
         raise
     except Exception as e:
         if spec.source == "keras" and weights is None and not is_cached(spec):
-            raise ModelError(f"could not download the weights of {name} ({_first_line(e)})",
+            raise DownloadError(f"could not download the weights of {name} ({_first_line(e)})",
                              hint=f"run `dreamvid models fetch {name}` where there is internet, "
                                   f"or pass --weights FILE with a local copy") from e
         raise ModelError(f"could not load the weights of {name}: {_first_line(e)}",
@@ -250,6 +283,15 @@ def fetch(name: str) -> Path:
                          hint="only the models marked 'download' in `dreamvid models` are fetched")
     load_trunk(name)
     return spec.cached_path
+
+
+def _did_you_mean(name: str, known) -> str:
+    """"did you mean 'block5c_out'? " for the closest known name (a prefix counts), or ""."""
+    import difflib
+
+    known = list(known)
+    close = [k for k in known if k.startswith(name)][:1] or difflib.get_close_matches(name, known, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _first_line(e: BaseException) -> str:
@@ -308,7 +350,8 @@ def resolve_layers(name: str, layers: Layers, model=None) -> Layers:
     for layer, _ in layers:
         if layer not in valid:
             raise ModelError(f"{name} has no dreamable layer {layer!r}; valid layers: {', '.join(valid)}",
-                             hint=f"run `dreamvid layers {name}` to see them with their shapes")
+                             hint=_did_you_mean(layer, valid) + f"run `dreamvid layers {name}` to see them "
+                                                                f"with their shapes")
     return layers
 
 

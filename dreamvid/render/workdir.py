@@ -106,6 +106,25 @@ def still_fingerprint(source: Any, picture: np.ndarray) -> dict[str, Any]:
     return {"array_sha256": hashlib.sha256(picture.tobytes()).hexdigest()[:32], "shape": list(picture.shape)}
 
 
+COMMENT_RE = re.compile(r"^dreamvid (\S+) (\w+) of (.*) frames (\d+)\+(\d+)$")
+
+
+def render_comment(manifest: Mapping[str, Any], start: int, n: int) -> str:
+    """What an encoded render says about itself in its comment tag:
+    "dreamvid 0.1.0 video of bunny.mp4 frames 30+45" (source frames [30, 75))."""
+    source = Path((manifest.get("source") or {}).get("path") or "an image").name
+    return f"dreamvid {manifest.get('dreamvid')} {manifest.get('kind')} of {source} frames {start}+{n}"
+
+
+def parse_comment(comment: str) -> dict[str, Any] | None:
+    """render_comment's fields back ({"version", "kind", "source", "start", "frames"}), or None."""
+    m = COMMENT_RE.match(comment or "")
+    if not m:
+        return None
+    return {"version": m.group(1), "kind": m.group(2), "source": m.group(3), "start": int(m.group(4)),
+            "frames": int(m.group(5))}
+
+
 def settings_digest(settings: Mapping[str, Any]) -> str:
     """A short stable hash of a JSON-able settings dict (key order does not matter)."""
     blob = json.dumps(settings, sort_keys=True, default=str).encode()
@@ -237,7 +256,8 @@ class WorkFolder:
             keep = keep or out.resolve() == self.path.resolve()
         else:
             media.encode_video(self.path, out, fps=Fraction(fps), n_frames=n, start_number=self.start, crf=crf,
-                               audio_source=audio_source, audio_start=audio_start, audio_duration=audio_duration)
+                               audio_source=audio_source, audio_start=audio_start, audio_duration=audio_duration,
+                               comment=render_comment(self.manifest, self.start, n))
         if keep:
             self.manifest["output"] = str(out)
             self._save()
