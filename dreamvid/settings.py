@@ -75,10 +75,12 @@ class VideoSettings:
 class ZoomSettings:
     """How the camera of `dreamvid zoom` moves and how frames are carried from one to the next."""
 
-    zoom: float = 1.25  # scale factor per second, > 0 (1 still, > 1 in, < 1 out); 30 s travel ~800x deep
-    rotate: float = 0.0  # degrees per second, + counter-clockwise
-    pan: tuple[float, float] = (0.0, 0.0)  # px per second (right, down) at the output size
-    center: tuple[float, float] = (0.5, 0.5)  # zoom/rotation centre, fractions of (width, height)
+    # Each motion value is a number or an expression of t, f, fps, duration (and the audio
+    # envelopes rms, onset, bass, mid, treble with --audio): "1.02 + 0.01*sin(2*pi*t/4)" (expr.py).
+    zoom: float | str = 1.25  # scale factor per second, > 0 (1 still, > 1 in, < 1 out); 30 s travel ~800x deep
+    rotate: float | str = 0.0  # degrees per second, + counter-clockwise
+    pan: tuple[float | str, float | str] = (0.0, 0.0)  # px per second (right, down) at the output size
+    center: tuple[float | str, float | str] = (0.5, 0.5)  # zoom/rotation centre, fractions of (width, height)
     fps: str = "24"  # frames per second: "24", "30000/1001" (the path does not depend on it)
     duration: float | None = None  # s; None: the keyframes' last time, else DEFAULT_ZOOM_DURATION
     frames: int | None = None  # length in frames, instead of duration
@@ -230,13 +232,18 @@ def validate_video(v: VideoSettings) -> VideoSettings:
 
 
 def validate_zoom(z: ZoomSettings) -> ZoomSettings:
-    """Return `z` with pan/center as float pairs if every value is in range, else SettingsError."""
-    _finite(z.zoom, "zoom")
-    _check(z.zoom > 0, "zoom", z.zoom, "must be > 0",
-           "zoom is a factor per second: 1 is still, 1.1 zooms in, 0.9 zooms out")
-    _finite(z.rotate, "rotate")
+    """Return `z` with pan/center as pairs if every value is in range, else SettingsError.
+    Expressions are checked for syntax and names here, for their values at every frame when
+    the zoom is planned (render/zoom.py)."""
+    if not _expression(z.zoom, "zoom"):
+        _finite(z.zoom, "zoom")
+        _check(z.zoom > 0, "zoom", z.zoom, "must be > 0",
+               "zoom is a factor per second: 1 is still, 1.1 zooms in, 0.9 zooms out")
+    if not _expression(z.rotate, "rotate"):
+        _finite(z.rotate, "rotate")
     pan, center = _pair(z.pan, "pan"), _pair(z.center, "center")
-    _check(all(0.0 <= c <= 1.0 for c in center), "center", z.center, "must be fractions of width and height in [0, 1]",
+    _check(all(isinstance(c, str) or 0.0 <= c <= 1.0 for c in center), "center", z.center,
+           "must be fractions of width and height in [0, 1]",
            "center = [0.5, 0.5] is the middle of the frame, [0, 0] its top-left corner")
     parse_fps(z.fps)
     if z.duration is not None:
@@ -253,7 +260,18 @@ def validate_zoom(z: ZoomSettings) -> ZoomSettings:
     _finite(z.color_hold, "color_hold")
     _check(0.0 <= z.color_hold <= 1.0, "color_hold", z.color_hold, "must be between 0 and 1",
            "0 lets colours drift, 1 holds frame 0's palette; 0.5 is the default")
-    return dataclasses.replace(z, pan=pan, center=center, zoom=float(z.zoom), rotate=float(z.rotate))
+    return dataclasses.replace(z, pan=pan, center=center, zoom=z.zoom if isinstance(z.zoom, str) else float(z.zoom),
+                               rotate=z.rotate if isinstance(z.rotate, str) else float(z.rotate))
+
+
+def _expression(value: Any, key: str) -> bool:
+    """True if `value` is an expression (and it parses), False for anything else."""
+    if not isinstance(value, str):
+        return False
+    from .expr import parse
+
+    parse(value, key)
+    return True
 
 
 def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
@@ -318,12 +336,17 @@ def parse_fps(text: str | float | None) -> Fraction | None:
     return fps
 
 
-def _pair(value: Any, key: str) -> tuple[float, float]:
+def _pair(value: Any, key: str) -> tuple:
+    """Two numbers (floats) or expressions (checked, kept as text)."""
     ok = isinstance(value, (tuple, list)) and len(value) == 2
     _check(ok, key, value, "must be two numbers", "e.g. --pan 12,-4")
+    out = []
     for v in value:
-        _finite(v, key)
-    return float(value[0]), float(value[1])
+        if not _expression(v, key):
+            _finite(v, key)
+            v = float(v)
+        out.append(v)
+    return tuple(out)
 
 
 def _check(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:

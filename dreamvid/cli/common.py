@@ -164,7 +164,8 @@ def with_dream_options(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(**kwargs):
-        import_tensorflow_quietly()
+        if State.debug or State.verbose:  # TensorFlow loads when a network is needed (not for --dry-run)
+            os.environ.setdefault("DREAMVID_TF_LOGS", "1")
         flags = {p.name: kwargs.pop(p.name) for p in options}
         preset = flags.pop("preset")
         layer = flags.pop("layer")
