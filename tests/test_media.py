@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -11,11 +12,13 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from dreamvid import media
 from dreamvid.errors import DecodeError, EncoderError, InputError, OutputError
-from dreamvid.media.paths import TEMP_MARK
+from dreamvid.media.paths import TEMP_MARK, TEMP_NAME, TempFile, remove_stale_temps, temp_sibling
 from dreamvid.media.probe import _snap_fps
 
 NTSC = Fraction(30000, 1001)
@@ -395,6 +398,142 @@ def test_no_ffmpeg_left_after_early_close_or_errors(make_clip, ffmpeg_children, 
             writer.write(np.zeros((48, 64, 3), np.uint8))
             raise RuntimeError("dream failed")
     assert ffmpeg_children() == [] and not (tmp_path / "w.mp4").exists() and leftovers(tmp_path) == []
+
+
+def _children_of(pid: int, name: str = "ffmpeg") -> list[int]:
+    """Live (not zombie) processes called `name` whose parent is `pid`."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm.startswith(name) and int(rest[1]) == pid and rest[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["encode_video", "VideoWriter"])
+def test_ffmpeg_dies_with_a_killed_dreamvid_and_the_next_run_removes_its_temp_file(tmp_path, how):
+    """kill -9 (or the OOM killer) mid-encode: no ffmpeg may run on, and the half-written
+    `.OUT.mp4.<hex>.dreamvid-tmp.mp4` must not stay forever."""
+    import signal
+    import sys
+    import textwrap
+    import time
+
+    if not os.path.isdir("/proc/self") or not sys.platform.startswith("linux"):
+        pytest.skip("needs Linux and /proc")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(8)]
+    n = 600  # noise at x264 medium: many seconds of work, so the kill lands mid-encode
+    folder = tmp_path / "work"
+    if how == "encode_video":
+        write_frames(folder, frames)
+        for i in range(8, n):  # the same few frames again, by hard link: quick to make
+            os.link(media.frame_path(folder, i % 8), media.frame_path(folder, i))
+    np.save(tmp_path / "frames.npy", np.stack(frames))
+    out = tmp_path / "o.mp4"
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        from fractions import Fraction
+        from dreamvid import media
+        if {how == "encode_video"}:
+            media.encode_video({str(folder)!r}, {str(out)!r}, fps=Fraction(25), n_frames={n})
+        else:
+            frames = np.load({str(tmp_path / "frames.npy")!r})
+            with media.VideoWriter({str(out)!r}, fps=Fraction(25)) as w:
+                for i in range({n}):
+                    w.write(frames[i % 8])
+        """)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    kids: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (kids := _children_of(proc.pid)) or not leftovers(tmp_path):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        time.sleep(0.3)  # well into the encode
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 2
+        while any(map(_alive, kids)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(map(_alive, kids)), "ffmpeg outlived its killed parent"
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in filter(_alive, kids):  # an orphan of a failed run: do not leave it encoding
+            os.kill(pid, signal.SIGKILL)
+    stale = leftovers(tmp_path)
+    assert len(stale) == 1 and stale[0].startswith(".o.mp4.") and not out.exists()
+    if how == "encode_video":
+        media.encode_video(folder, out, fps=Fraction(25), n_frames=3)
+    else:
+        with media.VideoWriter(out, fps=Fraction(25)) as w:
+            w.write(frames[0])
+    assert leftovers(tmp_path) == [] and media.probe_video(out).n_frames in (1, 3)
+
+
+_names = st.sampled_from(["o.mp4", "my dream.mkv", "a.b.gif", "x.png", "render.json", ".hidden.mp4", "frames"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=_names, other=_names, n_stale=st.integers(0, 3), n_live=st.integers(0, 2),
+       suffix=st.sampled_from(["", ".mp4", ".gif", ".png"]), old=st.booleans())
+def test_only_stale_temp_files_of_the_output_are_removed(tmp_path_factory, name, other, n_stale, n_live, suffix, old):
+    """Stale: our temp-name pattern, this output's name, no live writer holding its lock (age alone is not enough)."""
+    folder = tmp_path_factory.mktemp("temps")
+    stale = []
+    for _ in range(n_stale):
+        t = TempFile(folder / name, suffix)
+        t._close()  # its writer died: the file stays, unlocked
+        stale.append(t.path.name)
+    live = [TempFile(folder / name, suffix) for _ in range(n_live)]  # being written right now
+    keep = [f.path.name for f in live]
+    unrelated = [name, f".{name}.notes", f".{name}.1234567.dreamvid-tmp", f"{name}.12345678.dreamvid-tmp",
+                 f".{name}.1234ABCD{TEMP_MARK}", f".{name}.dreamvid-work"]
+    if other != name:
+        unrelated.append(temp_sibling(folder / other, suffix).name)  # another output's temp: not ours to judge
+    for n in unrelated:
+        if not (folder / n).exists():
+            (folder / n).write_bytes(b"keep me")
+    if old:
+        for n in stale + keep + unrelated:
+            os.utime(folder / n, (1, 1))
+    removed = remove_stale_temps(folder, name)
+    assert sorted(removed) == sorted(stale)
+    assert sorted(os.listdir(folder)) == sorted(set(keep + unrelated))
+    for f in live:
+        f.discard()
+    others = [n for n in unrelated if re.fullmatch(TEMP_NAME, n)]  # other outputs' temps (".a.mp4.<hex>...")
+    assert sorted(remove_stale_temps(folder)) == sorted(others)  # name=None: every stale temp in the folder
+
+
+def test_an_interrupted_encode_leaves_no_temp_file(tmp_path, moving_frames, monkeypatch):
+    folder = write_frames(tmp_path / "work", moving_frames(3))
+    real = subprocess.run
+
+    def ctrl_c(*args, **kwargs):  # Ctrl-C while ffmpeg runs (subprocess.run kills it)
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess, "run", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        media.encode_video(folder, tmp_path / "o.mp4", fps=Fraction(25), n_frames=3)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "o.mp4").exists()
 
 
 # --- encoding -------------------------------------------------------------------------------

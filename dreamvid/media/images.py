@@ -101,7 +101,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray | 
         raise OutputError(f"could not encode a {w}x{h} image as {ext}",
                           hint="use PNG or TIFF for very large images", detail=str(buf))
     try:
-        with atomic_destination(p) as tmp, open(tmp, "xb") as f:
+        with atomic_destination(p) as tmp, open(tmp, "wb") as f:
             f.write(buf.tobytes())
     except PermissionError as e:
         raise OutputError(f"cannot write {p} (permission denied)",
