@@ -18,8 +18,11 @@ from PIL import Image, ImageOps
 
 from dreamvid import media
 from dreamvid.errors import DecodeError, EncoderError, InputError, OutputError
+from dreamvid.media.images import png_problem
 from dreamvid.media.paths import TEMP_MARK, TEMP_NAME, TempFile, remove_stale_temps, temp_sibling
 from dreamvid.media.probe import _snap_fps
+
+from .conftest import DAMAGE, damage_file
 
 NTSC = Fraction(30000, 1001)
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -619,6 +622,26 @@ def test_encode_refuses_missing_or_mismatched_frames(tmp_path, moving_frames):
     with pytest.raises(InputError, match="10x10"):
         media.encode_video(folder, tmp_path / "o.mp4", fps=Fraction(25), n_frames=5)
     assert not (tmp_path / "o.mp4").exists() and leftovers(tmp_path) == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(DAMAGE), where=st.floats(0, 1), bit=st.integers(0, 7), which=st.integers(0, 3),
+       ext=st.sampled_from([".mp4", ".gif", ""]))
+def test_a_damaged_frame_is_refused_before_ffmpeg_sees_any(tmp_path_factory, kind, where, bit, which, ext):
+    """ffmpeg skips a frame that does not decode and still succeeds: the clip would be short, at the wrong rate."""
+    tmp = tmp_path_factory.mktemp("enc")
+    folder = write_frames(tmp / "work", [np.full((12, 16, 3), 40 * i, np.uint8) for i in range(4)])
+    assert all(png_problem(media.frame_path(folder, i), decode=True) is None for i in range(4))
+    damage_file(media.frame_path(folder, which), kind, where, bit)
+    assert png_problem(media.frame_path(folder, which)) is not None
+    out = tmp / f"o{ext}"
+    with pytest.raises(InputError, match=f"frame_{which:05d}.png") as e:
+        if ext:
+            media.encode_video(folder, out, fps=Fraction(25), n_frames=4)
+        else:
+            media.write_frames_folder(folder, out, n_frames=4)
+    assert "dreamed again" in e.value.hint and "get a complete copy" not in e.value.hint
+    assert not out.exists() and leftovers(tmp) == []
 
 
 def test_encoder_failure_carries_ffmpeg_words_and_leaves_nothing(tmp_path, moving_frames, monkeypatch):

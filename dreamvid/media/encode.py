@@ -29,6 +29,7 @@ import numpy as np
 
 from dreamvid.errors import EncoderError, InputError, OutputError
 from dreamvid.media import _ffmpeg
+from dreamvid.media.images import png_problem
 from dreamvid.media.paths import (GIF_EXTENSION, VIDEO_OUTPUT_EXTENSIONS, TempFile, fsync_folder,
                                   remove_stale_temps, temp_sibling, writable_dir_or_raise)
 from dreamvid.media.probe import frame_time, has_audio
@@ -184,17 +185,23 @@ def _png_size(path: Path) -> tuple[int, int] | None:
 
 
 def _check_frames(folder: Path, start: int, n: int) -> tuple[int, int]:
-    """Every frame present, a PNG, one size: else InputError naming the first bad one."""
+    """Every frame present, a PNG that decodes completely, one size: else InputError naming
+    the first bad one, before ffmpeg sees any (it would skip or mangle a damaged frame and
+    still succeed: a clip with frames missing, the wrong length and rate)."""
     if not folder.is_dir():
         raise InputError(f"frame folder {folder} does not exist", hint="render the frames first")
     size = None
     for index in range(start, start + n):
         path = frame_path(folder, index)
-        got = _png_size(path)
-        if got is None:
-            what = "is missing" if not path.exists() else "is not a PNG image"
-            raise InputError(f"frame {path.name} in {folder} {what}",
+        problem = png_problem(path, decode=True)
+        got = _png_size(path) if problem is None else None
+        if problem == "is missing":
+            raise InputError(f"frame {path.name} in {folder} is missing",
                              hint="resume the render to complete the frames, or encode a shorter range")
+        if got is None:
+            raise InputError(f"frame {path.name} in {folder} {problem or 'is not a PNG image'}",
+                             hint="delete it and run the same command again: a missing frame is dreamed again "
+                                  "(or pass --restart to start over)")
         if size is None:
             size = got
         elif got != size:
@@ -210,7 +217,7 @@ def write_frames_folder(frames_dir: str | os.PathLike, output_dir: str | os.Path
     Hard links when both folders are on one filesystem (instant, no extra space), copies
     otherwise; each file appears atomically, and all are on disk (fsync) when this returns.
     output_dir is created if its parent exists. Returns output_dir. InputError for a
-    missing frame, OutputError for a bad destination.
+    missing or damaged frame, OutputError for a bad destination.
     """
     src, dst = Path(frames_dir), Path(output_dir).expanduser()
     _check_frames(src, start_number, n_frames)

@@ -4,13 +4,15 @@ Decoding is OpenCV's `imdecode(IMREAD_UNCHANGED)` on the file's bytes (keeps 16-
 alpha, and works for any path). That flag ignores EXIF orientation for JPEG, PNG and
 WebP, so we read the tag ourselves and apply it; OpenCV's TIFF decoder always applies it.
 A truncated JPEG decodes "successfully" with a grey bottom, so before decoding we walk
-the file's structure: JPEG markers up to EOI, PNG chunks up to IEND, the RIFF size of WebP.
+the file's structure: JPEG markers up to EOI, PNG chunks (and their CRC-32s) up to IEND,
+the RIFF size of WebP. `png_problem` is the same walk for the frames of a work folder.
 """
 from __future__ import annotations
 
 import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -50,9 +52,11 @@ def read_image_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | 
     if kind is None:
         raise InputError(f"{p} is not an image we can read",
                          hint=f"give a {'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} file")
-    if not _complete(kind, data):
-        raise InputError(f"{p} is truncated or corrupt ({kind.upper()} data ends early)",
-                         hint="the file was probably cut off while copying or downloading; get a complete copy")
+    problem = _damage(kind, data)
+    if problem:
+        raise InputError(f"{p} is truncated or corrupt ({kind.upper()} data {problem})",
+                         hint="the file was probably cut off or damaged while copying or downloading; "
+                              "get a complete copy")
     raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.size == 0:
         raise InputError(f"{p} could not be decoded as {kind.upper()}",
@@ -174,14 +178,55 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _complete(kind: str, data: bytes) -> bool:
+def _damage(kind: str, data: bytes) -> str | None:
+    """What is wrong with a file's structure ("ends early", ...), or None if it looks whole."""
     if kind == "jpeg":
-        return _jpeg_complete(data)
+        return None if _jpeg_complete(data) else "ends early"
     if kind == "png":
-        return _png_chunks(data)[1]
+        return _png_damage(data)
     if kind == "webp":
-        return struct.unpack("<I", data[4:8])[0] + 8 <= len(data)
-    return True  # BMP and TIFF: OpenCV's decoders fail on short data themselves
+        return None if struct.unpack("<I", data[4:8])[0] + 8 <= len(data) else "ends early"
+    return None  # BMP and TIFF: OpenCV's decoders fail on short data themselves
+
+
+def png_problem(path: str | os.PathLike, *, decode: bool = False) -> str | None:
+    """None if `path` is a whole, intact PNG, else what is wrong with it, as words that follow
+    its name ("is missing", "is cut short", "is damaged (chunk IDAT fails its CRC check)").
+
+    The check walks the chunks to IEND and verifies every chunk's CRC-32: a truncated file
+    and any flipped bit fail it, about 0.15 ms for a 512x384 frame. `decode` also decodes
+    the pixels (about 6 ms), which catches a file that is intact but was written wrong.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if _sniff(data) != "png":
+        return "is not a PNG image"
+    problem = _png_damage(data)
+    if problem:
+        return "is cut short" if problem == "ends early" else f"is damaged ({problem})"
+    if decode and cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
+        return "is damaged (it does not decode)"
+    return None
+
+
+def _png_damage(data: bytes) -> str | None:
+    """Walk a PNG's chunks: None when they end with IEND and every CRC-32 matches."""
+    i, n, view = 8, len(data), memoryview(data)
+    while i + 8 <= n:
+        length, ctype = struct.unpack(">I4s", data[i:i + 8])
+        end = i + 12 + length
+        if end > n:
+            return "ends early"
+        if zlib.crc32(view[i + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return f"chunk {ctype.decode('latin-1')!r} fails its CRC check"
+        if ctype == b"IEND":
+            return None
+        i = end
+    return "ends early"
 
 
 def _jpeg_complete(data: bytes) -> bool:
