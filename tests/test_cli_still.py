@@ -67,6 +67,19 @@ def test_a_bad_photo_in_a_batch_is_skipped_and_reported_at_the_end(tmp_path, tin
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{p.stem}.dream.png" for p in good]
 
 
+def test_a_decompression_bomb_in_a_batch_is_reported_and_the_good_photos_are_dreamed(tmp_path, tiny):
+    from .test_media import png_bomb
+
+    good = photos(tmp_path / "in", ["1.jpg", "3.png"])
+    (tmp_path / "in" / "2.png").write_bytes(png_bomb(50000, 50000))  # 254 bytes claiming 2.5 gigapixels
+    r = run("image", tmp_path / "in", "-o", tmp_path / "out", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 2 and "Traceback" not in r.output and "[ WARN" not in r.output, r.output
+    skipped = next(line for line in r.output.splitlines() if "(skipped)" in line)
+    assert "2.png claims 50000x50000 px" in skipped
+    assert r.output.strip().splitlines()[-1].startswith("Error: 1 of 3 photos could not be dreamed (2.png)")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{p.stem}.dream.png" for p in good]
+
+
 def test_a_batch_refuses_clashing_names_and_one_picture_output_before_any_work(tmp_path, tiny):
     (a,) = photos(tmp_path / "x", ["same.jpg"])
     (b,) = photos(tmp_path / "y", ["same.png"])

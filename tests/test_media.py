@@ -120,6 +120,100 @@ def test_exif_orientation_applied(tmp_path, fmt):
         assert np.abs(got.astype(int) - expected).mean() < 2, (fmt, orientation)
 
 
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid, tiny PNG (every CRC right) whose header claims width x height: a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(4096), 9))
+            + chunk(b"IEND", b""))
+
+
+def _claim(data: bytes, ext: str, width: int, height: int) -> bytes:
+    """A real small file whose header is patched to claim another size."""
+    import struct
+
+    out = bytearray(data)
+    if ext == ".png":
+        out[16:24] = struct.pack(">II", width, height)
+        import zlib
+        out[29:33] = struct.pack(">I", zlib.crc32(bytes(out[12:29])))
+    elif ext == ".jpg":
+        i = out.index(b"\xff\xc0")
+        out[i + 5:i + 9] = struct.pack(">HH", height, width)
+    elif ext == ".bmp":
+        out[18:26] = struct.pack("<ii", width, -height)
+    return bytes(out)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ext=st.sampled_from([".png", ".jpg", ".webp", ".bmp", ".tif"]), w=st.integers(1, 48), h=st.integers(1, 48),
+       limit=st.integers(1, 48 * 48))
+def test_pictures_over_the_pixel_limit_are_refused_from_the_header(tmp_path_factory, monkeypatch, ext, w, h, limit):
+    """Every format's header is read for its size; over the limit (DREAMVID_MAX_PIXELS) is refused, at it is read."""
+    tmp = tmp_path_factory.mktemp("limit")
+    path = tmp / f"p{ext}"
+    assert cv2.imwrite(str(path), np.full((h, w, 3), 90, np.uint8))
+    monkeypatch.setenv("DREAMVID_MAX_PIXELS", str(limit))
+    if w * h > limit:
+        with pytest.raises(InputError, match=f"claims {w}x{h} px") as e:
+            media.read_image(path)
+        assert f"DREAMVID_MAX_PIXELS={w * h}" in e.value.hint
+        assert media.read_image(path, max_pixels=w * h).shape == (h, w, 3)  # the library's own way to raise it
+    else:
+        assert media.read_image(path).shape == (h, w, 3)
+
+
+@pytest.mark.parametrize("ext,w,h", [(".png", 50000, 50000), (".png", 2 ** 31 - 1, 1), (".png", 0, 10),
+                                     (".jpg", 65535, 65535), (".bmp", 30000, 30000), (".bmp", 2 ** 31 - 1, 2)])
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, image_files, ext, w, h):
+    _, paths = image_files
+    data = png_bomb(w, h) if ext == ".png" else _claim(paths[ext].read_bytes(), ext, w, h)
+    (tmp_path / f"bomb{ext}").write_bytes(data)
+    with pytest.raises(InputError, match="more than the limit|is corrupt") as e:
+        media.read_image(tmp_path / f"bomb{ext}")
+    assert e.value.hint
+    if ext == ".png" and w == 50000:
+        assert len(data) < 300 and "50000x50000" in e.value.message and "2500 megapixels" in e.value.message
+
+
+def test_a_bad_pixel_limit_setting_is_a_settings_error(tmp_path, image_files, monkeypatch):
+    from dreamvid.errors import SettingsError
+
+    _, paths = image_files
+    for bad in ("lots", "-5", "0", "1e40"):
+        monkeypatch.setenv("DREAMVID_MAX_PIXELS", bad)
+        with pytest.raises(SettingsError, match="DREAMVID_MAX_PIXELS"):
+            media.read_image(paths[".png"])
+    monkeypatch.setenv("DREAMVID_MAX_PIXELS", "5e8")
+    assert media.read_image(paths[".png"]).shape == (40, 56, 3)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("max_size", [1, 7, 30, 64, 100])
+def test_max_size_is_applied_while_decoding_as_fit_max_size_would(tmp_path, fmt, max_size):
+    """The size of dream.fit_max_size on the full picture; the pixels close to it (JPEG: reduced in the DCT)."""
+    from dreamvid.dream import fit_max_size
+
+    rng = np.random.default_rng(max_size)
+    rgb = cv2.GaussianBlur(rng.integers(0, 255, (90, 70, 3), dtype=np.uint8), (9, 9), 0)
+    for orientation in (1, 6):
+        path = tmp_path / f"m{orientation}.{fmt.lower()}"
+        im = Image.fromarray(rgb)
+        exif = im.getexif()
+        exif[0x0112] = orientation
+        im.save(path, format=fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+        full = media.read_image(path)
+        want = fit_max_size(full.astype(np.float32), max_size)
+        got = media.read_image(path, max_size=max_size)
+        assert got.shape == want.shape and got.dtype == np.uint8, (orientation, got.shape, want.shape)
+        assert np.abs(got - want).mean() < (4 if fmt == "JPEG" else 1), orientation
+
+
 def test_truncated_jpeg_refused_even_with_an_embedded_jpeg(tmp_path, image_files):
     _, paths = image_files
     data = paths[".jpg"].read_bytes()

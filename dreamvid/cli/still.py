@@ -121,10 +121,12 @@ def dream_one(source: Path, out: Path, settings, dreamer, label: str):
     """Dream `source` into `out` with a progress bar; returns the Dreamer (loaded on first use,
     after the first photo was read, so that a bad photo is reported before a network loads)."""
     from .. import media
-    from ..dream import check_size, dream_image, fit_max_size, get_dreamer
+    from ..dream import check_size, dream_image, get_dreamer
 
-    rgb, alpha = media.read_image_alpha(source)
-    check_size(*fit_max_size(rgb, settings.max_size).shape[:2], settings)
+    # Shrunk while decoding: memory follows --max-size, not the photo (a 121-megapixel JPEG
+    # with --max-size 160 no longer becomes a 1.5 GB float32 array first).
+    rgb, alpha = media.read_image_alpha(source, max_size=settings.max_size)
+    check_size(*rgb.shape[:2], settings)
     dreamer = dreamer or get_dreamer(settings)  # model and layer errors surface here, before any progress
     total = settings.num_octave * settings.iterations
     with progress_bar(transient=True) as bar:
@@ -137,7 +139,5 @@ def dream_one(source: Path, out: Path, settings, dreamer, label: str):
 
         result = dream_image(rgb, settings, progress=on_step, dreamer=dreamer)
         bar.update(task, completed=total)
-    if alpha is not None:
-        alpha = fit_max_size(alpha, settings.max_size)
     media.write_image(out, result, alpha=alpha)
     return dreamer
