@@ -5,6 +5,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dreamvid import __version__
 
@@ -78,6 +80,21 @@ def test_a_decompression_bomb_in_a_batch_is_reported_and_the_good_photos_are_dre
     assert "2.png claims 50000x50000 px" in skipped
     assert r.output.strip().splitlines()[-1].startswith("Error: 1 of 3 photos could not be dreamed (2.png)")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{p.stem}.dream.png" for p in good]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ext=st.sampled_from([".gif", ".mp4", ".mov", ".mkv", ".m4v"]), upper=st.booleans(), stem=st.sampled_from(
+    ["x", "my dream", "a.b", "../up"]))
+def test_image_refuses_a_video_or_animation_output_before_any_work(photo, tmp_path, monkeypatch, ext, upper, stem):
+    import dreamvid.dream as dream
+
+    monkeypatch.setattr(dream, "get_dreamer", lambda *a, **k: pytest.fail("a network was loaded"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    out = f"sub/{stem}{ext.upper() if upper else ext}"
+    r = run("image", photo, "-o", out)
+    one_line_error(r, 2, f"{Path(out).name} is a", "but a dreamed photo is a still picture", ".jpg, .png")
+    assert not list(tmp_path.rglob(f"*{ext}*")) and not list(tmp_path.rglob(f"*{ext.upper()}*"))
 
 
 def test_a_batch_refuses_clashing_names_and_one_picture_output_before_any_work(tmp_path, tiny):

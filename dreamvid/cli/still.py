@@ -73,7 +73,7 @@ def plan(sources: list[Path], output: Optional[Path]) -> tuple[list[tuple[Path, 
     or beside each photo; a single photo may also be given a folder as `output`.
     """
     from .. import media
-    from ..media.paths import require_file
+    from ..media.paths import require_file, require_image_output
 
     photos: list[Path] = []
     for s in sources:
@@ -97,6 +97,7 @@ def plan(sources: list[Path], output: Optional[Path]) -> tuple[list[tuple[Path, 
         if not batch:
             require_file(photo)  # "does not exist" before anything about its output
         out = folder / default_output(photo, ".png").name if folder else output or default_output(photo, ".png")
+        require_image_output(out)  # -o x.gif: refused now, not after the dream
         # A batch's missing photo is reported (and skipped) when its turn comes.
         jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() else out))
     clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]

@@ -57,6 +57,18 @@ def output_kind(path: str | os.PathLike) -> str:
     raise OutputError(f"cannot write {ext!r} files ({p.name})", hint=f"use one of {_known_outputs()}")
 
 
+def require_image_output(path: str | os.PathLike) -> Path:
+    """The path if it names a still picture by its extension, else OutputError listing the
+    formats a still is written in (a command that dreams a still refuses .gif or .mp4 at once,
+    not after the dream)."""
+    kind = output_kind(path)
+    if kind != "image":
+        what = {"video": "a video", "gif": "an animation", "frames": "a folder"}[kind]
+        raise OutputError(f"{Path(path).name} is {what} name, but a dreamed photo is a still picture",
+                          hint=f"give it one of the extensions {', '.join(sorted(IMAGE_EXTENSIONS))}")
+    return Path(path)
+
+
 def require_file(path: str | os.PathLike, what: str = "input") -> Path:
     """The path as a Path if it names a readable file, else InputError saying what is wrong."""
     p = Path(path).expanduser()
