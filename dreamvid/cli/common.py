@@ -60,6 +60,19 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def sentence(text: str) -> str:
+    """`text` ending with one full stop: added unless it ends with . ! or ? already. Nothing
+    inside is touched: `../x.jpg` and `25..13` stay as they are (the printer used to collapse
+    every `..`, to hide the doubled stop of a message that ends with one)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def error_text(message: str, hint: str | None = None, note: str = "") -> str:
+    """The one `Error:` line: the problem, then the way out. note: words added to the problem."""
+    return f"Error: {sentence(message + note)}" + (f" Hint: {sentence(hint)}" if hint else "")
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Run a command; DreamvidError -> one line + its exit code, Ctrl-C -> 130."""
 
@@ -72,8 +85,7 @@ def handle_errors(fn: Callable) -> Callable:
                 traceback.print_exc()
                 if e.detail:
                     typer.echo(e.detail, err=True)
-            hint = f" Hint: {e.hint}." if e.hint else ""
-            fail(f"Error: {e.message}.{hint}".replace("..", "."), e.exit_code)
+            fail(error_text(e.message, e.hint), e.exit_code)
         except KeyboardInterrupt as e:
             fail("Terminated." if isinstance(e, Terminated) else "Interrupted.", interruption_exit_code(e))
 
@@ -209,6 +221,16 @@ def stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, terminate)
     except (ValueError, OSError):  # not the main thread (an embedding program): leave it alone
         pass
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's own log lines (`[ WARN:0@0.1] global loadsave.cpp ...`, `[ERROR:...]`):
+    they came before our `Error:` line, which says the same in words. An OPENCV_LOG_LEVEL
+    set by the user wins; --debug and --verbose leave OpenCV alone."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when cv2 is first imported
+    cv2 = sys.modules.get("cv2")  # imported already (in-process use, tests): tell it directly
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"].upper() == "SILENT":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 # ---- progress ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InputError, OutputError, interruption_exit_code
-from .common import default_output, fail, handle_errors, progress_bar, resume_command, with_dream_options
+from .common import (default_output, error_text, fail, handle_errors, progress_bar, resume_command,
+                     with_dream_options)
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +50,7 @@ def image(
             if not batch:
                 raise
             failures.append((source.name, e.exit_code))
-            typer.echo(f"Error: {e.message} (skipped).", err=True)
+            typer.echo(error_text(e.message, e.hint, " (skipped)"), err=True)
             continue
         except KeyboardInterrupt as e:
             if not batch:
@@ -61,8 +62,10 @@ def image(
         typer.echo(str(out))
     if failures:
         names = ", ".join(name for name, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
-        fail(f"Error: {len(failures)} of {len(jobs)} photos could not be dreamed ({names}); "
-             f"the other results were written.", failures[0][1])
+        ok = len(jobs) - len(failures)  # dreamed now, or kept by --skip-existing
+        rest = "nothing was written" if ok == 0 else f"the other {ok} {'was' if ok == 1 else 'were'} written"
+        fail(f"Error: {len(failures)} of {len(jobs)} photos could not be dreamed ({names}); {rest}.",
+             failures[0][1])
 
 
 def plan(sources: list[Path], output: Optional[Path]) -> tuple[list[tuple[Path, Path]], bool]:
