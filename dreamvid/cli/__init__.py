@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
 
 from .. import __version__
 from ..errors import EXIT_USAGE
-from .common import State, error_text, quiet_opencv, setup_logging, stop_on_sigterm
+from .common import State, error_text, ignore_interrupts, quiet_opencv, setup_logging, stop_on_signals
 
 
 class OneLineErrors(TyperGroup):
@@ -87,5 +87,8 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    stop_on_sigterm()
-    app()
+    stop_on_signals()
+    try:
+        app()
+    finally:
+        ignore_interrupts()
