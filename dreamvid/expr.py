@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -115,7 +116,9 @@ def parse(text: str, key: str = "value", names: tuple[str, ...] = (*TIME_NAMES, 
         raise SettingsError(f"{key}: the expression is {len(text)} characters, more than {MAX_LENGTH}",
                             hint="write a shorter formula")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: the SyntaxError says it
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         col = (e.offset or 1)
         raise SettingsError(f"{key} = {text!r} is not a valid expression (column {col}: {e.msg})",

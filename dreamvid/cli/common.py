@@ -47,6 +47,19 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def sentence(text: str) -> str:
+    """`text` ending with one full stop: added unless it ends with . ! or ? already. Nothing
+    inside is touched: `../x.jpg` and `25..13` stay as they are (the printer used to collapse
+    every `..`, to hide the doubled stop of a message that ends with one)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def error_text(message: str, hint: str | None = None, note: str = "") -> str:
+    """The one `Error:` line: the problem, then the way out. note: words added to the problem."""
+    return f"Error: {sentence(message + note)}" + (f" Hint: {sentence(hint)}" if hint else "")
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Run a command; DreamvidError -> one line + its exit code, Ctrl-C -> 130."""
 
@@ -59,8 +72,7 @@ def handle_errors(fn: Callable) -> Callable:
                 traceback.print_exc()
                 if e.detail:
                     typer.echo(e.detail, err=True)
-            hint = f" Hint: {e.hint}." if e.hint else ""
-            fail(f"Error: {e.message}.{hint}".replace("..", "."), e.exit_code)
+            fail(error_text(e.message, e.hint), e.exit_code)
         except KeyboardInterrupt as e:
             fail("Terminated." if isinstance(e, Terminated) else "Interrupted.", interruption_exit_code(e))
 
@@ -237,18 +249,59 @@ def interrupted(ctx: typer.Context, output: Path, work_dir: Optional[Path], noun
     raise typer.Exit(interruption_exit_code(why))
 
 
-def stop_on_sigterm() -> None:
-    """Turn the first SIGTERM into `Terminated` in the main thread (a second one kills at once)."""
+def stop_on_signals() -> None:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM raises `Terminated` in the main thread,
+    once: the clean-up that follows (finished frames kept, worker threads joined, ffmpeg
+    reaped, the resume command printed) then runs to its end, and the exit code is 130/143.
+
+    Later Ctrl-Cs are ignored (SIG_IGN). With Python's own handler a second Ctrl-C 10 ms
+    after the first raised a second KeyboardInterrupt inside that clean-up (a thread join,
+    ffmpeg's reaping), or arrived while the interpreter shut down, when Python has put
+    SIGINT back to its default action: dreamvid died by the signal (no exit code), or, with
+    a worker thread still inside OpenCV or TensorFlow, C++ aborted it ("terminate called
+    without an active exception", exit 134). SIG_IGN, unlike a Python handler, survives the
+    shutdown. A second SIGTERM still kills at once, as `kill` twice means; Ctrl-\ (SIGQUIT)
+    always does. Ctrl-C stays ignored where it was ignored at start (nohup, a background job).
+    """
     import signal
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
 
     def terminate(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise Terminated()
 
     try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, interrupt)
         signal.signal(signal.SIGTERM, terminate)
     except (ValueError, OSError):  # not the main thread (an embedding program): leave it alone
         pass
+
+
+def ignore_interrupts() -> None:
+    """Once the command has its result and exit code: a Ctrl-C while the interpreter shuts
+    down (TensorFlow's teardown takes a moment) must not turn them into death by SIGINT."""
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):
+        pass
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's own log lines (`[ WARN:0@0.1] global loadsave.cpp ...`, `[ERROR:...]`):
+    they came before our `Error:` line, which says the same in words. An OPENCV_LOG_LEVEL
+    set by the user wins; --debug and --verbose leave OpenCV alone."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when cv2 is first imported
+    cv2 = sys.modules.get("cv2")  # imported already (in-process use, tests): tell it directly
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"].upper() == "SILENT":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 # ---- progress ------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     or beside each photo; a single photo may also be given a folder as `output`.
     """
     from .. import media
-    from ..media.paths import require_file
+    from ..media.paths import require_file, require_image_output
 
     photos: list[Path] = []
     for s in sources:
@@ -92,6 +92,7 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
         if not batch:
             require_file(photo)  # "does not exist" before anything about its output
         out = folder / default_output(photo).name if folder else output or default_output(photo)
+        require_image_output(out)  # -o x.gif: refused now, not after the dream
         # A batch's missing photo is reported (and skipped) when its turn comes.
         jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() else out))
     clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]
@@ -132,7 +133,7 @@ class StillsPlan(engine.Plan):
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
         from .. import media
-        from ..dream import check_size, dream_image, fit_max_size, get_dreamer
+        from ..dream import check_size, dream_image, get_dreamer
 
         s = self.settings.dream
         per_photo = s.num_octave * s.iterations
@@ -140,12 +141,14 @@ class StillsPlan(engine.Plan):
         for n, k in enumerate(todo):
             source, out = self.jobs[k]
             try:
-                rgb, alpha = media.read_image_alpha(source)
-                check_size(*fit_max_size(rgb, s.max_size).shape[:2], s)
+                # Shrunk while decoding: memory follows max_size, not the photo (a 121-megapixel
+                # JPEG with max_size 160 never becomes a 1.5 GB float32 array).
+                rgb, alpha = media.read_image_alpha(source, max_size=s.max_size)
+                check_size(*rgb.shape[:2], s)
             except InputError as e:  # this photo only: the others can still be dreamed
                 if not self.batch:
                     raise
-                yield engine.Item(k, None, error=e, info=e.message)
+                yield engine.Item(k, None, error=e, info=e.message + (f"\n{e.hint}" if e.hint else ""))
                 continue
             self.dreamer = self.dreamer or get_dreamer(s)  # model and layer errors surface here
             label = f"{k + 1}/{len(self.jobs)} {source.name}" if self.batch else source.name
@@ -155,7 +158,7 @@ class StillsPlan(engine.Plan):
                             f"loss {p.loss:.2f}", n * per_photo + p.octave * s.iterations + p.iteration)
 
             result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer)
-            ctx.store.alphas[k] = fit_max_size(alpha, s.max_size) if alpha is not None else None
+            ctx.store.alphas[k] = alpha
             ctx.steps = (n + 1) * per_photo
             yield engine.Item(k, result, info=str(out))
 
