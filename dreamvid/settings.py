@@ -26,6 +26,7 @@ INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (
 DEFAULT_CRF = 18  # x264 quality that looks lossless
 DEFAULT_CELL_SIZE = 384  # px; longest side of a picture in a contact sheet or grid
 MAX_FPS = 1000  # frames per second; more is a typo
+MIN_FPS = Fraction(1, 10)  # a frame every 10 s; slower is a typo (1e-9 only failed at the encode)
 MAX_ZOOM_FRAMES = 100_000  # ~70 min at 24 fps; more is a typo in --duration or --fps
 MAX_ZOOM_SECONDS = 24 * 3600  # s; checked before the frame count so 1e15 never allocates
 MAX_SNAPSHOTS = 1000  # timelapse pictures; more is a typo (--every 1 on a long run)
@@ -297,7 +298,8 @@ def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
     for key, lo in (("fps", 0.0), ("hold", 0.0)):
         _finite(getattr(t, key), key)
         _check(getattr(t, key) > lo, key, getattr(t, key), "must be > 0", None)
-    _check(t.fps <= MAX_FPS, "fps", t.fps, f"must be at most {MAX_FPS}", "e.g. --fps 25")
+    _check(MIN_FPS <= t.fps <= MAX_FPS, "fps", t.fps, f"must be between {float(MIN_FPS):g} and {MAX_FPS}",
+           "e.g. --fps 25")
     _finite(t.fade, "fade")
     _check(t.fade >= 0, "fade", t.fade, "must be >= 0 seconds", "0 cuts, 0.5 crossfades for half a second")
     _check(isinstance(t.labels, bool), "labels", t.labels, "must be true or false", None)
@@ -331,8 +333,8 @@ def parse_fps(text: str | float | None) -> Fraction | None:
         fps = Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
         raise SettingsError(f"fps {text!r} is not a number", hint="e.g. --fps 24 or --fps 30000/1001") from None
-    if not 0 < fps <= MAX_FPS:
-        raise SettingsError(f"fps must be between 0 and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
     return fps
 
 

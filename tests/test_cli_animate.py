@@ -24,7 +24,7 @@ def keyframes_file(tmp_path, text):
 @pytest.mark.parametrize("args, fragments", [
     (["--zoom", "0"], ["zoom must be > 0"]),
     (["--zoom", "-1.5"], ["zoom must be > 0"]),
-    (["--fps", "0"], ["fps must be between 0 and"]),
+    (["--fps", "0"], ["fps must be between 0.1 and"]),
     (["--fps", "-24"], ["fps"]),
     (["--fps", "fast"], ["is not a number"]),
     (["--duration", "0"], ["duration must be > 0"]),
@@ -119,7 +119,7 @@ def test_zoom_interrupted_keeps_frames_and_resumes(photo, tiny, tmp_path, monkey
     (["--checkpoints", "40,80", "--iterations", "5"], ["--iterations does nothing with --checkpoints"]),
     (["--every", "0"], ["every must be between 1 and"]),
     (["--every", "500", "--iterations", "10"], ["more than the whole run's 30 steps"]),
-    (["--fps", "0"], ["fps must be between 0 and"]),
+    (["--fps", "0"], ["fps must be between 0.1 and"]),
     (["--hold", "0"], ["hold must be > 0"]),
     (["--fade", "-1"], ["fade must be >= 0"]),
     (["--cell-size", "0"], ["cell_size must be between 16 and"]),

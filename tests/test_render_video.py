@@ -518,3 +518,26 @@ def test_coherence_says_when_the_output_is_not_a_render_of_the_source(tmp_path, 
     result = coherence(src, folder)
     assert any("does not look like frame 0" in n for n in result["notes"]), result["notes"]
     assert not any("does not look like" in n for n in coherence(src, src)["notes"])
+
+
+def test_anamorphic_video_keeps_its_display_aspect(tmp_path, tiny):
+    """A 96x64 clip with 4:3 pixels displays as 128x64: the output keeps the sample aspect
+    (mp4), or is resampled to square pixels where the format has no such field (GIF)."""
+    from .conftest import run_ffmpeg
+
+    src = tmp_path / "ana.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=25", "-frames:v", "6", "-vf", "setsar=4/3",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src))
+    assert media.probe_video(src).sar == Fraction(4, 3)
+    out = render_video(src, tmp_path / "o.mp4", tiny_settings(tiny)).output
+    info = media.probe_video(out)
+    assert info.sar == Fraction(4, 3) and (info.width, info.height) == (96, 64)
+    gif = render_video(src, tmp_path / "o.gif", tiny_settings(tiny), end=3).output
+    g = media.probe_video(gif)
+    assert (g.width, g.height) == (128, 64) and g.sar == 1
+
+
+def test_a_work_dir_where_nothing_can_be_created_is_named_as_such(tmp_path, tiny, make_clip):
+    src, _ = make_clip("w.mp4", n=3)
+    with pytest.raises(OutputError, match="/proc does not take new folders"):
+        render_video(src, tmp_path / "o.mp4", tiny_settings(tiny), work_dir="/proc/dreamvid-work")

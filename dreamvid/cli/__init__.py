@@ -11,10 +11,12 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-try:  # newer Typer vendors click as typer._click; older ones use the click package
+try:  # newer Typer vendors click as typer._click (Abort and Exit live in typer.exceptions there)
     from typer._click import exceptions as click
-except ImportError:  # pragma: no cover - depends on the installed Typer
+    from typer.exceptions import Abort
+except ImportError:  # pragma: no cover - older Typer uses the click package
     from click import exceptions as click
+    from click.exceptions import Abort
 
 from .. import __version__
 from ..errors import EXIT_USAGE
@@ -43,7 +45,7 @@ class OneLineErrors(TyperGroup):
         except click.ClickException as e:
             typer.echo(error_text(" ".join(e.format_message().split())), err=True)
             code = e.exit_code
-        except click.Abort:  # end of input at a prompt (dreamvid asks none)
+        except Abort:  # end of input at a prompt (dreamvid asks none)
             typer.echo("Aborted.", err=True)
             code = 1
         sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import SettingsError
 from .common import (RenderBar, default_output, dream_flags, handle_errors, interrupted, keep_frames_option,
                      restart_option, with_dream_options, work_dir_option)
 
@@ -102,6 +103,9 @@ def coherence(
     from ..render.measure import coherence as measure
     from ..render.video import frame_index
 
+    if flow not in ("dis", "farneback"):
+        raise SettingsError(f"--flow {flow!r} cannot measure: the warping error needs optical flow",
+                            hint="use --flow dis (the default) or --flow farneback")
     first = frame_index(start, media.probe_video(source).fps, "--start") if start else None
     result = measure(source, output, flow=flow, max_frames=max_frames, start=first)
     if as_json:

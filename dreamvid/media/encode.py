@@ -68,12 +68,19 @@ def _even_filter(width: int, height: int) -> list[str]:
     return [f"pad={w2}:{h2}:0:0", f"fillborders=right={w2 - width}:bottom={h2 - height}:mode=smear"]
 
 
-def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool) -> list[str]:
-    """Codec and filter options for the output file (after all inputs)."""
+def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, sar: Fraction | None = None) -> list[str]:
+    """Codec and filter options for the output file (after all inputs). sar: the source's
+    sample aspect ratio (anamorphic video: non-square pixels), kept in the output; a GIF has
+    no such field, so its frames are resampled to square pixels instead."""
+    anamorphic = sar is not None and Fraction(sar) != 1
     if ext == GIF_EXTENSION:
-        graph = "split[a][b];[a]palettegen[p];[b][p]paletteuse"
+        square = f"scale=trunc(iw*{Fraction(sar).numerator}/{Fraction(sar).denominator}/2)*2:ih," \
+                 f"setsar=1," if anamorphic else ""
+        graph = f"{square}split[a][b];[a]palettegen[p];[b][p]paletteuse"
         return ["-filter_complex", f"[0:v]{graph}[v]", "-map", "[v]", "-loop", "0", "-f", "gif"]
     chain = _even_filter(width, height) + TO_YUV
+    if anamorphic:
+        chain.append(f"setsar={Fraction(sar).numerator}/{Fraction(sar).denominator}")
     args = ["-map", "0:v:0", "-vf", ",".join(chain), "-c:v", "libx264", "-preset", X264_PRESET,
             "-crf", str(crf), "-pix_fmt", "yuv420p"]
     if has_sound:
@@ -142,7 +149,8 @@ def _move_into_place(tmp: TempFile, out: Path) -> Path:
 def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fps: Fraction,
                  n_frames: int, start_number: int = 0, crf: int = DEFAULT_CRF,
                  audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
-                 audio_duration: float | None = None, comment: str | None = None) -> Path:
+                 audio_duration: float | None = None, comment: str | None = None,
+                 sar: Fraction | None = None) -> Path:
     """Encode frames_dir/frame_%05d.png, indices [start_number, start_number + n_frames), to output.
 
     output: .mp4/.m4v/.mov/.mkv (H.264 + AAC) or .gif, chosen by extension. fps: exact
@@ -151,7 +159,8 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     stream is muxed in, trimmed to [audio_start, audio_start + audio_duration] seconds;
     defaults: the time of frame start_number and the length of the frames. A source
     without audio gives a silent video, not an error; GIF ignores audio. comment: the
-    container's comment tag (mp4/mov/mkv), read back by probe_video.
+    container's comment tag (mp4/mov/mkv), read back by probe_video. sar: the sample aspect
+    ratio of the frames (an anamorphic source's), kept so the clip displays as the source did.
     Returns the output Path. EncoderError (ffmpeg failed; `detail` has its command and
     stderr), OutputError (bad extension, missing or unwritable folder).
     """
@@ -169,7 +178,7 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     cmd = _ffmpeg.base_cmd("error") + [
         "-y", "-framerate", f"{fps.numerator}/{fps.denominator}", "-start_number", str(start_number),
         "-i", _ffmpeg.pattern_arg(frames_dir, FRAME_PATTERN), *audio, "-frames:v", str(n_frames),
-        *_output_args(ext, width, height, crf, bool(audio)),
+        *_output_args(ext, width, height, crf, bool(audio), sar),
         *(["-metadata", f"comment={comment}"] if comment and ext != GIF_EXTENSION else []), _ffmpeg.path_arg(tmp.path)]
     return _run_encoder(cmd, tmp, out)
 

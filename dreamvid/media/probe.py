@@ -47,6 +47,7 @@ class VideoInfo:
     start_offset: float = 0.0  # s, first video timestamp after the container's start
     demuxer: str = ""  # ffmpeg's container name: "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", ...
     comment: str = ""  # the container's comment tag (dreamvid writes what a render was made from)
+    sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio as displayed: != 1 for anamorphic video
 
 
 @dataclass
@@ -61,6 +62,7 @@ class _Stream:
     tbr: str | None = None
     rotation: float = 0.0
     attached_pic: bool = False
+    sar: Fraction = Fraction(1)
 
 
 @dataclass
@@ -149,7 +151,7 @@ def _make_info(p: Path, header: _Header, video: _Stream, stamps: list[int | None
         duration=float(n_frames / fps), has_audio=any(s.kind == "Audio" for s in header.streams),
         rotation=rotation, codec=video.codec, variable_fps=variable, stream_index=video.index,
         start_offset=max(0.0, float(pts[0] * tb)) if pts else 0.0, demuxer=header.demuxer,
-        comment=header.comment,
+        comment=header.comment, sar=video.sar if rotation not in (90, 270) else 1 / video.sar,
     )
 
 
@@ -198,6 +200,8 @@ def _parse_stream(index: int, kind: str, rest: str) -> _Stream:
         if m := re.search(r"([\d.]+k?) tbr", rest):
             s.tbr = m.group(1)
         s.attached_pic = "(attached pic)" in rest
+        if (m := re.search(r"\[SAR (\d+):(\d+) DAR", rest)) and int(m.group(1)) and int(m.group(2)):
+            s.sar = Fraction(int(m.group(1)), int(m.group(2)))
     return s
 
 

@@ -182,7 +182,10 @@ class VideoPlan(engine.Plan):
         else:
             last = work.end  # a source that ended early without an error shortened the range
         audio = _audio_plan(info, self.settings, self.output, self.out_fps)
-        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep,
+        if info.sar != 1 and media.output_kind(self.output) == "frames":
+            log.warning("%s has non-square pixels (sample aspect %s); PNG frames cannot say so: show them %s "
+                        "times as wide", info.path.name, info.sar, float(info.sar))
+        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep, sar=info.sar,
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
         if self.truncated is not None:

@@ -279,7 +279,8 @@ class WorkFolder:
 
     def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18,
                audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
-               audio_duration: float | None = None, end: int | None = None, keep: bool = False) -> Path:
+               audio_duration: float | None = None, end: int | None = None, keep: bool = False,
+               sar: Fraction | None = None) -> Path:
         """Encode frames [start, end) into `output` and remove the folder unless `keep`.
 
         output: .mp4/.m4v/.mov/.mkv (H.264, plus `audio_source`'s audio trimmed to
@@ -300,7 +301,7 @@ class WorkFolder:
         else:
             media.encode_video(self.path, out, fps=Fraction(fps), n_frames=n, start_number=self.start, crf=crf,
                                audio_source=audio_source, audio_start=audio_start, audio_duration=audio_duration,
-                               comment=render_comment(self.manifest, self.start, n))
+                               comment=render_comment(self.manifest, self.start, n), sar=sar)
         if keep:
             self.manifest["output"] = str(out)
             self._save()
@@ -351,6 +352,9 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
     try:
         path.mkdir(exist_ok=True)
     except FileNotFoundError:
+        if path.parent.is_dir():  # /proc, a read-only mount: the parent is there but takes nothing new
+            raise OutputError(f"cannot create the work folder {path}: {path.parent} does not take new folders",
+                              hint="choose another --work-dir") from None
         raise OutputError(f"cannot create the work folder {path}: its parent folder does not exist",
                           hint="create it, or choose another --work-dir") from None
     except OSError as e:
