@@ -278,6 +278,8 @@ def _expression(value: Any, key: str) -> bool:
 def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
     """Return `t` (checkpoints as a tuple) if every value is in range, else SettingsError."""
     if t.checkpoints is not None:
+        _check(isinstance(t.checkpoints, (list, tuple)), "checkpoints", t.checkpoints,
+               "must be a list of iteration counts", "e.g. checkpoints = [40, 80, 120]")
         _check(t.every is None, "checkpoints", list(t.checkpoints), "and every cannot both be given",
                "--checkpoints renders each count anew; --every K samples one run")
         values = tuple(t.checkpoints)
@@ -311,6 +313,10 @@ def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
 
 
 def validate_sweep(s: SweepSettings) -> SweepSettings:
+    ok = isinstance(s.vary, (list, tuple)) and all(
+        isinstance(a, (list, tuple)) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], (list, tuple))
+        for a in s.vary)
+    _check(ok, "vary", s.vary, "must be axes of values", "in a preset: [sweep.vary] step = [0.01, 0.03]")
     _int_in(s.cell_size, "cell_size", 16, 1 << 14)
     _check(s.save_cells is None or isinstance(s.save_cells, str), "save_cells", s.save_cells,
            "must be a folder name", None)

@@ -95,12 +95,22 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
         require_image_output(out)  # -o x.gif: refused now, not after the dream
         # A batch's missing photo is reported (and skipped) when its turn comes.
         jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() else out))
+    inputs = {_key(photo): photo for photo, _ in jobs}
+    for photo, out in jobs:  # a.png a.dream.png: a.png's result would overwrite the second input
+        if _key(out) in inputs and _key(out) != _key(photo):
+            raise OutputError(f"the result of {photo} would be written to {out}, which is also a photo of this batch",
+                              hint="dream into another folder with -o DIR, or leave the earlier result out")
     clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]
     if clash:
         names = [str(photo) for photo, out in jobs if out == clash[0]]
         raise OutputError(f"{' and '.join(names)} would both be written to {clash[0]}",
                           hint="dream them into different folders, or rename one")
     return jobs, batch
+
+
+def _key(path: Path) -> str:
+    """What makes two paths the same file (resolved, case kept)."""
+    return str(Path(path).expanduser().resolve())
 
 
 def _make_folder(folder: Path) -> Path:
