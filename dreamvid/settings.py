@@ -23,6 +23,7 @@ FLOW_METHODS = ("dis", "farneback", "none")
 FLOW_QUALITIES = ("ultrafast", "fast", "medium")
 PRECISIONS = ("float32", "mixed")
 INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
+EDGES = ("inpaint", "reflect")  # how a zoom fills the border it uncovers (render/zoom.py move)
 DEFAULT_CRF = 18  # x264 quality that looks lossless
 DEFAULT_CELL_SIZE = 384  # px; longest side of a picture in a contact sheet or grid
 MAX_FPS = 1000  # frames per second; more is a typo
@@ -86,6 +87,7 @@ class ZoomSettings:
     duration: float | None = None  # s; None: the keyframes' last time, else DEFAULT_ZOOM_DURATION
     frames: int | None = None  # length in frames, instead of duration
     interpolation: str = "lanczos"  # warp kernel: sharpest of cv2's; blur must not compound frame after frame
+    edges: str = "inpaint"  # what fills a border that zoom-out, rotation or pan uncovers: inpaint | reflect
     color_hold: float = 0.5  # fraction of the colour gap to frame 0 closed per frame: 0 free (rainbow) .. 1 locked
 
 
@@ -258,6 +260,8 @@ def validate_zoom(z: ZoomSettings) -> ZoomSettings:
            "give --duration in seconds or --frames, not both")
     _check(z.interpolation in INTERPOLATIONS, "interpolation", z.interpolation,
            f"must be one of {', '.join(INTERPOLATIONS)}", None)
+    _check(z.edges in EDGES, "edges", z.edges, f"must be one of {', '.join(EDGES)}",
+           "inpaint grows the uncovered border from the picture; reflect mirrors it")
     _finite(z.color_hold, "color_hold")
     _check(0.0 <= z.color_hold <= 1.0, "color_hold", z.color_hold, "must be between 0 and 1",
            "0 lets colours drift, 1 holds frame 0's palette; 0.5 is the default")

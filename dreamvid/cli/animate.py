@@ -114,6 +114,9 @@ def zoom(
                            type_=Optional[int], panel=FRAME_PANEL) = None,
     interpolation: _opt("--interpolation", help="Warp kernel: lanczos (default, sharpest), cubic, linear, "
                         "nearest.", type_=Optional[str], panel=FRAME_PANEL) = None,
+    edges: _opt("--edges", help="What fills the border a zoom-out, rotation or pan uncovers: inpaint (default: "
+                "grown from the picture, then dreamed) or reflect (mirrored).", type_=Optional[str],
+                panel=FRAME_PANEL) = None,
     color_hold: _opt("--color-hold", "--colour-hold", help="0..1: how firmly colours are held to the first "
                      "frame's (0 lets them run to a saturated rainbow; default 0.5).", panel=FRAME_PANEL) = None,
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
@@ -134,7 +137,8 @@ def zoom(
     output = output or _beside(source, "zoom", ".mp4" if not preview else ".preview.mp4")
     motion = {"zoom": parse_value(zoom_), "rotate": parse_value(rotate), "pan": parse_pair(pan, "--pan", "12,-4"),
               "center": parse_pair(center, "--center", "0.5,0.4"), "duration": duration, "frames": frames, "fps": fps,
-              "interpolation": interpolation, "color_hold": color_hold, "frame_iterations": frame_iterations,
+              "interpolation": interpolation, "edges": edges, "color_hold": color_hold,
+              "frame_iterations": frame_iterations,
               "frame_num_octave": frame_num_octave, "crf": crf}
     if dry_run:
         rows = zooming.zoom_schedule(source, preset=preset, keyframes=keyframes, audio=audio, **dream_flags(dream),

@@ -52,6 +52,7 @@ log = logging.getLogger("dreamvid")
 
 DEFAULT_DURATION = 10.0  # s, when neither a duration, a frame count nor keyframes say
 ALGORITHM = 1  # bump when the same settings would give different frames (invalidates resumes)
+INPAINT_RADIUS = 5  # px; how far inpainting looks for the colours it grows into an uncovered border
 RANGE_KEYS = ("duration", "frames")  # ZoomSettings fields that set the length, not the frames (causal)
 
 # Dream parameters a keyframe may set, with their types (trajectory.parse_keyframes).
@@ -238,10 +239,41 @@ def _check_signs(plan: ZoomPath) -> None:
 
 # ---- one frame ----------------------------------------------------------------------------------
 
-def move(previous: np.ndarray, m: np.ndarray, interpolation: str = "lanczos") -> np.ndarray:
-    """Frame i's start: the previous frame (H, W, 3) uint8 moved by forward affine m -> float32 0..255."""
+def move(previous: np.ndarray, m: np.ndarray, interpolation: str = "lanczos", edges: str = "reflect") -> np.ndarray:
+    """Frame i's start: the previous frame (H, W, 3) uint8 moved by forward affine m -> float32 0..255.
+
+    edges: what fills the border a zoom-out, rotation or pan uncovers. "reflect" mirrors the
+    picture (a fresh mirror band every frame: over seconds the border turns kaleidoscopic);
+    "inpaint" grows the band from its surroundings (OpenCV's Telea inpainting, a few px a
+    frame), which the dream then fills with its own detail: no mirror seams, no stripes."""
     moved = apply(previous.astype(np.float32), m, interpolation)
-    return np.clip(moved, 0.0, 255.0, out=moved)  # Lanczos rings slightly past the range at hard edges
+    np.clip(moved, 0.0, 255.0, out=moved)  # Lanczos rings slightly past the range at hard edges
+    if edges == "inpaint":
+        moved = _inpaint_uncovered(moved, m)
+    return moved
+
+
+def uncovered(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels of the next frame that forward affine m brings from outside the
+    previous one (plus a 1-px rim the resampling kernel smears), size = (width, height)."""
+    import cv2
+
+    w, h = size
+    inside = cv2.warpAffine(np.ones((h, w), np.uint8), np.asarray(m, np.float64), (w, h), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.dilate((inside == 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _inpaint_uncovered(moved: np.ndarray, m: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = moved.shape[:2]
+    mask = uncovered(m, (w, h))
+    if not mask.any():
+        return moved
+    filled = cv2.inpaint(np.rint(moved).astype(np.uint8), mask.astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    moved[mask] = filled[mask]
+    return moved
 
 
 def lab_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -304,7 +336,7 @@ class Frames:
             if frame0 is None:
                 raise ValueError("frame 0 is needed as the colour reference")
             self.reference = lab_stats(frame0)
-        start = move(previous, self.plan.trajectory.affine(i), self.plan.zoom.interpolation)
+        start = move(previous, self.plan.trajectory.affine(i), self.plan.zoom.interpolation, self.plan.zoom.edges)
         dreamed = self.dreamer.dream(start, s, frame=i)
         return to_uint8(hold_colors(dreamed, self.reference, self.plan.zoom.color_hold))
 
