@@ -51,3 +51,87 @@ def measure(quick: bool = False) -> dict:
     return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
             "seconds": round(seconds, 3), "imported": imported, "target_s": TARGET_S,
             "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras")}
+
+
+# ---- issue 12: where a fresh process's time goes before the first step, and the whole command ----
+
+BREAKDOWN = """
+import json, time
+t0 = time.perf_counter()
+marks = {}
+def mark(name):
+    marks[name] = round(time.perf_counter() - t0 - sum(marks.values()), 3)
+from dreamvid.models import setup_tensorflow
+setup_tensorflow()
+import keras
+from dreamvid import dream, models, presets
+mark("import")
+s = presets.resolve("classic").dream
+trunk = models.load_trunk(s.model, s.weights)
+mark("build_and_weights")
+d = dream.get_dreamer(s)
+mark("tap_calibrate_fold")
+import numpy as np, tensorflow as tf
+x = tf.constant(np.zeros((365, 365, 3), np.float32))
+args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.constant([0, 365]), tf.constant([0, 365]))
+d._ascent_step(*args)[0].numpy()
+mark("trace_and_first_step")
+d._ascent_step(*args)[0].numpy()
+mark("second_step")
+print(json.dumps({"marks": marks, "model_ready_and_traced_s": round(sum(v for k, v in marks.items()
+      if k in ("build_and_weights", "tap_calibrate_fold", "trace_and_first_step")), 3)}))
+"""
+
+# The Keras example's structure as a whole script: load the network, tap it, one plain
+# tf.function retraced per octave shape, the same loss and octaves (bench/references.py).
+KERAS_SCRIPT = """
+import json, time, sys
+t0 = time.perf_counter()
+from dreamvid.models import setup_tensorflow
+setup_tensorflow()
+import keras, numpy as np, cv2
+from dreamvid import models, presets
+from dreamvid.dream import fit_max_size, to_uint8
+from bench import references
+s = presets.resolve("classic").dream
+trunk = models.load_trunk(s.model)
+spec = models.get_spec(s.model)
+layers = spec.default_layers
+features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers])
+model = models.calibrated(models.DreamModel(s.model, layers, features, spec.preprocessing, spec.min_size))
+image = fit_max_size(cv2.imread(sys.argv[1])[..., ::-1].astype(np.float32), 512)
+out = references.dream(references.keras_example_step(model), image, s)
+cv2.imwrite(sys.argv[2], to_uint8(out)[..., ::-1])
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+
+def breakdown(runs: int = 3) -> dict:
+    """Median seconds per phase of a fresh process (import, build, tap+calibrate+fold, trace+first step)."""
+    results = [common.run_child(BREAKDOWN) for _ in range(runs)]
+    phases = {k: common.median([r["marks"][k] for r in results]) for k in results[0]["marks"]}
+    ready = common.median([r["model_ready_and_traced_s"] for r in results])
+    return {"phases_s": {k: round(v, 3) for k, v in phases.items()}, "model_ready_and_traced_s": round(ready, 3),
+            "target_s": 1.0, "runs": runs}
+
+
+def whole_process(rounds: int = 3) -> dict:
+    """`dreamvid image astronaut.jpg -p classic --max-size 512` against KERAS_SCRIPT, each a fresh
+    process, alternated; wall seconds, medians."""
+    import tempfile
+
+    image = common.ROOT / "samples" / "astronaut.jpg"
+    cli = [sys.executable, "-m", "dreamvid", "-q", "image", str(image), "-p", "classic", "--max-size", "512"]
+    times: dict[str, list[float]] = {"dreamvid": [], "keras_example_script": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            t = time.perf_counter()
+            subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT)
+            times["dreamvid"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png"], check=True,
+                           capture_output=True, cwd=common.ROOT)
+            times["keras_example_script"].append(time.perf_counter() - t)
+    med = {k: common.median(v) for k, v in times.items()}
+    return {"seconds": {k: round(v, 2) for k, v in med.items()},
+            "speedup": round(med["keras_example_script"] / med["dreamvid"], 2), "target": 1.3, "rounds": rounds}
