@@ -1,4 +1,5 @@
-"""Item 5: time to `dreamvid --help`, and proof that TensorFlow is not imported for it.
+"""Item 5: time to `dreamvid --help`, and proof that TensorFlow is not imported for it; where a
+fresh process's time goes before the first step; the whole `classic` command against a script.
 
 Wall time of the installed console script (a fresh process each time, as a user runs it),
 median of a few runs; then the same command in-process with a check of sys.modules.
@@ -6,6 +7,7 @@ median of a few runs; then the same command in-process with a check of sys.modul
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,7 +52,8 @@ def measure(quick: bool = False) -> dict:
     seconds = common.median(times)
     return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
             "seconds": round(seconds, 3), "imported": imported, "target_s": TARGET_S,
-            "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras")}
+            "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras"),
+            "breakdown": breakdown(2 if quick else 3), "whole_process": whole_process(2 if quick else 3)}
 
 
 # ---- issue 12: where a fresh process's time goes before the first step, and the whole command ----
@@ -67,20 +70,22 @@ import keras
 from dreamvid import dream, models, presets
 mark("import")
 s = presets.resolve("classic").dream
-trunk = models.load_trunk(s.model, s.weights)
-mark("build_and_weights")
+models.load(s.model, s.layers, s.weights)
+mark("network_ready")  # built, weights read, tapped, calibrated, folded (or all of it from the cache)
 d = dream.get_dreamer(s)
-mark("tap_calibrate_fold")
+mark("dreamer_and_precision")  # precision auto (cached after the first run) and the Dreamer
 import numpy as np, tensorflow as tf
 x = tf.constant(np.zeros((365, 365, 3), np.float32))
 args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.constant([0, 365]), tf.constant([0, 365]))
+d._ascent_step.get_concrete_function(*args)
+mark("trace")
 d._ascent_step(*args)[0].numpy()
-mark("trace_and_first_step")
+mark("first_step")
 d._ascent_step(*args)[0].numpy()
 mark("second_step")
-print(json.dumps({"marks": marks, "model_ready_and_traced_s": round(sum(v for k, v in marks.items()
-      if k in ("build_and_weights", "tap_calibrate_fold", "trace_and_first_step")), 3)}))
+print(json.dumps({"marks": marks}))
 """
+READY = ("network_ready", "dreamer_and_precision", "trace", "first_step")  # "model ready and traced"
 
 # The Keras example's structure as a whole script: load the network, tap it, one plain
 # tf.function retraced per octave shape, the same loss and octaves (bench/references.py).
@@ -107,12 +112,19 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 
 
 def breakdown(runs: int = 3) -> dict:
-    """Median seconds per phase of a fresh process (import, build, tap+calibrate+fold, trace+first step)."""
-    results = [common.run_child(BREAKDOWN) for _ in range(runs)]
-    phases = {k: common.median([r["marks"][k] for r in results]) for k in results[0]["marks"]}
-    ready = common.median([r["model_ready_and_traced_s"] for r in results])
-    return {"phases_s": {k: round(v, 3) for k, v in phases.items()}, "model_ready_and_traced_s": round(ready, 3),
-            "target_s": 1.0, "runs": runs}
+    """Median seconds per phase of a fresh process, without the network cache (as before issue
+    12) and with it warm (each process of a round alternated)."""
+    out = {}
+    common.run_child(BREAKDOWN, env={"DREAMVID_NETWORK_CACHE": "1"})  # warm the caches (and time auto once)
+    results: dict[str, list] = {"no_cache": [], "cache_warm": []}
+    for _ in range(runs):
+        for label, flag in (("no_cache", "0"), ("cache_warm", "1")):
+            results[label].append(common.run_child(BREAKDOWN, env={"DREAMVID_NETWORK_CACHE": flag})["marks"])
+    for label, marks in results.items():
+        phases = {k: round(common.median([m[k] for m in marks]), 3) for k in marks[0]}
+        ready = common.median([sum(m[k] for k in READY) for m in marks])
+        out[label] = {"phases_s": phases, "model_ready_and_traced_s": round(ready, 3)}
+    return {**out, "target_s": 1.0, "runs": runs}
 
 
 def whole_process(rounds: int = 3) -> dict:
@@ -123,10 +135,12 @@ def whole_process(rounds: int = 3) -> dict:
     image = common.ROOT / "samples" / "astronaut.jpg"
     cli = [sys.executable, "-m", "dreamvid", "-q", "image", str(image), "-p", "classic", "--max-size", "512"]
     times: dict[str, list[float]] = {"dreamvid": [], "keras_example_script": []}
+    env = {**os.environ, "DREAMVID_NETWORK_CACHE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT, env=env)
         for _ in range(rounds):
             t = time.perf_counter()
-            subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT)
+            subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT, env=env)
             times["dreamvid"].append(time.perf_counter() - t)
             t = time.perf_counter()
             subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png"], check=True,

@@ -31,6 +31,7 @@ import time
 from typing import Any, Callable
 
 from . import __version__, cache
+from .errors import DreamvidError
 from .settings import DreamSettings, Layers
 
 log = logging.getLogger("dreamvid")
@@ -129,6 +130,8 @@ def choose(model: str, layers: Layers, weights: str | None, *, size: tuple[int, 
         return Choice(entry["precision"], _why(entry["seconds"], report), entry["seconds"], cached=True)
     try:
         seconds = _interleaved(timer or functools.partial(time_step, model, layers, weights))
+    except DreamvidError:  # an unknown model or layer is the user's error, not the timing's
+        raise
     except Exception as e:  # noqa: BLE001 - the timing is an optimisation: float32 always works
         return Choice("float32", f"could not time the precisions ({type(e).__name__}: {str(e)[:120]}): float32")
     _store(key, {"precision": decide(seconds), "seconds": seconds, **network_id(model, layers, weights),
@@ -191,7 +194,9 @@ def resolve(s: DreamSettings, size: tuple[int, int] | None = None) -> DreamSetti
     memo_key = (s.model, tuple(s.layers), s.weights, small)
     if memo_key not in _memo:
         _memo[memo_key] = c = choose(s.model, tuple(s.layers), s.weights, size=size)
-        log.info("precision auto for %s: %s%s", s.model, c.reason, " (cached)" if c.cached else "")
+        # a new measurement is worth a line (it took seconds, once); the rest shows with --verbose
+        log.log(logging.INFO if c.seconds and not c.cached else logging.DEBUG, "precision auto for %s: %s%s",
+                s.model, c.reason, " (measured once, cached)" if c.seconds and not c.cached else "")
     return dataclasses.replace(s, precision=_memo[memo_key].precision)
 
 
