@@ -94,8 +94,20 @@ def extras() -> dict[str, bool]:
     return {name: all(importlib.util.find_spec(m) is not None for m in mods) for name, mods in EXTRAS.items()}
 
 
+def precision_auto() -> dict[str, Any]:
+    """What `--precision auto` chose for the default model here (from its cache; nothing is timed)."""
+    from . import precision
+    from .settings import DEFAULT_MODEL
+
+    try:
+        c = precision.cached_choice(DEFAULT_MODEL)
+    except Exception as e:  # noqa: BLE001 - a broken TensorFlow is reported by tensorflow() already
+        return {"model": DEFAULT_MODEL, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
+    return {"model": DEFAULT_MODEL, **(c.as_dict() if c else {"precision": None, "reason": "not measured yet"})}
+
+
 def report() -> dict[str, Any]:
     """Everything above, as one JSON-able dict."""
     return {"dreamvid": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu": cpu(), "tensorflow": tensorflow(), "models": model_cache(), "ffmpeg": ffmpeg(),
-            "extras": extras()}
+            "cpu": cpu(), "tensorflow": tensorflow(), "precision_auto": precision_auto(), "models": model_cache(),
+            "ffmpeg": ffmpeg(), "extras": extras()}

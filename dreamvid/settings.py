@@ -21,7 +21,7 @@ MIN_TILE = 64  # px; smaller tiles give the network too little context to dream 
 MAX_TILE_BATCH = 64  # tiles per network call, at most (a 4K image in 512-px tiles is 40)
 FLOW_METHODS = ("dis", "farneback", "none")
 FLOW_QUALITIES = ("ultrafast", "fast", "medium")
-PRECISIONS = ("float32", "mixed")
+PRECISIONS = ("auto", "float32", "mixed")
 INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
 EDGES = ("inpaint", "reflect")  # how a zoom fills the border it uncovers (render/zoom.py move)
 DEFAULT_CRF = 18  # x264 quality that looks lossless
@@ -52,7 +52,7 @@ class DreamSettings:
     seed: int = 0  # seeds the jitter; frame index is mixed in for video
     max_size: int | None = None  # px; downscale so the longest side is at most this (None: keep size)
     weights: str | None = None  # a local weights file for a downloadable model, instead of fetching it
-    precision: str = "float32"  # "mixed": float16/bfloat16 compute on GPU, float32 image
+    precision: str = "auto"  # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (precision.py)
 
     def layer_dict(self) -> dict[str, float]:
         return dict(self.layers)

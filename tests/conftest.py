@@ -233,3 +233,17 @@ def photo(tmp_path) -> Path:
     path = tmp_path / "photo.png"
     cv2.imwrite(str(path), img)
     return path
+
+
+# ---- dreamvid's cache folder (precision.json, networks/): never the user's own --------------
+
+@pytest.fixture(autouse=True, scope="session")
+def _dreamvid_cache_dir(tmp_path_factory):
+    """DREAMVID_CACHE_DIR at a session-wide temporary folder (dreamvid/cache.py)."""
+    old = os.environ.get("DREAMVID_CACHE_DIR")
+    os.environ["DREAMVID_CACHE_DIR"] = str(tmp_path_factory.mktemp("dreamvid-cache"))
+    yield
+    if old is None:
+        os.environ.pop("DREAMVID_CACHE_DIR", None)
+    else:
+        os.environ["DREAMVID_CACHE_DIR"] = old

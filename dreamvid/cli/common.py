@@ -102,8 +102,9 @@ DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
     ("seed", ("--seed",), Optional[int], "Random seed of the jitter.", "0..4294967295"),
     ("max_size", ("--max-size",), Optional[int], "Downscale so the longest side is at most this (px).", ">= 32"),
     ("weights", ("--weights",), Optional[str], "Local weights file for a downloadable model.", ""),
-    ("precision", ("--precision",), Optional[str], "float32, or mixed (float16 compute on a GPU, bfloat16 on a "
-     "CPU).", "float32|mixed"),
+    ("precision", ("--precision",), Optional[str], "auto (the faster of the two on this machine and network, "
+     "measured once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a CPU).",
+     "auto|float32|mixed"),
 ]
 
 

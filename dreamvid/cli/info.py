@@ -124,6 +124,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print the repor
         ("TensorFlow", tf.get("error") or f"{tf['version']}, oneDNN {'on' if tf['onednn'] else 'off'}, "
                                          f"{'CUDA build' if tf['cuda_build'] else 'CPU build'}"),
         ("GPUs", gpus),
+        ("precision auto", _auto_line(r["precision_auto"])),
         ("model cache", f"{m['keras_cache']} ({len(m['cached_files'])} files; ready: "
                         f"{', '.join(m['downloadable_ready']) or 'no downloaded model'})"),
         ("bundled weights", "; ".join(f"{k}: {v}" for k, v in m["bundled"].items())),
@@ -134,3 +135,11 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print the repor
     for k, v in rows:
         table.add_row(k, v)
     _print(table)
+
+
+def _auto_line(a: dict) -> str:
+    if a.get("error"):
+        return a["error"]
+    if a.get("precision") is None:
+        return f"{a['model']}: not measured yet (the first dream with --precision auto measures it)"
+    return f"{a['model']}: {a['precision']} ({a['reason']})"

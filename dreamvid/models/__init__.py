@@ -110,12 +110,16 @@ def dtype_policy(precision: str) -> str | None:
         return None
     if precision in MIXED_POLICIES:
         return precision
-    if precision != "mixed":
+    if precision != "mixed":  # "auto" is resolved before this (precision.resolve, by dream.get_dreamer)
         raise ModelError(f"unknown precision {precision!r}; use float32 or mixed")
     if gpu_available():
         return "mixed_float16"
-    log.warning("precision mixed without a GPU computes in bfloat16: close to float32, and on most CPUs "
-                "slower than float32 (it pays off with a GPU, or a CPU with AMX/AVX512-BF16)")
+    from ..doctor import cpu
+    from ..precision import BF16_FLAGS
+
+    if not set(BF16_FLAGS) & set(cpu()["flags"]):
+        log.warning("precision mixed on a CPU without AMX or AVX512-BF16 computes in emulated bfloat16: close "
+                    "to float32 and slower (--precision auto measures what is faster)")
     return "mixed_bfloat16"
 
 
@@ -365,8 +369,8 @@ class DreamModel:
     (raw mean squares differ by four orders of magnitude between VGG and EfficientNet layers).
     The scales are measured in float32 on `features`, so they mean the same at every precision.
 
-    `features` is the tapped network as loaded (its weights are the file's); `network`, when
-    set, is what runs: the same function rewritten for speed (graph.rebuild: batch norms
+    `features` is the tapped network as loaded (its weights are the file's), or when it came
+    from the network cache (netcache.py) its folded rewrite; `network`, when set, is what runs: the same function rewritten for speed (graph.rebuild: batch norms
     folded) and for `precision`. Activations come out float32 either way.
     """
 
@@ -410,16 +414,48 @@ def _load(name: str, layers: Layers, weights: str | None, policy: str = "float32
     setup_tensorflow()
     import keras
 
+    from . import netcache
+
     spec = get_spec(name)
     # Validate names before the (slow) weights load where possible.
     if spec.source != "file":
         layers = resolve_layers(name, layers)
+    key = _network_cache_key(spec, layers, weights)
+    hit = netcache.read(key) if key is not None else None
+    if hit is not None:  # the folded float32 network and its levels, as computed the first time
+        network, scales = hit
+        log.debug("%s: folded network and calibration from the cache", name)
+        return optimised(DreamModel(name, layers, network, spec.preprocessing, spec.min_size, scales), policy)
     trunk = load_trunk(name, weights)
     if spec.source == "file":
         layers = resolve_layers(name, layers, trunk)
     # A functional model holds only the layers its outputs need: this one ends at the deepest tap.
     features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers], name="dream_features")
-    return optimised(calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size)), policy)
+    model = calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size))
+    folded = optimised(model, "float32")
+    key = key or _network_cache_key(spec, layers, weights)  # a downloaded model's file exists now
+    if key is not None:
+        netcache.write(key, folded.network, folded.scales)
+    return folded if policy == "float32" else optimised(model, policy)
+
+
+def _network_cache_key(spec: ModelSpec, layers: Layers, weights: str | None) -> dict | None:
+    """The network cache's key (models/netcache.py), or None where it does not apply."""
+    from . import netcache
+
+    if not netcache.enabled() or spec.source == "file":
+        return None
+    if weights is not None:
+        path = Path(weights)
+    elif spec.source == "bundled":
+        from . import efficientnet_lite, vgg_hed
+
+        path = {"efficientnet_lite0": efficientnet_lite, "vgg16_hed": vgg_hed}[spec.name].bundled_weights_path()
+    else:
+        path = spec.cached_path
+    if path is None or not path.is_file():
+        return None
+    return netcache.key(spec, layers, path)
 
 
 def from_keras(model, layers: Layers, preprocessing: str = "tf", min_size: int = 8,

@@ -160,7 +160,8 @@ class StillsPlan(engine.Plan):
                     raise
                 yield engine.Item(k, None, error=e, info=e.message + (f"\n{e.hint}" if e.hint else ""))
                 continue
-            self.dreamer = self.dreamer or get_dreamer(s)  # model and layer errors surface here
+            # model and layer errors surface here; the first photo's size informs precision "auto"
+            self.dreamer = self.dreamer or get_dreamer(s, size=fit_max_size(rgb, s.max_size).shape[:2])
             label = f"{k + 1}/{len(self.jobs)} {source.name}" if self.batch else source.name
 
             def on_step(p, n=n, label=label, k=k):
