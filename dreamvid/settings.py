@@ -30,6 +30,7 @@ MAX_FPS = 1000  # frames per second; more is a typo
 MIN_FPS = Fraction(1, 10)  # a frame every 10 s; slower is a typo (1e-9 only failed at the encode)
 MAX_ZOOM_FRAMES = 100_000  # ~70 min at 24 fps; more is a typo in --duration or --fps
 MAX_ZOOM_SECONDS = 24 * 3600  # s; checked before the frame count so 1e15 never allocates
+MAX_INTERPOLATE = 16  # frames per dreamed frame with --interpolate; more is a typo
 MAX_SNAPSHOTS = 1000  # timelapse pictures; more is a typo (--every 1 on a long run)
 
 Layers = tuple[tuple[str, float], ...]
@@ -70,7 +71,8 @@ class VideoSettings:
     scene_cuts: bool = True  # reset the chain at hard cuts
     crf: int = DEFAULT_CRF  # x264 quality, 0 (lossless) .. 51
     keep_audio: bool = True
-    fps: str | None = None  # override the source frame rate ("24", "30000/1001")
+    fps: str | None = None  # override the source frame rate ("24", "30000/1001"); with interpolate: the playback rate
+    interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between output frames (smooth, or slow with fps)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class ZoomSettings:
     interpolation: str = "lanczos"  # warp kernel: sharpest of cv2's; blur must not compound frame after frame
     edges: str = "inpaint"  # what fills a border that zoom-out, rotation or pan uncovers: inpaint | reflect
     color_hold: float = 0.5  # fraction of the colour gap to frame 0 closed per frame: 0 free (rainbow) .. 1 locked
+    interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between dreamed frames, played K times faster
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,7 @@ def validate_video(v: VideoSettings) -> VideoSettings:
     if v.frame_num_octave is not None:
         _int_in(v.frame_num_octave, "frame_num_octave", 1, MAX_OCTAVES)
     _int_in(v.crf, "crf", 0, 51)
+    _int_in(v.interpolate, "interpolate", 1, MAX_INTERPOLATE)
     for key in ("scene_cuts", "keep_audio"):
         _check(isinstance(getattr(v, key), bool), key, getattr(v, key), "must be true or false", None)
     if v.fps is not None:
@@ -262,6 +266,7 @@ def validate_zoom(z: ZoomSettings) -> ZoomSettings:
            f"must be one of {', '.join(INTERPOLATIONS)}", None)
     _check(z.edges in EDGES, "edges", z.edges, f"must be one of {', '.join(EDGES)}",
            "inpaint grows the uncovered border from the picture; reflect mirrors it")
+    _int_in(z.interpolate, "interpolate", 1, MAX_INTERPOLATE)
     _finite(z.color_hold, "color_hold")
     _check(0.0 <= z.color_hold <= 1.0, "color_hold", z.color_hold, "must be between 0 and 1",
            "0 lets colours drift, 1 holds frame 0's palette; 0.5 is the default")

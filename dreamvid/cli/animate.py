@@ -114,6 +114,9 @@ def zoom(
                            type_=Optional[int], panel=FRAME_PANEL) = None,
     interpolation: _opt("--interpolation", help="Warp kernel: lanczos (default, sharpest), cubic, linear, "
                         "nearest.", type_=Optional[str], panel=FRAME_PANEL) = None,
+    interpolate: _opt("--interpolate", help="K: write K-1 flow-interpolated frames between dreamed frames, played "
+                      "K times faster (smoother at the same speed; no model, 1..16).", type_=Optional[int],
+                      panel=FRAME_PANEL) = None,
     edges: _opt("--edges", help="What fills the border a zoom-out, rotation or pan uncovers: inpaint (default: "
                 "grown from the picture, then dreamed) or reflect (mirrored).", type_=Optional[str],
                 panel=FRAME_PANEL) = None,
@@ -137,7 +140,7 @@ def zoom(
     output = output or _beside(source, "zoom", ".mp4" if not preview else ".preview.mp4")
     motion = {"zoom": parse_value(zoom_), "rotate": parse_value(rotate), "pan": parse_pair(pan, "--pan", "12,-4"),
               "center": parse_pair(center, "--center", "0.5,0.4"), "duration": duration, "frames": frames, "fps": fps,
-              "interpolation": interpolation, "edges": edges, "color_hold": color_hold,
+              "interpolation": interpolation, "edges": edges, "color_hold": color_hold, "interpolate": interpolate,
               "frame_iterations": frame_iterations,
               "frame_num_octave": frame_num_octave, "crf": crf}
     if dry_run:

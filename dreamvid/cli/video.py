@@ -47,8 +47,12 @@ def video(
                            type_=Optional[bool]) = None,
     start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
     end: _video_opt("--end", help=f"Stop before this frame: {POSITION}.", type_=Optional[str]) = None,
-    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio.",
+    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio. "
+                    "With --interpolate: the playback rate (below the source's x K: slow motion).",
                     type_=Optional[str], panel=OUTPUT_PANEL) = None,
+    interpolate: _video_opt("--interpolate", help="K: write K-1 flow-interpolated frames between output frames "
+                            "(smooth at K x the frame rate, or slow motion with --fps; no model, 1..16).",
+                            type_=Optional[int], panel=OUTPUT_PANEL) = None,
     crf: _video_opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
                     panel=OUTPUT_PANEL) = None,
     keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
@@ -73,7 +77,7 @@ def video(
                                   restart=restart, keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream),
                                   flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
                                   frame_num_octave=frame_num_octave, scene_cuts=scene_cuts, fps=fps, crf=crf,
-                                  keep_audio=keep_audio)
+                                  keep_audio=keep_audio, interpolate=interpolate)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)

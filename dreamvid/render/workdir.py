@@ -84,6 +84,7 @@ log = logging.getLogger("dreamvid")
 FORMAT_VERSION = 2  # of render.json; bump when the meaning of the frames on disk changes
 # 2: one resume key shape for every mode (render/engine.py), per-item notes
 MANIFEST = "render.json"
+INTERPOLATED = "interpolated"  # subfolder of the frames made between frames at finish (--interpolate)
 WORK_SUFFIX = ".dreamvid-work"  # OUT.mp4 -> OUT.mp4.dreamvid-work/ (ignored by .gitignore)
 FRAME_RE = re.compile(r"^frame_(\d{5,})\.png$")  # media.FRAME_PATTERN = "frame_%05d.png"
 TEMP_RE = re.compile(r"^\..*\.dreamvid-tmp.*$")  # media.paths.temp_sibling names
@@ -280,7 +281,7 @@ class WorkFolder:
     def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18,
                audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
                audio_duration: float | None = None, end: int | None = None, keep: bool = False,
-               sar: Fraction | None = None) -> Path:
+               sar: Fraction | None = None, interpolate: int = 1) -> Path:
         """Encode frames [start, end) into `output` and remove the folder unless `keep`.
 
         output: .mp4/.m4v/.mov/.mkv (H.264, plus `audio_source`'s audio trimmed to
@@ -295,11 +296,14 @@ class WorkFolder:
         end = self.end if end is None else end
         n = end - self.start
         out = Path(output).expanduser()
+        frames_dir, start, count = self.path, self.start, n
+        if interpolate > 1:  # the frames between frames go to a folder of their own, numbered from 0
+            frames_dir, start, count = self._interpolated(end, interpolate), 0, (n - 1) * interpolate + 1
         if media.output_kind(out) == "frames":
-            media.write_frames_folder(self.path, out, n_frames=n, start_number=self.start)
+            media.write_frames_folder(frames_dir, out, n_frames=count, start_number=start)
             keep = keep or out.resolve() == self.path.resolve()
         else:
-            media.encode_video(self.path, out, fps=Fraction(fps), n_frames=n, start_number=self.start, crf=crf,
+            media.encode_video(frames_dir, out, fps=Fraction(fps), n_frames=count, start_number=start, crf=crf,
                                audio_source=audio_source, audio_start=audio_start, audio_duration=audio_duration,
                                comment=render_comment(self.manifest, self.start, n), sar=sar)
         if keep:
@@ -310,6 +314,20 @@ class WorkFolder:
             self.remove()
         return out
 
+    def _interpolated(self, end: int, k: int) -> Path:
+        """path/interpolated/frame_%05d.png: the frames [start, end) with k - 1 between each pair."""
+        from .. import media
+        from ..interpolate import interpolated
+
+        folder = self.path / INTERPOLATED
+        if folder.is_dir():
+            _clear(folder)
+        folder.mkdir(exist_ok=True)
+        frames = (self.read(i) for i in range(self.start, end))
+        for j, frame in enumerate(interpolated(frames, k)):
+            media.write_image(media.frame_path(folder, j), frame)
+        return folder
+
     def remove(self) -> None:
         """Delete the manifest, frames and leftovers, then the folder if nothing else is in it.
 
@@ -317,6 +335,9 @@ class WorkFolder:
         other things loses none of them.
         """
         try:
+            _clear(self.path / INTERPOLATED)
+            with contextlib.suppress(OSError):
+                (self.path / INTERPOLATED).rmdir()
             _clear(self.path)
             with contextlib.suppress(OSError):
                 self.path.rmdir()

@@ -53,7 +53,7 @@ log = logging.getLogger("dreamvid")
 DEFAULT_DURATION = 10.0  # s, when neither a duration, a frame count nor keyframes say
 ALGORITHM = 1  # bump when the same settings would give different frames (invalidates resumes)
 INPAINT_RADIUS = 5  # px; how far inpainting looks for the colours it grows into an uncovered border
-RANGE_KEYS = ("duration", "frames")  # ZoomSettings fields that set the length, not the frames (causal)
+RANGE_KEYS = ("duration", "frames", "interpolate")  # ZoomSettings fields that do not change the dreamed frames
 
 # Dream parameters a keyframe may set, with their types (trajectory.parse_keyframes).
 # iterations / num_octave are the per-frame amounts of frames after the first.
@@ -508,10 +508,10 @@ class ZoomPlan(engine.Plan):
             yield engine.Item(i, previous)
 
     def finish(self, ctx: engine.Context) -> engine.Result:
-        sound = self.path.sound
-        ctx.store.finish(self.output, fps=self.fps, crf=self.settings.video.crf, keep=ctx.keep,
+        sound, k = self.path.sound, self.settings.zoom.interpolate
+        ctx.store.finish(self.output, fps=self.fps * k, crf=self.settings.video.crf, keep=ctx.keep, interpolate=k,
                          audio_source=sound.path if sound is not None else None, audio_start=0.0,
                          audio_duration=float(self.end / self.fps))
         write_params(self.output, schedule(self.path))
         return engine.Result(self.output, self.mode, self.end, ctx.rendered, ctx.resumed_from, ctx.elapsed,
-                             ctx.store.path if ctx.keep else None, fps=self.fps, size=self.size)
+                             ctx.store.path if ctx.keep else None, fps=self.fps * k, size=self.size)
