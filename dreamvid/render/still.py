@@ -161,7 +161,7 @@ class StillsPlan(engine.Plan):
                 yield engine.Item(k, None, error=e, info=e.message + (f"\n{e.hint}" if e.hint else ""))
                 continue
             # model and layer errors surface here; the first photo's size informs precision "auto"
-            self.dreamer = self.dreamer or get_dreamer(s, size=fit_max_size(rgb, s.max_size).shape[:2])
+            self.dreamer = self.dreamer or get_dreamer(s, size=rgb.shape[:2])  # rgb is already fit to max_size
             label = f"{k + 1}/{len(self.jobs)} {source.name}" if self.batch else source.name
 
             def on_step(p, n=n, label=label, k=k):
