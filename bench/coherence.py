@@ -72,10 +72,11 @@ def measure_clip(kind: str, folder: Path, settings, n: int, n_ind: int, size=cli
 
 
 def measure(quick: bool = False, kinds=clips.KINDS, frames: int | None = None, independent: int | None = None,
-            long: bool | None = None, folder: Path | None = None) -> dict:
+            long: bool | None = None, folder: Path | None = None, video: dict | None = None,
+            dream: dict | None = None) -> dict:
     from dreamvid import presets
 
-    settings = presets.resolve(PRESET)
+    settings = presets.resolve(PRESET, dream=dream, video=video)
     n = frames or (16 if quick else FRAMES)
     n_ind = INDEPENDENT_FRAMES if independent is None else independent
     rows = []
@@ -135,12 +136,19 @@ def main(argv=None) -> int:
     parser.add_argument("--long", action="store_true", help="also the 300-frame brightness clip")
     parser.add_argument("--keep", type=Path, default=None, help="keep clips and renders in this folder")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a [video] (or dream.KEY) setting of the preset, for ablations")
     args = parser.parse_args(argv)
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
+    video, dream = {}, {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        value = json.loads(value) if value not in ("dis", "farneback", "none", "fast", "medium", "ultrafast") else value
+        (dream if key.startswith("dream.") else video)[key.removeprefix("dream.")] = value
     r = measure(kinds=[k for k in args.kinds.split(",") if k], frames=args.frames, independent=args.independent,
-                long=args.long, folder=args.keep)
+                long=args.long, folder=args.keep, video=video, dream=dream)
     for row in r["rows"]:
         print(f"{row['kind']:10s} {_short(row)}")
     if "long_still" in r:

@@ -42,6 +42,10 @@ def video(
                                  "(they start from the warped previous dream).", type_=Optional[int]) = None,
     frame_num_octave: _video_opt("--frame-num-octave", help="Octaves for frames after the first.",
                                  type_=Optional[int]) = None,
+    temporal_weight: _video_opt("--temporal-weight", help="0..1: how much less re-dreaming a reliably tracked, "
+                                "already dreamed pixel gets (0: as much as new content; steadier toward 1).") = None,
+    strength_hold: _video_opt("--strength-hold", help="0..1: how fully each region keeps its dream strength from "
+                              "frame to frame (0: off; 1: no fading or growing).") = None,
     scene_cuts: _video_opt("--scene-cuts/--no-scene-cuts", help="Restart the dream at hard cuts.",
                            type_=Optional[bool]) = None,
     start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
@@ -68,7 +72,8 @@ def video(
 
     settings = presets.resolve(preset or "video", dream=dream, video={
         "flow": flow, "flow_quality": flow_quality, "blend": blend, "frame_iterations": frame_iterations,
-        "frame_num_octave": frame_num_octave, "scene_cuts": scene_cuts, "fps": fps, "crf": crf,
+        "frame_num_octave": frame_num_octave, "temporal_weight": temporal_weight, "strength_hold": strength_hold,
+        "scene_cuts": scene_cuts, "fps": fps, "crf": crf,
         "keep_audio": keep_audio})
     output = output or default_output(source, ".mp4")
     bar = progress_bar()

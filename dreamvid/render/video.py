@@ -357,16 +357,18 @@ def _render_frames(work, first: int, info, settings: Settings, stats: _Stats,
 def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) -> tuple[np.ndarray, bool]:
     """One step of the chain: (dreamed frame uint8, whether it started from the bare source)."""
     from ..dream import to_uint8
-    from ..flow import propagate
+    from ..temporal import carry, hold
 
+    v = settings.video
     fresh = chain.dream is None or item.motion is None or item.cut
     if fresh:
-        start, s = item.frame.astype(np.float32), settings.dream
-    else:
-        start = propagate(chain.dream, chain.source, item.frame, item.motion, settings.video.blend)
-        s = frame_settings(settings)
+        start, s, c = item.frame.astype(np.float32), settings.dream, None
+    else:  # temporal.py: carry the dream in, dream the frame, hold reliable pixels to what was carried
+        c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0)
+        start, s = c.start, frame_settings(settings)
     try:
-        return to_uint8(dreamer.dream(start, s, frame=item.index)), fresh
+        dreamed = dreamer.dream(start, s, frame=item.index)
+        return to_uint8(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold)), fresh
     except MemoryError:
         raise _out_of_memory(item) from None
     except Exception as e:  # TensorFlow's ResourceExhaustedError, without importing TF here

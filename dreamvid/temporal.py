@@ -1,0 +1,141 @@
+"""Temporal hold: reliable pixels keep the dream they carried in; new pixels are dreamed (issue 8).
+
+Plain propagation (`flow.propagate`, then a few ascent steps on the whole frame) makes every
+frame's dream the sum of what was carried and what those steps added. The steps start from a
+new random jitter each frame, so what they add differs from frame to frame even where
+nothing moves: a still shot shimmers (12x the source's warping error), and the carried part
+must decay (`blend` < 1) or the dream grows without bound. Moving, resampled detail blurs,
+flat regions lose their dream, and a shot's first frame is stronger than the rest.
+
+Here, for frame t, with d = D - S the dream's detail and r the soft reliability of the
+backward flow (`flow.Motion`):
+1. carried = warp(d_{t-1}, backward) with bicubic interpolation (bilinear blurs the
+   detail a little more at every warp, and the blur adds up over a pan);
+   start = S_t + blend * r * carried, as before;
+2. the frame is dreamed from `start` with the per-frame steps: increment inc = dreamed - start;
+3. hold (Ruder et al. 2016 weight the temporal loss by the same certainty r; this is its
+   pixel-space counterpart, applied once after the steps, outside the network gradient):
+   d_t = blend * r * carried + (1 - temporal_weight * r) * inc,
+   so a reliable pixel gets only (1 - temporal_weight) of the re-dreaming and keeps its dream;
+   an occluded or new pixel gets all of it;
+4. strength: the local dream strength L = blur(|d|) is held to a target T, with
+   T = r * warp(L_{t-1}, backward) + (1 - r) * mean(L_{t-1}): a region keeps the strength it had
+   (no growth on a still shot, no fading from blur or from `blend`), and new content is lifted
+   to the frame's mean strength at once instead of starting at the few per-frame steps' worth.
+   d_t *= clip(T / L, 1 / MAX_GAIN, MAX_GAIN) ** strength_hold.
+Everything comes from D_{t-1}, S_{t-1} and S_t, so a resumed render (which re-reads the uint8
+frame t-1 from disk) gives exactly the frames of an uninterrupted one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .flow import Motion, _grid
+
+STRENGTH_SIGMA = 6.0  # px: the scale over which "dream strength" is measured, about one dream pattern
+MAX_GAIN = 3.0  # the most a frame's hold may scale a tracked region's detail up (or 1/3 down)
+MAX_LIFT = 1.5  # per frame, the most new content's dream may be scaled up toward the frame's strength
+# Maturity: carried strength over the frame's mean. Below IMMATURE a region is new (it gets all
+# the per-frame re-dreaming and grows); above MATURE it is held. In a first frame (90 steps)
+# 0-1% of the local strength lies below 0.4 of the mean, 5-13% below 0.6 (bench/clips.py
+# kinds); a region new to the frame after the per-frame steps lies at 0.1-0.25.
+IMMATURE = 0.4
+MATURE = 0.75
+MAX_LEVEL_STEP = 1.05  # per frame, the most the whole frame's detail is scaled to keep its mean strength
+GAIN_PASSES = 2  # where tracked and new content meet, one pass of local gains falls ~20% short; two ~5%
+STRENGTH_FLOOR = 0.25  # levels: below this a region has no dream to scale (flat source, nothing dreamed)
+
+
+@dataclass(frozen=True)
+class Carry:
+    """What frame t takes from frame t-1 (all float32, 0..255 units)."""
+
+    source: np.ndarray  # (H, W, 3) S_t
+    carried: np.ndarray  # (H, W, 3) blend * r * warp(d_{t-1}): the detail the start image gets
+    mature: np.ndarray  # (H, W) in [0, 1]: reliably tracked AND already dreamed (0: new or not yet grown)
+    target: np.ndarray | None  # (H, W) strength T the frame's detail is held to (None: no hold)
+    level: float = 0.0  # mean |D_{t-1} - S_{t-1}|, levels: the frame's strength is held to it
+
+    @property
+    def start(self) -> np.ndarray:
+        """(H, W, 3) float32 0..255: the image the frame's dream starts from."""
+        return np.clip(self.source + self.carried, 0.0, 255.0)
+
+
+def warp_detail(detail: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """detail(x + flow(x)), bicubic (edges replicated): less blur per warp than `flow.warp`."""
+    coords = (_grid(*flow.shape[:2]) + flow).astype(np.float32, copy=False)
+    out = cv2.remap(np.ascontiguousarray(detail), coords, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(detail.shape)
+
+
+def strength_map(detail: np.ndarray) -> np.ndarray:
+    """(H, W) float32: local dream strength, mean |detail| over channels blurred by STRENGTH_SIGMA."""
+    mag = np.abs(detail).mean(axis=2, dtype=np.float32) if detail.ndim == 3 else np.abs(detail)
+    return cv2.GaussianBlur(mag, (0, 0), STRENGTH_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+
+def carry(prev_dream: np.ndarray, prev_source: np.ndarray, cur_source: np.ndarray, motion: Motion,
+          blend: float, *, hold_strength: bool = True) -> Carry:
+    """Step 1 (and the target of step 4) for frame t. Dreams and sources: (H, W, 3) uint8 0..255."""
+    cur = cur_source.astype(np.float32)
+    detail = prev_dream.astype(np.float32) - prev_source.astype(np.float32)
+    r = motion.reliable
+    carried = warp_detail(detail, motion.backward)
+    carried *= (blend * r)[..., None]
+    prev = strength_map(detail)
+    moved = warp_detail(prev, motion.backward)
+    mean = max(float(prev.mean()), STRENGTH_FLOOR)
+    mature = np.clip((moved / mean - IMMATURE) / (MATURE - IMMATURE), 0.0, 1.0) * r
+    # mature content is held to the strength it had at t-1; new and immature content grows
+    # toward the frame's mean strength (dreamed at the full per-frame rate meanwhile)
+    target = mature * moved + (1.0 - mature) * mean if hold_strength else None
+    return Carry(cur, carried, mature.astype(np.float32), target, float(np.abs(detail).mean()))
+
+
+def hold(c: Carry, dreamed: np.ndarray, temporal_weight: float, strength_hold: float) -> np.ndarray:
+    """Steps 3-4: frame t's result, (H, W, 3) float32 0..255, from the dreamed start image."""
+    start = c.start
+    increment = dreamed.astype(np.float32) - start
+    keep = 1.0 - temporal_weight * c.mature
+    detail = (start - c.source) + keep[..., None] * increment
+    if c.target is not None and strength_hold > 0:
+        for _ in range(GAIN_PASSES):
+            detail *= strength_gain(detail, c.target, c.mature, strength_hold)[..., None]
+        # Local holds leave the frame's strength drifting a little (content that restarts from
+        # the source where the flow fails, new content still growing); one scalar, within
+        # MAX_LEVEL_STEP of 1, keeps the frame's mean where the previous frame's was.
+        have = float(np.abs(np.clip(c.source + detail, 0.0, 255.0) - c.source).mean())
+        if have > STRENGTH_FLOOR and c.level > STRENGTH_FLOOR:
+            level_gain = np.clip(c.level / have, 1.0 / MAX_LEVEL_STEP, MAX_LEVEL_STEP) ** strength_hold
+            detail *= np.float32(level_gain)
+    return np.clip(c.source + detail, 0.0, 255.0)
+
+
+def _local_mean(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Normalised convolution: the weight-weighted mean of `values` around each pixel."""
+    num = cv2.GaussianBlur(values * weight, (0, 0), STRENGTH_SIGMA, borderType=cv2.BORDER_REFLECT)
+    den = cv2.GaussianBlur(weight, (0, 0), STRENGTH_SIGMA, borderType=cv2.BORDER_REFLECT)
+    return num / np.maximum(den, 1e-3)
+
+
+def strength_gain(detail: np.ndarray, target: np.ndarray, mature: np.ndarray, rate: float) -> np.ndarray:
+    """(H, W) float32 gain that brings the local strength of `detail` to `target`.
+
+    Tracked (reliable) and new content are measured apart (normalised convolution), so a thin
+    strip of new content at a frame edge is lifted by its own weak strength, not by the mean of
+    its strong neighbours. Tracked content is held within 1/MAX_GAIN..MAX_GAIN; new content,
+    dreamed only by the few per-frame steps, may be lifted up to MAX_LIFT x (never lowered).
+    """
+    mag = np.abs(detail).mean(axis=2, dtype=np.float32)
+    r = mature.astype(np.float32)
+    new = 1.0 - r
+    have_tracked = _local_mean(mag, r)
+    have_new = _local_mean(mag, new)
+    g_tracked = np.where(have_tracked > STRENGTH_FLOOR, target / np.maximum(have_tracked, STRENGTH_FLOOR), 1.0)
+    g_new = np.where(have_new > STRENGTH_FLOOR, target / np.maximum(have_new, STRENGTH_FLOOR), 1.0)
+    gain = r * np.clip(g_tracked, 1.0 / MAX_GAIN, MAX_GAIN) + new * np.clip(g_new, 1.0, MAX_LIFT)
+    return (gain ** rate).astype(np.float32)
