@@ -35,6 +35,7 @@ import numpy as np
 
 from .flow import Motion, _grid
 
+RECALL_FRAMES = 8  # frames: the long-term link, t-1 and t-8 (a region hidden for up to 7 frames gets its dream back)
 STRENGTH_SIGMA = 6.0  # px: the scale over which "dream strength" is measured, about one dream pattern
 MAX_GAIN = 3.0  # the most a frame's hold may scale a tracked region's detail up (or 1/3 down)
 MAX_LIFT = 1.5  # per frame, the most new content's dream may be scaled up toward the frame's strength
@@ -79,17 +80,33 @@ def strength_map(detail: np.ndarray) -> np.ndarray:
 
 
 def carry(prev_dream: np.ndarray, prev_source: np.ndarray, cur_source: np.ndarray, motion: Motion,
-          blend: float, *, hold_strength: bool = True) -> Carry:
-    """Step 1 (and the target of step 4) for frame t. Dreams and sources: (H, W, 3) uint8 0..255."""
+          blend: float, *, hold_strength: bool = True,
+          recall: tuple[np.ndarray, np.ndarray, Motion] | None = None) -> Carry:
+    """Step 1 (and the target of step 4) for frame t. Dreams and sources: (H, W, 3) uint8 0..255.
+
+    recall: (S_{t-k}, D_{t-k}, motion from S_{t-k} to S_t) with k = RECALL_FRAMES, or None.
+    Where frame t-1 cannot be trusted but frame t-k can (a region a passing object hid for a
+    moment), the dream comes back from D_{t-k} (Ruder et al. 2016's long-term links).
+    """
     cur = cur_source.astype(np.float32)
     detail = prev_dream.astype(np.float32) - prev_source.astype(np.float32)
     r = motion.reliable
-    carried = warp_detail(detail, motion.backward)
-    carried *= (blend * r)[..., None]
+    carried = warp_detail(detail, motion.backward) * r[..., None]
     prev = strength_map(detail)
-    moved = warp_detail(prev, motion.backward)
+    moved = warp_detail(prev, motion.backward) * r
+    tracked = r
+    if recall is not None:
+        old_source, old_dream, old_motion = recall
+        back = old_motion.reliable * (1.0 - r)  # only where frame t-1 cannot help
+        if back.max() > 0:
+            old = old_dream.astype(np.float32) - old_source.astype(np.float32)
+            carried += warp_detail(old, old_motion.backward) * back[..., None]
+            moved += warp_detail(strength_map(old), old_motion.backward) * back
+            tracked = r + back
+    carried *= np.float32(blend)
+    moved = moved / np.maximum(tracked, 1e-3)  # the strength the tracked content had, wherever it came from
     mean = max(float(prev.mean()), STRENGTH_FLOOR)
-    mature = np.clip((moved / mean - IMMATURE) / (MATURE - IMMATURE), 0.0, 1.0) * r
+    mature = np.clip((moved / mean - IMMATURE) / (MATURE - IMMATURE), 0.0, 1.0) * tracked
     # mature content is held to the strength it had at t-1; new and immature content grows
     # toward the frame's mean strength (dreamed at the full per-frame rate meanwhile)
     target = mature * moved + (1.0 - mature) * mean if hold_strength else None

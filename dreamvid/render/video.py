@@ -297,14 +297,28 @@ class _Prepared:
     frame: np.ndarray  # (H, W, 3) uint8 RGB source
     motion: object | None  # flow.Motion from the previous source frame, None: no link
     cut: bool  # a scene cut (or the first frame read)
+    recall: object | None = None  # flow.Motion from source frame index - temporal.RECALL_FRAMES, same shot
 
 
 @dataclass
 class _Chain:
-    """What frame t needs from frame t-1: its source and its dream exactly as stored."""
+    """What frame t needs from frame t-1 (its source and its dream exactly as stored) and, for
+    content that reappears (temporal.RECALL_FRAMES), the same of earlier frames of the shot."""
 
     source: np.ndarray | None = None  # (H, W, 3) uint8
     dream: np.ndarray | None = None  # (H, W, 3) uint8
+    earlier: tuple = ()  # ((index, source, dream), ...) of the last RECALL_FRAMES frames of this shot, oldest first
+
+    def advance(self, index: int, source: np.ndarray, dream: np.ndarray, new_shot: bool) -> _Chain:
+        """The chain after frame `index` was dreamed (or, on resume, read back from disk)."""
+        from ..temporal import RECALL_FRAMES
+
+        kept = () if new_shot else self.earlier
+        return _Chain(source, dream, (*kept, (index, source, dream))[-RECALL_FRAMES:])
+
+    def recalled(self, index: int):
+        """(source, dream) of frame `index` if the chain holds it, else None."""
+        return next(((s, d) for i, s, d in self.earlier if i == index), None)
 
 
 def _render_frames(work, first: int, info, settings: Settings, stats: _Stats,
@@ -313,23 +327,26 @@ def _render_frames(work, first: int, info, settings: Settings, stats: _Stats,
     early (the frames that decoded are done), else None."""
     from ..dream import get_dreamer
 
+    from ..temporal import RECALL_FRAMES
+
     dreamer = get_dreamer(settings.dream)
-    chain = _Chain(dream=work.read(first - 1) if first > work.start else None)
-    read_from = first - 1 if chain.dream is not None else first
+    chain = _Chain()
+    # a resume re-reads the frames before `first` (their sources, and their dreams from disk)
+    read_from = max(work.start, first - RECALL_FRAMES) if first > work.start else first
     prefetch = _Prefetch(info, read_from, work.end, settings)
     writer = _Writer(work)
     t0 = time.perf_counter()
     done = first - work.start
     try:
         for item in prefetch:
-            if item.index < first:  # the frame before a resume: only its source is needed
-                chain.source = item.frame
+            if item.index < first:  # a frame before a resume: its dream is on disk
+                chain = chain.advance(item.index, item.frame, work.read(item.index), item.cut)
                 continue
             t1 = time.perf_counter()
             out, restarted = _dream_frame(dreamer, settings, chain, item)
             stats.dream_seconds += time.perf_counter() - t1
             writer.put(item.index, out)
-            chain = _Chain(item.frame, out)
+            chain = chain.advance(item.index, item.frame, out, restarted)
             stats.rendered += 1
             stats.last_index = item.index
             done += 1
@@ -359,12 +376,16 @@ def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) ->
     from ..dream import to_uint8
     from ..temporal import carry, hold
 
+    from ..temporal import RECALL_FRAMES
+
     v = settings.video
     fresh = chain.dream is None or item.motion is None or item.cut
     if fresh:
         start, s, c = item.frame.astype(np.float32), settings.dream, None
     else:  # temporal.py: carry the dream in, dream the frame, hold reliable pixels to what was carried
-        c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0)
+        earlier = chain.recalled(item.index - RECALL_FRAMES) if item.recall is not None else None
+        c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0,
+                  recall=(*earlier, item.recall) if earlier is not None else None)
         start, s = c.start, frame_settings(settings)
     try:
         dreamed = dreamer.dream(start, s, frame=item.index)
@@ -426,8 +447,11 @@ class _Prefetch:
         return False
 
     def _run(self) -> None:
+        from collections import deque
+
         from .. import media
         from ..flow import FlowEstimator, is_scene_cut, motion_between
+        from ..temporal import RECALL_FRAMES
 
         info, first, end, settings = self._args
         v = settings.video
@@ -436,15 +460,22 @@ class _Prefetch:
             reader = media.read_frames(info.path, start=first, end=end, max_size=settings.dream.max_size, info=info)
             try:
                 prev = None
+                shot: deque = deque(maxlen=RECALL_FRAMES)  # (index, source) of this shot's last frames
+                recalls = bool(v.temporal_weight or v.strength_hold)  # temporal.carry uses the long-term link
                 for index, frame in reader:
-                    motion, cut = None, True
+                    motion, cut, recall = None, True, None
                     if prev is not None and estimator is not None:
                         cut = v.scene_cuts and is_scene_cut(prev, frame)
                         if not cut:
                             motion = motion_between(prev, frame, estimator)
                             cut = v.scene_cuts and is_scene_cut(prev, frame, motion=motion)
-                    if not self._put(_Prepared(index, frame, motion, cut)):
+                    if cut or motion is None:
+                        shot.clear()
+                    elif recalls and len(shot) == RECALL_FRAMES and shot[0][0] == index - RECALL_FRAMES:
+                        recall = motion_between(shot[0][1], frame, estimator)
+                    if not self._put(_Prepared(index, frame, motion, cut, recall)):
                         return
+                    shot.append((index, frame))
                     prev = frame
             finally:
                 reader.close()
