@@ -1,8 +1,8 @@
-"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5.
+"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5, and coherence (issue 8).
 
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
-item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup.
-A full run takes about 10 minutes on 2 cores; --quick does fewer repetitions (about 4).
+item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup,
+coherence. A full run takes about 14 minutes on 2 cores; --quick does fewer repetitions (about 6).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup")
+ITEMS = ("steps", "still", "video", "memory", "startup", "coherence")
 
 
 def main(argv=None) -> int:
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import common, memory, report, startup, steps, still, video
+    from . import coherence, common, memory, report, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -63,6 +63,8 @@ def main(argv=None) -> int:
             results["memory"] = memory.measure(args.quick)
         elif item == "startup":
             results["startup"] = startup.measure(args.quick)
+        elif item == "coherence":
+            results["coherence"] = coherence.measure(args.quick)
         print(f"[bench] {item}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     sampler.sample()
     results["load"] = sampler.summary()

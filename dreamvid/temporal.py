@@ -1,4 +1,4 @@
-"""Temporal hold: reliable pixels keep the dream they carried in; new pixels are dreamed (issue 8).
+"""Temporal hold: tracked pixels keep the dream they carried in; new pixels are dreamed (issue 8).
 
 Plain propagation (`flow.propagate`, then a few ascent steps on the whole frame) makes every
 frame's dream the sum of what was carried and what those steps added. The steps start from a
@@ -8,23 +8,31 @@ must decay (`blend` < 1) or the dream grows without bound. Moving, resampled det
 flat regions lose their dream, and a shot's first frame is stronger than the rest.
 
 Here, for frame t, with d = D - S the dream's detail and r the soft reliability of the
-backward flow (`flow.Motion`):
-1. carried = warp(d_{t-1}, backward) with bicubic interpolation (bilinear blurs the
-   detail a little more at every warp, and the blur adds up over a pan);
-   start = S_t + blend * r * carried, as before;
+backward flow (`flow.Motion`; textureless pixels get the filled-in flow there):
+1. carry: c = r * warp(d_{t-1}, backward), bicubic (bilinear blurs the detail a little more
+   at every warp, and the blur adds up over a pan); where frame t-1 cannot be trusted but
+   frame t-RECALL_FRAMES can (something passed in front), c += r_k (1 - r) warp(d_{t-k}, flow_k):
+   the hidden region gets its old dream back (Ruder et al. 2016's long-term links, by
+   per-pixel certainty). start = S_t + blend * c;
 2. the frame is dreamed from `start` with the per-frame steps: increment inc = dreamed - start;
-3. hold (Ruder et al. 2016 weight the temporal loss by the same certainty r; this is its
-   pixel-space counterpart, applied once after the steps, outside the network gradient):
-   d_t = blend * r * carried + (1 - temporal_weight * r) * inc,
-   so a reliable pixel gets only (1 - temporal_weight) of the re-dreaming and keeps its dream;
-   an occluded or new pixel gets all of it;
-4. strength: the local dream strength L = blur(|d|) is held to a target T, with
-   T = r * warp(L_{t-1}, backward) + (1 - r) * mean(L_{t-1}): a region keeps the strength it had
-   (no growth on a still shot, no fading from blur or from `blend`), and new content is lifted
-   to the frame's mean strength at once instead of starting at the few per-frame steps' worth.
-   d_t *= clip(T / L, 1 / MAX_GAIN, MAX_GAIN) ** strength_hold.
-Everything comes from D_{t-1}, S_{t-1} and S_t, so a resumed render (which re-reads the uint8
-frame t-1 from disk) gives exactly the frames of an uninterrupted one.
+3. hold: d_t = blend * c + (1 - temporal_weight * m) * inc, with m the maturity: tracked
+   (r, or r_k for recalled pixels) AND already dreamed (its carried local strength at least
+   MATURE of the frame's mean; none below IMMATURE). A mature pixel gets only
+   (1 - temporal_weight) of the re-dreaming and keeps its dream, so its jitter-driven
+   shimmer is cut by that much; new or not yet grown content gets all of it and matures
+   over a few frames. Ruder et al. weight their temporal loss by the same kind of certainty;
+   this is its pixel-space counterpart, applied once after the steps, outside the network
+   gradient (dream.py is untouched);
+4. strength: the local strength L = blur(|d|) (STRENGTH_SIGMA) is brought to a target
+   T = m * L_carried + (1 - m) * mean(L_{t-1}) by local gains (tracked and new content
+   measured apart; tracked within 1/MAX_GAIN..MAX_GAIN, new lifted by at most MAX_LIFT a
+   pass, never lowered), then one scalar within MAX_LEVEL_STEP brings the frame's mean
+   strength to the previous frame's: no growth on a still shot, no fading from blur, from
+   `blend` or from content the flow loses, and no flash at a shot's first frame, whose
+   strength the following frames keep.
+Everything comes from the frames t-1 and t-k (sources and the uint8 dreams as stored), so a
+resumed render, which reads those back from disk, gives exactly the frames of an
+uninterrupted one. docs/coherence.md has the measurements and the ablations.
 """
 from __future__ import annotations
 
@@ -38,7 +46,7 @@ from .flow import Motion, _grid
 RECALL_FRAMES = 8  # frames: the long-term link, t-1 and t-8 (a region hidden for up to 7 frames gets its dream back)
 STRENGTH_SIGMA = 6.0  # px: the scale over which "dream strength" is measured, about one dream pattern
 MAX_GAIN = 3.0  # the most a frame's hold may scale a tracked region's detail up (or 1/3 down)
-MAX_LIFT = 1.5  # per frame, the most new content's dream may be scaled up toward the frame's strength
+MAX_LIFT = 1.5  # per gain pass (so 2.25x a frame), the most new content's dream is scaled up toward the target
 # Maturity: carried strength over the frame's mean. Below IMMATURE a region is new (it gets all
 # the per-frame re-dreaming and grows); above MATURE it is held. In a first frame (90 steps)
 # 0-1% of the local strength lies below 0.4 of the mean, 5-13% below 0.6 (bench/clips.py
