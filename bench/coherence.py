@@ -76,7 +76,7 @@ def measure(quick: bool = False, kinds=clips.KINDS, frames: int | None = None, i
             dream: dict | None = None) -> dict:
     from dreamvid import presets
 
-    settings = presets.resolve(PRESET, dream=dream, video=video)
+    settings = presets.resolve(PRESET, dream=dream or {}, video=video or {})
     n = frames or (16 if quick else FRAMES)
     n_ind = INDEPENDENT_FRAMES if independent is None else independent
     rows = []
