@@ -252,6 +252,7 @@ FLAT_GRADIENT = 2.0  # levels/px: mean gradient magnitude (smoothed over ~2 px) 
 _FLAT_SIGMA = 2.0  # px
 FILL_SIGMAS = (4.0, 16.0, 48.0)  # px: fill from the nearest scale that has enough reliable pixels
 _FILL_MIN_WEIGHT = 0.2  # of the Gaussian's mass: a scale with less reliable support is skipped
+_FILL_STEP = 4  # px per sample of the fill's blurs
 
 
 def textureless(image: np.ndarray) -> np.ndarray:
@@ -263,15 +264,24 @@ def textureless(image: np.ndarray) -> np.ndarray:
 
 
 def fill_flow(flow: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """(H, W, 2): `flow` smoothly filled in from the pixels where `good` (bool) holds."""
-    w = good.astype(np.float32)
+    """(H, W, 2): `flow` smoothly filled in from the pixels where `good` (bool) holds.
+
+    The blurs run at 1/_FILL_STEP size (the fill is smooth; a 48 px blur at full size would
+    cost more than the flow itself)."""
+    h, w = good.shape
+    small = (max(1, w // _FILL_STEP), max(1, h // _FILL_STEP))
+    weight = cv2.resize(good.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    moved = cv2.resize(flow * good[..., None], small, interpolation=cv2.INTER_AREA)
     out = flow.copy()
     todo = ~good
     for sigma in FILL_SIGMAS:
         if not todo.any():
             break
-        den = cv2.GaussianBlur(w, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-        num = cv2.GaussianBlur(flow * w[..., None], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+        s = sigma / _FILL_STEP
+        den = cv2.resize(cv2.GaussianBlur(weight, (0, 0), s, borderType=cv2.BORDER_REPLICATE), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
+        num = cv2.resize(cv2.GaussianBlur(moved, (0, 0), s, borderType=cv2.BORDER_REPLICATE), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
         take = todo & (den > _FILL_MIN_WEIGHT)
         out[take] = num[take] / den[take][:, None]
         todo &= ~take
