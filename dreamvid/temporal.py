@@ -41,9 +41,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .flow import Motion, _grid, warp
+from .flow import FlowEstimator, Motion, _grid, _soften, mismatched, out_of_frame, warp
 
 RECALL_FRAMES = 8  # frames: the long-term link, t-1 and t-8 (a region hidden for up to 7 frames gets its dream back)
+RECALL_QUALITY = "fast"  # DIS preset of the long-term flow: a fallback, 4x cheaper than "medium" (flow.py)
 STRENGTH_SIGMA = 6.0  # px: the scale over which "dream strength" is measured, about one dream pattern
 SMOOTH_STEP = 3  # strength maps are blurred at 1/3 size (px per sample)
 MAX_GAIN = 3.0  # the most a frame's hold may scale a tracked region's detail up (or 1/3 down)
@@ -139,6 +140,16 @@ def carry(prev_dream: np.ndarray, prev_source: np.ndarray, cur_source: np.ndarra
     return Carry(cur, carried, mature.astype(np.float32), target, float(np.abs(detail).mean()))
 
 
+def recall_motion(old_source: np.ndarray, cur_source: np.ndarray, estimator: FlowEstimator) -> Motion:
+    """The long-term link S_{t-k} -> S_t: the backward flow, and a reliability from the
+    photometric check and the frame edges alone. One flow, not two: the link is only a
+    fallback where frame t-1 failed, and where its flow is wrong the previous source it pulls
+    in does not match S_t, which the photometric check sees (forward flow: None)."""
+    backward = estimator.flow(cur_source, old_source)
+    bad = mismatched(old_source, cur_source, backward) | out_of_frame(backward)
+    return Motion(backward, None, _soften(~bad))
+
+
 def hold(c: Carry, dreamed: np.ndarray, temporal_weight: float, strength_hold: float) -> np.ndarray:
     """Steps 3-4: frame t's result, (H, W, 3) float32 0..255, from the dreamed start image."""
     start = c.start
@@ -158,11 +169,6 @@ def hold(c: Carry, dreamed: np.ndarray, temporal_weight: float, strength_hold: f
     return np.clip(c.source + detail, 0.0, 255.0)
 
 
-def _local_mean(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Normalised convolution: the weight-weighted mean of `values` around each pixel."""
-    return _smooth(values * weight) / np.maximum(_smooth(weight), 1e-3)
-
-
 def strength_gain(detail: np.ndarray, target: np.ndarray, mature: np.ndarray, rate: float) -> np.ndarray:
     """(H, W) float32 gain that brings the local strength of `detail` to `target`.
 
@@ -174,9 +180,12 @@ def strength_gain(detail: np.ndarray, target: np.ndarray, mature: np.ndarray, ra
     mag = _magnitude(detail)
     r = mature.astype(np.float32)
     new = 1.0 - r
-    have_tracked = _local_mean(mag, r)
-    have_new = _local_mean(mag, new)
+    # normalised convolutions, the new-content sums as whole minus tracked (the blur is linear)
+    weight_tracked = _smooth(r)
+    sum_all, sum_tracked = _smooth(mag), _smooth(mag * r)
+    have_tracked = sum_tracked / np.maximum(weight_tracked, 1e-3)
+    have_new = (sum_all - sum_tracked) / np.maximum(1.0 - weight_tracked, 1e-3)
     g_tracked = np.where(have_tracked > STRENGTH_FLOOR, target / np.maximum(have_tracked, STRENGTH_FLOOR), 1.0)
     g_new = np.where(have_new > STRENGTH_FLOOR, target / np.maximum(have_new, STRENGTH_FLOOR), 1.0)
     gain = r * np.clip(g_tracked, 1.0 / MAX_GAIN, MAX_GAIN) + new * np.clip(g_new, 1.0, MAX_LIFT)
-    return (gain ** rate).astype(np.float32)
+    return (gain if rate == 1.0 else gain ** rate).astype(np.float32, copy=False)

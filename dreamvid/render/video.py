@@ -451,11 +451,12 @@ class _Prefetch:
 
         from .. import media
         from ..flow import FlowEstimator, is_scene_cut, motion_between
-        from ..temporal import RECALL_FRAMES
+        from ..temporal import RECALL_FRAMES, RECALL_QUALITY, recall_motion
 
         info, first, end, settings = self._args
         v = settings.video
         estimator = FlowEstimator(v.flow, v.flow_quality) if v.flow != "none" else None
+        recall_estimator = FlowEstimator(v.flow, RECALL_QUALITY) if v.flow != "none" else None
         try:
             reader = media.read_frames(info.path, start=first, end=end, max_size=settings.dream.max_size, info=info)
             try:
@@ -472,7 +473,7 @@ class _Prefetch:
                     if cut or motion is None:
                         shot.clear()
                     elif recalls and len(shot) == RECALL_FRAMES and shot[0][0] == index - RECALL_FRAMES:
-                        recall = motion_between(shot[0][1], frame, estimator)
+                        recall = recall_motion(shot[0][1], frame, recall_estimator)
                     if not self._put(_Prepared(index, frame, motion, cut, recall)):
                         return
                     shot.append((index, frame))
