@@ -7,9 +7,9 @@ committed and tests and the benchmark see exactly the same pixels:
 | kind | what moves | why it is hard |
 |---|---|---|
 | still | nothing; a photo held still with sensor noise | jitter and re-dreaming shimmer where nothing moves |
-| traffic | static camera, textured "cars" crossing a still photo | still regions beside moving ones; occlusion and disocclusion |
-| animated | flat-colour shapes sliding over a flat backdrop (cel animation) | little texture for the flow; large flat areas |
-| pan_zoom | a photo panned 0.6 px and zoomed 0.3% per frame, with noise | sub-pixel motion: resampling blurs carried detail |
+| traffic | static camera, textured "cars" crossing a still photo | still beside moving; occlusion, disocclusion |
+| animated | flat-colour shapes sliding over a flat backdrop (cel) | little texture for the flow; large flat areas |
+| pan_zoom | a photo panned 0.6 px, zoomed 0.3% per frame, noise | sub-pixel motion: resampling blurs carried detail |
 | handheld | small random walk of shift and rotation, with noise | jittery sub-pixel motion in every direction |
 | fast | a photo panned 9 px per frame | large displacements, much new content at an edge |
 | cuts | three different shots (a crop of bikes-cuts.mp4 with its two cuts) | the chain must restart cleanly |

@@ -61,7 +61,8 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         rows_ = c["rows"]
         worst = max(rows_, key=lambda x: x["vs_source"])
         rows.append(("6. coherence, warping error vs source (worst kind)",
-                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kinds", "<= 2x", _mark(hit["vs_source"])))
+                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kinds", "<= 2x",
+                     _mark(hit["vs_source"])))
         ind = [x for x in rows_ if "vs_independent" in x]
         if ind:
             w = max(ind, key=lambda x: x["vs_independent"])

@@ -59,7 +59,7 @@ class VideoSettings:
     blend: float = 0.9  # how much of the propagated dream carries into the next frame, 0..1
     frame_iterations: int | None = None  # iterations per octave after the first frame (None: as DreamSettings)
     frame_num_octave: int | None = None  # octaves after the first frame (None: as DreamSettings)
-    temporal_weight: float = 0.9  # 0..1: how much less re-dreaming a tracked, dreamed pixel gets (0: as much as new ones)
+    temporal_weight: float = 0.9  # 0..1: how much less re-dreaming a tracked, dreamed pixel gets (0: none less)
     strength_hold: float = 1.0  # 0..1: how fully each region keeps its dream strength from frame to frame (0: off)
     scene_cuts: bool = True  # reset the chain at hard cuts
     crf: int = 18  # x264 quality, 0 (lossless) .. 51

@@ -143,7 +143,8 @@ def coherence(
         lt = long["warping_error"][key]
         lt_ratio = lt / long["warping_error"]["source"] if long["warping_error"]["source"] else math.nan
         table.add_row(f"{key}: {Path(path).name}", f"{errors[key] * 1e3:.3f}", f"{ratio:.2f}x",
-                      f"{lt * 1e3:.3f}" if math.isfinite(lt) else "-", f"{lt_ratio:.2f}x" if math.isfinite(lt_ratio) else "-")
+                      f"{lt * 1e3:.3f}" if math.isfinite(lt) else "-",
+                      f"{lt_ratio:.2f}x" if math.isfinite(lt_ratio) else "-")
     s, b = result["strength"], result["brightness"]
     strength = Table(title="Dream strength, mean |output - source| (levels): shots' first frames, later frames; "
                            "brightness offset output - source (range, trend per 100 frames)")

@@ -4,8 +4,10 @@ For each frame t of the range (DESIGN, "Video"):
 1. flows between the SOURCE frames S_{t-1} and S_t (backward and forward, `flow.motion_between`);
 2.-4. the start image is S_t plus the previous dream's detail warped onto frame t, weighted
    by `blend` and by the forward-backward reliability (fresh source where it is occluded or
-   newly in view: `flow.propagate`); it is dreamed with the per-frame iterations and octaves
-   (`frame_iterations`, `frame_num_octave`: it starts half-dreamed already);
+   newly in view, frame t-8's dream where only that one saw it: `temporal.carry`); it is
+   dreamed with the per-frame iterations and octaves (`frame_iterations`, `frame_num_octave`:
+   it starts half-dreamed already), and tracked pixels are held to what they carried, every
+   region to its strength (`temporal.hold`: `temporal_weight`, `strength_hold`);
 5. the first frame, and the first frame after a scene cut, start from S_t and get the full
    DreamSettings, as a still would;
 6. `flow="none"` dreams every frame independently with the full settings (the flickering
@@ -13,7 +15,8 @@ For each frame t of the range (DESIGN, "Video"):
 
 Resume gives exactly the uninterrupted result: the chain always continues from the uint8
 frame that is on disk (PNG is lossless), never from a float kept in memory, and the jitter is
-seeded by (seed, source frame index). A resumed run re-reads S_{t-1} and D_{t-1} and goes on.
+seeded by (seed, source frame index). A resumed run re-reads S_{t-8}..S_{t-1} and
+D_{t-8}..D_{t-1} (temporal.RECALL_FRAMES) and goes on.
 
 The loop overlaps its work: a prefetch thread decodes the next frames and computes their
 flow, reliability and scene-cut test; a writer thread encodes and stores finished PNGs; the
@@ -307,7 +310,7 @@ class _Chain:
 
     source: np.ndarray | None = None  # (H, W, 3) uint8
     dream: np.ndarray | None = None  # (H, W, 3) uint8
-    earlier: tuple = ()  # ((index, source, dream), ...) of the last RECALL_FRAMES frames of this shot, oldest first
+    earlier: tuple = ()  # ((index, source, dream), ...): this shot's last RECALL_FRAMES frames, oldest first
 
     def advance(self, index: int, source: np.ndarray, dream: np.ndarray, new_shot: bool) -> _Chain:
         """The chain after frame `index` was dreamed (or, on resume, read back from disk)."""
@@ -326,7 +329,6 @@ def _render_frames(work, first: int, info, settings: Settings, stats: _Stats,
     """Dream frames [first, work.end) into `work`; returns a DecodeError if the source ended
     early (the frames that decoded are done), else None."""
     from ..dream import get_dreamer
-
     from ..temporal import RECALL_FRAMES
 
     dreamer = get_dreamer(settings.dream)
@@ -374,15 +376,13 @@ def _render_frames(work, first: int, info, settings: Settings, stats: _Stats,
 def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) -> tuple[np.ndarray, bool]:
     """One step of the chain: (dreamed frame uint8, whether it started from the bare source)."""
     from ..dream import to_uint8
-    from ..temporal import carry, hold
-
-    from ..temporal import RECALL_FRAMES
+    from ..temporal import RECALL_FRAMES, carry, hold
 
     v = settings.video
     fresh = chain.dream is None or item.motion is None or item.cut
     if fresh:
         start, s, c = item.frame.astype(np.float32), settings.dream, None
-    else:  # temporal.py: carry the dream in, dream the frame, hold reliable pixels to what was carried
+    else:  # temporal.py: carry the dream in, dream the frame, hold tracked pixels to what they carried
         earlier = chain.recalled(item.index - RECALL_FRAMES) if item.recall is not None else None
         c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0,
                   recall=(*earlier, item.recall) if earlier is not None else None)
