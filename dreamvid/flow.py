@@ -10,9 +10,9 @@ Conventions (used everywhere in dreamvid):
 
 For frame t the video loop calls `motion = motion_between(S_{t-1}, S_t, estimator)` (it needs
 only sources, so it can run ahead in a worker thread: OpenCV releases the GIL; give each
-thread its own `FlowEstimator`), then `propagate(D_{t-1}, S_{t-1}, S_t, motion, blend)` for
-the start image, unless `is_scene_cut(S_{t-1}, S_t, motion=motion)`, where the chain
-restarts from S_t. `sequence_warping_error` measures the result.
+thread its own `FlowEstimator`), then `temporal.carry(D_{t-1}, S_{t-1}, S_t, motion, blend)`
+for the start image (`propagate` is its plain form), unless `is_scene_cut(S_{t-1}, S_t,
+motion=motion)`, where the chain restarts from S_t. `sequence_warping_error` measures the result.
 """
 from __future__ import annotations
 
@@ -232,14 +232,7 @@ def reliability(backward: np.ndarray, forward: np.ndarray, *, soft: bool = True,
     bad = occluded(backward, forward)
     if sources is not None:
         bad |= mismatched(sources[0], sources[1], backward)
-    good = (~bad).astype(np.float32)
-    if not soft or not bad.any():
-        return good
-    size = 2 * DILATE_PX + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    shrunk = cv2.erode(good, kernel, borderType=cv2.BORDER_REPLICATE)
-    feathered = cv2.GaussianBlur(shrunk, (0, 0), FEATHER_SIGMA, borderType=cv2.BORDER_REPLICATE)
-    return np.minimum(feathered, good)
+    return _soften(~bad) if soft else (~bad).astype(np.float32)
 
 
 # Textureless regions (a cel's flat colour, clear sky, a white wall): the flow there is not
