@@ -1,9 +1,10 @@
-"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5.
+"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5, and coherence (issue 8).
 
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
-item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup.
-A full run takes about 10 minutes on 2 cores; --quick does fewer repetitions (about 4).
-`python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py, `make gpu-check`).
+item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup,
+precisions, coherence. A full run takes about 16 minutes on 2 cores; --quick does fewer
+repetitions (about 7). `python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py,
+`make gpu-check`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup", "precisions")
+ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence")
 
 
 def main(argv=None) -> int:
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import common, memory, precisions, startup, steps, still, video
+    from . import coherence, common, memory, precisions, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -77,6 +78,8 @@ def main(argv=None) -> int:
             results["startup"] = startup.measure(args.quick)
         elif item == "precisions":
             results["precisions"] = precisions.measure(args.quick)
+        elif item == "coherence":
+            results["coherence"] = coherence.measure(args.quick)
         print(f"[bench] {item}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     sampler.sample()
     results["load"] = sampler.summary()

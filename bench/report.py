@@ -64,6 +64,33 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         rows.append((f"6. step {p['size']} {p['model']}, float32 vs {p['reduced'].split('_')[1]}",
                      f"{sec['float32']:.3f} s vs {sec[p['reduced']]:.3f} s = {p['speedup_reduced']:.2f}x{dense}",
                      f"auto: {auto}", "—"))
+    if "coherence" in r:
+        c, hit = r["coherence"], r["coherence"]["hit"]
+        rows_ = c["rows"]
+        worst = max(rows_, key=lambda x: x["vs_source"])
+        rows.append(("7. coherence, warping error vs source (worst kind)",
+                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kinds", "<= 2x",
+                     _mark(hit["vs_source"])))
+        ind = [x for x in rows_ if "vs_independent" in x]
+        if ind:
+            w = max(ind, key=lambda x: x["vs_independent"])
+            rows.append(("7. coherence vs --flow none (worst kind)", f"{w['vs_independent']:.3f}x ({w['kind']})",
+                         "<= 0.1x", _mark(hit["vs_independent"])))
+        low = min(rows_, key=lambda x: x["strength"]["later_over_first"])
+        rows.append(("7. dream strength, later frames / first (worst)",
+                     f"{low['strength']['later_over_first']:.2f} ({low['kind']})", ">= 0.6",
+                     _mark(hit["later_over_first"])))
+        f = max(rows_, key=lambda x: x["strength"]["first_over_median"])
+        p = max(rows_, key=lambda x: x["strength"]["p90_over_p10"])
+        rows.append(("7. first frame / shot median; p90/p10 (worst)",
+                     f"{f['strength']['first_over_median']:.2f} ({f['kind']}); {p['strength']['p90_over_p10']:.2f} "
+                     f"({p['kind']})", "<= 1.3; <= 1.5",
+                     _mark(hit["first_over_median"] and hit["p90_over_p10"])))
+        if "long_still" in c:
+            b = c["long_still"]["brightness"]
+            rows.append((f"7. brightness offset, {c['long_still']['frames']}-frame still",
+                         f"max {b['max_abs']:.2f} levels, trend {b['trend_per_100_frames']:+.2f}/100 frames",
+                         "<= 3 levels, no trend", _mark(hit.get("brightness"))))
     return rows
 
 
@@ -198,6 +225,22 @@ def _details(r: dict) -> list[str]:
                "from "
                "the warped previous dream; reference (b) dreams every frame from scratch with the full settings, which "
                "is most of the difference (not a faster step). (b) is timed without decoding, flow or encoding."]
+    if "coherence" in r:
+        c = r["coherence"]
+        md += ["", "## 6. Coherence on every kind of footage", "",
+               f"bench/clips.py clips at {c['size'][0]}x{c['size'][1]}, {c['frames']} frames, preset `{c['preset']}`, "
+               "measured by `dreamvid coherence` (render/measure.py). vs independent: the first "
+               f"{c['independent_frames']} frames against the same frames dreamed with `--flow none`. Long-term: "
+               "frame t against t-6 by the direct source flow. Strength: mean |output - source|. s/frame: frames "
+               "after the first (see docs/coherence.md for the method, ablations and the before/after).", "",
+               "| kind | vs source | vs independent | long-term vs source | strength later/first | first/median "
+               "| p90/p10 | brightness range | s/frame |", "|---|---|---|---|---|---|---|---|---|"]
+        for x in c["rows"]:
+            s = x["strength"]
+            ind = f"{x['vs_independent']:.3f}" if "vs_independent" in x else ""
+            md.append(f"| {x['kind']} | {x['vs_source']:.2f}x | {ind} | {x['long_term']:.2f}x | "
+                      f"{s['later_over_first']:.2f} | {s['first_over_median']:.2f} | {s['p90_over_p10']:.2f} | "
+                      f"{x['brightness']['range']:.2f} | {x['seconds_per_frame']:.3f} |")
     if "memory" in r:
         md += ["", "## 4. Memory", "",
                f"Peak RSS of a fresh process; {r['memory']['iterations_per_octave']} iterations per "

@@ -68,6 +68,8 @@ class VideoSettings:
     blend: float = 0.9  # how much of the propagated dream carries into the next frame, 0..1
     frame_iterations: int | None = None  # iterations per octave after the first frame (None: as DreamSettings)
     frame_num_octave: int | None = None  # octaves after the first frame (None: as DreamSettings)
+    temporal_weight: float = 0.9  # 0..1: how much less re-dreaming a tracked, dreamed pixel gets (0: none less)
+    strength_hold: float = 1.0  # 0..1: how fully each region keeps its dream strength from frame to frame (0: off)
     scene_cuts: bool = True  # reset the chain at hard cuts
     crf: int = DEFAULT_CRF  # x264 quality, 0 (lossless) .. 51
     keep_audio: bool = True
@@ -225,6 +227,11 @@ def validate_video(v: VideoSettings) -> VideoSettings:
            f"must be one of {', '.join(FLOW_QUALITIES)}", None)
     _finite(v.blend, "blend")
     _check(0.0 <= v.blend <= 1.0, "blend", v.blend, "must be between 0 and 1", "0.9 keeps the dream coherent")
+    for key in ("temporal_weight", "strength_hold"):
+        value = getattr(v, key)
+        _finite(value, key)
+        _check(0.0 <= value <= 1.0, key, value, "must be between 0 and 1",
+               "0 = off, 1 = full (the video preset uses " + ("0.9)" if key == "temporal_weight" else "1.0)"))
     if v.frame_iterations is not None:
         _int_in(v.frame_iterations, "frame_iterations", 0, MAX_ITERATIONS)
     if v.frame_num_octave is not None:

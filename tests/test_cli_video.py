@@ -40,18 +40,22 @@ def test_end_to_end_with_the_bundled_model_then_coherence(make_clip, tmp_path):
     assert numbers["pairs"] == 5 and numbers["warping_error"]["output"] > numbers["warping_error"]["source"] > 0
     r = run("coherence", src, out)
     assert r.exit_code == 0 and "Warping error" in r.output and "vs source" in r.output
+    assert "Dream strength" in r.output and "later/first" in r.output
+    assert numbers["strength"]["later_over_first"] > 0.6 and len(numbers["strength"]["per_frame"]) == 6
 
 
 def test_options_reach_the_render(make_clip, tiny, tmp_path):
     src, _ = make_clip("o.mp4", n=10, audio_hz=440)
     out = tmp_path / "o.gif"
     r = run("video", src, "-o", out, "--model", tiny, *FAST, "--start", "f2", "--end", "0.32", "--flow", "farneback",
-            "--flow-quality", "ultrafast", "--blend", "0.5", "--fps", "10", "--keep-frames", "--seed", "3")
+            "--flow-quality", "ultrafast", "--blend", "0.5", "--fps", "10", "--keep-frames", "--seed", "3",
+            "--temporal-weight", "0.5", "--strength-hold", "0.25")
     assert r.exit_code == 0, r.output
     assert media.probe_video(out).n_frames == 6  # frames 2..7: 0.32 s is frame 8 at 25 fps
     manifest = json.loads((tmp_path / "o.gif.dreamvid-work" / "render.json").read_text())
     assert manifest["settings"]["video"] == {"blend": 0.5, "flow": "farneback", "flow_quality": "ultrafast",
-                                             "frame_iterations": 1, "frame_num_octave": 1, "scene_cuts": True}
+                                             "frame_iterations": 1, "frame_num_octave": 1, "scene_cuts": True,
+                                             "temporal_weight": 0.5, "strength_hold": 0.25}
     assert (manifest["seed"], manifest["start"], manifest["end"]) == (3, 2, 8)
     r = run("video", src, "-o", tmp_path / "silent.mp4", "--model", tiny, *FAST, "--no-audio", "--end", "f2",
             "--crf", "30")
@@ -216,6 +220,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny, make_clip, image_files, 
         (("video", clip, "--flow-quality", "best"), 2, "flow_quality must be one of"),
         (("video", clip, "--blend", "1.5"), 2, "blend must be between 0 and 1"),
         (("video", clip, "--frame-iterations", "-1"), 2, "frame_iterations"),
+        (("video", clip, "--temporal-weight", "1.5"), 2, "temporal_weight must be between 0 and 1"),
+        (("video", clip, "--strength-hold", "-1"), 2, "strength_hold must be between 0 and 1"),
         (("video", clip, "--fps", "fast"), 2, "fps 'fast' is not a number"),
         (("video", clip, "--crf", "60"), 2, "crf must be between 0 and 51"),
         (("video", clip, "-o", tmp_path / "still.png"), 2, "still image name"),

@@ -261,6 +261,39 @@ def test_occluded_region_starts_from_the_fresh_source(tmp_path, tiny):
     assert uncovered.mean() < 2.0 < carried.mean()
 
 
+def test_a_region_hidden_for_a_moment_gets_its_dream_back_and_resume_stays_exact(tmp_path, tiny):
+    """A bar sweeps over a still background: where it has passed, frame t-1 showed the bar,
+    so only the long-term link (temporal.RECALL_FRAMES back) can return the background's dream."""
+    from dreamvid.temporal import RECALL_FRAMES
+
+    bg, bar = texture(64, 96, seed=4), texture(64, 10, seed=9)
+    n = RECALL_FRAMES + 3
+    clip = []
+    for t in range(n):  # 8 px a frame: the strip it uncovers is wider than the reliability's safety margin
+        frame = bg.copy()
+        x = 4 + 8 * t
+        frame[:, x:x + 10] = bar[:, :min(10, 96 - x)]
+        clip.append(frame)
+    src = write_clip(tmp_path / "bar.mp4", clip, FPS, crf=0)
+    settings = tiny_settings(tiny, blend=1.0, frame_iterations=0)
+    render_video(src, tmp_path / "whole.mp4", settings, keep_frames=True)
+    folder = tmp_path / "whole.mp4.dreamvid-work"
+    decoded = [f for _, f in media.read_frames(src)]
+    t = RECALL_FRAMES + 2
+    x = 4 + 8 * (t - 1)  # the bar's place in frame t-1: background again in frame t
+    uncovered = detail_of(folder, decoded, t)[8:-8, x:x + 3]
+    before = detail_of(folder, decoded, t - RECALL_FRAMES)[8:-8, x:x + 3]  # the same background then
+    assert np.abs(uncovered).mean() > 2.0  # not restarted from the bare source ...
+    assert np.abs(uncovered - before).mean() < 0.5 * np.abs(before).mean()  # ... but its old dream
+    out = tmp_path / "cut.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, out, settings, progress=Interrupt(after=RECALL_FRAMES + 1))
+    render_video(src, out, settings, keep_frames=True)  # resumes: re-reads the earlier frames from disk
+    a = work_frames(folder, range(n))
+    b = work_frames(tmp_path / "cut.mp4.dreamvid-work", range(n))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
 def two_shot_clip(path, n1=4, n2=4):
     shot1 = moving_frames(n1, 64, 48, (2, 1), seed=0)
     shot2 = [(f.astype(np.float32) * (0.3, 0.6, 1.0)).astype(np.uint8) for f in moving_frames(n2, 64, 48, (-1, 2), seed=7)]
@@ -488,6 +521,10 @@ def test_coherence_of_a_clip_against_itself_and_a_smaller_render(tmp_path, tiny,
     result = coherence(src, out, max_frames=4)
     assert result["size"] == [63, 42] and "cropped" in result["resized"] and result["frames"] == 4
     assert result["warping_error"]["output"] > result["warping_error"]["source"]
+    assert same["long_term"]["ratio_to_source"] == pytest.approx(1.0) or same["long_term"]["pairs"] == 0
+    s = result["strength"]
+    assert len(s["per_frame"]) == 4 and s["shot_starts"] == [0] and s["first"] > 1 and s["p90_over_p10"] >= 1
+    assert same["strength"]["first"] == 0 and same["brightness"]["max_abs"] == 0
     with pytest.raises(InputError):
         coherence(src, tmp_path / "missing.mp4")
 

@@ -43,6 +43,10 @@ def video(
                                  "(they start from the warped previous dream).", type_=Optional[int]) = None,
     frame_num_octave: _video_opt("--frame-num-octave", help="Octaves for frames after the first.",
                                  type_=Optional[int]) = None,
+    temporal_weight: _video_opt("--temporal-weight", help="0..1: how much less re-dreaming a reliably tracked, "
+                                "already dreamed pixel gets (0: as much as new content; steadier toward 1).") = None,
+    strength_hold: _video_opt("--strength-hold", help="0..1: how fully each region keeps its dream strength from "
+                              "frame to frame (0: off; 1: no fading or growing).") = None,
     scene_cuts: _video_opt("--scene-cuts/--no-scene-cuts", help="Restart the dream at hard cuts.",
                            type_=Optional[bool]) = None,
     start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
@@ -76,7 +80,8 @@ def video(
             result = render_video(source, output, preset=preset, progress=bar, start=start, end=end,
                                   restart=restart, keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream),
                                   flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
-                                  frame_num_octave=frame_num_octave, scene_cuts=scene_cuts, fps=fps, crf=crf,
+                                  frame_num_octave=frame_num_octave, temporal_weight=temporal_weight,
+                                  strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf,
                                   keep_audio=keep_audio, interpolate=interpolate)
         except KeyboardInterrupt:
             bar.stop()
@@ -118,16 +123,31 @@ def coherence(
     from rich.console import Console
     from rich.table import Table
 
-    errors = result["warping_error"]
+    errors, long = result["warping_error"], result["long_term"]
     table = Table(title=f"Warping error ({result['pairs']} frame pairs, {result['size'][0]}x{result['size'][1]})")
     table.add_column("clip")
     table.add_column("warping error (x1e-3)", justify="right")
     table.add_column("vs source", justify="right")
+    table.add_column(f"t vs t-{long['k']} (x1e-3)", justify="right")
+    table.add_column("vs source", justify="right")
     for key, path in (("output", result["output"]), ("source", result["source"])):
         ratio = errors[key] / errors["source"] if errors["source"] else math.inf
-        table.add_row(f"{key}: {Path(path).name}", f"{errors[key] * 1e3:.3f}", f"{ratio:.2f}x")
+        lt = long["warping_error"][key]
+        lt_ratio = lt / long["warping_error"]["source"] if long["warping_error"]["source"] else math.nan
+        table.add_row(f"{key}: {Path(path).name}", f"{errors[key] * 1e3:.3f}", f"{ratio:.2f}x",
+                      f"{lt * 1e3:.3f}" if math.isfinite(lt) else "-",
+                      f"{lt_ratio:.2f}x" if math.isfinite(lt_ratio) else "-")
+    s, b = result["strength"], result["brightness"]
+    strength = Table(title="Dream strength, mean |output - source| (levels): shots' first frames, later frames; "
+                           "brightness offset output - source (range, trend per 100 frames)")
+    for col in ("first", "later", "later/first", "first/median", "p90/p10", "brightness (range, trend)"):
+        strength.add_column(col, justify="right")
+    strength.add_row(f"{s['first']:.2f}", f"{s['later']:.2f}", f"{s['later_over_first']:.2f}",
+                     f"{s['first_over_median']:.2f}", f"{s['p90_over_p10']:.2f}",
+                     f"{b['mean']:+.2f} ({b['range']:.2f}, {b['trend_per_100_frames']:+.2f})")
     console = Console()
     console.print(table)
+    console.print(strength)
     notes = [n for n in (result["resized"], f"{result['skipped_cuts']} pairs across scene cuts skipped"
                          if result["skipped_cuts"] else None, *result["notes"]) if n]
     for note in notes:

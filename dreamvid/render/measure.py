@@ -8,11 +8,23 @@ mean squared difference (images in [0, 1]) over the pixels that flow can be trus
 cut are skipped. The same number for the source itself is the floor the flow's own errors
 set; for independent per-frame dreaming (`--flow none`) it is what coherence removes.
 
-Both files are streamed, two frames of each in memory, so a long clip costs no memory.
+Beside it (issue 8):
+- the long-term warping error: frame t against frame t-LONG_TERM_K, warped by the direct source
+  flow between the two (forward-backward checked like the short-term one). A region hidden for
+  a moment (a car passes in front) and visible again in both frames counts here, so it tells
+  whether the dream it had comes back; a flow chained through the frames in between would
+  mark that region occluded and never look at it;
+- the dream strength of each frame, mean |output - source| in levels: the later frames of a
+  shot against its first (coherence must not come from dreaming less), each shot's first
+  frame against the shot's median (no flash at a cut), and the 90th/10th percentile ratio;
+- brightness: the output's mean level minus the source's, per frame (its spread and trend).
+
+Both files are streamed, LONG_TERM_K frames of each in memory, so a long clip costs no memory.
 """
 from __future__ import annotations
 
 import os
+from collections import deque
 from contextlib import closing
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +35,7 @@ import numpy as np
 from ..errors import InputError
 
 MEASURE_QUALITY = "medium"  # DIS preset for measuring: the most accurate of the three (flow.py)
+LONG_TERM_K = 6  # frames: the long-term pair (t - k, t); Ruder et al. 2016 link frames up to t - 4 .. t - 8 back
 
 
 def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *, flow: str = "dis",
@@ -39,9 +52,11 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
 
     Returns {"source", "output", "flow", "frames", "pairs", "skipped_cuts", "size": [w, h],
     "resized": str | None, "warping_error": {"output": float, "source": float},
-    "ratio_to_source": float, "start": int, "notes": [str]}. Errors are mean squared
-    differences of [0, 1] images. `notes` says when the frame counts differ or the output
-    does not look like a render of the source at `start` (the numbers would mean nothing).
+    "ratio_to_source": float, "start": int, "notes": [str], "long_term": {"k", "pairs",
+    "warping_error": {...}, "ratio_to_source"}, "strength": {...}, "brightness": {...}} (see
+    `_strength_summary`, `_brightness_summary`). Errors are mean squared differences of [0, 1]
+    images. `notes` says when the frame counts differ or the output does not look like a
+    render of the source at `start` (the numbers would mean nothing).
     """
     from .. import media
     from ..flow import FlowEstimator, is_scene_cut, occluded, warping_error
@@ -61,37 +76,55 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
     estimator = FlowEstimator(flow, MEASURE_QUALITY)
     sources = media.read_frames(src_info.path, start=start, end=start + n, max_size=plan.max_size, info=src_info)
     errors = {"output": [], "source": []}
+    long_errors = {"output": [], "source": []}
+    strength, brightness, shot_starts = [], [], [0]
+    history: deque = deque(maxlen=LONG_TERM_K)  # (source, output, shot number) of the last k frames
+
+    def pair_errors(prev_src, prev_out, src, out, into):
+        back, fwd = estimator.flow(src, prev_src), estimator.flow(prev_src, src)
+        mask = ~occluded(back, fwd)
+        for key, (a, b) in (("output", (prev_out, out)), ("source", (prev_src, src))):
+            err = warping_error([a, b], [back], [mask])
+            if np.isfinite(err):
+                into[key].append(err)
+
     pairs = cuts = 0
     first_pair = None
     with closing(sources), closing(out_frames):
-        prev_src = prev_out = None
-        for (_, src), out in zip(sources, out_frames):
+        for i, ((_, src), out) in enumerate(zip(sources, out_frames)):
             src, out = plan.source(src), plan.output(out)
-            if prev_src is None:
+            diff = out.astype(np.float32) - src.astype(np.float32)
+            strength.append(float(np.abs(diff).mean()))
+            brightness.append(float(diff.mean()))
+            if first_pair is None:
                 first_pair = (src, out)
-            else:
+            if history:
+                prev_src, prev_out, shot = history[-1]
                 if is_scene_cut(prev_src, src):
                     cuts += 1
+                    shot_starts.append(i)
                 else:
-                    back, fwd = estimator.flow(src, prev_src), estimator.flow(prev_src, src)
-                    mask = ~occluded(back, fwd)
-                    for key, (a, b) in (("output", (prev_out, out)), ("source", (prev_src, src))):
-                        err = warping_error([a, b], [back], [mask])
-                        if np.isfinite(err):
-                            errors[key].append(err)
+                    pair_errors(prev_src, prev_out, src, out, errors)
                     pairs += 1
-            prev_src, prev_out = src, out
+            shot = len(shot_starts) - 1
+            if len(history) == LONG_TERM_K and history[0][2] == shot:  # history[0] is frame i - k
+                pair_errors(history[0][0], history[0][1], src, out, long_errors)
+            history.append((src, out, shot))
     if pairs == 0:
         raise InputError("no pair of consecutive frames could be compared (every pair crosses a scene cut)",
                          hint="measure a clip with at least one continuous shot")
     notes += _mismatch_notes(src_info, start, out_count, first_pair)
-    w_out = float(np.mean(errors["output"])) if errors["output"] else float("nan")
-    w_src = float(np.mean(errors["source"])) if errors["source"] else float("nan")
+    w_out, w_src = _mean(errors["output"]), _mean(errors["source"])
+    l_out, l_src = _mean(long_errors["output"]), _mean(long_errors["source"])
     return {
         "source": str(src_info.path), "output": str(output_path), "flow": flow, "frames": n,
         "pairs": pairs, "skipped_cuts": cuts, "size": list(plan.size), "resized": plan.note,
         "warping_error": {"output": w_out, "source": w_src},
-        "ratio_to_source": w_out / w_src if w_src > 0 else float("inf"), "start": start, "notes": notes,
+        "ratio_to_source": _ratio(w_out, w_src), "start": start, "notes": notes,
+        "long_term": {"k": LONG_TERM_K, "pairs": len(long_errors["source"]),
+                      "warping_error": {"output": l_out, "source": l_src}, "ratio_to_source": _ratio(l_out, l_src)},
+        "strength": _strength_summary(strength, shot_starts),
+        "brightness": _brightness_summary(brightness),
     }
 
 
@@ -144,6 +177,45 @@ def _edge_correlation(a: np.ndarray, b: np.ndarray) -> float:
     if ea.std() == 0 or eb.std() == 0:
         return 1.0
     return float(np.corrcoef(ea, eb)[0, 1])
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("inf") if a > 0 else float("nan")
+
+
+def _strength_summary(strength: list[float], shot_starts: list[int]) -> dict:
+    """Dream strength, mean |output - source| in levels (0..255) per frame, summed up.
+
+    "first": mean over the shots' first frames; "later": mean over the other frames;
+    "later_over_first": their ratio (coherence must not come from dreaming less);
+    "first_over_median": the largest ratio of a shot's first frame to the shot's median (a
+    flash at a cut shows here); "p90_over_p10": 90th over 10th percentile of all frames.
+    """
+    s = np.asarray(strength, np.float64)
+    firsts = s[shot_starts]
+    later = np.delete(s, shot_starts)
+    bounds = [*shot_starts, len(s)]
+    first_over_median = max(s[a] / max(float(np.median(s[a:b])), 1e-9) for a, b in zip(bounds[:-1], bounds[1:]))
+    p10, p90 = np.percentile(s, [10, 90])
+    return {"per_frame": [round(float(v), 3) for v in s], "shot_starts": list(shot_starts),
+            "first": float(firsts.mean()), "later": float(later.mean()) if later.size else float("nan"),
+            "later_over_first": float(later.mean() / firsts.mean()) if later.size and firsts.mean() > 0
+            else float("nan"),
+            "median": float(np.median(s)), "first_over_median": float(first_over_median),
+            "p90_over_p10": float(p90 / p10) if p10 > 0 else float("inf")}
+
+
+def _brightness_summary(offset: list[float]) -> dict:
+    """The output's mean level minus the source's, per frame (levels): "mean", "range" (max -
+    min), "trend_per_100_frames" (least-squares slope), "max_abs" (largest |offset|)."""
+    o = np.asarray(offset, np.float64)
+    slope = float(np.polyfit(np.arange(len(o)), o, 1)[0]) * 100 if len(o) > 1 else 0.0
+    return {"mean": float(o.mean()), "range": float(o.max() - o.min()), "trend_per_100_frames": slope,
+            "max_abs": float(np.abs(o).max())}
 
 
 class _SizePlan:
