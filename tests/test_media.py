@@ -777,3 +777,43 @@ def test_write_frames_folder(tmp_path, moving_frames):
     assert np.array_equal(media.read_image(out / "frame_00012.png"), frames[2])
     with pytest.raises(InputError, match="missing"):
         media.write_frames_folder(folder, tmp_path / "frames_out", start_number=14, n_frames=2)
+
+
+def test_gif_video_and_empty_files_given_as_photos_say_what_to_do(tmp_path):
+    from dreamvid.errors import InputError
+
+    gif = tmp_path / "anim.gif"
+    gif.write_bytes(b"GIF89a" + b"\x00" * 40)
+    with pytest.raises(InputError) as e:
+        media.read_image(gif)
+    assert "dreamvid video anim.gif" in e.value.hint
+    mp4 = tmp_path / "clip.jpg"  # a video under a photo's name
+    mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40)
+    with pytest.raises(InputError, match="GIF or video"):
+        media.read_image(mp4)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"is empty \(0 bytes\)"):
+        media.read_image(empty)
+
+
+def test_a_png_with_an_icc_profile_decodes_without_libpng_chatter(tmp_path):
+    """libpng's iCCP warnings go straight to fd 2: the chunk is dropped before decoding."""
+    import subprocess
+    import sys
+    import zlib
+
+    from dreamvid.media.images import without_png_chunks
+
+    rgb = np.full((8, 8, 3), 120, np.uint8)
+    media.write_image(tmp_path / "plain.png", rgb)
+    data = (tmp_path / "plain.png").read_bytes()
+    body = b"bogus\x00\x00" + zlib.compress(b"not a real profile" * 4)
+    chunk = len(body).to_bytes(4, "big") + b"iCCP" + body + zlib.crc32(b"iCCP" + body).to_bytes(4, "big")
+    profiled = data[:33] + chunk + data[33:]  # right after IHDR
+    (tmp_path / "icc.png").write_bytes(profiled)
+    assert without_png_chunks(profiled, (b"iCCP",)) == data
+    code = f"from dreamvid import media; print(media.read_image({str(tmp_path / 'icc.png')!r}).mean())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and float(proc.stdout) == 120.0, proc.stderr
+    assert "libpng" not in proc.stderr, proc.stderr

@@ -66,6 +66,11 @@ def read_image_alpha(path: str | os.PathLike, *, max_size: int | None = None,
     data = p.read_bytes()
     kind = _sniff(data)
     if kind is None:
+        if not data:
+            raise InputError(f"{p} is empty (0 bytes)", hint="the file was not written or copied completely")
+        if data[:6] in (b"GIF87a", b"GIF89a") or _looks_like_video(data):
+            raise InputError(f"{p} is a GIF or video, which `dreamvid image` does not read",
+                             hint=f"dream it frame by frame with `dreamvid video {p.name}`")
         raise InputError(f"{p} is not an image we can read",
                          hint=f"give a {'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} file")
     problem = _damage(kind, data)
@@ -83,6 +88,36 @@ def read_image_alpha(path: str | os.PathLike, *, max_size: int | None = None,
     if alpha is not None and alpha.min() == 255:
         alpha = None
     return np.ascontiguousarray(rgb), (None if alpha is None else np.ascontiguousarray(alpha))
+
+
+# libpng prints "libpng warning: iCCP: known incorrect sRGB profile" (and the like) straight
+# to stderr, past every log setting, for profiles many editors write. dreamvid does not use
+# colour profiles (pixels are taken as sRGB), so these chunks are dropped before decoding.
+PNG_SILENCED_CHUNKS = (b"iCCP", b"sRGB", b"cHRM", b"gAMA")
+
+
+def without_png_chunks(data: bytes, names: tuple[bytes, ...]) -> bytes:
+    """The PNG byte stream without the ancillary chunks `names` (the rest byte for byte).
+    Anything that does not parse as chunks is returned as it is, for the decoder to judge."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return data
+    out, pos = [data[:8]], 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            return data
+        if data[pos + 4:pos + 8] not in names:
+            out.append(data[pos:end])
+        if data[pos + 4:pos + 8] == b"IEND":
+            return b"".join(out)
+        pos = end
+    return data
+
+
+def _looks_like_video(data: bytes) -> bool:
+    """mp4/mov (an "ftyp" box), Matroska/WebM (EBML), AVI (RIFF....AVI ): what a user might hand `image`."""
+    return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3" or (data[:4] == b"RIFF" and data[8:12] == b"AVI ")
 
 
 def max_pixels() -> int:
@@ -121,6 +156,8 @@ def _decode(p: Path, kind: str, data: bytes, size: tuple[int, int] | None, max_s
     if max_size and size and kind == "jpeg":  # decode at 1/2, 1/4 or 1/8 in the DCT: never below max_size
         flags = next((f | cv2.IMREAD_IGNORE_ORIENTATION for k, f in JPEG_REDUCTIONS
                       if max(size) / k >= max_size), flags)
+    if kind == "png":
+        data = without_png_chunks(data, PNG_SILENCED_CHUNKS)
     try:
         raw = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as e:  # e.g. over OpenCV's own pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS)
