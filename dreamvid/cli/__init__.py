@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMAND_MODULES = ("still", "info", "video", "animate")  # each has register(app)
+COMMAND_MODULES = ("still", "info", "video", "animate", "serve")  # each has register(app)
 
 
 def _version(value: bool) -> None:
