@@ -40,11 +40,12 @@ def serve(
     equivalent command), and an interrupted job resumes when the server starts again.
     """
     try:
-        from ..web import server
+        import fastapi  # noqa: F401 - the web extra, imported here only: `dreamvid --help` stays fast
         import uvicorn  # noqa: F401
     except ImportError as e:
         fail(f"Error: dreamvid serve needs the web extra ({e.name} is missing): pip install \"dreamvid[web]\"",
              EXIT_USAGE)
+    from ..web import server
     from ..web.jobs import Studio
 
     extra = {}
