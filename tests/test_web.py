@@ -140,6 +140,12 @@ def test_a_still_is_dreamed_with_progress_preview_toml_and_the_equivalent_comman
     web = read_image(folder / "output" / job["output"])
     assert np.array_equal(read_image(again), web)  # the command is the same render
 
+    token = upload(client).json()["upload"]  # the TOML, pasted back as a preset, makes the same picture
+    r = client.post("/api/jobs", json={"upload": token, "mode": "image", "toml": job["settings_toml"]})
+    assert r.status_code == 201, r.text
+    reused = wait(client, r.json()["id"])
+    assert np.array_equal(read_image(studio.folder(reused["id"]) / "output" / reused["output"]), web)
+
 
 @pytest.mark.slow
 def test_end_to_end_with_the_bundled_model(client):
@@ -148,6 +154,21 @@ def test_end_to_end_with_the_bundled_model(client):
     assert job["status"] == "done", job
     assert "efficientnet_lite0" in job["settings_toml"]
     assert client.get(f"/api/jobs/{job['id']}/files/output").status_code == 200
+
+
+def test_a_clip_is_dreamed_in_video_mode(client, studio, make_clip):
+    clip, frames = make_clip("clip.mp4", n=6, width=64, height=48)
+    token = upload(client, clip, "clip.mp4").json()
+    assert (token["kind"], token["frames"], token["width"]) == ("video", 6, 64)
+    r = client.post("/api/jobs", json={"upload": token["upload"], "mode": "video", "model": "tiny",
+                                       "layers": {"conv2": 1.0}, "params": {"iterations": 1, "num_octave": 1,
+                                                                            "frame_iterations": 1, "blend": 0.5}})
+    assert r.status_code == 201, r.text
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["result"]["items"] == 6 and job["output"] == "clip.dream.mp4"
+    assert "--blend 0.5" in job["command"] and "--layer conv2:1" in job["command"]
+    assert client.get(f"/api/jobs/{job['id']}/files/output").content[4:8] == b"ftyp"
 
 
 def _stop_after(studio, items: int, how):
