@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup")
+ITEMS = ("steps", "still", "video", "memory", "startup", "precisions")
 
 
 def main(argv=None) -> int:
@@ -43,11 +44,14 @@ def main(argv=None) -> int:
     if args.report:
         return _report_only(args.no_docs)
 
+    # The in-process items measure the network as built from its weights (the references run it
+    # unfolded); the start-up item measures the network cache in its own processes.
+    os.environ.setdefault("DREAMVID_NETWORK_CACHE", "0")
     # dreamvid's TensorFlow settings (oneDNN, remapper, GPU memory growth) before anything imports TF
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import common, memory, startup, steps, still, video
+    from . import common, memory, precisions, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -71,6 +75,8 @@ def main(argv=None) -> int:
             results["memory"] = memory.measure(args.quick)
         elif item == "startup":
             results["startup"] = startup.measure(args.quick)
+        elif item == "precisions":
+            results["precisions"] = precisions.measure(args.quick)
         print(f"[bench] {item}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     sampler.sample()
     results["load"] = sampler.summary()

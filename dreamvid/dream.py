@@ -448,10 +448,13 @@ class Dreamer:
         return np.clip(from_dream_space(x), 0, 255)
 
 
-def network_key(s: DreamSettings) -> tuple:
+def network_key(s: DreamSettings, size: tuple[int, int] | None = None) -> tuple:
     """What selects a compiled network for settings `s`: model, layers, weights file and
-    precision. Everything else (step, octaves, tiles...) is an argument of the traced step."""
-    return (s.model, tuple(s.layers), s.weights, s.precision)
+    precision, "auto" resolved for this machine (precision.resolve; `size`, the image's (h, w)
+    when known). Everything else (step, octaves, tiles...) is an argument of the traced step."""
+    from .precision import resolve
+
+    return (s.model, tuple(s.layers), s.weights, resolve(s, size).precision)
 
 
 @functools.lru_cache(maxsize=8)
@@ -462,11 +465,13 @@ def _dreamer(key: tuple, objective: Objective) -> Dreamer:
     return Dreamer(models.load(model, layers, weights, precision), objective)
 
 
-def get_dreamer(s: DreamSettings, objective: Objective | None = None) -> Dreamer:
+def get_dreamer(s: DreamSettings, objective: Objective | None = None, *,
+                size: tuple[int, int] | None = None) -> Dreamer:
     """THE function that decides which compiled Dreamer serves settings `s` (and `objective`,
     default MeanSquares): one per network_key and objective, cached, so sweeps, videos and
-    zooms reuse the traced step instead of tracing again."""
-    return _dreamer(network_key(s), objective or MeanSquares())
+    zooms reuse the traced step instead of tracing again. `size`: the (h, w) to be dreamed,
+    when known (precision "auto" keeps float32 for a small image)."""
+    return _dreamer(network_key(s, size), objective or MeanSquares())
 
 
 def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, progress: ProgressFn | None = None,
@@ -489,5 +494,5 @@ def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, pro
                          hint="convert grayscale or RGBA images to RGB first (dreamvid.media.read_image does)")
     image = fit_max_size(image.astype(np.float32), s.max_size)
     check_size(*image.shape[:2], s)
-    d = dreamer or get_dreamer(s)
+    d = dreamer or get_dreamer(s, size=image.shape[:2])
     return to_uint8(d.dream(image, s, progress=progress, on_octave=on_octave))

@@ -138,6 +138,48 @@ def test_sigterm_is_an_interruption_exit_143_with_frames_kept(make_clip, tiny, t
     assert processes_reading(src) == []  # its ffmpeg decoder went with it
 
 
+@pytest.mark.parametrize("when", ["frame 2", "frame 3", "frame 5", "encoding"])
+def test_a_double_ctrl_c_is_handled_like_one(make_clip, tiny, tmp_path, when):
+    """Two SIGINTs 10 ms apart: exit 130, frames kept, the resume command; never death by SIGINT
+    or C++'s abort (exit 134) from a second KeyboardInterrupt inside the clean-up."""
+    import os
+    import signal
+    import sys
+    import time
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc to list processes")
+    n = 40
+    src, _ = make_clip("dbl.mp4", n=n, width=160, height=96)  # large enough for a visible encode
+    out, work = tmp_path / "dbl_dream.mp4", tmp_path / "dbl_dream.mp4.dreamvid-work"
+    proc = subprocess.Popen([sys.executable, "-m", "dreamvid", "video", str(src), "-o", str(out), "--model", tiny,
+                             *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
+    wanted = n if when == "encoding" else int(when.split()[1])
+    try:
+        deadline = time.monotonic() + 180  # a guard against a hang, not a speed check
+        while len(list(work.glob("frame_*.png"))) < wanted and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if proc.poll() is not None:
+            pytest.skip(f"the render ended before {when}")  # a fast machine: nothing to interrupt
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    if proc.returncode == 0 and when == "encoding":
+        pytest.skip("the encode finished before the interrupt landed")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "terminate called" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Interrupted: ") and "finished frames kept in" in last and "Resume with:" in last, err
+    kept = len(list(work.glob("frame_*.png")))
+    assert kept >= wanted and f"{kept} finished frame" in last
+    assert not out.exists() and not list(tmp_path.glob(".dbl_dream.mp4.*"))  # no partial output, no temp
+    assert processes_reading(src) == []
+
+
 def test_changed_settings_are_refused_until_restart(make_clip, tiny, tmp_path, monkeypatch):
     src, _ = make_clip("s.mp4", n=4)
     out = tmp_path / "s_dream.mp4"

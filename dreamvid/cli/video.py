@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import SettingsError
 from .common import (RenderBar, default_output, dream_flags, handle_errors, interrupted, keep_frames_option,
                      restart_option, with_dream_options, work_dir_option)
 
@@ -46,8 +47,12 @@ def video(
                            type_=Optional[bool]) = None,
     start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
     end: _video_opt("--end", help=f"Stop before this frame: {POSITION}.", type_=Optional[str]) = None,
-    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio.",
+    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio. "
+                    "With --interpolate: the playback rate (below the source's x K: slow motion).",
                     type_=Optional[str], panel=OUTPUT_PANEL) = None,
+    interpolate: _video_opt("--interpolate", help="K: write K-1 flow-interpolated frames between output frames "
+                            "(smooth at K x the frame rate, or slow motion with --fps; no model, 1..16).",
+                            type_=Optional[int], panel=OUTPUT_PANEL) = None,
     crf: _video_opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
                     panel=OUTPUT_PANEL) = None,
     keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
@@ -72,7 +77,7 @@ def video(
                                   restart=restart, keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream),
                                   flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
                                   frame_num_octave=frame_num_octave, scene_cuts=scene_cuts, fps=fps, crf=crf,
-                                  keep_audio=keep_audio)
+                                  keep_audio=keep_audio, interpolate=interpolate)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)
@@ -87,7 +92,8 @@ def coherence(
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     flow: Annotated[str, typer.Option("--flow", help="Flow used for measuring: dis or farneback.")] = "dis",
     start: Annotated[Optional[str], typer.Option(
-        "--start", show_default=False, help=f"Where in SOURCE the output begins: {POSITION}.")] = None,
+        "--start", show_default=False, help=f"Where in SOURCE the output begins: {POSITION} (default: what the "
+                                            "output says, for a dreamvid render of a range; else 0).")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", show_default=False,
                                                       help="Compare at most this many frames.")] = None,
 ) -> None:
@@ -101,7 +107,10 @@ def coherence(
     from ..render.measure import coherence as measure
     from ..render.video import frame_index
 
-    first = frame_index(start, media.probe_video(source).fps, "--start") if start else 0
+    if flow not in ("dis", "farneback"):
+        raise SettingsError(f"--flow {flow!r} cannot measure: the warping error needs optical flow",
+                            hint="use --flow dis (the default) or --flow farneback")
+    first = frame_index(start, media.probe_video(source).fps, "--start") if start else None
     result = measure(source, output, flow=flow, max_frames=max_frames, start=first)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -120,6 +129,6 @@ def coherence(
     console = Console()
     console.print(table)
     notes = [n for n in (result["resized"], f"{result['skipped_cuts']} pairs across scene cuts skipped"
-                         if result["skipped_cuts"] else None) if n]
+                         if result["skipped_cuts"] else None, *result["notes"]) if n]
     for note in notes:
         console.print(f"note: {note}")

@@ -26,23 +26,28 @@ MEASURE_QUALITY = "medium"  # DIS preset for measuring: the most accurate of the
 
 
 def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *, flow: str = "dis",
-              max_frames: int | None = None, start: int = 0) -> dict:
+              max_frames: int | None = None, start: int | None = None) -> dict:
     """Warping error of `output_path` and of `source_path`, measured with the source's flow.
 
     output_path: a video file, or a folder of frame_%05d.png frames. start: the source frame
-    the output begins at (a render of a range). Frames are compared at the output's size:
+    the output begins at (a render of a range); None: what the output says (the comment tag
+    dreamvid writes into a rendered video, or the first frame number of a frame folder), else
+    0. Frames are compared at the output's size:
     the source is scaled to it (aspect kept, as `--max-size` did), and one pixel of even-size
     padding the encoder added is cropped off the output; any other mismatch resizes the
     source frames to the output's size, which the result says under "resized".
 
     Returns {"source", "output", "flow", "frames", "pairs", "skipped_cuts", "size": [w, h],
     "resized": str | None, "warping_error": {"output": float, "source": float},
-    "ratio_to_source": float}. Errors are mean squared differences of [0, 1] images.
+    "ratio_to_source": float, "start": int, "notes": [str]}. Errors are mean squared
+    differences of [0, 1] images. `notes` says when the frame counts differ or the output
+    does not look like a render of the source at `start` (the numbers would mean nothing).
     """
     from .. import media
     from ..flow import FlowEstimator, is_scene_cut, occluded, warping_error
 
     src_info = media.probe_video(source_path)
+    start, notes = _output_start(Path(output_path), start, src_info.path.name)
     out_frames, out_size, out_count = _open_output(Path(output_path))
     if start < 0 or start >= src_info.n_frames:
         raise InputError(f"start frame {start} is outside {src_info.path.name} ({src_info.n_frames} frames)",
@@ -57,11 +62,14 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
     sources = media.read_frames(src_info.path, start=start, end=start + n, max_size=plan.max_size, info=src_info)
     errors = {"output": [], "source": []}
     pairs = cuts = 0
+    first_pair = None
     with closing(sources), closing(out_frames):
         prev_src = prev_out = None
         for (_, src), out in zip(sources, out_frames):
             src, out = plan.source(src), plan.output(out)
-            if prev_src is not None:
+            if prev_src is None:
+                first_pair = (src, out)
+            else:
                 if is_scene_cut(prev_src, src):
                     cuts += 1
                 else:
@@ -76,14 +84,66 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
     if pairs == 0:
         raise InputError("no pair of consecutive frames could be compared (every pair crosses a scene cut)",
                          hint="measure a clip with at least one continuous shot")
+    notes += _mismatch_notes(src_info, start, out_count, first_pair)
     w_out = float(np.mean(errors["output"])) if errors["output"] else float("nan")
     w_src = float(np.mean(errors["source"])) if errors["source"] else float("nan")
     return {
         "source": str(src_info.path), "output": str(output_path), "flow": flow, "frames": n,
         "pairs": pairs, "skipped_cuts": cuts, "size": list(plan.size), "resized": plan.note,
         "warping_error": {"output": w_out, "source": w_src},
-        "ratio_to_source": w_out / w_src if w_src > 0 else float("inf"),
+        "ratio_to_source": w_out / w_src if w_src > 0 else float("inf"), "start": start, "notes": notes,
     }
+
+
+UNRELATED_BELOW = 0.3  # correlation of the two first frames' edges; a dream of a frame keeps its edges (>0.5)
+
+
+def _output_start(output: Path, start: int | None, source_name: str) -> tuple[int, list[str]]:
+    """Where in the source the output begins: `start` if given, else what the output says
+    (with notes where what it says disagrees with what was asked)."""
+    from .. import media
+    from .workdir import FRAME_RE, parse_comment
+
+    if output.is_dir():
+        numbers = sorted(int(m.group(1)) for p in output.iterdir() if (m := FRAME_RE.match(p.name)))
+        return (start if start is not None else numbers[0] if numbers else 0), []
+    told = parse_comment(media.probe_video(output).comment)
+    if told is None:
+        return (start or 0), []
+    notes = []
+    if told["source"] != source_name:
+        notes.append(f"{output.name} says it is a render of {told['source']}, not {source_name}")
+    if start is None:
+        start = told["start"]
+        if start:
+            notes.append(f"{output.name} was rendered from frame {start}; measured from there")
+    elif start != told["start"]:
+        notes.append(f"{output.name} says it was rendered from frame {told['start']}, not {start}")
+    return start, notes
+
+
+def _mismatch_notes(src_info, start: int, out_count: int, first_pair) -> list[str]:
+    notes = []
+    if out_count != src_info.n_frames - start:
+        notes.append(f"the output has {out_count} frames, the source {src_info.n_frames - start} from frame {start}: "
+                     f"only the first {min(out_count, src_info.n_frames - start)} are compared")
+    if first_pair is not None and _edge_correlation(*first_pair) < UNRELATED_BELOW:
+        notes.append(f"the output's first frame does not look like frame {start} of {src_info.path.name}: "
+                     f"is it a render of this clip (and from this --start)?")
+    return notes
+
+
+def _edge_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of the blurred edge maps of two (H, W, 3) uint8 frames (1: the same structure)."""
+    def edges(x):
+        grey = cv2.GaussianBlur(cv2.cvtColor(np.asarray(x, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2)
+        mag = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        return cv2.GaussianBlur(mag, (0, 0), 3).ravel()
+
+    ea, eb = edges(a), edges(b)
+    if ea.std() == 0 or eb.std() == 0:
+        return 1.0
+    return float(np.corrcoef(ea, eb)[0, 1])
 
 
 class _SizePlan:

@@ -70,7 +70,7 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     or beside each photo; a single photo may also be given a folder as `output`.
     """
     from .. import media
-    from ..media.paths import require_file
+    from ..media.paths import require_file, require_image_output
 
     photos: list[Path] = []
     for s in sources:
@@ -94,14 +94,25 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
         if not batch:
             require_file(photo)  # "does not exist" before anything about its output
         out = folder / default_output(photo).name if folder else output or default_output(photo)
+        require_image_output(out)  # -o x.gif: refused now, not after the dream
         # A batch's missing photo is reported (and skipped) when its turn comes.
         jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() else out))
+    inputs = {_key(photo): photo for photo, _ in jobs}
+    for photo, out in jobs:  # a.png a.dream.png: a.png's result would overwrite the second input
+        if _key(out) in inputs and _key(out) != _key(photo):
+            raise OutputError(f"the result of {photo} would be written to {out}, which is also a photo of this batch",
+                              hint="dream into another folder with -o DIR, or leave the earlier result out")
     clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]
     if clash:
         names = [str(photo) for photo, out in jobs if out == clash[0]]
         raise OutputError(f"{' and '.join(names)} would both be written to {clash[0]}",
                           hint="dream them into different folders, or rename one")
     return jobs, batch
+
+
+def _key(path: Path) -> str:
+    """What makes two paths the same file (resolved, case kept)."""
+    return str(Path(path).expanduser().resolve())
 
 
 def _make_folder(folder: Path) -> Path:
@@ -143,14 +154,17 @@ class StillsPlan(engine.Plan):
         for n, k in enumerate(todo):
             source, out = self.jobs[k]
             try:
-                rgb, alpha = media.read_image_alpha(source)
-                check_size(*fit_max_size(rgb, s.max_size).shape[:2], s)
+                # Shrunk while decoding: memory follows max_size, not the photo (a 121-megapixel
+                # JPEG with max_size 160 never becomes a 1.5 GB float32 array).
+                rgb, alpha = media.read_image_alpha(source, max_size=s.max_size)
+                check_size(*rgb.shape[:2], s)
             except InputError as e:  # this photo only: the others can still be dreamed
                 if not self.batch:
                     raise
-                yield engine.Item(k, None, error=e, info=e.message)
+                yield engine.Item(k, None, error=e, info=e.message + (f"\n{e.hint}" if e.hint else ""))
                 continue
-            self.dreamer = self.dreamer or get_dreamer(s)  # model and layer errors surface here
+            # model and layer errors surface here; the first photo's size informs precision "auto"
+            self.dreamer = self.dreamer or get_dreamer(s, size=fit_max_size(rgb, s.max_size).shape[:2])
             label = f"{k + 1}/{len(self.jobs)} {source.name}" if self.batch else source.name
 
             def on_step(p, n=n, label=label, k=k):
@@ -160,7 +174,7 @@ class StillsPlan(engine.Plan):
             octave_done = None if self.on_octave is None else (
                 lambda octave, image, k=k: self.on_octave(k, octave, to_uint8(image)))
             result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer, on_octave=octave_done)
-            ctx.store.alphas[k] = fit_max_size(alpha, s.max_size) if alpha is not None else None
+            ctx.store.alphas[k] = alpha
             ctx.steps = (n + 1) * per_photo
             yield engine.Item(k, result, info=str(out))
 

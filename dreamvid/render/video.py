@@ -43,7 +43,7 @@ from . import engine, workdir
 log = logging.getLogger("dreamvid")
 
 PREFETCH_DEPTH = 3  # frames decoded and flowed ahead of the dream (memory: a few frames)
-OUTPUT_ONLY = ("crf", "keep_audio", "fps")  # VideoSettings fields that do not change the frames
+OUTPUT_ONLY = ("crf", "keep_audio", "fps", "interpolate")  # VideoSettings fields that do not change the frames
 _POLL_S = 0.1  # s; how often a blocked worker checks whether the render has stopped
 
 
@@ -122,7 +122,8 @@ class VideoPlan(engine.Plan):
             raise OutputError(f"{out.name} is a still image name, not a video",
                               hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
         self.start, self.end = _frame_range(info, start, end)
-        self.out_fps = parse_fps(settings.video.fps) or info.fps
+        k = settings.video.interpolate
+        self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
         if info.n_frames == 1:
@@ -182,7 +183,11 @@ class VideoPlan(engine.Plan):
         else:
             last = work.end  # a source that ended early without an error shortened the range
         audio = _audio_plan(info, self.settings, self.output, self.out_fps)
-        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep,
+        if info.sar != 1 and media.output_kind(self.output) == "frames":
+            log.warning("%s has non-square pixels (sample aspect %s); PNG frames cannot say so: show them %s "
+                        "times as wide", info.path.name, info.sar, float(info.sar))
+        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep, sar=info.sar,
+                    interpolate=self.settings.video.interpolate,
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
         if self.truncated is not None:
@@ -241,7 +246,7 @@ def _audio_plan(info, settings: Settings, out: Path, out_fps: Fraction) -> bool:
 
     if not (settings.video.keep_audio and info.has_audio and media.output_kind(out) == "video"):
         return False
-    if out_fps != info.fps:
+    if out_fps != info.fps * settings.video.interpolate:
         log.warning("audio left out: --fps %s changes the clip's speed, so the sound would not match",
                     workdir.fps_text(out_fps))
         return False

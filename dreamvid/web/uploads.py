@@ -15,7 +15,6 @@ import re
 import secrets
 import shutil
 import unicodedata
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +22,10 @@ from ..errors import InputError
 from ..media.paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 DEFAULT_MAX_UPLOAD_MB = 200  # MB; a minute of 1080p H.264 is ~100 MB, a photo a few MB
-DEFAULT_MAX_PIXELS = 50_000_000  # px per picture or frame (an 8K frame is 33 MP); PIL's own bomb limit is 89 MP
+DEFAULT_MAX_PIXELS = 50_000_000  # px per picture or frame at upload (an 8K frame is 33 MP); stricter than the reader's 250 MP
 MAX_FRAMES = 36_000  # frames of an uploaded clip: 20 minutes at 30 fps, more is not a studio job
 MAX_NAME = 80  # characters of a stored file's stem
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # what secrets.token_urlsafe makes; ids never hold a dot or slash
-PIL_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF"}  # what PIL calls the images we read (MPO: camera JPEG)
 
 
 class UploadRefused(InputError):
@@ -145,21 +143,14 @@ def check_upload(path: Path, token: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
 
 
 def image_header(path: Path) -> tuple[int, int]:
-    """(width, height) from the image's header, without decoding its pixels."""
-    from PIL import Image, UnidentifiedImageError
+    """(width, height) from the image's header (media.images.header_size), nothing decoded."""
+    from ..media import images
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit below
-        try:
-            with Image.open(path) as im:
-                fmt, size = im.format, im.size
-        except Image.DecompressionBombError:
-            raise UploadRefused("the image claims to be over 178 MP (a decompression bomb?)", status=413,
-                                hint="downscale it first") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            fmt, size = None, (0, 0)
-    if fmt not in PIL_FORMATS:
-        raise UploadRefused(f"{path.name} is not a JPEG, PNG, WebP, BMP or TIFF image", status=415,
+    data = path.read_bytes()  # at most the upload limit; a TIFF's header may sit at its end
+    kind = images._sniff(data)  # the format from the magic bytes, as the reader decides it
+    size = images.header_size(kind, data) if kind else None
+    if size is None:
+        raise UploadRefused(f"{path.name} is not a complete JPEG, PNG, WebP, BMP or TIFF image", status=415,
                             hint="upload a photo, or a clip with a video extension")
     return size
 
