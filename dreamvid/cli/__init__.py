@@ -63,7 +63,7 @@ app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
 
-COMMAND_MODULES = ("still", "info", "video", "animate")  # each has register(app)
+COMMAND_MODULES = ("still", "info", "video", "animate", "serve")  # each has register(app)
 
 
 def _version(value: bool) -> None:

@@ -16,7 +16,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -47,16 +47,18 @@ def default_output(source: Path, suffix: str = ".png") -> Path:
 def render_images(sources: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike | None = None,
                   settings: Settings | None = None, *, preset: str | None = None,
                   progress: engine.ProgressFn | None = None, skip_existing: bool = False,
-                  **overrides) -> engine.Result:
+                  on_octave: Callable[[int, int, np.ndarray], None] | None = None, **overrides) -> engine.Result:
     """Dream photos (paths or folders of them) into `output` (a file for one photo, a folder
     for a batch; default beside each photo as NAME.dream.png). settings or preset, then
     keyword overrides named as the CLI's flags (`step=0.02`, `layers=...`). Returns the
     engine's Result; `failed` lists the photos of a batch that could not be dreamed. A single
-    photo's error is raised instead.
+    photo's error is raised instead. on_octave(photo index, octave, (H, W, 3) uint8 RGB): the
+    picture so far after each octave (a preview; the web studio shows it).
     """
     from ..presets import resolve_for
 
-    plan = StillsPlan(sources, output, resolve_for("image", settings, preset, overrides), skip_existing=skip_existing)
+    plan = StillsPlan(sources, output, resolve_for("image", settings, preset, overrides), skip_existing=skip_existing,
+                      on_octave=on_octave)
     return engine.render(plan, progress=progress)
 
 
@@ -128,7 +130,7 @@ class StillsPlan(engine.Plan):
 
     mode = "image"
 
-    def __init__(self, sources, output, settings: Settings, *, skip_existing: bool = False):
+    def __init__(self, sources, output, settings: Settings, *, skip_existing: bool = False, on_octave=None):
         if isinstance(sources, (str, os.PathLike)):
             sources = [sources]
         self.settings = settings
@@ -136,6 +138,7 @@ class StillsPlan(engine.Plan):
         self.end = len(self.jobs)
         self.output = self.jobs[0][1] if not self.batch else Path(output) if output is not None else Path(".")
         self.skip_existing = skip_existing
+        self.on_octave = on_octave
         self.dreamer = None  # loaded after the first photo is read: a bad photo is reported first
 
     def open_store(self, *, work_dir=None, restart: bool = False) -> _ResultFiles:
@@ -143,7 +146,7 @@ class StillsPlan(engine.Plan):
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
         from .. import media
-        from ..dream import check_size, dream_image, get_dreamer
+        from ..dream import check_size, dream_image, fit_max_size, get_dreamer, to_uint8
 
         s = self.settings.dream
         per_photo = s.num_octave * s.iterations
@@ -168,7 +171,9 @@ class StillsPlan(engine.Plan):
                 ctx.step(k, f"{label} octave {p.octave + 1}/{p.num_octave} step {p.iteration}/{p.iterations} "
                             f"loss {p.loss:.2f}", n * per_photo + p.octave * s.iterations + p.iteration)
 
-            result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer)
+            octave_done = None if self.on_octave is None else (
+                lambda octave, image, k=k: self.on_octave(k, octave, to_uint8(image)))
+            result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer, on_octave=octave_done)
             ctx.store.alphas[k] = alpha
             ctx.steps = (n + 1) * per_photo
             yield engine.Item(k, result, info=str(out))
