@@ -30,6 +30,7 @@ MAX_FPS = 1000  # frames per second; more is a typo
 MIN_FPS = Fraction(1, 10)  # a frame every 10 s; slower is a typo (1e-9 only failed at the encode)
 MAX_ZOOM_FRAMES = 100_000  # ~70 min at 24 fps; more is a typo in --duration or --fps
 MAX_ZOOM_SECONDS = 24 * 3600  # s; checked before the frame count so 1e15 never allocates
+MAX_CADENCE = 12  # frames per dreamed frame with --cadence; past this the carried frames drift too far
 MAX_INTERPOLATE = 16  # frames per dreamed frame with --interpolate; more is a typo
 MAX_SNAPSHOTS = 1000  # timelapse pictures; more is a typo (--every 1 on a long run)
 
@@ -75,6 +76,7 @@ class VideoSettings:
     keep_audio: bool = True
     fps: str | None = None  # override the source frame rate ("24", "30000/1001"); with interpolate: the playback rate
     interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between output frames (smooth, or slow with fps)
+    cadence: int = 1  # N > 1: dream every Nth frame, carry the dream along the flow through the frames between
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ def validate_video(v: VideoSettings) -> VideoSettings:
         _int_in(v.frame_num_octave, "frame_num_octave", 1, MAX_OCTAVES)
     _int_in(v.crf, "crf", 0, 51)
     _int_in(v.interpolate, "interpolate", 1, MAX_INTERPOLATE)
+    _int_in(v.cadence, "cadence", 1, MAX_CADENCE)
     for key in ("scene_cuts", "keep_audio"):
         _check(isinstance(getattr(v, key), bool), key, getattr(v, key), "must be true or false", None)
     if v.fps is not None:

@@ -578,3 +578,30 @@ def test_a_work_dir_where_nothing_can_be_created_is_named_as_such(tmp_path, tiny
     src, _ = make_clip("w.mp4", n=3)
     with pytest.raises(OutputError, match="/proc does not take new folders"):
         render_video(src, tmp_path / "o.mp4", tiny_settings(tiny), work_dir="/proc/dreamvid-work")
+
+
+def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make_clip, monkeypatch):
+    """--cadence 3: frames 0, 3, 6 go through the network, the others carry the dream along the
+    flow; an interrupted render resumes to the same frames as an uninterrupted one."""
+    from dreamvid.dream import Dreamer
+
+    src, _ = make_clip("cad.mp4", n=8, width=96, height=64)
+    s = tiny_settings(tiny, cadence=3)
+    whole = render_video(src, tmp_path / "whole.mp4", s, keep_frames=True)
+    calls = []
+    dream = Dreamer.dream
+
+    def counted(self, image, st, **kw):
+        calls.append(kw.get("frame"))
+        return dream(self, image, st, **kw)
+
+    monkeypatch.setattr(Dreamer, "dream", counted)
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, tmp_path / "cut.mp4", s, progress=Interrupt(after=5))
+    assert calls == [0, 3]
+    resumed = render_video(src, tmp_path / "cut.mp4", s, keep_frames=True)
+    assert calls == [0, 3, 6] and resumed.resumed_from == 5
+    for a, b in zip(work_frames(whole.work_dir, range(8)), work_frames(resumed.work_dir, range(8))):
+        assert np.array_equal(a, b)
+    with pytest.raises(SettingsError, match="cadence must be between 1 and 12"):
+        render_video(src, tmp_path / "x.mp4", tiny_settings(tiny), cadence=0)

@@ -54,6 +54,8 @@ def video(
     fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio. "
                     "With --interpolate: the playback rate (below the source's x K: slow motion).",
                     type_=Optional[str], panel=OUTPUT_PANEL) = None,
+    cadence: _video_opt("--cadence", help="N: dream every Nth frame and carry the dream along the flow through the "
+                        "frames between (about N x faster; 1..12, default 1).", type_=Optional[int]) = None,
     interpolate: _video_opt("--interpolate", help="K: write K-1 flow-interpolated frames between output frames "
                             "(smooth at K x the frame rate, or slow motion with --fps; no model, 1..16).",
                             type_=Optional[int], panel=OUTPUT_PANEL) = None,
@@ -82,7 +84,7 @@ def video(
                                   flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
                                   frame_num_octave=frame_num_octave, temporal_weight=temporal_weight,
                                   strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf,
-                                  keep_audio=keep_audio, interpolate=interpolate)
+                                  keep_audio=keep_audio, interpolate=interpolate, cadence=cadence)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)

@@ -164,7 +164,8 @@ class VideoPlan(engine.Plan):
                         chain = chain.advance(item.index, item.frame, ctx.read(item.index), item.cut)
                     continue
                 t1 = time.perf_counter()
-                out, restarted = _dream_frame(self.dreamer, self.settings, chain, item)
+                keyframe = (item.index - self.start) % self.settings.video.cadence == 0
+                out, restarted = _dream_frame(self.dreamer, self.settings, chain, item, dream=keyframe)
                 ctx.dream_seconds += time.perf_counter() - t1
                 chain = chain.advance(item.index, item.frame, out, restarted)
                 self.last_index = item.index
@@ -298,8 +299,13 @@ class _Chain:
 
 
 
-def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) -> tuple[np.ndarray, bool]:
-    """One step of the chain: (dreamed frame uint8, whether it started from the bare source)."""
+def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared, dream: bool = True
+                 ) -> tuple[np.ndarray, bool]:
+    """One step of the chain: (dreamed frame uint8, whether it started from the bare source).
+
+    dream=False (a frame between two dreamed ones with --cadence): the carried start image is
+    the frame, no gradient step: the previous frame moved along the source's flow, occlusion-
+    aware (where nothing can be carried the source shows until the next dreamed frame)."""
     from ..dream import to_uint8
     from ..temporal import RECALL_FRAMES, carry, hold
 
@@ -312,6 +318,8 @@ def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) ->
         c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0,
                   recall=(*earlier, item.recall) if earlier is not None else None)
         start, s = c.start, settings.frame_dream()
+        if not dream:  # no increment: the hold keeps each region's strength all the same
+            return to_uint8(hold(c, start, v.temporal_weight, v.strength_hold)), False
     try:
         dreamed = dreamer.dream(start, s, frame=item.index)
         return to_uint8(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold)), fresh
