@@ -238,16 +238,25 @@ class SweepPlan(engine.Plan):
         self.fingerprint = workdir.still_fingerprint(source, self.image)
 
     def prepare(self) -> None:
-        from ..dream import fit_max_size, get_dreamer, network_key, octave_sizes
+        from ..dream import fit_max_size, get_dreamer, octave_sizes
 
-        self.dreamers = {network_key(cs): get_dreamer(cs) for cs in self.cells}  # every network loads first
         source_f = self.image.astype(np.float32)
         self.sizes = {cs.max_size: fit_max_size(source_f, cs.max_size) for cs in self.cells}
+        self.dreamers = {self._key(cs): get_dreamer(cs, size=self._size(cs)) for cs in self.cells}  # all load first
         self.steps_of = [cs.iterations * len(octave_sizes(*self.sizes[cs.max_size].shape[:2], cs.num_octave,
-                                                          cs.octave_scale, self.dreamers[network_key(cs)].min_size))
+                                                          cs.octave_scale, self.dreamers[self._key(cs)].min_size))
                          for cs in self.cells]
         log.info("sweep: %d cells, %d steps, about %.0f megapixel-steps", len(self.cells), sum(self.steps_of),
                  self.amount)
+
+    def _size(self, cs: DreamSettings) -> tuple[int, int]:
+        return self.sizes[cs.max_size].shape[:2]
+
+    def _key(self, cs: DreamSettings) -> tuple:
+        """The compiled network of cell settings `cs` (dream.network_key at the cell's size)."""
+        from ..dream import network_key
+
+        return network_key(cs, self._size(cs))
 
     def resume_key(self) -> dict[str, Any]:
         return resume_key(self.base, self.axes)
@@ -256,7 +265,7 @@ class SweepPlan(engine.Plan):
         return self.fingerprint
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
-        from ..dream import network_key, to_uint8
+        from ..dream import to_uint8
 
         ctx.total_steps = sum(self.steps_of)
         ctx.steps = sum(n for k, n in enumerate(self.steps_of) if k not in todo)
@@ -268,13 +277,12 @@ class SweepPlan(engine.Plan):
                 ctx.step(k, f"cell {k + 1}/{self.end} ({where}), octave {p.octave + 1}/{p.num_octave}, "
                             f"loss {p.loss:.2f}")
 
-            picture = to_uint8(self.dreamers[network_key(cs)].dream(self.sizes[cs.max_size], cs, progress=on_step))
+            picture = to_uint8(self.dreamers[self._key(cs)].dream(self.sizes[cs.max_size], cs, progress=on_step))
             ctx.steps = base + self.steps_of[k]  # early stops (max_loss) skip steps: keep the count honest
             yield engine.Item(k, picture, info=f"cell {k + 1}/{self.end} ({where}) done")
 
     def finish(self, ctx: engine.Context) -> engine.Result:
         from .. import media
-        from ..dream import network_key
 
         store, cell_size, axes = ctx.store, self.settings.sweep.cell_size, self.axes
         thumbs: list[list[np.ndarray]] = []
@@ -291,7 +299,7 @@ class SweepPlan(engine.Plan):
         h, w = self.sizes[base.max_size].shape[:2] if base.max_size in self.sizes \
             else _fitted(self.image.shape[:2], base.max_size)
         varied = {a.key for a in axes}
-        shown = self.dreamers.get(network_key(base))
+        shown = self.dreamers.get(self._key(base)) if base.max_size in self.sizes else None
         layers = tuple(shown.model.layers) if shown is not None else base.layers
         fixed = sheet.settings_text(replace(base, layers=layers), [k for k in CAPTION_KEYS if k not in varied])
         caption = fixed + (f" · {self.src_name}" if self.src_name else "") + f" · {w}x{h}"

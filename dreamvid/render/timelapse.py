@@ -197,9 +197,10 @@ class TimelapsePlan(engine.Plan):
         from ..dream import fit_max_size, get_dreamer, octave_sizes
 
         s = self.settings.dream
-        self.dreamer = get_dreamer(s)  # a bad model or layer fails here, before any folder exists
-        self.shown = replace(s, layers=tuple(self.dreamer.model.layers))  # the layers dreamed, for the labels
         self.picture = fit_max_size(np.asarray(self.image, np.float32), s.max_size)
+        # a bad model or layer fails here, before any folder exists; the size decides precision "auto"
+        self.dreamer = get_dreamer(s, size=self.picture.shape[:2])
+        self.shown = replace(s, layers=tuple(self.dreamer.model.layers))  # the layers dreamed, for the labels
         self.n_oct = len(octave_sizes(*self.picture.shape[:2], s.num_octave, s.octave_scale, self.dreamer.min_size))
 
     def resume_key(self) -> dict:

@@ -138,7 +138,10 @@ class VideoPlan(engine.Plan):
     def prepare(self) -> None:
         from ..dream import get_dreamer
 
-        self.dreamer = get_dreamer(self.settings.dream)
+        from .. import media
+
+        w, h = media.scaled_size(self.info.width, self.info.height, self.settings.dream.max_size)
+        self.dreamer = get_dreamer(self.settings.dream, size=(h, w))  # the size decides precision "auto"
 
     def resume_key(self) -> dict:
         return frame_settings_dict(self.settings)

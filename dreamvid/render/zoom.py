@@ -315,9 +315,10 @@ class Frames:
             for st in plan.keyframes.states:
                 signs.update({n: math.copysign(1.0, w) for n, w in dict(st.get("layers") or {}).items() if w})
             network = replace(plan.first, layers=tuple((n, 1.0) for n in plan.layer_names))
-            self.dreamer = get_dreamer(network, EasedMeanSquares(tuple(sorted(signs.items()))))
+            self.dreamer = get_dreamer(network, EasedMeanSquares(tuple(sorted(signs.items()))),
+                                       size=self.source.shape[:2])
         else:  # one layer set for the whole zoom: the shared, cached Dreamer
-            self.dreamer = get_dreamer(plan.first)
+            self.dreamer = get_dreamer(plan.first, size=self.source.shape[:2])
         self.reference: tuple[np.ndarray, np.ndarray] | None = None
 
     def make(self, i: int, previous: np.ndarray | None, frame0: np.ndarray | None = None) -> np.ndarray:
