@@ -55,7 +55,7 @@ def test_options_reach_the_render(make_clip, tiny, tmp_path):
     manifest = json.loads((tmp_path / "o.gif.dreamvid-work" / "render.json").read_text())
     assert manifest["settings"]["video"] == {"blend": 0.5, "flow": "farneback", "flow_quality": "ultrafast",
                                              "frame_iterations": 1, "frame_num_octave": 1, "scene_cuts": True,
-                                             "temporal_weight": 0.5, "strength_hold": 0.25}
+                                             "temporal_weight": 0.5, "strength_hold": 0.25, "cadence": 1}
     assert (manifest["seed"], manifest["start"], manifest["end"]) == (3, 2, 8)
     r = run("video", src, "-o", tmp_path / "silent.mp4", "--model", tiny, *FAST, "--no-audio", "--end", "f2",
             "--crf", "30")
@@ -73,11 +73,11 @@ def test_ctrl_c_keeps_frames_prints_the_resume_command_and_it_resumes(make_clip,
     out = tmp_path / "c_dream.mp4"
     real, calls = video._dream_frame, []
 
-    def ctrl_c_on_the_third(*args):
+    def ctrl_c_on_the_third(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(video, "_dream_frame", ctrl_c_on_the_third)
     r = run("video", src, "-o", out, "--model", tiny, *FAST, "--restart", "--blend", "0.8")
