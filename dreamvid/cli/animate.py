@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, restart_option,
-                     with_dream_options, work_dir_option)
+from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, ray_option,
+                     restart_option, with_dream_options, work_dir_option, workers_option)
 
 MOTION_PANEL = "Camera path"
 FRAME_PANEL = "Frames"
@@ -93,6 +93,8 @@ def zoom(
     restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -111,7 +113,8 @@ def zoom(
                                  rotate=rotate, pan=parse_pair(pan, "--pan", "12,-4"),
                                  center=parse_pair(center, "--center", "0.5,0.4"), duration=duration, frames=frames,
                                  fps=fps, interpolation=interpolation, color_hold=color_hold,
-                                 frame_iterations=frame_iterations, frame_num_octave=frame_num_octave, crf=crf)
+                                 frame_iterations=frame_iterations, frame_num_octave=frame_num_octave, crf=crf,
+                                 workers=workers, ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)
@@ -146,6 +149,8 @@ def timelapse(
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51.", type_=Optional[int], panel=LAPSE_PANEL) = None,
     restart: restart_option(LAPSE_PANEL, "checkpoints") = False,
     work_dir: work_dir_option(LAPSE_PANEL, "checkpoints") = None,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -162,7 +167,7 @@ def timelapse(
             result = lapse.render_timelapse(
                 source, output, preset=preset, progress=bar, restart=restart, work_dir=work_dir, **dream_flags(dream),
                 checkpoints=counts, every=every, fps=None if fps is None else float(_fps(fps)), hold=hold, fade=fade,
-                labels=labels, cell_size=cell_size, columns=columns, crf=crf)
+                labels=labels, cell_size=cell_size, columns=columns, crf=crf, workers=workers, ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             if every is not None:  # one continuous run: nothing to resume from
@@ -196,6 +201,8 @@ def sweep(
                     type_=Optional[int], panel=SWEEP_PANEL) = None,
     restart: restart_option(SWEEP_PANEL, "cells") = False,
     work_dir: work_dir_option(SWEEP_PANEL, "cells") = None,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -211,7 +218,8 @@ def sweep(
         try:
             result = render_sweep(source, output, preset=preset, progress=bar, restart=restart, work_dir=work_dir,
                                   **dream_flags(dream), vary=axes,
-                                  save_cells=None if save_cells is None else str(save_cells), cell_size=cell_size)
+                                  save_cells=None if save_cells is None else str(save_cells), cell_size=cell_size,
+                                  workers=workers, ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir, "cell")

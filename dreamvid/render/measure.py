@@ -26,7 +26,7 @@ MEASURE_QUALITY = "medium"  # DIS preset for measuring: the most accurate of the
 
 
 def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *, flow: str = "dis",
-              max_frames: int | None = None, start: int = 0) -> dict:
+              max_frames: int | None = None, start: int = 0, details: bool = False) -> dict:
     """Warping error of `output_path` and of `source_path`, measured with the source's flow.
 
     output_path: a video file, or a folder of frame_%05d.png frames. start: the source frame
@@ -38,6 +38,9 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
     Returns {"source", "output", "flow", "frames", "pairs", "skipped_cuts", "size": [w, h],
     "resized": str | None, "warping_error": {"output": float, "source": float},
     "ratio_to_source": float}. Errors are mean squared differences of [0, 1] images.
+    details: also "pair_errors" ([t, error] of the output pair (t - 1, t), t counted from the
+    output's first frame) and "strength" (the dream's mean absolute difference from the
+    source, [0, 1] images, over every frame).
     """
     from .. import media
     from ..flow import FlowEstimator, is_scene_cut, occluded, warping_error
@@ -57,10 +60,13 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
     sources = media.read_frames(src_info.path, start=start, end=start + n, max_size=plan.max_size, info=src_info)
     errors = {"output": [], "source": []}
     pairs = cuts = 0
+    per_pair, strength = [], []
     with closing(sources), closing(out_frames):
         prev_src = prev_out = None
-        for (_, src), out in zip(sources, out_frames):
+        for (index, src), out in zip(sources, out_frames):
             src, out = plan.source(src), plan.output(out)
+            if details:
+                strength.append(float(np.mean(np.abs(out.astype(np.float32) - src.astype(np.float32)))) / 255)
             if prev_src is not None:
                 if is_scene_cut(prev_src, src):
                     cuts += 1
@@ -71,6 +77,8 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
                         err = warping_error([a, b], [back], [mask])
                         if np.isfinite(err):
                             errors[key].append(err)
+                            if key == "output":
+                                per_pair.append([index - start, err])
                     pairs += 1
             prev_src, prev_out = src, out
     if pairs == 0:
@@ -78,11 +86,13 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
                          hint="measure a clip with at least one continuous shot")
     w_out = float(np.mean(errors["output"])) if errors["output"] else float("nan")
     w_src = float(np.mean(errors["source"])) if errors["source"] else float("nan")
+    extra = {"pair_errors": per_pair, "strength": float(np.mean(strength))} if details else {}
     return {
         "source": str(src_info.path), "output": str(output_path), "flow": flow, "frames": n,
         "pairs": pairs, "skipped_cuts": cuts, "size": list(plan.size), "resized": plan.note,
         "warping_error": {"output": w_out, "source": w_src},
         "ratio_to_source": w_out / w_src if w_src > 0 else float("inf"),
+        **extra,
     }
 
 
