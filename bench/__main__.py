@@ -1,8 +1,8 @@
-"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5.
+"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5, and the cluster's (issue 13).
 
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
-item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup.
-A full run takes about 10 minutes on 2 cores; --quick does fewer repetitions (about 4).
+item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup,
+cluster. A full run takes about 13 minutes on 2 cores; --quick does fewer repetitions (about 4).
 `python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py, `make gpu-check`).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup")
+ITEMS = ("steps", "still", "video", "memory", "startup", "cluster")
 
 
 def main(argv=None) -> int:
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import common, memory, startup, steps, still, video
+    from . import cluster, common, memory, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -71,6 +71,9 @@ def main(argv=None) -> int:
             results["memory"] = memory.measure(args.quick)
         elif item == "startup":
             results["startup"] = startup.measure(args.quick)
+        elif item == "cluster":
+            why_not = cluster.available()
+            results["cluster"] = {"skipped": why_not} if why_not else cluster.measure(args.quick)
         print(f"[bench] {item}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     sampler.sample()
     results["load"] = sampler.summary()

@@ -6,17 +6,23 @@
   whole clip (render.measure.coherence), of the pairs at each chunk boundary, the dream
   strength (mean |dream - source|) and the mean difference from the one-process render.
 - default: the same clip the way `--workers 2` splits it (one chunk per worker, OVERLAP).
-- overhead: seconds per frame, clusters warm (workers started, network loaded and traced):
-  1 worker with both cores against one process (the same work: the cost of the distributed
-  path itself), and 2 workers with a core each (what --workers 2 gives on this machine).
+- overhead: wall seconds per frame, clusters warm (workers started, network loaded and
+  traced), repetitions interleaved with the one-process render: 1 worker with both cores
+  against one process (the same work: the cost of the distributed path itself), the same
+  with the chunk as one task (what the per-task restarts cost), and 2 workers with a core
+  each (--workers 2 here). CPU seconds (this process and every Ray worker, from /proc) are
+  kept too; they are not the overhead: one TensorFlow thread spends less CPU per frame than
+  two at these sizes.
 - paper: the wall time of a 5-minute 1080p clip on 1, 4 and 16 GPUs, from the per-frame costs
   measured here (the overlap work, the driver's PNG write per 1080p frame) and an assumed
   GPU frame time (stated in the result: no GPU has measured one yet).
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +35,7 @@ MAX_SIZE = 160  # px
 FRAMES = 48  # quick: 32
 CHUNKS = 4  # for the seam measurement: 3 boundaries
 OVERLAPS = (0, 4, 8)
+REPS = 3  # timed repetitions of each contender, interleaved
 TARGETS = {"boundary_over_mean": 1.5, "clip_vs_single": 1.1, "overhead": 0.10}
 PAPER = {"minutes": 5, "fps": 25, "gpu_seconds_per_frame": 0.25,  # assumed: 1080p, video preset, one GPU
          "driver_writer_threads": 8,  # the driver machine's cores writing PNGs (cluster.WRITERS, up to 8)
@@ -63,22 +70,25 @@ def _measure(tmp: Path, settings, n: int) -> dict:
         return VideoPlan(CLIP, tmp / name, settings, end=n)
 
     def dist(name, workers=2, **split):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_seconds()
         cluster.render(plan(name), workers=workers, restart=True, **split)
+        cpu[name].append(_cpu_seconds() - c)
         return time.perf_counter() - t
 
     def single(name):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_seconds()
         render_video(CLIP, tmp / name, settings, end=n, restart=True)
+        cpu[name].append(_cpu_seconds() - c)
         return time.perf_counter() - t
 
-    def whole_chunk_in_one_task(name):
+    def whole_chunk_in_one_task(name):  # the chunk as one task: what the per-task restarts cost
         piece, cluster.PIECE = cluster.PIECE, n
         try:
             return dist(name, workers=1, chunks=1)
         finally:
             cluster.PIECE = piece
 
+    cpu: dict[str, list[float]] = defaultdict(list)
     single("warm")  # this process's network loaded and traced at this size
     times: dict[str, list[float]] = {"single": [], "one_worker": [], "one_worker_one_task": [], "two_workers": []}
     # Each cluster on its own (Ray stops idle workers of another configuration): warmed first,
@@ -87,25 +97,28 @@ def _measure(tmp: Path, settings, n: int) -> dict:
         cluster.connect(workers)
         try:
             dist("warm", workers=workers, chunks=workers, min_chunk=4, overlap=2)
-            for _ in range(2):
+            for _ in range(REPS):
                 times["single"].append(single("single"))
-                for name in contenders:
-                    fn = whole_chunk_in_one_task if name == "one_worker_one_task" else \
-                        lambda name: dist(name, workers=workers, chunks=1 if workers == 1 else None)
-                    times[name].append(fn(name))
+                for name, out_name in zip(contenders, ("one", "one_task") if workers == 1 else ("two_workers",)):
+                    times[name].append(whole_chunk_in_one_task(out_name) if name == "one_worker_one_task" else
+                                       dist(out_name, workers=workers, chunks=1 if workers == 1 else None))
             if workers == 2:
                 out = _quality_runs(tmp, plan, dist)
         finally:
             ray.shutdown()
     s1, s2, s3, sw = (common.median(times[k]) / n for k in ("single", "one_worker", "one_worker_one_task",
                                                              "two_workers"))
+    c1, c2, c3, cw = (common.median(cpu[k]) / n for k in ("single", "one", "one_task", "two_workers"))
     png = _png_seconds_1080p()
     out = {
         "clip": f"{CLIP.name}, frames 0..{n - 1}, --max-size {MAX_SIZE}, preset video",
         "seconds_per_frame": {"single_process": round(s1, 4), "one_worker_2_cores": round(s2, 4),
                               "one_worker_one_task": round(s3, 4), "two_workers_1_core_each": round(sw, 4)},
+        "cpu_seconds_per_frame": {"single_process": round(c1, 4), "one_worker_2_cores": round(c2, 4),
+                                  "one_worker_one_task": round(c3, 4), "two_workers_1_core_each": round(cw, 4)},
         "overhead": round(s2 / s1 - 1, 3), "overhead_one_task": round(s3 / s1 - 1, 3),
-        "two_workers_vs_single": round(sw / s1, 3), **out,
+        "two_workers_vs_single": round(sw / s1, 3), "cpu_overhead": round(c2 / c1 - 1, 3),
+        "cpu_two_workers_vs_single": round(cw / c1, 3), **out,
         "driver_png_seconds_1080p": round(png, 4), "paper": _paper(png),
     }
     default = out["default"]
@@ -132,6 +145,26 @@ def _quality_runs(tmp: Path, plan, dist) -> dict:
             seams[name] = {**_quality(CLIP, tmp / name, ref, _boundaries(plan("x"), split)),
                            "overlap": overlap, "fade": fade, "seconds": round(seconds, 1)}
     return {"single": ref, "default": default, "seams": seams}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and every Ray worker process on this machine
+    (/proc): the work of a render whatever else the shared machine runs meanwhile."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if not f.read().startswith(b"ray::"):
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def _boundaries(plan, split) -> list[tuple[int, int]]:

@@ -56,7 +56,25 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         heavy = [k for k, v in s["imported"].items() if v]
         rows.append(("5. dreamvid --help", f"{s['seconds']:.2f} s; imported: {', '.join(heavy) or 'no TF, Keras, cv2'}",
                      "< 1 s, no TF", _mark(s["hit"])))
+    rows += _cluster_lines(r.get("cluster"))
     return rows
+
+
+def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
+    if c is None:
+        return []
+    if "skipped" in c:
+        return [("6. cluster", "not measured: " + c["skipped"], "", "—")]
+    f, d, vs = c["seconds_per_frame"], c["default"], c["default"]["vs_single"]
+    return [
+        ("6. cluster: 1 worker vs 1 process, same 2 cores", f"{f['one_worker_2_cores']:.3f} vs "
+         f"{f['single_process']:.3f} s/frame = {c['overhead']:+.1%}", "<= +10%", _mark(c["hit"]["overhead"])),
+        ("6. cluster: 2 workers, boundary pair / clip mean", f"{d['boundary_over_mean']:.2f}x "
+         f"(fade zone {d['fade_zone_over_mean']:.2f}x)", "<= 1.5x", _mark(c["hit"]["boundary"])),
+        ("6. cluster: 2 workers vs 1 process, whole clip", f"warping error {vs['warping_error']:.2f}x, strength "
+         f"{vs['strength']:.2f}x, mean difference {vs['mean_abs_difference']:.1f}/255", "within 1.1x",
+         _mark(c["hit"]["coherence"])),
+    ]
 
 
 def table(r: dict) -> str:

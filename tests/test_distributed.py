@@ -9,6 +9,7 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -281,3 +282,19 @@ def test_the_video_split_cuts_runs_and_pieces(monkeypatch):
     Job = cluster.Job
     assert cluster._pieces(10, 13, 22) == [Job(10, 13, 17), Job(17, 17, 21), Job(21, 21, 22)]
     assert cluster._pieces(5, 5, 7) == [Job(5, 5, 7)]
+
+
+def test_a_long_run_is_split_with_an_overlap_and_a_resumed_gap_fades_into_the_stored_frames(monkeypatch):
+    monkeypatch.setattr(cluster, "PIECE", 16)
+    Job = cluster.Job
+    plan = SimpleNamespace(start=0, end=40, settings=Settings(video=VideoSettings(scene_cuts=False)))
+    split = cluster._Split(overlap=4, fade=True, min_chunk=6, chunks=2)
+
+    fresh = cluster._video_chunks(plan, SimpleNamespace(has=lambda i: False), list(range(40)), split)
+    assert [c[0] for c in fresh] == [Job(0, 0, 16), Job(16, 20, 36)]  # the second chunk starts 4 frames early
+
+    stored = set(range(10)) | set(range(20, 40))  # the driver stopped: a gap 10..19 between stored frames
+    gap = cluster._video_chunks(plan, SimpleNamespace(has=stored.__contains__), list(range(10, 20)), split)
+    # the gap continues from frame 9 (one chunk: too short to split), and frame 20's chain, which
+    # started at 16, is dreamed again for the fade into it
+    assert gap == [[Job(10, 10, 20)], [Job(16, 20, 20)]]

@@ -116,18 +116,16 @@ def connect(workers: int | None = None, address: str | None = None) -> Pool:
     gpus, cpus = int(res.get("GPU", 0)), float(res.get("CPU", 1))
     nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
     n = workers or (gpus or nodes)
-    options: dict[str, Any] = {"max_retries": MAX_RETRIES, "retry_exceptions": False}
+    share = max(cpus / n, 0.01)  # the cores each worker gets: its decoding and flow run there, even beside a GPU
+    threads = str(max(1, int(share)))
+    options: dict[str, Any] = {"max_retries": MAX_RETRIES, "retry_exceptions": False, "num_cpus": share,
+                               "runtime_env": {"env_vars": {
+                                   "OMP_NUM_THREADS": threads, "TF_NUM_INTRAOP_THREADS": threads,
+                                   "TF_NUM_INTEROP_THREADS": threads, "DREAMVID_THREADS": threads}}}
     if gpus:
         options["num_gpus"] = 1
         if n > gpus:
             log.warning("%d workers but %d GPUs: %d tasks at a time", n, gpus, gpus)
-    else:
-        share = max(cpus / n, 0.01)
-        threads = max(1, int(share))
-        options["num_cpus"] = share
-        options["runtime_env"] = {"env_vars": {
-            "OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
-            "TF_NUM_INTEROP_THREADS": str(threads), "DREAMVID_THREADS": str(threads)}}
     log.info("Ray: %d worker%s on %s (%s)", n, "s" * (n != 1), "a local cluster" if started else "the cluster",
              f"{gpus} GPUs, one each" if gpus else f"{cpus:g} CPUs, {cpus / n:.3g} each")
     return Pool(ray, n, options, started, remote, gpus)
