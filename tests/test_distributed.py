@@ -299,3 +299,13 @@ def test_a_long_run_is_split_with_an_overlap_and_a_resumed_gap_fades_into_the_st
     # the gap continues from frame 9 (one chunk: too short to split), and frame 20's chain, which
     # started at 16, is dreamed again for the fade into it
     assert gap == [[Job(10, 10, 20)], [Job(16, 20, 20)]]
+
+
+def test_a_node_without_the_clip_dreams_a_copy_sent_through_ray(tmp_path, make_clip, local_cluster):
+    src, _ = make_clip(n=3)
+    plan = SimpleNamespace(info=media.probe_video(src))
+    data = ray.put(src.read_bytes())
+    gone = tmp_path / "elsewhere" / src.name  # the driver's path, which this "node" does not have
+    plan.info = replace(plan.info, path=gone)
+    cluster._use_local_copy(plan, [data])
+    assert plan.info.path != gone and plan.info.path.read_bytes() == src.read_bytes()

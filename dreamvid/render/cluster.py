@@ -34,6 +34,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,15 +104,17 @@ def connect(workers: int | None = None, address: str | None = None) -> Pool:
     _check_workers(workers)
     ray = import_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # no C++ retry warnings on stderr: failures are one line
     started = remote = False
     if address:
         _check_reachable(address)
     if not ray.is_initialized():
         if address:
-            _init(ray, address=address)
+            _join(ray, address)
             remote = True
         else:
-            _init(ray, num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": _worker_env()})
+            # address="local": a new cluster of our own, even where `ray start` left one running
+            _init(ray, address="local", num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": _worker_env()})
             started = True
     res = ray.cluster_resources()
     gpus, cpus = int(res.get("GPU", 0)), float(res.get("CPU", 1))
@@ -138,8 +142,43 @@ def _check_workers(workers) -> None:
 
 
 def _init(ray, **kw) -> None:
-    ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-             configure_logging=True, **kw)
+    """ray.init with what Ray's C++ core prints on the way (retries, token notices) kept out of
+    the terminal; on failure it is added to the exception (`ray_stderr`) for --debug."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log_file:
+        os.dup2(log_file.fileno(), 2)
+        try:
+            ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                     configure_logging=True, **kw)
+        except BaseException as e:
+            os.dup2(saved, 2)
+            log_file.seek(0)
+            e.ray_stderr = log_file.read().decode(errors="replace")[-4000:]
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _join(ray, address: str) -> None:
+    """ray.init(address=...), its failure as one InputError line (Ray's own words in `detail`)."""
+    try:
+        _init(ray, address=address)
+    except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, RayError: all mean "not joined"
+        chain, x = [], e
+        while x is not None and len(chain) < 8:
+            chain.append(x)
+            x = x.__cause__ or x.__context__
+        text = "\n".join(f"{type(c).__name__}: {c}" for c in chain) + "\n" + getattr(e, "ray_stderr", "")
+        hint = ("start one with `ray start --head` (then --ray auto on that machine, --ray HOST:6379 "
+                "elsewhere), or leave out --ray to start a local one with --workers N")
+        if "InvalidAuthToken" in text or "AuthenticationError" in text:
+            why = "the cluster wants its authentication token"
+            hint = "give this machine the head's token (`ray get-auth-token` there; RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        else:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot join the Ray cluster at {address}: {why}", hint=hint, detail=text) from None
 
 
 def _worker_env() -> dict[str, str]:
@@ -515,7 +554,7 @@ def _scene_cuts(plan, todo: list[int]) -> set[int]:
         log.debug("scene cuts: %s", e)
     finally:
         reader.close()
-    log.info("scene cuts at %s (%.1f s to find)", sorted(cuts) or "no frame", time.perf_counter() - t0)
+    log.debug("scene cuts at %s (%.1f s to find)", sorted(cuts) or "no frame", time.perf_counter() - t0)
     return cuts
 
 
@@ -554,8 +593,6 @@ def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
 
 def _use_local_copy(plan, source) -> None:
     """Point a video plan at a copy of its clip on this node when the driver's path is not here."""
-    import tempfile
-
     import ray
 
     path = Path(plan.info.path)
