@@ -508,7 +508,8 @@ def _video_chunks(plan, store, todo: list[int], split: _Split) -> list[list[Job]
             warm = min(overlap, s - a) if i else 0
             chains.append(_pieces(s - warm, s, e))
         after = b  # the stored frame after the gap came from a chain started `overlap` frames before it
-        if overlap and after < plan.end and after not in cuts and store.has(after) and not store.has(after - 1):
+        if overlap and split.fade and after < plan.end and after not in cuts and store.has(after) \
+                and not store.has(after - 1):
             shot = max([c for c in cuts if c <= after - 1] + [plan.start])
             chains.append([Job(max(after - overlap, shot), after, after)])
     chains.sort(key=lambda c: c[0].start - c[-1].end)  # longest first
@@ -585,8 +586,6 @@ def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
         prev = prev.items[-1].image if prev.items else None
     given = {job.start - 1: prev} if prev is not None else None
     items = list(engine.make_items(plan, range(job.start, job.end), given=given))
-    for item in items:
-        item.info = ""  # the driver says what is done
     node = socket.gethostname()
     return _Made(items, f"{node}:{os.getpid()}", time.perf_counter() - t0, getattr(plan, "truncated", None))
 
