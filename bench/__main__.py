@@ -1,15 +1,17 @@
-"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5, and the cluster's (issue 13).
+"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5, coherence (issue 8) and the cluster (issue 13).
 
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
 item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup,
-cluster. A full run takes about 13 minutes on 2 cores; --quick does fewer repetitions (about 4).
-`python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py, `make gpu-check`).
+precisions, coherence, cluster. A full run takes about 20 minutes on 2 cores; --quick does fewer
+repetitions (about 7). `python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py,
+`make gpu-check`).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup", "cluster")
+ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence", "cluster")
 
 
 def main(argv=None) -> int:
@@ -43,11 +45,14 @@ def main(argv=None) -> int:
     if args.report:
         return _report_only(args.no_docs)
 
+    # The in-process items measure the network as built from its weights (the references run it
+    # unfolded); the start-up item measures the network cache in its own processes.
+    os.environ.setdefault("DREAMVID_NETWORK_CACHE", "0")
     # dreamvid's TensorFlow settings (oneDNN, remapper, GPU memory growth) before anything imports TF
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import cluster, common, memory, startup, steps, still, video
+    from . import cluster, coherence, common, memory, precisions, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -71,6 +76,10 @@ def main(argv=None) -> int:
             results["memory"] = memory.measure(args.quick)
         elif item == "startup":
             results["startup"] = startup.measure(args.quick)
+        elif item == "precisions":
+            results["precisions"] = precisions.measure(args.quick)
+        elif item == "coherence":
+            results["coherence"] = coherence.measure(args.quick)
         elif item == "cluster":
             why_not = cluster.available()
             results["cluster"] = {"skipped": why_not} if why_not else cluster.measure(args.quick)

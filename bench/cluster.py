@@ -182,10 +182,11 @@ def _boundaries(plan, split) -> list[tuple[int, int]]:
 def _quality(clip: Path, frames: Path, ref: dict | None, bounds=()) -> dict:
     from dreamvid.render.measure import coherence
 
-    c = coherence(clip, frames, details=True)
+    c = coherence(clip, frames)
     pairs = dict((int(t), e) for t, e in c["pair_errors"])
     mean = c["warping_error"]["output"]
-    out = {"warping_error": mean, "strength": c["strength"], "pairs": c["pairs"]}
+    strength = float(np.mean(c["strength"]["per_frame"]))  # levels, mean |dream - source|
+    out = {"warping_error": mean, "strength": strength, "pairs": c["pairs"]}
     if bounds:
         at = [pairs[b] for _, b in bounds if b in pairs]
         zone = [pairs[t] for z, b in bounds for t in range(z, b + 1) if t in pairs]
@@ -195,7 +196,7 @@ def _quality(clip: Path, frames: Path, ref: dict | None, bounds=()) -> dict:
         out["fade_zone_over_mean"] = round(max(zone) / mean, 3) if zone else None
     if ref is not None:
         out["vs_single"] = {"warping_error": round(mean / ref["warping_error"], 3),
-                            "strength": round(c["strength"] / ref["strength"], 3),
+                            "strength": round(strength / ref["strength"], 3),
                             "mean_abs_difference": round(_difference(frames, ref["frames"]), 3)}
     out["frames"] = str(frames)
     return out

@@ -93,7 +93,8 @@ def machine() -> dict:
                 info["cpu"] = line.split(":", 1)[1].strip()
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
-                info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags)
+                info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile",
+                                                    "amx_bf16") if f in flags)
                 break
     except OSError:
         pass

@@ -81,6 +81,15 @@ layers = { block4c_out = 0.2, block6d_out = 1.0 }
 CHANGED: dict[str, str] = {  # case -> why its output changes on purpose
     "zoom-keyframes-mixed": "issue 9: keyframed layers with --precision mixed ran float32; now bfloat16 as asked",
     "sweep-precision": "issue 9: the float32 cell was dreamed with the bfloat16 network; now each its own",
+    "timelapse-sheet": "issue 11: only the count under each tile, the fixed settings once in the caption",
+    "coherence": "issue 11: the JSON says where the output starts and notes mismatched frame counts",
+    **{f"video-{k}": "issue 8: the temporal hold (tracked pixels keep their dream, strength held, t-8 link)"
+       for k in ("default", "cuts-frames", "farneback")},
+    "zoom-motion": "issue 15: the border a zoom-out or rotation uncovers is inpainted, not mirrored (--edges)",
+    "zoom-keyframes": "issue 15: the corners a rotation uncovers are inpainted, not mirrored (--edges)",
+    **{f"image-{k}": "issue 10: photos larger than --max-size are shrunk while decoding (memory follows the "
+                     "output size), which differs from shrinking the float image by ~0.5 levels"
+       for k in ("classic", "swirls", "coral", "eyes", "deep-octaves", "video", "zoom", "flags", "tiled", "batch")},
 }
 
 

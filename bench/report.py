@@ -56,7 +56,59 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         heavy = [k for k, v in s["imported"].items() if v]
         rows.append(("5. dreamvid --help", f"{s['seconds']:.2f} s; imported: {', '.join(heavy) or 'no TF, Keras, cv2'}",
                      "< 1 s, no TF", _mark(s["hit"])))
+        rows += _startup_lines(s)
+    for p in r.get("precisions", {}).get("rows", []):
+        sec = p["seconds_per_step"]
+        auto = p.get("auto", {}).get("precision", "—")
+        dense = f"; bf16 but depthwise: {p['speedup_dense_only']:.2f}x" if "speedup_dense_only" in p else ""
+        rows.append((f"6. step {p['size']} {p['model']}, float32 vs {p['reduced'].split('_')[1]}",
+                     f"{sec['float32']:.3f} s vs {sec[p['reduced']]:.3f} s = {p['speedup_reduced']:.2f}x{dense}",
+                     f"auto: {auto}", "—"))
+    if "coherence" in r:
+        c, hit = r["coherence"], r["coherence"]["hit"]
+        rows_ = c["rows"]
+        worst = max(rows_, key=lambda x: x["vs_source"])
+        rows.append(("7. coherence, warping error vs source (worst kind)",
+                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kinds", "<= 2x",
+                     _mark(hit["vs_source"])))
+        ind = [x for x in rows_ if "vs_independent" in x]
+        if ind:
+            w = max(ind, key=lambda x: x["vs_independent"])
+            rows.append(("7. coherence vs --flow none (worst kind)", f"{w['vs_independent']:.3f}x ({w['kind']})",
+                         "<= 0.1x", _mark(hit["vs_independent"])))
+        low = min(rows_, key=lambda x: x["strength"]["later_over_first"])
+        rows.append(("7. dream strength, later frames / first (worst)",
+                     f"{low['strength']['later_over_first']:.2f} ({low['kind']})", ">= 0.6",
+                     _mark(hit["later_over_first"])))
+        f = max(rows_, key=lambda x: x["strength"]["first_over_median"])
+        p = max(rows_, key=lambda x: x["strength"]["p90_over_p10"])
+        rows.append(("7. first frame / shot median; p90/p10 (worst)",
+                     f"{f['strength']['first_over_median']:.2f} ({f['kind']}); {p['strength']['p90_over_p10']:.2f} "
+                     f"({p['kind']})", "<= 1.3; <= 1.5",
+                     _mark(hit["first_over_median"] and hit["p90_over_p10"])))
+        if "long_still" in c:
+            b = c["long_still"]["brightness"]
+            rows.append((f"7. brightness offset, {c['long_still']['frames']}-frame still",
+                         f"max {b['max_abs']:.2f} levels, trend {b['trend_per_100_frames']:+.2f}/100 frames",
+                         "<= 3 levels, no trend", _mark(hit.get("brightness"))))
     rows += _cluster_lines(r.get("cluster"))
+    return rows
+
+
+def _startup_lines(s: dict) -> list[tuple[str, str, str, str]]:
+    """Issue 12's start-up rows: model ready and traced, and the whole `classic` command."""
+    rows = []
+    if "breakdown" in s:
+        b = s["breakdown"]
+        warm, cold = b["cache_warm"]["model_ready_and_traced_s"], b["no_cache"]["model_ready_and_traced_s"]
+        phases = ", ".join(f"{k} {v:.2f}" for k, v in b["cache_warm"]["phases_s"].items())
+        rows.append(("5. model ready and traced, cache warm", f"{warm:.2f} s (no cache: {cold:.2f} s; {phases})",
+                     f"<= {b['target_s']} s", _mark(warm <= b["target_s"])))
+    if "whole_process" in s:
+        w = s["whole_process"]
+        rows.append(("5. whole `image -p classic` 512 px vs Keras-example script",
+                     f"{w['seconds']['dreamvid']:.2f} s vs {w['seconds']['keras_example_script']:.2f} s = "
+                     f"{w['speedup']:.2f}x", f">= {w['target']}x", _mark(w["speedup"] >= w["target"])))
     return rows
 
 
@@ -64,14 +116,14 @@ def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
     if c is None:
         return []
     if "skipped" in c:
-        return [("6. cluster", "not measured: " + c["skipped"], "", "—")]
+        return [("8. cluster", "not measured: " + c["skipped"], "", "—")]
     f, d, vs = c["seconds_per_frame"], c["default"], c["default"]["vs_single"]
     return [
-        ("6. cluster: 1 worker vs 1 process, same 2 cores", f"{f['one_worker_2_cores']:.3f} vs "
+        ("8. cluster: 1 worker vs 1 process, same 2 cores", f"{f['one_worker_2_cores']:.3f} vs "
          f"{f['single_process']:.3f} s/frame = {c['overhead']:+.1%}", "<= +10%", _mark(c["hit"]["overhead"])),
-        ("6. cluster: 2 workers, boundary pair / clip mean", f"{d['boundary_over_mean']:.2f}x "
+        ("8. cluster: 2 workers, boundary pair / clip mean", f"{d['boundary_over_mean']:.2f}x "
          f"(fade zone {d['fade_zone_over_mean']:.2f}x)", "<= 1.5x", _mark(c["hit"]["boundary"])),
-        ("6. cluster: 2 workers vs 1 process, whole clip", f"warping error {vs['warping_error']:.2f}x, strength "
+        ("8. cluster: 2 workers vs 1 process, whole clip", f"warping error {vs['warping_error']:.2f}x, strength "
          f"{vs['strength']:.2f}x, mean difference {vs['mean_abs_difference']:.1f}/255", "within 1.1x",
          _mark(c["hit"]["coherence"])),
     ]
@@ -191,6 +243,22 @@ def _details(r: dict) -> list[str]:
                "from "
                "the warped previous dream; reference (b) dreams every frame from scratch with the full settings, which "
                "is most of the difference (not a faster step). (b) is timed without decoding, flow or encoding."]
+    if "coherence" in r:
+        c = r["coherence"]
+        md += ["", "## 6. Coherence on every kind of footage", "",
+               f"bench/clips.py clips at {c['size'][0]}x{c['size'][1]}, {c['frames']} frames, preset `{c['preset']}`, "
+               "measured by `dreamvid coherence` (render/measure.py). vs independent: the first "
+               f"{c['independent_frames']} frames against the same frames dreamed with `--flow none`. Long-term: "
+               "frame t against t-6 by the direct source flow. Strength: mean |output - source|. s/frame: frames "
+               "after the first (see docs/coherence.md for the method, ablations and the before/after).", "",
+               "| kind | vs source | vs independent | long-term vs source | strength later/first | first/median "
+               "| p90/p10 | brightness range | s/frame |", "|---|---|---|---|---|---|---|---|---|"]
+        for x in c["rows"]:
+            s = x["strength"]
+            ind = f"{x['vs_independent']:.3f}" if "vs_independent" in x else ""
+            md.append(f"| {x['kind']} | {x['vs_source']:.2f}x | {ind} | {x['long_term']:.2f}x | "
+                      f"{s['later_over_first']:.2f} | {s['first_over_median']:.2f} | {s['p90_over_p10']:.2f} | "
+                      f"{x['brightness']['range']:.2f} | {x['seconds_per_frame']:.3f} |")
     if "memory" in r:
         md += ["", "## 4. Memory", "",
                f"Peak RSS of a fresh process; {r['memory']['iterations_per_octave']} iterations per "

@@ -1,4 +1,5 @@
-"""Item 5: time to `dreamvid --help`, and proof that TensorFlow is not imported for it.
+"""Item 5: time to `dreamvid --help`, and proof that TensorFlow is not imported for it; where a
+fresh process's time goes before the first step; the whole `classic` command against a script.
 
 Wall time of the installed console script (a fresh process each time, as a user runs it),
 median of a few runs; then the same command in-process with a check of sys.modules.
@@ -6,6 +7,7 @@ median of a few runs; then the same command in-process with a check of sys.modul
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,4 +52,100 @@ def measure(quick: bool = False) -> dict:
     seconds = common.median(times)
     return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
             "seconds": round(seconds, 3), "imported": imported, "target_s": TARGET_S,
-            "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras")}
+            "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras"),
+            "breakdown": breakdown(2 if quick else 3), "whole_process": whole_process(2 if quick else 3)}
+
+
+# ---- issue 12: where a fresh process's time goes before the first step, and the whole command ----
+
+BREAKDOWN = """
+import json, time
+t0 = time.perf_counter()
+marks = {}
+def mark(name):
+    marks[name] = round(time.perf_counter() - t0 - sum(marks.values()), 3)
+from dreamvid.models import setup_tensorflow
+setup_tensorflow()
+import keras
+from dreamvid import dream, models, presets
+mark("import")
+s = presets.resolve("classic").dream
+models.load(s.model, s.layers, s.weights)
+mark("network_ready")  # built, weights read, tapped, calibrated, folded (or all of it from the cache)
+d = dream.get_dreamer(s)
+mark("dreamer_and_precision")  # precision auto (cached after the first run) and the Dreamer
+import numpy as np, tensorflow as tf
+x = tf.constant(np.zeros((365, 365, 3), np.float32))
+args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.constant([0, 365]), tf.constant([0, 365]))
+d._ascent_step.get_concrete_function(*args)
+mark("trace")
+d._ascent_step(*args)[0].numpy()
+mark("first_step")
+d._ascent_step(*args)[0].numpy()
+mark("second_step")
+print(json.dumps({"marks": marks}))
+"""
+READY = ("network_ready", "dreamer_and_precision", "trace", "first_step")  # "model ready and traced"
+
+# The Keras example's structure as a whole script: load the network, tap it, one plain
+# tf.function retraced per octave shape, the same loss and octaves (bench/references.py).
+KERAS_SCRIPT = """
+import json, time, sys
+t0 = time.perf_counter()
+from dreamvid.models import setup_tensorflow
+setup_tensorflow()
+import keras, numpy as np, cv2
+from dreamvid import models, presets
+from dreamvid.dream import fit_max_size, to_uint8
+from bench import references
+s = presets.resolve("classic").dream
+trunk = models.load_trunk(s.model)
+spec = models.get_spec(s.model)
+layers = spec.default_layers
+features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers])
+model = models.calibrated(models.DreamModel(s.model, layers, features, spec.preprocessing, spec.min_size))
+image = fit_max_size(cv2.imread(sys.argv[1])[..., ::-1].astype(np.float32), 512)
+out = references.dream(references.keras_example_step(model), image, s)
+cv2.imwrite(sys.argv[2], to_uint8(out)[..., ::-1])
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+
+def breakdown(runs: int = 3) -> dict:
+    """Median seconds per phase of a fresh process, without the network cache (as before issue
+    12) and with it warm (each process of a round alternated)."""
+    out = {}
+    common.run_child(BREAKDOWN, env={"DREAMVID_NETWORK_CACHE": "1"})  # warm the caches (and time auto once)
+    results: dict[str, list] = {"no_cache": [], "cache_warm": []}
+    for _ in range(runs):
+        for label, flag in (("no_cache", "0"), ("cache_warm", "1")):
+            results[label].append(common.run_child(BREAKDOWN, env={"DREAMVID_NETWORK_CACHE": flag})["marks"])
+    for label, marks in results.items():
+        phases = {k: round(common.median([m[k] for m in marks]), 3) for k in marks[0]}
+        ready = common.median([sum(m[k] for k in READY) for m in marks])
+        out[label] = {"phases_s": phases, "model_ready_and_traced_s": round(ready, 3)}
+    return {**out, "target_s": 1.0, "runs": runs}
+
+
+def whole_process(rounds: int = 3) -> dict:
+    """`dreamvid image astronaut.jpg -p classic --max-size 512` against KERAS_SCRIPT, each a fresh
+    process, alternated; wall seconds, medians."""
+    import tempfile
+
+    image = common.ROOT / "samples" / "astronaut.jpg"
+    cli = [sys.executable, "-m", "dreamvid", "-q", "image", str(image), "-p", "classic", "--max-size", "512"]
+    times: dict[str, list[float]] = {"dreamvid": [], "keras_example_script": []}
+    env = {**os.environ, "DREAMVID_NETWORK_CACHE": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT, env=env)
+        for _ in range(rounds):
+            t = time.perf_counter()
+            subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT, env=env)
+            times["dreamvid"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png"], check=True,
+                           capture_output=True, cwd=common.ROOT)
+            times["keras_example_script"].append(time.perf_counter() - t)
+    med = {k: common.median(v) for k, v in times.items()}
+    return {"seconds": {k: round(v, 2) for k, v in med.items()},
+            "speedup": round(med["keras_example_script"] / med["dreamvid"], 2), "target": 1.3, "rounds": rounds}

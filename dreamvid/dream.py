@@ -407,12 +407,14 @@ class Dreamer:
         return xt.numpy()
 
     def dream(self, image: np.ndarray, s: DreamSettings, *, frame: int = 0, progress: ProgressFn | None = None,
-              snapshot_every: int = 0, on_snapshot: SnapshotFn | None = None) -> np.ndarray:
+              snapshot_every: int = 0, on_snapshot: SnapshotFn | None = None,
+              on_octave: SnapshotFn | None = None) -> np.ndarray:
         """Dream `image` (H, W, 3) float32 0..255 RGB; returns float32 0..255 of the same size.
 
         `frame` is mixed into the jitter seed, so frames of a video differ but repeat exactly.
         With `snapshot_every` K, `on_snapshot(steps, image)` gets the full-size image every K
-        steps of the whole run (all octaves): the "continuous" timelapse.
+        steps of the whole run (all octaves): the "continuous" timelapse. `on_octave(octave,
+        image)` gets the full-size image after each octave (0-based; a preview of a still).
         """
         h, w = image.shape[:2]
         sizes = check_size(h, w, s, self.min_size)
@@ -433,6 +435,8 @@ class Dreamer:
             x = self.ascend(base + detail, s, rng, octave=octave, num_octave=len(sizes), progress=progress,
                             on_step=step_done if on_snapshot else None)
             detail = x - base
+            if on_octave:
+                on_octave(octave, self._full_size(detail, source))
         out = np.clip(from_dream_space(to_dream_space(resize(source, sizes[-1])) + detail), 0, 255)
         if sizes[-1] != (h, w):  # the largest octave is the image's own size; keep the contract anyway
             out = resize(out, (h, w))
@@ -444,10 +448,13 @@ class Dreamer:
         return np.clip(from_dream_space(x), 0, 255)
 
 
-def network_key(s: DreamSettings) -> tuple:
+def network_key(s: DreamSettings, size: tuple[int, int] | None = None) -> tuple:
     """What selects a compiled network for settings `s`: model, layers, weights file and
-    precision. Everything else (step, octaves, tiles...) is an argument of the traced step."""
-    return (s.model, tuple(s.layers), s.weights, s.precision)
+    precision, "auto" resolved for this machine (precision.resolve; `size`, the image's (h, w)
+    when known). Everything else (step, octaves, tiles...) is an argument of the traced step."""
+    from .precision import resolve
+
+    return (s.model, tuple(s.layers), s.weights, resolve(s, size).precision)
 
 
 @functools.lru_cache(maxsize=8)
@@ -458,19 +465,22 @@ def _dreamer(key: tuple, objective: Objective) -> Dreamer:
     return Dreamer(models.load(model, layers, weights, precision), objective)
 
 
-def get_dreamer(s: DreamSettings, objective: Objective | None = None) -> Dreamer:
+def get_dreamer(s: DreamSettings, objective: Objective | None = None, *,
+                size: tuple[int, int] | None = None) -> Dreamer:
     """THE function that decides which compiled Dreamer serves settings `s` (and `objective`,
     default MeanSquares): one per network_key and objective, cached, so sweeps, videos and
-    zooms reuse the traced step instead of tracing again."""
-    return _dreamer(network_key(s), objective or MeanSquares())
+    zooms reuse the traced step instead of tracing again. `size`: the (h, w) to be dreamed,
+    when known (precision "auto" keeps float32 for a small image)."""
+    return _dreamer(network_key(s, size), objective or MeanSquares())
 
 
 def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, progress: ProgressFn | None = None,
-                dreamer: Dreamer | None = None, **overrides) -> np.ndarray:
+                dreamer: Dreamer | None = None, on_octave: SnapshotFn | None = None, **overrides) -> np.ndarray:
     """Dream a still. image: (H, W, 3) uint8 RGB -> (H', W', 3) uint8 RGB.
 
     The output has the input's size, or the `max_size`-limited size. Keyword overrides use
     the DreamSettings names: `dream_image(img, step=0.02, layers={"block6d_out": 1.0})`.
+    on_octave(octave, image): the picture so far after each octave, float32 0..255 (Dreamer.dream).
     """
     from .settings import parse_layers
 
@@ -484,5 +494,5 @@ def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, pro
                          hint="convert grayscale or RGBA images to RGB first (dreamvid.media.read_image does)")
     image = fit_max_size(image.astype(np.float32), s.max_size)
     check_size(*image.shape[:2], s)
-    d = dreamer or get_dreamer(s)
-    return to_uint8(d.dream(image, s, progress=progress))
+    d = dreamer or get_dreamer(s, size=image.shape[:2])
+    return to_uint8(d.dream(image, s, progress=progress, on_octave=on_octave))

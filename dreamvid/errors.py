@@ -68,6 +68,12 @@ class ModelError(DreamvidError):
     exit_code = EXIT_USAGE
 
 
+class DownloadError(ModelError):
+    """Weights could not be downloaded (no network, the host refused): a runtime failure."""
+
+    exit_code = EXIT_RUNTIME
+
+
 class EncoderError(DreamvidError):
     """ffmpeg failed while decoding or encoding; `detail` carries its command and stderr."""
 

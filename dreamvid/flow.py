@@ -10,9 +10,9 @@ Conventions (used everywhere in dreamvid):
 
 For frame t the video loop calls `motion = motion_between(S_{t-1}, S_t, estimator)` (it needs
 only sources, so it can run ahead in a worker thread: OpenCV releases the GIL; give each
-thread its own `FlowEstimator`), then `propagate(D_{t-1}, S_{t-1}, S_t, motion, blend)` for
-the start image, unless `is_scene_cut(S_{t-1}, S_t, motion=motion)`, where the chain
-restarts from S_t. `sequence_warping_error` measures the result.
+thread its own `FlowEstimator`), then `temporal.carry(D_{t-1}, S_{t-1}, S_t, motion, blend)`
+for the start image (`propagate` is its plain form), unless `is_scene_cut(S_{t-1}, S_t,
+motion=motion)`, where the chain restarts from S_t. `sequence_warping_error` measures the result.
 """
 from __future__ import annotations
 
@@ -232,14 +232,83 @@ def reliability(backward: np.ndarray, forward: np.ndarray, *, soft: bool = True,
     bad = occluded(backward, forward)
     if sources is not None:
         bad |= mismatched(sources[0], sources[1], backward)
-    good = (~bad).astype(np.float32)
-    if not soft or not bad.any():
+    return _soften(~bad) if soft else (~bad).astype(np.float32)
+
+
+# Textureless regions (a cel's flat colour, clear sky, a white wall): the flow there is not
+# observable, DIS returns whatever its patches settle on, and the round trip fails on ~30% of a
+# cartoon frame, so the dream there restarted every frame and faded (issue 8, bench/clips.py
+# "animated": strength 0.37 of the first frame). Any flow that maps flat onto matching flat is
+# as true as another; the one that moves the dream with its surroundings is the reliable flow
+# smoothly filled in (normalised convolution), accepted where the photometric check passes.
+FLAT_GRADIENT = 2.0  # levels/px: mean gradient magnitude (smoothed over ~2 px) below this = textureless
+_FLAT_SIGMA = 2.0  # px
+FILL_SIGMAS = (4.0, 16.0, 48.0)  # px: fill from the nearest scale that has enough reliable pixels
+_FILL_MIN_WEIGHT = 0.2  # of the Gaussian's mass: a scale with less reliable support is skipped
+_FILL_STEP = 4  # px per sample of the fill's blurs
+
+
+def textureless(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: True where the image has no texture for optical flow to lock on (FLAT_GRADIENT)."""
+    g = cv2.GaussianBlur(_gray(image).astype(np.float32), (0, 0), 1.0)
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1)
+    magnitude = cv2.GaussianBlur(np.sqrt(gx * gx + gy * gy) * 0.5, (0, 0), _FLAT_SIGMA)  # ksize=1: 2x the derivative
+    return magnitude < FLAT_GRADIENT
+
+
+def fill_flow(flow: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """(H, W, 2): `flow` smoothly filled in from the pixels where `good` (bool) holds.
+
+    The blurs run at 1/_FILL_STEP size (the fill is smooth; a 48 px blur at full size would
+    cost more than the flow itself)."""
+    h, w = good.shape
+    small = (max(1, w // _FILL_STEP), max(1, h // _FILL_STEP))
+    weight = cv2.resize(good.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    moved = cv2.resize(flow * good[..., None], small, interpolation=cv2.INTER_AREA)
+    out = flow.copy()
+    todo = ~good
+    for sigma in FILL_SIGMAS:
+        if not todo.any():
+            break
+        s = sigma / _FILL_STEP
+        den = cv2.resize(cv2.GaussianBlur(weight, (0, 0), s, borderType=cv2.BORDER_REPLICATE), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
+        num = cv2.resize(cv2.GaussianBlur(moved, (0, 0), s, borderType=cv2.BORDER_REPLICATE), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
+        take = todo & (den > _FILL_MIN_WEIGHT)
+        out[take] = num[take] / den[take][:, None]
+        todo &= ~take
+    return out
+
+
+def _soften(good: np.ndarray) -> np.ndarray:
+    """Soft reliability from a bool mask: grow the bad region by DILATE_PX, feather it (FEATHER_SIGMA)."""
+    good = good.astype(np.float32)
+    if good.all():
         return good
     size = 2 * DILATE_PX + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     shrunk = cv2.erode(good, kernel, borderType=cv2.BORDER_REPLICATE)
     feathered = cv2.GaussianBlur(shrunk, (0, 0), FEATHER_SIGMA, borderType=cv2.BORDER_REPLICATE)
     return np.minimum(feathered, good)
+
+
+def fill_textureless(backward: np.ndarray, good: np.ndarray, prev_source: np.ndarray,
+                     cur_source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(backward flow, good mask) with textureless unreliable pixels given the filled-in flow.
+
+    good: (H, W) bool, the pixels whose flow passed the checks. A pixel that failed them is
+    taken over where S_t is textureless there, the filled flow stays in the frame and the
+    previous source warped by it matches S_t (`mismatched`)."""
+    candidates = ~good & textureless(cur_source)
+    if not candidates.any() or not good.any():
+        return backward, good
+    filled = fill_flow(backward, good)
+    accept = candidates & ~out_of_frame(filled) & ~mismatched(prev_source, cur_source, filled)
+    if not accept.any():
+        return backward, good
+    backward = np.where(accept[..., None], filled, backward).astype(np.float32)
+    return backward, good | accept
 
 
 @dataclass(frozen=True)
@@ -253,9 +322,13 @@ class Motion:
     @classmethod
     def from_flows(cls, backward: np.ndarray, forward: np.ndarray,
                    prev_source: np.ndarray, cur_source: np.ndarray) -> Motion:
-        """From flows computed elsewhere (another thread, a cache) and their two sources."""
-        reliable = reliability(backward, forward, sources=(prev_source, cur_source))
-        return cls(backward, forward, reliable)
+        """From flows computed elsewhere (another thread, a cache) and their two sources.
+
+        Textureless pixels the checks reject get the reliable flow filled in (`fill_textureless`),
+        so `backward` may differ from the flow that was passed there."""
+        good = ~(occluded(backward, forward) | mismatched(prev_source, cur_source, backward))
+        backward, good = fill_textureless(backward, good, prev_source, cur_source)
+        return cls(backward, forward, _soften(good))
 
     @property
     def reliable_fraction(self) -> float:

@@ -156,12 +156,12 @@ def resolve_for(mode: str, settings: Settings | None = None, preset: str | None 
 
 def build(merged: Mapping[str, Mapping[str, Any]], where: str = "settings") -> Settings:
     values = {name: dict(merged.get(name, {})) for name in SECTIONS}
-    if "layers" in values["dream"]:
-        values["dream"]["layers"] = parse_layers(values["dream"]["layers"])
-    if isinstance(values["sweep"].get("vary"), Mapping):  # TOML: [sweep.vary] step = [0.01, 0.03]
-        values["sweep"]["vary"] = tuple((k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
-                                        for k, v in values["sweep"]["vary"].items())
     try:
+        if "layers" in values["dream"]:
+            values["dream"]["layers"] = parse_layers(values["dream"]["layers"])
+        if isinstance(values["sweep"].get("vary"), Mapping):  # TOML: [sweep.vary] step = [0.01, 0.03]
+            values["sweep"]["vary"] = tuple((k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
+                                            for k, v in values["sweep"]["vary"].items())
         built = Settings(**{name: SECTIONS[name](**v) for name, v in values.items()})
         return validate_all(built)
     except TypeError as e:  # a wrong type reaching a dataclass

@@ -21,13 +21,17 @@ MIN_TILE = 64  # px; smaller tiles give the network too little context to dream 
 MAX_TILE_BATCH = 64  # tiles per network call, at most (a 4K image in 512-px tiles is 40)
 FLOW_METHODS = ("dis", "farneback", "none")
 FLOW_QUALITIES = ("ultrafast", "fast", "medium")
-PRECISIONS = ("float32", "mixed")
+PRECISIONS = ("auto", "float32", "mixed")
 INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
+EDGES = ("inpaint", "reflect")  # how a zoom fills the border it uncovers (render/zoom.py move)
 DEFAULT_CRF = 18  # x264 quality that looks lossless
 DEFAULT_CELL_SIZE = 384  # px; longest side of a picture in a contact sheet or grid
 MAX_FPS = 1000  # frames per second; more is a typo
+MIN_FPS = Fraction(1, 10)  # a frame every 10 s; slower is a typo (1e-9 only failed at the encode)
 MAX_ZOOM_FRAMES = 100_000  # ~70 min at 24 fps; more is a typo in --duration or --fps
 MAX_ZOOM_SECONDS = 24 * 3600  # s; checked before the frame count so 1e15 never allocates
+MAX_CADENCE = 12  # frames per dreamed frame with --cadence; past this the carried frames drift too far
+MAX_INTERPOLATE = 16  # frames per dreamed frame with --interpolate; more is a typo
 MAX_SNAPSHOTS = 1000  # timelapse pictures; more is a typo (--every 1 on a long run)
 
 Layers = tuple[tuple[str, float], ...]
@@ -50,7 +54,7 @@ class DreamSettings:
     seed: int = 0  # seeds the jitter; frame index is mixed in for video
     max_size: int | None = None  # px; downscale so the longest side is at most this (None: keep size)
     weights: str | None = None  # a local weights file for a downloadable model, instead of fetching it
-    precision: str = "float32"  # "mixed": float16/bfloat16 compute on GPU, float32 image
+    precision: str = "auto"  # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (precision.py)
 
     def layer_dict(self) -> dict[str, float]:
         return dict(self.layers)
@@ -65,25 +69,33 @@ class VideoSettings:
     blend: float = 0.9  # how much of the propagated dream carries into the next frame, 0..1
     frame_iterations: int | None = None  # iterations per octave after the first frame (None: as DreamSettings)
     frame_num_octave: int | None = None  # octaves after the first frame (None: as DreamSettings)
+    temporal_weight: float = 0.9  # 0..1: how much less re-dreaming a tracked, dreamed pixel gets (0: none less)
+    strength_hold: float = 1.0  # 0..1: how fully each region keeps its dream strength from frame to frame (0: off)
     scene_cuts: bool = True  # reset the chain at hard cuts
     crf: int = DEFAULT_CRF  # x264 quality, 0 (lossless) .. 51
     keep_audio: bool = True
-    fps: str | None = None  # override the source frame rate ("24", "30000/1001")
+    fps: str | None = None  # override the source frame rate ("24", "30000/1001"); with interpolate: the playback rate
+    interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between output frames (smooth, or slow with fps)
+    cadence: int = 1  # N > 1: dream every Nth frame, carry the dream along the flow through the frames between
 
 
 @dataclass(frozen=True)
 class ZoomSettings:
     """How the camera of `dreamvid zoom` moves and how frames are carried from one to the next."""
 
-    zoom: float = 1.25  # scale factor per second, > 0 (1 still, > 1 in, < 1 out); 30 s travel ~800x deep
-    rotate: float = 0.0  # degrees per second, + counter-clockwise
-    pan: tuple[float, float] = (0.0, 0.0)  # px per second (right, down) at the output size
-    center: tuple[float, float] = (0.5, 0.5)  # zoom/rotation centre, fractions of (width, height)
+    # Each motion value is a number or an expression of t, f, fps, duration (and the audio
+    # envelopes rms, onset, bass, mid, treble with --audio): "1.02 + 0.01*sin(2*pi*t/4)" (expr.py).
+    zoom: float | str = 1.25  # scale factor per second, > 0 (1 still, > 1 in, < 1 out); 30 s travel ~800x deep
+    rotate: float | str = 0.0  # degrees per second, + counter-clockwise
+    pan: tuple[float | str, float | str] = (0.0, 0.0)  # px per second (right, down) at the output size
+    center: tuple[float | str, float | str] = (0.5, 0.5)  # zoom/rotation centre, fractions of (width, height)
     fps: str = "24"  # frames per second: "24", "30000/1001" (the path does not depend on it)
     duration: float | None = None  # s; None: the keyframes' last time, else DEFAULT_ZOOM_DURATION
     frames: int | None = None  # length in frames, instead of duration
     interpolation: str = "lanczos"  # warp kernel: sharpest of cv2's; blur must not compound frame after frame
+    edges: str = "inpaint"  # what fills a border that zoom-out, rotation or pan uncovers: inpaint | reflect
     color_hold: float = 0.5  # fraction of the colour gap to frame 0 closed per frame: 0 free (rainbow) .. 1 locked
+    interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between dreamed frames, played K times faster
 
 
 @dataclass(frozen=True)
@@ -217,11 +229,18 @@ def validate_video(v: VideoSettings) -> VideoSettings:
            f"must be one of {', '.join(FLOW_QUALITIES)}", None)
     _finite(v.blend, "blend")
     _check(0.0 <= v.blend <= 1.0, "blend", v.blend, "must be between 0 and 1", "0.9 keeps the dream coherent")
+    for key in ("temporal_weight", "strength_hold"):
+        value = getattr(v, key)
+        _finite(value, key)
+        _check(0.0 <= value <= 1.0, key, value, "must be between 0 and 1",
+               "0 = off, 1 = full (the video preset uses " + ("0.9)" if key == "temporal_weight" else "1.0)"))
     if v.frame_iterations is not None:
         _int_in(v.frame_iterations, "frame_iterations", 0, MAX_ITERATIONS)
     if v.frame_num_octave is not None:
         _int_in(v.frame_num_octave, "frame_num_octave", 1, MAX_OCTAVES)
     _int_in(v.crf, "crf", 0, 51)
+    _int_in(v.interpolate, "interpolate", 1, MAX_INTERPOLATE)
+    _int_in(v.cadence, "cadence", 1, MAX_CADENCE)
     for key in ("scene_cuts", "keep_audio"):
         _check(isinstance(getattr(v, key), bool), key, getattr(v, key), "must be true or false", None)
     if v.fps is not None:
@@ -230,13 +249,18 @@ def validate_video(v: VideoSettings) -> VideoSettings:
 
 
 def validate_zoom(z: ZoomSettings) -> ZoomSettings:
-    """Return `z` with pan/center as float pairs if every value is in range, else SettingsError."""
-    _finite(z.zoom, "zoom")
-    _check(z.zoom > 0, "zoom", z.zoom, "must be > 0",
-           "zoom is a factor per second: 1 is still, 1.1 zooms in, 0.9 zooms out")
-    _finite(z.rotate, "rotate")
+    """Return `z` with pan/center as pairs if every value is in range, else SettingsError.
+    Expressions are checked for syntax and names here, for their values at every frame when
+    the zoom is planned (render/zoom.py)."""
+    if not _expression(z.zoom, "zoom"):
+        _finite(z.zoom, "zoom")
+        _check(z.zoom > 0, "zoom", z.zoom, "must be > 0",
+               "zoom is a factor per second: 1 is still, 1.1 zooms in, 0.9 zooms out")
+    if not _expression(z.rotate, "rotate"):
+        _finite(z.rotate, "rotate")
     pan, center = _pair(z.pan, "pan"), _pair(z.center, "center")
-    _check(all(0.0 <= c <= 1.0 for c in center), "center", z.center, "must be fractions of width and height in [0, 1]",
+    _check(all(isinstance(c, str) or 0.0 <= c <= 1.0 for c in center), "center", z.center,
+           "must be fractions of width and height in [0, 1]",
            "center = [0.5, 0.5] is the middle of the frame, [0, 0] its top-left corner")
     parse_fps(z.fps)
     if z.duration is not None:
@@ -250,15 +274,31 @@ def validate_zoom(z: ZoomSettings) -> ZoomSettings:
            "give --duration in seconds or --frames, not both")
     _check(z.interpolation in INTERPOLATIONS, "interpolation", z.interpolation,
            f"must be one of {', '.join(INTERPOLATIONS)}", None)
+    _check(z.edges in EDGES, "edges", z.edges, f"must be one of {', '.join(EDGES)}",
+           "inpaint grows the uncovered border from the picture; reflect mirrors it")
+    _int_in(z.interpolate, "interpolate", 1, MAX_INTERPOLATE)
     _finite(z.color_hold, "color_hold")
     _check(0.0 <= z.color_hold <= 1.0, "color_hold", z.color_hold, "must be between 0 and 1",
            "0 lets colours drift, 1 holds frame 0's palette; 0.5 is the default")
-    return dataclasses.replace(z, pan=pan, center=center, zoom=float(z.zoom), rotate=float(z.rotate))
+    return dataclasses.replace(z, pan=pan, center=center, zoom=z.zoom if isinstance(z.zoom, str) else float(z.zoom),
+                               rotate=z.rotate if isinstance(z.rotate, str) else float(z.rotate))
+
+
+def _expression(value: Any, key: str) -> bool:
+    """True if `value` is an expression (and it parses), False for anything else."""
+    if not isinstance(value, str):
+        return False
+    from .expr import parse
+
+    parse(value, key)
+    return True
 
 
 def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
     """Return `t` (checkpoints as a tuple) if every value is in range, else SettingsError."""
     if t.checkpoints is not None:
+        _check(isinstance(t.checkpoints, (list, tuple)), "checkpoints", t.checkpoints,
+               "must be a list of iteration counts", "e.g. checkpoints = [40, 80, 120]")
         _check(t.every is None, "checkpoints", list(t.checkpoints), "and every cannot both be given",
                "--checkpoints renders each count anew; --every K samples one run")
         values = tuple(t.checkpoints)
@@ -279,7 +319,8 @@ def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
     for key, lo in (("fps", 0.0), ("hold", 0.0)):
         _finite(getattr(t, key), key)
         _check(getattr(t, key) > lo, key, getattr(t, key), "must be > 0", None)
-    _check(t.fps <= MAX_FPS, "fps", t.fps, f"must be at most {MAX_FPS}", "e.g. --fps 25")
+    _check(MIN_FPS <= t.fps <= MAX_FPS, "fps", t.fps, f"must be between {float(MIN_FPS):g} and {MAX_FPS}",
+           "e.g. --fps 25")
     _finite(t.fade, "fade")
     _check(t.fade >= 0, "fade", t.fade, "must be >= 0 seconds", "0 cuts, 0.5 crossfades for half a second")
     _check(isinstance(t.labels, bool), "labels", t.labels, "must be true or false", None)
@@ -291,6 +332,10 @@ def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
 
 
 def validate_sweep(s: SweepSettings) -> SweepSettings:
+    ok = isinstance(s.vary, (list, tuple)) and all(
+        isinstance(a, (list, tuple)) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], (list, tuple))
+        for a in s.vary)
+    _check(ok, "vary", s.vary, "must be axes of values", "in a preset: [sweep.vary] step = [0.01, 0.03]")
     _int_in(s.cell_size, "cell_size", 16, 1 << 14)
     _check(s.save_cells is None or isinstance(s.save_cells, str), "save_cells", s.save_cells,
            "must be a folder name", None)
@@ -313,17 +358,22 @@ def parse_fps(text: str | float | None) -> Fraction | None:
         fps = Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
         raise SettingsError(f"fps {text!r} is not a number", hint="e.g. --fps 24 or --fps 30000/1001") from None
-    if not 0 < fps <= MAX_FPS:
-        raise SettingsError(f"fps must be between 0 and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
     return fps
 
 
-def _pair(value: Any, key: str) -> tuple[float, float]:
+def _pair(value: Any, key: str) -> tuple:
+    """Two numbers (floats) or expressions (checked, kept as text)."""
     ok = isinstance(value, (tuple, list)) and len(value) == 2
     _check(ok, key, value, "must be two numbers", "e.g. --pan 12,-4")
+    out = []
     for v in value:
-        _finite(v, key)
-    return float(value[0]), float(value[1])
+        if not _expression(v, key):
+            _finite(v, key)
+            v = float(v)
+        out.append(v)
+    return tuple(out)
 
 
 def _check(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:

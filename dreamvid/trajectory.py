@@ -30,13 +30,15 @@ import bisect
 import math
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from dreamvid.errors import InputError, SettingsError
+from dreamvid.expr import Expression
+from dreamvid.expr import parse as parse_expression
 
 # Motion defaults: a still camera looking at the middle of the frame.
 DEFAULT_ZOOM = 1.0  # factor per second; 1 = still
@@ -235,6 +237,44 @@ def frame_affine(motion: Motion, dt: float, size: tuple[int, int]) -> np.ndarray
     ])
 
 
+# --------------------------------------------------------------------------- schedules
+
+@dataclass(frozen=True)
+class Envelope:
+    """A signal sampled at `times` (seconds), e.g. the loudness of a soundtrack: value(t) by
+    linear interpolation, held before the first and after the last sample."""
+
+    times: np.ndarray
+    values: np.ndarray
+
+    def __call__(self, t):
+        return np.interp(t, self.times, self.values)
+
+
+class Schedule:
+    """What expressions see: t, f = round(t * fps), fps, duration and envelopes. Each
+    expression is evaluated once, vectorised, at every frame time; other times (the
+    mid-step rates of an affine) are evaluated on demand."""
+
+    def __init__(self, fps: float, duration: float, envelopes: Mapping[str, Envelope], expressions):
+        self.fps, self.duration, self.envelopes = float(fps), float(duration), envelopes
+        n = max(1, int(math.floor(duration * fps + 0.5)))
+        self.frame_times = np.arange(n) / self.fps
+        env = {name: e(self.frame_times) for name, e in envelopes.items()}
+        self._frames = {id(x): x.at(self.frame_times, self.fps, duration=self.duration, **env) for x in expressions}
+        self._keep = list(expressions)  # the ids above stay valid while this lives
+
+    def value(self, x: Expression, t: float) -> float:
+        i = t * self.fps
+        k = int(round(i))
+        cached = self._frames.get(id(x))
+        if cached is not None and abs(i - k) < 1e-9 and 0 <= k < len(cached):
+            return float(cached[k])
+        env = {name: float(e(t)) for name, e in self.envelopes.items()}
+        out = x.at(np.array([t]), self.fps, duration=self.duration, **env)
+        return float(out[0])
+
+
 # --------------------------------------------------------------------------- keyframes
 
 @dataclass(frozen=True)
@@ -246,9 +286,28 @@ class Keyframes:
     """
 
     times: tuple[float, ...]  # seconds, strictly increasing
-    states: tuple[dict, ...]  # full value set at each time
+    states: tuple[dict, ...]  # full value set at each time (a value may be an expr.Expression of t)
     easings: tuple[str, ...]  # how values travel from keyframe k to k + 1
     dream_keys: Mapping[str, type] = field(default_factory=dict)
+    context: Schedule | None = field(default=None, compare=False)  # fps, duration, envelopes (bind)
+
+    def bind(self, fps: float, duration: float, envelopes: Mapping[str, Any] | None = None) -> "Keyframes":
+        """These keyframes with what their expressions may use: fps, duration, and audio
+        envelopes (name -> Envelope). Expressions are evaluated once for every frame time."""
+        return replace(self, context=Schedule(fps, duration, dict(envelopes or {}), self._expressions()))
+
+    def _expressions(self) -> list:
+        found = []
+        for state in self.states:
+            for v in state.values():
+                for x in (v.values() if isinstance(v, dict) else v if isinstance(v, tuple) else (v,)):
+                    if isinstance(x, Expression):
+                        found.append(x)
+        return found
+
+    @property
+    def has_expressions(self) -> bool:
+        return bool(self._expressions())
 
     @classmethod
     def from_list(cls, items: Sequence[Mapping[str, Any]], dream_keys: Mapping[str, type],
@@ -285,20 +344,48 @@ class Keyframes:
         return self.times[-1]
 
     def at(self, t: float) -> dict[str, Any]:
-        """Every value at time t seconds (motion keys always, dream keys that were set)."""
+        """Every value at time t seconds (motion keys always, dream keys that were set).
+        Expressions are evaluated at t; between two keyframes the two values (numbers or
+        expressions) are eased into each other."""
         k = bisect.bisect_right(self.times, t) - 1
         if k < 0 or k == len(self.times) - 1:  # before the first / after the last: hold
-            return {key: dict(v) if isinstance(v, dict) else v
-                    for key, v in self.states[max(k, 0)].items()}
+            return self._values(self.states[max(k, 0)], t)
         u = (t - self.times[k]) / (self.times[k + 1] - self.times[k])
         w = ease(self.easings[k], u)
-        a, b = self.states[k], self.states[k + 1]
+        a, b = self._values(self.states[k], t), self._values(self.states[k + 1], t)
         return {key: _interp(key, a[key], b[key], w, self.dream_keys.get(key)) for key in a}
 
+    def _values(self, state: Mapping[str, Any], t: float) -> dict[str, Any]:
+        """A state with its expressions evaluated at t (numbers as they are)."""
+        out = {}
+        for key, v in state.items():
+            if isinstance(v, dict):
+                out[key] = {n: self._number_at(x, t) for n, x in v.items()}
+            elif isinstance(v, tuple):
+                out[key] = tuple(self._number_at(x, t) for x in v)
+            else:
+                out[key] = self._number_at(v, t)
+            if key in self.dream_keys and self.dream_keys[key] is int and isinstance(state[key], Expression):
+                out[key] = int(math.floor(out[key] + 0.5))
+        return out
+
+    def _number_at(self, v: Any, t: float) -> Any:
+        if not isinstance(v, Expression):
+            return v
+        if self.context is None:
+            raise ValueError("keyframes with expressions must be bound (Keyframes.bind) before use")
+        return self.context.value(v, t)
+
     def motion_at(self, t: float) -> Motion:
-        """The motion rates at time t."""
+        """The motion rates at time t (SettingsError naming t when an expression leaves the range)."""
         values = self.at(t)
-        return Motion(**{k: values[k] for k in MOTION_KEYS})
+        try:
+            return Motion(**{k: values[k] for k in MOTION_KEYS})
+        except SettingsError as e:
+            if not self.has_expressions:
+                raise
+            raise SettingsError(f"at t = {t:.3f} s: {e.message}",
+                                hint=e.hint or "check the expressions that set the motion") from None
 
     def dream_at(self, t: float) -> dict[str, Any]:
         """The dream-parameter values at time t (keys set by a keyframe or in defaults)."""
@@ -395,6 +482,8 @@ def _check_dream_keys(dream_keys: Mapping[str, type]) -> None:
 
 
 def _dream_value(key: str, value: Any, kind: type, where: str) -> Any:
+    if kind in (float, int) and isinstance(value, (str, Expression)):
+        return _expression(key, value, where)  # evaluated per frame (int: rounded half up)
     if kind is float:
         return _number(key, value, where)
     if kind is int:
@@ -417,21 +506,49 @@ def _dream_value(key: str, value: Any, kind: type, where: str) -> Any:
     if not isinstance(value, Mapping) or not value:
         raise SettingsError(f"{where}{key} must be a non-empty table of name = weight "
                             f"(got {value!r})", hint=f"write {key} = {{ name = 1.0 }}")
-    return {str(name): _number(f"{key}.{name}", w, where) for name, w in value.items()}
+    return {str(name): _expression(f"{key}.{name}", w, where) if isinstance(w, (str, Expression))
+            else _number(f"{key}.{name}", w, where) for name, w in value.items()}
 
 
 def _check_values(values: Mapping[str, Any], dream_keys: Mapping[str, type],
                   where: str) -> dict[str, Any]:
-    """Checked, normalised copy of motion and dream values (keys already known)."""
+    """Checked, normalised copy of motion and dream values (keys already known). A number
+    may be given as an expression of t (a string, see expr.py): it is parsed here and its
+    range checked once it is evaluated (every frame, before the render)."""
     out = {}
+    constant = {k: values[k] for k in MOTION_KEYS if k in values and not _has_expression(values[k])}
     try:  # the motion keys given, checked against defaults for the rest
-        motion = Motion(**{k: values[k] for k in MOTION_KEYS if k in values})
+        motion = Motion(**constant)
     except SettingsError as e:
         raise SettingsError(where + e.message, hint=e.hint) from None
     for key, value in values.items():
-        out[key] = getattr(motion, key) if key in MOTION_KEYS else \
-            _dream_value(key, value, dream_keys[key], where)
+        if key in MOTION_KEYS:
+            out[key] = getattr(motion, key) if key in constant else _motion_expression(key, value, where)
+        else:
+            out[key] = _dream_value(key, value, dream_keys[key], where)
     return out
+
+
+def _has_expression(value: Any) -> bool:
+    return isinstance(value, (str, Expression)) or (
+        isinstance(value, (list, tuple)) and any(isinstance(x, (str, Expression)) for x in value))
+
+
+def _expression(key: str, value: Any, where: str) -> Expression:
+    try:
+        return parse_expression(value, key)
+    except SettingsError as e:
+        raise SettingsError(where + e.message, hint=e.hint) from None
+
+
+def _motion_expression(key: str, value: Any, where: str) -> Any:
+    if key in ("zoom", "rotate"):
+        return _expression(key, value, where)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise SettingsError(f"{where}{key} must be two numbers or expressions (got {value!r})",
+                            hint=f'write {key} as [x, y], e.g. {key} = ["10*sin(t)", 0]')
+    return tuple(_expression(key, x, where) if isinstance(x, (str, Expression)) else _number(key, x, where)
+                 for x in value)
 
 
 def _fill(raw: list[dict], start: dict, dream_keys: Mapping[str, type]) -> list[dict]:
@@ -481,11 +598,13 @@ class Trajectory:
     """
 
     def __init__(self, source: Motion | Keyframes, fps: float, size: tuple[int, int], *,
-                 duration: float | None = None, n_frames: int | None = None):
+                 duration: float | None = None, n_frames: int | None = None,
+                 envelopes: Mapping[str, Envelope] | None = None):
         """source: constant Motion or Keyframes; size: output (width, height) in pixels.
 
         Give duration (seconds; frames = round(duration * fps)) or n_frames; with Keyframes
-        and neither, the duration is the last keyframe's time.
+        and neither, the duration is the last keyframe's time. envelopes: signals the
+        keyframes' expressions may use by name (audio: rms, onset, bass, mid, treble).
         """
         if not isinstance(source, (Motion, Keyframes)):
             raise TypeError(f"source must be Motion or Keyframes, got {type(source).__name__}")
@@ -498,6 +617,8 @@ class Trajectory:
         self.fps = fps
         self.n_frames = _frame_count(source, fps, duration, n_frames)
         self.times = np.arange(self.n_frames) / fps  # (n_frames,) float64 seconds
+        if isinstance(source, Keyframes) and (source.has_expressions or envelopes):
+            self.source = source = source.bind(fps, self.n_frames / fps, envelopes)
         self._cumulative = [identity()]
 
     def __len__(self) -> int:

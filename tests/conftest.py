@@ -134,6 +134,31 @@ def image_files(tmp_path) -> tuple[np.ndarray, dict[str, Path]]:
     return rgb, paths
 
 
+DAMAGE = ("truncate", "flip", "zero_tail", "empty", "garbage")  # what a crash, a disk or a copy does to a file
+
+
+def damage_file(path: Path, kind: str, where: float = 0.5, bit: int = 0) -> None:
+    """Damage a file in place: cut it at `where` (0..1 of its length), flip one bit there,
+    zero everything from there on (a power loss after the size was written), empty it, or
+    replace it with as many random bytes."""
+    data = bytearray(path.read_bytes())
+    at = min(int(where * len(data)), len(data) - 1)
+    if kind == "truncate":
+        data = data[:at]
+    elif kind == "flip":
+        data[at] ^= 1 << bit
+    elif kind == "zero_tail":
+        data[at:] = bytes(len(data) - at)
+        data[-1] ^= 0 if data[-1] else 1  # a tail that was zero already must still change
+    elif kind == "empty":
+        data = bytearray()
+    elif kind == "garbage":
+        data = bytearray(np.random.default_rng(at).integers(0, 256, len(data), dtype=np.uint8).tobytes())
+    else:
+        raise ValueError(kind)
+    path.write_bytes(bytes(data))
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
@@ -208,3 +233,17 @@ def photo(tmp_path) -> Path:
     path = tmp_path / "photo.png"
     cv2.imwrite(str(path), img)
     return path
+
+
+# ---- dreamvid's cache folder (precision.json, networks/): never the user's own --------------
+
+@pytest.fixture(autouse=True, scope="session")
+def _dreamvid_cache_dir(tmp_path_factory):
+    """DREAMVID_CACHE_DIR at a session-wide temporary folder (dreamvid/cache.py)."""
+    old = os.environ.get("DREAMVID_CACHE_DIR")
+    os.environ["DREAMVID_CACHE_DIR"] = str(tmp_path_factory.mktemp("dreamvid-cache"))
+    yield
+    if old is None:
+        os.environ.pop("DREAMVID_CACHE_DIR", None)
+    else:
+        os.environ["DREAMVID_CACHE_DIR"] = old

@@ -24,7 +24,7 @@ def keyframes_file(tmp_path, text):
 @pytest.mark.parametrize("args, fragments", [
     (["--zoom", "0"], ["zoom must be > 0"]),
     (["--zoom", "-1.5"], ["zoom must be > 0"]),
-    (["--fps", "0"], ["fps must be between 0 and"]),
+    (["--fps", "0"], ["fps must be between 0.1 and"]),
     (["--fps", "-24"], ["fps"]),
     (["--fps", "fast"], ["is not a number"]),
     (["--duration", "0"], ["duration must be > 0"]),
@@ -38,6 +38,14 @@ def keyframes_file(tmp_path, text):
     (["--frame-iterations", "-1"], ["frame_iterations"]),
     (["--step", "0"], ["step must be > 0"]),
     (["--preset", "nope"], ["unknown preset"]),
+    (["--zoom", "__import__('os')"], ["unknown function '__import__' (column 1)"]),
+    (["--rotate", "t.real"], ["attribute access is not allowed"]),
+    (["--zoom", "1 +"], ["not a valid expression (column"]),
+    (["--zoom", "1 - t", "--duration", "3"], ["frame", "zoom must be > 0"]),
+    (["--rotate", "1/(t-1)", "--duration", "2"], ["is inf at frame 24"]),
+    (["--zoom", "1 + onset"], ["uses onset", "--audio"]),
+    (["--audio", "{tmp}/none.mp3"], ["does not exist"]),
+    (["--pan", "sin(t, 1), 0"], ["sin() takes 1 arguments"]),
     (["-o", "{tmp}/zoom.png"], ["a zoom is a clip"]),
     (["-o", "{tmp}/missing/zoom.mp4"], ["does not exist"]),
 ])
@@ -111,7 +119,7 @@ def test_zoom_interrupted_keeps_frames_and_resumes(photo, tiny, tmp_path, monkey
     (["--checkpoints", "40,80", "--iterations", "5"], ["--iterations does nothing with --checkpoints"]),
     (["--every", "0"], ["every must be between 1 and"]),
     (["--every", "500", "--iterations", "10"], ["more than the whole run's 30 steps"]),
-    (["--fps", "0"], ["fps must be between 0 and"]),
+    (["--fps", "0"], ["fps must be between 0.1 and"]),
     (["--hold", "0"], ["hold must be > 0"]),
     (["--fade", "-1"], ["fade must be >= 0"]),
     (["--cell-size", "0"], ["cell_size must be between 16 and"]),
@@ -232,3 +240,22 @@ def test_sweep_end_to_end(photo, tmp_path):
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in cells.iterdir()) == ["step=0.01.png", "step=0.05.png"]
     assert media.read_image(out).shape[1] > 2 * 64
+
+
+def test_zoom_dry_run_prints_the_schedule_and_preview_draws_the_path(photo, tmp_path):
+    import json
+
+    r = run("zoom", photo, "--dry-run", "--json", "--frames", "4", "--fps", "4", "--zoom", "1 + 0.5*t",
+            "--pan", "10*cos(t), 0")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [round(x["zoom"], 3) for x in rows] == [1.0, 1.125, 1.25, 1.375]
+    assert rows[0]["pan"] == [10.0, 0.0] and not list(tmp_path.glob("*.dreamvid-work"))
+    table = run("zoom", photo, "--dry-run", "--frames", "3")
+    assert table.exit_code == 0 and "frame" in table.stdout and "iterations" in table.stdout
+    out = tmp_path / "p.mp4"
+    r = run("zoom", photo, "--preview", "--frames", "6", "-o", out)
+    assert r.exit_code == 0, r.output
+    from dreamvid import media
+
+    assert media.probe_video(out).n_frames == 6

@@ -5,10 +5,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from dreamvid import __version__
 
-from .clitools import one_line_error, run
+from .clitools import error_line, one_line_error, run
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -65,6 +67,130 @@ def test_a_bad_photo_in_a_batch_is_skipped_and_reported_at_the_end(tmp_path, tin
     assert "2.jpg is not an image" in r.output and "(skipped)" in r.output
     assert r.output.strip().splitlines()[-1].startswith("Error: 1 of 3 photos could not be dreamed (2.jpg)")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{p.stem}.dream.png" for p in good]
+
+
+def test_a_decompression_bomb_in_a_batch_is_reported_and_the_good_photos_are_dreamed(tmp_path, tiny):
+    from .test_media import png_bomb
+
+    good = photos(tmp_path / "in", ["1.jpg", "3.png"])
+    (tmp_path / "in" / "2.png").write_bytes(png_bomb(50000, 50000))  # 254 bytes claiming 2.5 gigapixels
+    r = run("image", tmp_path / "in", "-o", tmp_path / "out", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 2 and "Traceback" not in r.output and "[ WARN" not in r.output, r.output
+    skipped = next(line for line in r.output.splitlines() if "(skipped)" in line)
+    assert "2.png claims 50000x50000 px" in skipped and "Hint: if the picture is real" in skipped
+    assert "DREAMVID_MAX_PIXELS=2500000000" in skipped
+    last = r.output.strip().splitlines()[-1]
+    assert last == "Error: 1 of 3 photos could not be dreamed (2.png); the other 2 were written."
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{p.stem}.dream.png" for p in good]
+
+
+def test_a_batch_where_every_photo_failed_says_nothing_was_written(tmp_path, tiny):
+    from .test_media import png_bomb
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_text("not a jpeg")
+    (folder / "b.png").write_bytes(png_bomb(60000, 1000))
+    r = run("image", folder, "-o", tmp_path / "out", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines()[-1] == ("Error: 2 of 2 photos could not be dreamed (a.jpg, b.png); "
+                                                 "nothing was written.")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ext=st.sampled_from([".gif", ".mp4", ".mov", ".mkv", ".m4v"]), upper=st.booleans(), stem=st.sampled_from(
+    ["x", "my dream", "a.b", "../up"]))
+def test_image_refuses_a_video_or_animation_output_before_any_work(photo, tmp_path, monkeypatch, ext, upper, stem):
+    import dreamvid.dream as dream
+
+    monkeypatch.setattr(dream, "get_dreamer", lambda *a, **k: pytest.fail("a network was loaded"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    out = f"sub/{stem}{ext.upper() if upper else ext}"
+    r = run("image", photo, "-o", out)
+    one_line_error(r, 2, f"{Path(out).name} is a", "but a dreamed photo is a still picture", ".jpg, .png")
+    assert not list(tmp_path.rglob(f"*{ext}*")) and not list(tmp_path.rglob(f"*{ext.upper()}*"))
+
+
+_words = st.text(st.sampled_from("ab ./:-0123456789()"), max_size=30)
+
+
+@settings(max_examples=200)
+@given(message=_words, hint=st.one_of(st.none(), _words))
+def test_the_error_line_keeps_every_dot_inside_and_ends_each_sentence_once(message, hint):
+    """Paths (../x.jpg), ranges (25..13) and decimals pass untouched; one full stop ends each part."""
+    from dreamvid.cli.common import error_text
+
+    line = error_text(message, hint)
+    body = message.rstrip()
+    assert line.startswith("Error: " + body)
+    first, _, rest = line[len("Error: " + body):].partition(" Hint: ")
+    assert first == ("" if body.endswith((".", "!", "?")) else ".")
+    if hint:
+        assert rest.startswith(hint.rstrip()) and rest.endswith(".") and not rest.rstrip(".").endswith("..")
+    else:
+        assert " Hint: " not in line[len("Error: " + body):]
+
+
+_COMMANDS = ["image", "video", "zoom", "timelapse", "sweep", "coherence", "layers", "presets"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(command=st.sampled_from(_COMMANDS), flag=st.from_regex(r"--[a-z][a-z-]{1,14}", fullmatch=True))
+def test_an_unknown_or_incomplete_flag_is_one_error_line_and_exit_2(command, flag):
+    """Unknown flags, flags missing their value, missing arguments: all usage errors, one line each."""
+    assume(flag not in ("--help",))
+    r = run(command, flag)
+    one_line_error(r, 2, f"see `", f"{command} --help` for the options")
+    assert "╭" not in r.output and "Usage:" not in r.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(command=st.sampled_from(["image", "zoom", "sweep"]),
+       flag=st.sampled_from(["--step", "--iterations", "--num-octave", "--octave-scale", "--max-size", "--tile",
+                             "--seed", "--jitter"]),
+       value=st.one_of(st.from_regex(r"[a-z%!]{1,8}", fullmatch=True), st.just("1.5.2"), st.just("")))
+def test_a_value_that_does_not_parse_is_one_error_line_and_exit_2(tmp_path_factory, command, flag, value):
+    r = run(command, tmp_path_factory.getbasetemp() / "no such photo.jpg", flag, value)
+    one_line_error(r, 2)  # "Invalid value for '--step': ..." or, for "inf"/"nan", the photo that does not exist
+    assert "╭" not in r.output and "Usage:" not in r.output
+
+
+def test_unknown_command_and_the_help_still_work():
+    one_line_error(run("imagee"), 2, "No such command 'imagee'", "Did you mean 'image'", "--help")
+    r = run("image", "--help")
+    assert r.exit_code == 0 and "--max-size" in r.output
+    r = run()
+    assert r.exit_code == 2 and "Commands" in r.output  # `dreamvid` alone prints the help, as before
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ext=st.sampled_from([".tif", ".png"]), where=st.integers(8, 400), junk=st.binary(min_size=1, max_size=8))
+def test_opencv_log_lines_do_not_come_before_our_error_line(tmp_path_factory, capfd, tiny, ext, where, junk):
+    """OpenCV writes `[ERROR:0@0.1] global grfmt_tiff.cpp ...` to fd 2 by itself; the CLI silences it."""
+    tmp = tmp_path_factory.mktemp("cv")
+    rgb = cv2.GaussianBlur(np.random.default_rng(where).integers(0, 255, (40, 56, 3), dtype=np.uint8), (5, 5), 0)
+    data = bytearray(cv2.imencode(ext, rgb)[1].tobytes())
+    data[where:where + len(junk)] = junk
+    if ext == ".png":  # IHDR not first, every CRC right: OpenCV's own readHeader complains
+        data = data[:8] + data[33:-12] + data[8:33] + data[-12:]
+    (tmp / f"bad{ext}").write_bytes(bytes(data))
+    capfd.readouterr()
+    r = run("image", tmp / f"bad{ext}", "-o", tmp / "o.png", "--model", tiny, *TINY_FAST)
+    err = capfd.readouterr().err
+    assert "[ERROR" not in err and "[ WARN" not in err, err
+    if r.exit_code != 0:
+        one_line_error(r, 2, f"bad{ext}")
+
+
+def test_relative_paths_and_ranges_reach_the_error_line_intact(tmp_path, monkeypatch, make_clip):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    one_line_error(run("image", "../x.jpg"), 2, "input ../x.jpg does not exist.")
+    src, _ = make_clip("c.mp4", n=30)
+    r = run("video", src, "-o", tmp_path / "o.mp4", "--start", "f25", "--end", "f13")
+    one_line_error(r, 2, "(frames 25..13)")
 
 
 def test_a_batch_refuses_clashing_names_and_one_picture_output_before_any_work(tmp_path, tiny):
@@ -218,6 +344,17 @@ def test_output_into_a_read_only_directory_as_root(photo, tmp_path, monkeypatch)
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro else real_access(p, mode, **kw))
     one_line_error(run("image", photo, "-o", ro / "o.png"), 2, "ro")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+@pytest.mark.parametrize("command,name", [("image", "x.png"), ("video", "x.mp4"), ("zoom", "z.gif")])
+def test_an_output_in_a_folder_that_takes_no_files_is_not_called_missing(photo, make_clip, command, name):
+    """/proc exists, and root passes its permission bits, but no file can be made there."""
+    src = make_clip("c.mp4", n=3)[0] if command == "video" else photo
+    r = run(command, src, "-o", f"/proc/{name}")
+    line = error_line(r, 2, "/proc")
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert "does not exist" not in line and ("does not take new files" in line or "not writable" in line)
 
 
 def test_output_equal_to_input_is_refused(photo):

@@ -40,18 +40,22 @@ def test_end_to_end_with_the_bundled_model_then_coherence(make_clip, tmp_path):
     assert numbers["pairs"] == 5 and numbers["warping_error"]["output"] > numbers["warping_error"]["source"] > 0
     r = run("coherence", src, out)
     assert r.exit_code == 0 and "Warping error" in r.output and "vs source" in r.output
+    assert "Dream strength" in r.output and "later/first" in r.output
+    assert numbers["strength"]["later_over_first"] > 0.6 and len(numbers["strength"]["per_frame"]) == 6
 
 
 def test_options_reach_the_render(make_clip, tiny, tmp_path):
     src, _ = make_clip("o.mp4", n=10, audio_hz=440)
     out = tmp_path / "o.gif"
     r = run("video", src, "-o", out, "--model", tiny, *FAST, "--start", "f2", "--end", "0.32", "--flow", "farneback",
-            "--flow-quality", "ultrafast", "--blend", "0.5", "--fps", "10", "--keep-frames", "--seed", "3")
+            "--flow-quality", "ultrafast", "--blend", "0.5", "--fps", "10", "--keep-frames", "--seed", "3",
+            "--temporal-weight", "0.5", "--strength-hold", "0.25")
     assert r.exit_code == 0, r.output
     assert media.probe_video(out).n_frames == 6  # frames 2..7: 0.32 s is frame 8 at 25 fps
     manifest = json.loads((tmp_path / "o.gif.dreamvid-work" / "render.json").read_text())
     assert manifest["settings"]["video"] == {"blend": 0.5, "flow": "farneback", "flow_quality": "ultrafast",
-                                             "frame_iterations": 1, "frame_num_octave": 1, "scene_cuts": True}
+                                             "frame_iterations": 1, "frame_num_octave": 1, "scene_cuts": True,
+                                             "temporal_weight": 0.5, "strength_hold": 0.25}
     assert (manifest["seed"], manifest["start"], manifest["end"]) == (3, 2, 8)
     r = run("video", src, "-o", tmp_path / "silent.mp4", "--model", tiny, *FAST, "--no-audio", "--end", "f2",
             "--crf", "30")
@@ -138,6 +142,48 @@ def test_sigterm_is_an_interruption_exit_143_with_frames_kept(make_clip, tiny, t
     assert processes_reading(src) == []  # its ffmpeg decoder went with it
 
 
+@pytest.mark.parametrize("when", ["frame 2", "frame 3", "frame 5", "encoding"])
+def test_a_double_ctrl_c_is_handled_like_one(make_clip, tiny, tmp_path, when):
+    """Two SIGINTs 10 ms apart: exit 130, frames kept, the resume command; never death by SIGINT
+    or C++'s abort (exit 134) from a second KeyboardInterrupt inside the clean-up."""
+    import os
+    import signal
+    import sys
+    import time
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc to list processes")
+    n = 40
+    src, _ = make_clip("dbl.mp4", n=n, width=160, height=96)  # large enough for a visible encode
+    out, work = tmp_path / "dbl_dream.mp4", tmp_path / "dbl_dream.mp4.dreamvid-work"
+    proc = subprocess.Popen([sys.executable, "-m", "dreamvid", "video", str(src), "-o", str(out), "--model", tiny,
+                             *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
+    wanted = n if when == "encoding" else int(when.split()[1])
+    try:
+        deadline = time.monotonic() + 180  # a guard against a hang, not a speed check
+        while len(list(work.glob("frame_*.png"))) < wanted and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if proc.poll() is not None:
+            pytest.skip(f"the render ended before {when}")  # a fast machine: nothing to interrupt
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    if proc.returncode == 0 and when == "encoding":
+        pytest.skip("the encode finished before the interrupt landed")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "terminate called" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Interrupted: ") and "finished frames kept in" in last and "Resume with:" in last, err
+    kept = len(list(work.glob("frame_*.png")))
+    assert kept >= wanted and f"{kept} finished frame" in last
+    assert not out.exists() and not list(tmp_path.glob(".dbl_dream.mp4.*"))  # no partial output, no temp
+    assert processes_reading(src) == []
+
+
 def test_changed_settings_are_refused_until_restart(make_clip, tiny, tmp_path, monkeypatch):
     src, _ = make_clip("s.mp4", n=4)
     out = tmp_path / "s_dream.mp4"
@@ -174,6 +220,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny, make_clip, image_files, 
         (("video", clip, "--flow-quality", "best"), 2, "flow_quality must be one of"),
         (("video", clip, "--blend", "1.5"), 2, "blend must be between 0 and 1"),
         (("video", clip, "--frame-iterations", "-1"), 2, "frame_iterations"),
+        (("video", clip, "--temporal-weight", "1.5"), 2, "temporal_weight must be between 0 and 1"),
+        (("video", clip, "--strength-hold", "-1"), 2, "strength_hold must be between 0 and 1"),
         (("video", clip, "--fps", "fast"), 2, "fps 'fast' is not a number"),
         (("video", clip, "--crf", "60"), 2, "crf must be between 0 and 51"),
         (("video", clip, "-o", tmp_path / "still.png"), 2, "still image name"),

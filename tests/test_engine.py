@@ -136,7 +136,7 @@ def test_a_damaged_manifest_gives_way_to_restart(tmp_path):
 # ---- which compiled network serves which settings ------------------------------------------
 
 def test_network_key_holds_everything_that_changes_the_network():
-    s = DreamSettings(layers=(("a", 1.0),))
+    s = DreamSettings(layers=(("a", 1.0),), precision="float32")  # "auto" would resolve by loading the network
     keys = {network_key(s), network_key(replace(s, precision="mixed")), network_key(replace(s, layers=(("b", 1.0),))),
             network_key(replace(s, weights="w.h5")), network_key(replace(s, model="vgg16_hed"))}
     assert len(keys) == 5
@@ -144,7 +144,7 @@ def test_network_key_holds_everything_that_changes_the_network():
 
 
 def test_precision_and_layers_pick_their_own_dreamer(tiny):
-    base = DreamSettings(model=tiny, layers=(("conv3", 1.0),))
+    base = DreamSettings(model=tiny, layers=(("conv3", 1.0),), precision="float32")
     f32, mixed = get_dreamer(base), get_dreamer(replace(base, precision="mixed"))
     assert f32 is not mixed
     assert getattr(f32.model, "compute_dtype", "float32") == "float32"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -11,12 +12,17 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from dreamvid import media
 from dreamvid.errors import DecodeError, EncoderError, InputError, OutputError
-from dreamvid.media.paths import TEMP_MARK
+from dreamvid.media.images import png_problem
+from dreamvid.media.paths import TEMP_MARK, TEMP_NAME, TempFile, remove_stale_temps, temp_sibling
 from dreamvid.media.probe import _snap_fps
+
+from .conftest import DAMAGE, damage_file
 
 NTSC = Fraction(30000, 1001)
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -112,6 +118,100 @@ def test_exif_orientation_applied(tmp_path, fmt):
         got = media.read_image(path)
         assert got.shape == expected.shape, (fmt, orientation)
         assert np.abs(got.astype(int) - expected).mean() < 2, (fmt, orientation)
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid, tiny PNG (every CRC right) whose header claims width x height: a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(4096), 9))
+            + chunk(b"IEND", b""))
+
+
+def _claim(data: bytes, ext: str, width: int, height: int) -> bytes:
+    """A real small file whose header is patched to claim another size."""
+    import struct
+
+    out = bytearray(data)
+    if ext == ".png":
+        out[16:24] = struct.pack(">II", width, height)
+        import zlib
+        out[29:33] = struct.pack(">I", zlib.crc32(bytes(out[12:29])))
+    elif ext == ".jpg":
+        i = out.index(b"\xff\xc0")
+        out[i + 5:i + 9] = struct.pack(">HH", height, width)
+    elif ext == ".bmp":
+        out[18:26] = struct.pack("<ii", width, -height)
+    return bytes(out)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ext=st.sampled_from([".png", ".jpg", ".webp", ".bmp", ".tif"]), w=st.integers(1, 48), h=st.integers(1, 48),
+       limit=st.integers(1, 48 * 48))
+def test_pictures_over_the_pixel_limit_are_refused_from_the_header(tmp_path_factory, monkeypatch, ext, w, h, limit):
+    """Every format's header is read for its size; over the limit (DREAMVID_MAX_PIXELS) is refused, at it is read."""
+    tmp = tmp_path_factory.mktemp("limit")
+    path = tmp / f"p{ext}"
+    assert cv2.imwrite(str(path), np.full((h, w, 3), 90, np.uint8))
+    monkeypatch.setenv("DREAMVID_MAX_PIXELS", str(limit))
+    if w * h > limit:
+        with pytest.raises(InputError, match=f"claims {w}x{h} px") as e:
+            media.read_image(path)
+        assert f"DREAMVID_MAX_PIXELS={w * h}" in e.value.hint
+        assert media.read_image(path, max_pixels=w * h).shape == (h, w, 3)  # the library's own way to raise it
+    else:
+        assert media.read_image(path).shape == (h, w, 3)
+
+
+@pytest.mark.parametrize("ext,w,h", [(".png", 50000, 50000), (".png", 2 ** 31 - 1, 1), (".png", 0, 10),
+                                     (".jpg", 65535, 65535), (".bmp", 30000, 30000), (".bmp", 2 ** 31 - 1, 2)])
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, image_files, ext, w, h):
+    _, paths = image_files
+    data = png_bomb(w, h) if ext == ".png" else _claim(paths[ext].read_bytes(), ext, w, h)
+    (tmp_path / f"bomb{ext}").write_bytes(data)
+    with pytest.raises(InputError, match="more than the limit|is corrupt") as e:
+        media.read_image(tmp_path / f"bomb{ext}")
+    assert e.value.hint
+    if ext == ".png" and w == 50000:
+        assert len(data) < 300 and "50000x50000" in e.value.message and "2500 megapixels" in e.value.message
+
+
+def test_a_bad_pixel_limit_setting_is_a_settings_error(tmp_path, image_files, monkeypatch):
+    from dreamvid.errors import SettingsError
+
+    _, paths = image_files
+    for bad in ("lots", "-5", "0", "1e40"):
+        monkeypatch.setenv("DREAMVID_MAX_PIXELS", bad)
+        with pytest.raises(SettingsError, match="DREAMVID_MAX_PIXELS"):
+            media.read_image(paths[".png"])
+    monkeypatch.setenv("DREAMVID_MAX_PIXELS", "5e8")
+    assert media.read_image(paths[".png"]).shape == (40, 56, 3)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("max_size", [1, 7, 30, 64, 100])
+def test_max_size_is_applied_while_decoding_as_fit_max_size_would(tmp_path, fmt, max_size):
+    """The size of dream.fit_max_size on the full picture; the pixels close to it (JPEG: reduced in the DCT)."""
+    from dreamvid.dream import fit_max_size
+
+    rng = np.random.default_rng(max_size)
+    rgb = cv2.GaussianBlur(rng.integers(0, 255, (90, 70, 3), dtype=np.uint8), (9, 9), 0)
+    for orientation in (1, 6):
+        path = tmp_path / f"m{orientation}.{fmt.lower()}"
+        im = Image.fromarray(rgb)
+        exif = im.getexif()
+        exif[0x0112] = orientation
+        im.save(path, format=fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+        full = media.read_image(path)
+        want = fit_max_size(full.astype(np.float32), max_size)
+        got = media.read_image(path, max_size=max_size)
+        assert got.shape == want.shape and got.dtype == np.uint8, (orientation, got.shape, want.shape)
+        assert np.abs(got - want).mean() < (4 if fmt == "JPEG" else 1), orientation
 
 
 def test_truncated_jpeg_refused_even_with_an_embedded_jpeg(tmp_path, image_files):
@@ -397,6 +497,142 @@ def test_no_ffmpeg_left_after_early_close_or_errors(make_clip, ffmpeg_children, 
     assert ffmpeg_children() == [] and not (tmp_path / "w.mp4").exists() and leftovers(tmp_path) == []
 
 
+def _children_of(pid: int, name: str = "ffmpeg") -> list[int]:
+    """Live (not zombie) processes called `name` whose parent is `pid`."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm.startswith(name) and int(rest[1]) == pid and rest[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["encode_video", "VideoWriter"])
+def test_ffmpeg_dies_with_a_killed_dreamvid_and_the_next_run_removes_its_temp_file(tmp_path, how):
+    """kill -9 (or the OOM killer) mid-encode: no ffmpeg may run on, and the half-written
+    `.OUT.mp4.<hex>.dreamvid-tmp.mp4` must not stay forever."""
+    import signal
+    import sys
+    import textwrap
+    import time
+
+    if not os.path.isdir("/proc/self") or not sys.platform.startswith("linux"):
+        pytest.skip("needs Linux and /proc")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(8)]
+    n = 600  # noise at x264 medium: many seconds of work, so the kill lands mid-encode
+    folder = tmp_path / "work"
+    if how == "encode_video":
+        write_frames(folder, frames)
+        for i in range(8, n):  # the same few frames again, by hard link: quick to make
+            os.link(media.frame_path(folder, i % 8), media.frame_path(folder, i))
+    np.save(tmp_path / "frames.npy", np.stack(frames))
+    out = tmp_path / "o.mp4"
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        from fractions import Fraction
+        from dreamvid import media
+        if {how == "encode_video"}:
+            media.encode_video({str(folder)!r}, {str(out)!r}, fps=Fraction(25), n_frames={n})
+        else:
+            frames = np.load({str(tmp_path / "frames.npy")!r})
+            with media.VideoWriter({str(out)!r}, fps=Fraction(25)) as w:
+                for i in range({n}):
+                    w.write(frames[i % 8])
+        """)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    kids: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (kids := _children_of(proc.pid)) or not leftovers(tmp_path):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        time.sleep(0.3)  # well into the encode
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 2
+        while any(map(_alive, kids)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(map(_alive, kids)), "ffmpeg outlived its killed parent"
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in filter(_alive, kids):  # an orphan of a failed run: do not leave it encoding
+            os.kill(pid, signal.SIGKILL)
+    stale = leftovers(tmp_path)
+    assert len(stale) == 1 and stale[0].startswith(".o.mp4.") and not out.exists()
+    if how == "encode_video":
+        media.encode_video(folder, out, fps=Fraction(25), n_frames=3)
+    else:
+        with media.VideoWriter(out, fps=Fraction(25)) as w:
+            w.write(frames[0])
+    assert leftovers(tmp_path) == [] and media.probe_video(out).n_frames in (1, 3)
+
+
+_names = st.sampled_from(["o.mp4", "my dream.mkv", "a.b.gif", "x.png", "render.json", ".hidden.mp4", "frames"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=_names, other=_names, n_stale=st.integers(0, 3), n_live=st.integers(0, 2),
+       suffix=st.sampled_from(["", ".mp4", ".gif", ".png"]), old=st.booleans())
+def test_only_stale_temp_files_of_the_output_are_removed(tmp_path_factory, name, other, n_stale, n_live, suffix, old):
+    """Stale: our temp-name pattern, this output's name, no live writer holding its lock (age alone is not enough)."""
+    folder = tmp_path_factory.mktemp("temps")
+    stale = []
+    for _ in range(n_stale):
+        t = TempFile(folder / name, suffix)
+        t._close()  # its writer died: the file stays, unlocked
+        stale.append(t.path.name)
+    live = [TempFile(folder / name, suffix) for _ in range(n_live)]  # being written right now
+    keep = [f.path.name for f in live]
+    unrelated = [name, f".{name}.notes", f".{name}.1234567.dreamvid-tmp", f"{name}.12345678.dreamvid-tmp",
+                 f".{name}.1234ABCD{TEMP_MARK}", f".{name}.dreamvid-work"]
+    if other != name:
+        unrelated.append(temp_sibling(folder / other, suffix).name)  # another output's temp: not ours to judge
+    for n in unrelated:
+        if not (folder / n).exists():
+            (folder / n).write_bytes(b"keep me")
+    if old:
+        for n in stale + keep + unrelated:
+            os.utime(folder / n, (1, 1))
+    removed = remove_stale_temps(folder, name)
+    assert sorted(removed) == sorted(stale)
+    assert sorted(os.listdir(folder)) == sorted(set(keep + unrelated))
+    for f in live:
+        f.discard()
+    others = [n for n in unrelated if re.fullmatch(TEMP_NAME, n)]  # other outputs' temps (".a.mp4.<hex>...")
+    assert sorted(remove_stale_temps(folder)) == sorted(others)  # name=None: every stale temp in the folder
+
+
+def test_an_interrupted_encode_leaves_no_temp_file(tmp_path, moving_frames, monkeypatch):
+    folder = write_frames(tmp_path / "work", moving_frames(3))
+    real = subprocess.run
+
+    def ctrl_c(*args, **kwargs):  # Ctrl-C while ffmpeg runs (subprocess.run kills it)
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess, "run", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        media.encode_video(folder, tmp_path / "o.mp4", fps=Fraction(25), n_frames=3)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "o.mp4").exists()
+
+
 # --- encoding -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fps", [Fraction(25), NTSC])
@@ -482,6 +718,26 @@ def test_encode_refuses_missing_or_mismatched_frames(tmp_path, moving_frames):
     assert not (tmp_path / "o.mp4").exists() and leftovers(tmp_path) == []
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(DAMAGE), where=st.floats(0, 1), bit=st.integers(0, 7), which=st.integers(0, 3),
+       ext=st.sampled_from([".mp4", ".gif", ""]))
+def test_a_damaged_frame_is_refused_before_ffmpeg_sees_any(tmp_path_factory, kind, where, bit, which, ext):
+    """ffmpeg skips a frame that does not decode and still succeeds: the clip would be short, at the wrong rate."""
+    tmp = tmp_path_factory.mktemp("enc")
+    folder = write_frames(tmp / "work", [np.full((12, 16, 3), 40 * i, np.uint8) for i in range(4)])
+    assert all(png_problem(media.frame_path(folder, i), decode=True) is None for i in range(4))
+    damage_file(media.frame_path(folder, which), kind, where, bit)
+    assert png_problem(media.frame_path(folder, which)) is not None
+    out = tmp / f"o{ext}"
+    with pytest.raises(InputError, match=f"frame_{which:05d}.png") as e:
+        if ext:
+            media.encode_video(folder, out, fps=Fraction(25), n_frames=4)
+        else:
+            media.write_frames_folder(folder, out, n_frames=4)
+    assert "dreamed again" in e.value.hint and "get a complete copy" not in e.value.hint
+    assert not out.exists() and leftovers(tmp) == []
+
+
 def test_encoder_failure_carries_ffmpeg_words_and_leaves_nothing(tmp_path, moving_frames, monkeypatch):
     folder = write_frames(tmp_path / "work", moving_frames(2))
     monkeypatch.setattr("dreamvid.media.encode.X264_PRESET", "no-such-preset")  # x264 refuses to open
@@ -521,3 +777,43 @@ def test_write_frames_folder(tmp_path, moving_frames):
     assert np.array_equal(media.read_image(out / "frame_00012.png"), frames[2])
     with pytest.raises(InputError, match="missing"):
         media.write_frames_folder(folder, tmp_path / "frames_out", start_number=14, n_frames=2)
+
+
+def test_gif_video_and_empty_files_given_as_photos_say_what_to_do(tmp_path):
+    from dreamvid.errors import InputError
+
+    gif = tmp_path / "anim.gif"
+    gif.write_bytes(b"GIF89a" + b"\x00" * 40)
+    with pytest.raises(InputError) as e:
+        media.read_image(gif)
+    assert "dreamvid video anim.gif" in e.value.hint
+    mp4 = tmp_path / "clip.jpg"  # a video under a photo's name
+    mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40)
+    with pytest.raises(InputError, match="GIF or video"):
+        media.read_image(mp4)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"is empty \(0 bytes\)"):
+        media.read_image(empty)
+
+
+def test_a_png_with_an_icc_profile_decodes_without_libpng_chatter(tmp_path):
+    """libpng's iCCP warnings go straight to fd 2: the chunk is dropped before decoding."""
+    import subprocess
+    import sys
+    import zlib
+
+    from dreamvid.media.images import without_png_chunks
+
+    rgb = np.full((8, 8, 3), 120, np.uint8)
+    media.write_image(tmp_path / "plain.png", rgb)
+    data = (tmp_path / "plain.png").read_bytes()
+    body = b"bogus\x00\x00" + zlib.compress(b"not a real profile" * 4)
+    chunk = len(body).to_bytes(4, "big") + b"iCCP" + body + zlib.crc32(b"iCCP" + body).to_bytes(4, "big")
+    profiled = data[:33] + chunk + data[33:]  # right after IHDR
+    (tmp_path / "icc.png").write_bytes(profiled)
+    assert without_png_chunks(profiled, (b"iCCP",)) == data
+    code = f"from dreamvid import media; print(media.read_image({str(tmp_path / 'icc.png')!r}).mean())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and float(proc.stdout) == 120.0, proc.stderr
+    assert "libpng" not in proc.stderr, proc.stderr

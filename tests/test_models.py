@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dreamvid import models
 from dreamvid.errors import ModelError
@@ -76,6 +78,176 @@ def test_hostile_zip_pth_is_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         pth.load_state_dict(f)
     assert not marker.exists()
+
+
+# ---- hostile tensor headers: every extent is checked before numpy's as_strided trusts it -----
+
+class _Global:
+    """A global written by name (a GLOBAL opcode), so no torch is needed to write one."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+
+class _StorageRef:
+    def __init__(self, key: str, dtype: str, numel: int):
+        self.key, self.dtype, self.numel = key, dtype, numel
+
+
+class _TensorRef:
+    """What torch.save writes for a tensor: _rebuild_tensor_v2(storage, offset, size, stride, ...)."""
+
+    def __init__(self, storage: _StorageRef, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+
+class _TorchishPickler(pickle._Pickler):  # the pure-Python pickler, whose save() can be extended
+    def persistent_id(self, obj):
+        if isinstance(obj, _StorageRef):
+            return ("storage", _Global("torch", obj.dtype), obj.key, "cpu", obj.numel)
+        return None
+
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, _Global):
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+        elif isinstance(obj, _TensorRef):
+            self.save(_Global("torch._utils", "_rebuild_tensor_v2"))
+            self.save((obj.storage, obj.offset, obj.size, obj.stride, False, {}))
+            self.write(pickle.REDUCE)
+        else:
+            super().save(obj, save_persistent_id)
+
+
+def _torch_pickle(obj) -> bytes:
+    buf = io.BytesIO()
+    _TorchishPickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+def write_pth(path: Path, tensors: dict, storages: dict[str, np.ndarray], fmt: str,
+              claimed: dict[str, int] | None = None) -> Path:
+    """A .pth in torch's legacy stream or zip format. tensors: {name: _TensorRef};
+    storages: {key: 1-D array}; claimed: element counts the legacy stream states (default: true ones)."""
+    import zipfile
+
+    if fmt == "zip":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("archive/data.pkl", _torch_pickle(tensors))
+            for key, data in storages.items():
+                z.writestr(f"archive/data/{key}", data.tobytes())
+        return path
+    buf = io.BytesIO()
+    for obj in (pth.LEGACY_MAGIC, 1001, {"protocol_version": 1001}):
+        pickle.dump(obj, buf)
+    buf.write(_torch_pickle(tensors))
+    pickle.dump(list(storages), buf)
+    for key, data in storages.items():
+        buf.write(np.int64((claimed or {}).get(key, data.size)).astype("<i8").tobytes())
+        buf.write(data.tobytes())
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_a_well_formed_tensor_round_trips_in_both_formats(tmp_path):
+    data = np.arange(24, dtype=np.float32)
+    st = _StorageRef("0", "FloatStorage", 24)
+    tensors = {"w": _TensorRef(st, 2, (2, 3), (6, 2)), "b": _TensorRef(st, 0, (4,), (1,)),
+               "s": _TensorRef(st, 23, (), ()), "e": _TensorRef(st, 0, (0, 1280), (1280, 1))}
+    for fmt in ("legacy", "zip"):
+        sd = pth.load_state_dict(write_pth(tmp_path / f"ok_{fmt}.pth", tensors, {"0": data}, fmt))
+        np.testing.assert_array_equal(sd["w"], [[2, 4, 6], [8, 10, 12]])
+        np.testing.assert_array_equal(sd["b"], [0, 1, 2, 3])
+        assert sd["s"].shape == () and sd["s"] == 23 and sd["e"].shape == (0, 1280)
+
+
+def _expected(data: np.ndarray, offset, size, stride) -> np.ndarray | None:
+    """The tensor torch would rebuild, gathered element by element; None if the header is invalid."""
+    def ok(v):
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < pth.MAX_DIM
+
+    if not (ok(offset) and isinstance(size, tuple) and isinstance(stride, tuple) and all(map(ok, size))
+            and all(map(ok, stride)) and len(size) == len(stride) <= pth.MAX_NDIM):
+        return None
+    numel = int(np.prod(size, dtype=object))
+    if numel == 0:
+        return np.zeros(size, data.dtype)
+    if numel > data.size or offset + sum((n - 1) * s for n, s in zip(size, stride)) >= data.size:
+        return None
+    return np.array([data[offset + sum(i * s for i, s in zip(idx, stride))] for idx in np.ndindex(*size)],
+                    data.dtype).reshape(size)
+
+
+_dim = st.one_of(st.integers(-3, 40), st.sampled_from([2 ** 31, 2 ** 48, 2 ** 62, 2 ** 64, -(2 ** 63)]))
+_dims = st.one_of(st.lists(_dim, max_size=5).map(tuple), st.lists(st.integers(0, 2), min_size=15, max_size=70).map(tuple),
+                  st.sampled_from([None, "3", (1.5,), (True,), [2]]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["legacy", "zip"]), n=st.integers(0, 40), offset=st.one_of(_dim, st.just(None)),
+       size=_dims, stride=_dims, dtype=st.sampled_from(["FloatStorage", "HalfStorage", "LongStorage", "ByteStorage"]))
+def test_hostile_tensor_headers_are_refused_naming_the_tensor_never_read_out_of_bounds(
+        tmp_path, fmt, n, offset, size, stride, dtype):
+    """Runs in-process on purpose: an out-of-bounds as_strided would segfault pytest itself."""
+    data = (np.arange(n) % 100).astype(pth._DTYPES[dtype])
+    tensors = {"features.0.weight": _TensorRef(_StorageRef("k", dtype, n), offset, size, stride)}
+    path = write_pth(tmp_path / f"h_{fmt}.pth", tensors, {"k": data}, fmt)
+    want = _expected(data, offset, size, stride)
+    if want is None:
+        with pytest.raises(ModelError, match="tensor 'features.0.weight'"):
+            pth.load_state_dict(path)
+    else:
+        got = pth.load_state_dict(path)["features.0.weight"]
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(claimed=st.one_of(st.integers(-2, 30), st.sampled_from([2 ** 40, 2 ** 62, -(2 ** 63)])),
+       dtype=st.sampled_from(["FloatStorage", "DoubleStorage", "NoSuchStorage", "os.system"]))
+def test_lying_storage_sizes_and_unknown_storage_types_are_refused(tmp_path, claimed, dtype):
+    """A legacy stream states each storage's element count; a wrong one must not read or allocate blindly."""
+    real = "FloatStorage" if dtype not in pth._DTYPES else dtype
+    data = np.arange(6, dtype=pth._DTYPES[real])
+    tensors = {"w": _TensorRef(_StorageRef("k", dtype, 6), 0, (6,), (1,))}
+    path = write_pth(tmp_path / "lie.pth", tensors, {"k": data}, "legacy", claimed={"k": claimed})
+    if dtype == real and claimed == 6:
+        np.testing.assert_array_equal(pth.load_state_dict(path)["w"], data)
+    else:  # an unknown storage type is a global the unpickler refuses
+        with pytest.raises(ModelError if dtype == real else pickle.UnpicklingError):
+            pth.load_state_dict(path)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["legacy", "zip"]), flips=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(1, 255)),
+                                                               min_size=1, max_size=4))
+def test_a_damaged_pth_fails_cleanly(tmp_path, fmt, flips):
+    """Random byte damage anywhere: an exception (which --weights turns into a ModelError) or a result, no crash."""
+    data = np.arange(12, dtype=np.float32)
+    st_ = _StorageRef("0", "FloatStorage", 12)
+    path = write_pth(tmp_path / f"d_{fmt}.pth", {"a": _TensorRef(st_, 0, (3, 4), (4, 1)),
+                                                  "b": _TensorRef(st_, 1, (2, 2), (5, 1))}, {"0": data}, fmt)
+    blob = bytearray(path.read_bytes())
+    for where, xor in flips:
+        blob[where % len(blob)] ^= xor
+    path.write_bytes(bytes(blob))
+    try:
+        sd = pth.load_state_dict(path)
+    except Exception:  # noqa: BLE001 - any clean failure is fine; a segfault would end the test run
+        return
+    for value in sd.values() if isinstance(sd, dict) else ():
+        if isinstance(value, np.ndarray):
+            assert value.size <= 12
+
+
+def test_a_hostile_weights_file_is_one_model_error_line(tmp_path, photo):
+    from .clitools import one_line_error, run
+
+    data = np.arange(4, dtype=np.float32)
+    bad = write_pth(tmp_path / "bad.pth", {"_conv_stem.weight": _TensorRef(_StorageRef("0", "FloatStorage", 4), 0,
+                                                                           (32, 3, 3, 3), (27, 9, 3, 1))},
+                    {"0": data}, "zip")
+    r = run("image", photo, "-o", tmp_path / "o.png", "--weights", bad)
+    one_line_error(r, 2, "bad.pth: tensor '_conv_stem.weight'", "does not fit in its storage of 4 elements")
 
 
 # ---- the bundled weights are real and correctly converted ---------------------------------

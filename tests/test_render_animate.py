@@ -518,3 +518,19 @@ def test_frame_measures():
     m = np.array([[1.0, 0, 2], [0, 1, 1]])
     moved = cv2.warpAffine(noisy, m, (32, 32))
     assert measure.motion_error(noisy, moved, m) < 1e-6 < measure.motion_error(noisy, noisy, m)
+
+
+def test_the_border_a_zoom_out_uncovers_is_grown_from_the_picture_not_mirrored(picture):
+    """edges="inpaint": the pixels a zoom-out brings from outside the frame (and only those,
+    with a 1-px rim) are filled from their surroundings; the inside is the plain warp."""
+    m = Trajectory(Motion(zoom=0.8, rotate=10), 4, (W, H), n_frames=2).affine(1)
+    mask = zoom.uncovered(m, (W, H))
+    assert mask[0, 0] and mask[-1, -1] and not mask[H // 2, W // 2] and 0.05 < mask.mean() < 0.6
+    plain = zoom.move(picture, m, "lanczos", "reflect")
+    grown = zoom.move(picture, m, "lanczos", "inpaint")
+    assert np.array_equal(plain[~mask], grown[~mask])
+    assert not np.array_equal(plain[mask], grown[mask])
+    inner = grown[~mask].reshape(-1, 3)
+    assert grown[mask].min() >= inner.min() - 1 and grown[mask].max() <= inner.max() + 1  # its own colours
+    still = zoom.uncovered(np.array([[1.0, 0, 0], [0, 1, 0]]), (W, H))
+    assert not still.any()

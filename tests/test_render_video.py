@@ -12,6 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dreamvid import media
 from dreamvid.errors import DecodeError, DreamvidError, InputError, OutputError, ResumeMismatchError, SettingsError
@@ -20,7 +22,7 @@ from dreamvid.render.measure import coherence
 from dreamvid.render.video import frame_index, parse_fps, render_video
 from dreamvid.settings import DreamSettings, Settings, VideoSettings
 
-from .conftest import moving_frames, texture, write_clip
+from .conftest import DAMAGE, damage_file, moving_frames, texture, write_clip
 
 FPS = Fraction(25)
 
@@ -139,6 +141,69 @@ def test_work_folder_refuses_other_renders_and_restart_clears_only_its_files(tmp
         open_test_work(tmp_path)
 
 
+_damages = st.dictionaries(st.integers(2, 7), st.tuples(st.sampled_from(DAMAGE), st.floats(0, 1), st.integers(0, 7)),
+                           max_size=4)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(damages=_damages, missing=st.sets(st.integers(2, 7), max_size=2))
+def test_a_damaged_frame_counts_as_missing_and_is_never_encoded(tmp_path_factory, damages, missing):
+    """Frames cut short, bit-flipped, zero-filled, emptied or replaced: not done, dreamed again; finish refuses."""
+    tmp = tmp_path_factory.mktemp("damaged")
+    work = open_test_work(tmp, end=8)
+    clip = moving_frames(6)
+    for i, frame in zip(range(2, 8), clip):
+        work.write(i, frame)
+    for i, (kind, where, bit) in damages.items():
+        damage_file(work.frame_path(i), kind, where, bit)
+    for i in missing:
+        work.frame_path(i).unlink()
+    bad = set(damages) | missing
+    good = [i for i in range(2, 8) if i not in bad]
+    assert work.done_indices() == good and [work.has(i) for i in range(2, 8)] == [i in good for i in range(2, 8)]
+    assert work.first_missing() == (min(bad) if bad else None)
+    out = tmp / "frames"
+    if bad:
+        with pytest.raises(InputError, match=f"frame_{min(bad):05d}.png") as e:
+            work.finish(out, fps=FPS)
+        assert work.path.is_dir() and not out.exists()
+        if min(bad) in missing:
+            assert "is missing" in e.value.message and "resume the render" in e.value.hint
+        else:
+            assert "dreamed again" in e.value.hint and "get a complete copy" not in e.value.hint
+        work.close()
+        work = open_test_work(tmp, end=8)  # the resumed render: it dreams the missing frames again
+        for i in sorted(bad):
+            work.write(i, clip[i - 2])
+    assert work.done()
+    work.finish(out, fps=FPS)
+    assert [media.read_image(out / f"frame_{i:05d}.png").tobytes() for i in range(2, 8)] == [c.tobytes() for c in clip]
+
+
+def test_a_frame_that_is_intact_but_does_not_decode_is_not_encoded(tmp_path, moving_frames):
+    """Every CRC right, the pixel data wrong: only a full decode sees it, and finish decodes every frame."""
+    import struct
+    import zlib
+
+    work = open_test_work(tmp_path, start=0, end=2)
+    for i, frame in enumerate(moving_frames(2)):
+        work.write(i, frame)
+    path = work.frame_path(1)
+    data = bytearray(path.read_bytes())
+    i = data.index(b"IDAT") - 4
+    length = struct.unpack(">I", data[i:i + 4])[0]
+    data[i + 8:i + 8 + length] = zlib.compress(b"too short")[:length].ljust(length, b"\0")
+    data[i + 8 + length:i + 12 + length] = struct.pack(">I", zlib.crc32(bytes(data[i + 4:i + 8 + length])))
+    path.write_bytes(bytes(data))
+    assert work.has(1)  # the cheap check passes
+    with pytest.raises(InputError, match="frame_00001.png .* does not decode"):
+        work.finish(tmp_path / "o.mp4", fps=FPS)
+    with pytest.raises(InputError, match="frame_00001.png in the work folder .* is damaged") as e:
+        work.read(1)
+    assert "get a complete copy" not in e.value.hint and "--restart" in e.value.hint
+    assert work.path.is_dir() and not (tmp_path / "o.mp4").exists() and not list(tmp_path.glob(".o.mp4*"))
+
+
 def test_fingerprint_sees_content_not_path(tmp_path):
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
     a.write_bytes(b"x" * 1000)
@@ -196,6 +261,39 @@ def test_occluded_region_starts_from_the_fresh_source(tmp_path, tiny):
     assert uncovered.mean() < 2.0 < carried.mean()
 
 
+def test_a_region_hidden_for_a_moment_gets_its_dream_back_and_resume_stays_exact(tmp_path, tiny):
+    """A bar sweeps over a still background: where it has passed, frame t-1 showed the bar,
+    so only the long-term link (temporal.RECALL_FRAMES back) can return the background's dream."""
+    from dreamvid.temporal import RECALL_FRAMES
+
+    bg, bar = texture(64, 96, seed=4), texture(64, 10, seed=9)
+    n = RECALL_FRAMES + 3
+    clip = []
+    for t in range(n):  # 8 px a frame: the strip it uncovers is wider than the reliability's safety margin
+        frame = bg.copy()
+        x = 4 + 8 * t
+        frame[:, x:x + 10] = bar[:, :min(10, 96 - x)]
+        clip.append(frame)
+    src = write_clip(tmp_path / "bar.mp4", clip, FPS, crf=0)
+    settings = tiny_settings(tiny, blend=1.0, frame_iterations=0)
+    render_video(src, tmp_path / "whole.mp4", settings, keep_frames=True)
+    folder = tmp_path / "whole.mp4.dreamvid-work"
+    decoded = [f for _, f in media.read_frames(src)]
+    t = RECALL_FRAMES + 2
+    x = 4 + 8 * (t - 1)  # the bar's place in frame t-1: background again in frame t
+    uncovered = detail_of(folder, decoded, t)[8:-8, x:x + 3]
+    before = detail_of(folder, decoded, t - RECALL_FRAMES)[8:-8, x:x + 3]  # the same background then
+    assert np.abs(uncovered).mean() > 2.0  # not restarted from the bare source ...
+    assert np.abs(uncovered - before).mean() < 0.5 * np.abs(before).mean()  # ... but its old dream
+    out = tmp_path / "cut.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, out, settings, progress=Interrupt(after=RECALL_FRAMES + 1))
+    render_video(src, out, settings, keep_frames=True)  # resumes: re-reads the earlier frames from disk
+    a = work_frames(folder, range(n))
+    b = work_frames(tmp_path / "cut.mp4.dreamvid-work", range(n))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
 def two_shot_clip(path, n1=4, n2=4):
     shot1 = moving_frames(n1, 64, 48, (2, 1), seed=0)
     shot2 = [(f.astype(np.float32) * (0.3, 0.6, 1.0)).astype(np.uint8) for f in moving_frames(n2, 64, 48, (-1, 2), seed=7)]
@@ -249,6 +347,25 @@ def test_interrupted_render_keeps_frames_and_resumes_bit_identically(tmp_path, t
     assert media.probe_video(out).n_frames == 9
     again = render_video(src, out, settings)  # every frame on disk: only encodes
     assert again.rendered == 0 and not work.exists()
+
+
+@pytest.mark.parametrize("kind,where", [("truncate", 0.6), ("flip", 0.5), ("zero_tail", 0.9), ("empty", 0)])
+def test_a_damaged_previous_frame_is_dreamed_again_on_resume(tmp_path, tiny, make_clip, kind, where):
+    """Resume reads frame t-1 from disk to continue the chain: a damaged t-1 is dreamed again first."""
+    src, _ = make_clip("p.mp4", n=7, motion=(1.5, -1.0))
+    settings = tiny_settings(tiny)
+    whole = render_video(src, tmp_path / "whole.mp4", settings, keep_frames=True)
+    out = tmp_path / "cut.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, out, settings, progress=Interrupt(after=4))
+    work = tmp_path / "cut.mp4.dreamvid-work"
+    damage_file(media.frame_path(work, 3), kind, where)  # frame 4 would start from it
+    resumed = render_video(src, out, settings, keep_frames=True)
+    assert (resumed.resumed_from, resumed.rendered) == (3, 4)
+    a = work_frames(whole.work_dir, range(7))
+    b = work_frames(work, range(7))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert media.probe_video(out).n_frames == 7
 
 
 def test_a_second_render_into_the_same_output_is_refused_while_the_first_runs(tmp_path, tiny, make_clip):
@@ -404,5 +521,87 @@ def test_coherence_of_a_clip_against_itself_and_a_smaller_render(tmp_path, tiny,
     result = coherence(src, out, max_frames=4)
     assert result["size"] == [63, 42] and "cropped" in result["resized"] and result["frames"] == 4
     assert result["warping_error"]["output"] > result["warping_error"]["source"]
+    assert same["long_term"]["ratio_to_source"] == pytest.approx(1.0) or same["long_term"]["pairs"] == 0
+    s = result["strength"]
+    assert len(s["per_frame"]) == 4 and s["shot_starts"] == [0] and s["first"] > 1 and s["p90_over_p10"] >= 1
+    assert same["strength"]["first"] == 0 and same["brightness"]["max_abs"] == 0
     with pytest.raises(InputError):
         coherence(src, tmp_path / "missing.mp4")
+
+
+def test_coherence_of_a_range_render_measures_from_where_it_was_rendered(tmp_path, tiny, make_clip):
+    """The mp4 says which source frames it holds; measuring from frame 0 instead compared the
+    wrong frames without a word (a 74x "ratio" in the old README example)."""
+    src, _ = make_clip("r.mp4", n=12, width=96, height=64)
+    out = render_video(src, tmp_path / "part.mp4", tiny_settings(tiny), start="f4", end="f9").output
+    told = work_folder.parse_comment(media.probe_video(out).comment)
+    assert told == {"version": told["version"], "kind": "video", "source": "r.mp4", "start": 4, "frames": 5}
+    auto = coherence(src, out)
+    assert auto["start"] == 4 and auto["frames"] == 5
+    assert any("rendered from frame 4" in n for n in auto["notes"])
+    assert any("has 5 frames, the source 8" in n for n in auto["notes"])  # frames 4..11 of the source
+    wrong = coherence(src, out, start=0)
+    assert any("says it was rendered from frame 4, not 0" in n for n in wrong["notes"])
+
+
+def test_coherence_says_when_the_output_is_not_a_render_of_the_source(tmp_path, make_clip):
+    src, _ = make_clip("a.mp4", n=6, width=96, height=64)
+    rng = np.random.default_rng(5)
+    other = [np.clip(rng.normal(128, 60, (64, 96, 3)), 0, 255).astype(np.uint8) for _ in range(6)]
+    folder = tmp_path / "other"
+    folder.mkdir()
+    for i, f in enumerate(other):
+        media.write_image(media.frame_path(folder, i), f)
+    result = coherence(src, folder)
+    assert any("does not look like frame 0" in n for n in result["notes"]), result["notes"]
+    assert not any("does not look like" in n for n in coherence(src, src)["notes"])
+
+
+def test_anamorphic_video_keeps_its_display_aspect(tmp_path, tiny):
+    """A 96x64 clip with 4:3 pixels displays as 128x64: the output keeps the sample aspect
+    (mp4), or is resampled to square pixels where the format has no such field (GIF)."""
+    from .conftest import run_ffmpeg
+
+    src = tmp_path / "ana.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=25", "-frames:v", "6", "-vf", "setsar=4/3",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src))
+    assert media.probe_video(src).sar == Fraction(4, 3)
+    out = render_video(src, tmp_path / "o.mp4", tiny_settings(tiny)).output
+    info = media.probe_video(out)
+    assert info.sar == Fraction(4, 3) and (info.width, info.height) == (96, 64)
+    gif = render_video(src, tmp_path / "o.gif", tiny_settings(tiny), end=3).output
+    g = media.probe_video(gif)
+    assert (g.width, g.height) == (128, 64) and g.sar == 1
+
+
+def test_a_work_dir_where_nothing_can_be_created_is_named_as_such(tmp_path, tiny, make_clip):
+    src, _ = make_clip("w.mp4", n=3)
+    with pytest.raises(OutputError, match="/proc does not take new folders"):
+        render_video(src, tmp_path / "o.mp4", tiny_settings(tiny), work_dir="/proc/dreamvid-work")
+
+
+def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make_clip, monkeypatch):
+    """--cadence 3: frames 0, 3, 6 go through the network, the others carry the dream along the
+    flow; an interrupted render resumes to the same frames as an uninterrupted one."""
+    from dreamvid.dream import Dreamer
+
+    src, _ = make_clip("cad.mp4", n=8, width=96, height=64)
+    s = tiny_settings(tiny, cadence=3)
+    whole = render_video(src, tmp_path / "whole.mp4", s, keep_frames=True)
+    calls = []
+    dream = Dreamer.dream
+
+    def counted(self, image, st, **kw):
+        calls.append(kw.get("frame"))
+        return dream(self, image, st, **kw)
+
+    monkeypatch.setattr(Dreamer, "dream", counted)
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, tmp_path / "cut.mp4", s, progress=Interrupt(after=5))
+    assert calls == [0, 3]
+    resumed = render_video(src, tmp_path / "cut.mp4", s, keep_frames=True)
+    assert calls == [0, 3, 6] and resumed.resumed_from == 5
+    for a, b in zip(work_frames(whole.work_dir, range(8)), work_frames(resumed.work_dir, range(8))):
+        assert np.array_equal(a, b)
+    with pytest.raises(SettingsError, match="cadence must be between 1 and 12"):
+        render_video(src, tmp_path / "x.mp4", tiny_settings(tiny), cadence=0)

@@ -5,23 +5,65 @@ Each submodule registers its commands on `app`; only this package imports Typer 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+
+try:  # newer Typer vendors click as typer._click (Abort and Exit live in typer.exceptions there)
+    from typer._click import exceptions as click
+    from typer.exceptions import Abort
+except ImportError:  # pragma: no cover - older Typer uses the click package
+    from click import exceptions as click
+    from click.exceptions import Abort
 
 from .. import __version__
-from .common import State, setup_logging, stop_on_sigterm
+from ..errors import EXIT_USAGE
+from . import help as _help
+from .common import State, error_text, ignore_interrupts, quiet_opencv, setup_logging, stop_on_signals
+
+
+class OneLineErrors(TyperGroup):
+    """The app's group: a usage error (unknown flag or command, a value that does not parse,
+    a missing argument) is one `Error:` line with the way out and exit 2, like every other
+    error, instead of Typer's usage text and box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.NoArgsIsHelpError as e:  # `dreamvid` alone: the help, as before
+            e.show()
+            code = e.exit_code
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "dreamvid"
+            message = " ".join(e.format_message().split())
+            typer.echo(error_text(message, f"see `{where} --help` for the options"), err=True)
+            code = EXIT_USAGE
+        except click.ClickException as e:
+            typer.echo(error_text(" ".join(e.format_message().split())), err=True)
+            code = e.exit_code
+        except Abort:  # end of input at a prompt (dreamvid asks none)
+            typer.echo("Aborted.", err=True)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+_help.install()  # click-style metavars in --help (cli/help.py)
 
 app = typer.Typer(
     name="dreamvid",
+    cls=OneLineErrors,
     help="DeepDream for photos and video: stills, coherent dream clips, infinite zooms, timelapses, sweeps.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
 
-COMMAND_MODULES = ("still", "info", "video", "animate")  # each has register(app)
+COMMAND_MODULES = ("still", "info", "video", "animate", "serve")  # each has register(app)
 
 
 def _version(value: bool) -> None:
@@ -41,6 +83,8 @@ def root(
     """DeepDream for photos and video."""
     State.debug, State.quiet, State.verbose = debug, quiet, verbose
     setup_logging(verbose, quiet)
+    if not (debug or verbose):
+        quiet_opencv()
 
 
 for _name in COMMAND_MODULES:
@@ -48,5 +92,8 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    stop_on_sigterm()
-    app()
+    stop_on_signals()
+    try:
+        app()
+    finally:
+        ignore_interrupts()

@@ -40,17 +40,33 @@ def _beside(source: Path, tag: str, suffix: str) -> Path:
     return source.with_name(f"{source.stem}.{tag}{suffix}")
 
 
-def parse_pair(text: Optional[str], flag: str, example: str) -> Optional[tuple[float, float]]:
-    """'12,-4' -> (12.0, -4.0); None stays None; SettingsError otherwise."""
+def parse_value(text: Optional[str]):
+    """'1.25' -> 1.25; '1.02+0.01*sin(t)' stays text (an expression, checked by the settings); None stays None."""
     if text is None:
         return None
-    parts = [p.strip() for p in text.split(",")]
     try:
-        if len(parts) != 2:
-            raise ValueError
-        return float(parts[0]), float(parts[1])
+        return float(text)
     except ValueError:
-        raise SettingsError(f"{flag} must be two numbers X,Y (got {text!r})", hint=f"e.g. {flag} {example}") from None
+        return text.strip()
+
+
+def parse_pair(text: Optional[str], flag: str, example: str) -> Optional[tuple]:
+    """'12,-4' -> (12.0, -4.0); '10*sin(t), 0' -> ('10*sin(t)', 0.0): split at the comma outside
+    parentheses; None stays None; SettingsError otherwise."""
+    if text is None:
+        return None
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise SettingsError(f"{flag} must be two numbers X,Y (got {text!r})", hint=f"e.g. {flag} {example}")
+    return parse_value(parts[0]), parse_value(parts[1])
 
 
 # ---- zoom ----------------------------------------------------------------------------------------------
@@ -62,10 +78,11 @@ def zoom(
     source: _source_arg(),
     output: _output_opt("Result: .mp4/.mov/.mkv, .gif, or a folder for PNG frames "
                         "(default: SOURCE.zoom.mp4 beside the source).") = None,
-    zoom_: _opt("--zoom", help="Zoom factor per second: 1 still, 1.25 flies in (default), 0.8 flies out.",
-                panel=MOTION_PANEL) = None,
-    rotate: _opt("--rotate", help="Rotation in degrees per second, + counter-clockwise (default 0).",
-                 panel=MOTION_PANEL) = None,
+    zoom_: _opt("--zoom", help="Zoom factor per second: 1 still, 1.25 flies in (default), 0.8 flies out; or an "
+                "expression of t, f, fps, duration (and rms, onset, bass, mid, treble with --audio), e.g. "
+                "'1.02+0.01*sin(2*pi*t/4)'.", type_=Optional[str], panel=MOTION_PANEL) = None,
+    rotate: _opt("--rotate", help="Rotation in degrees per second, + counter-clockwise (default 0); or an "
+                 "expression, e.g. '3*t'.", type_=Optional[str], panel=MOTION_PANEL) = None,
     pan: _opt("--pan", help="Pan in pixels per second, X,Y (right, down), e.g. 12,-4 (default 0,0).",
               type_=Optional[str], panel=MOTION_PANEL) = None,
     center: _opt("--center", help="Zoom/rotation centre as fractions of width,height (default 0.5,0.5).",
@@ -74,6 +91,17 @@ def zoom(
                    panel=MOTION_PANEL) = None,
     frames: _opt("--frames", help="Length in frames, instead of --duration.", type_=Optional[int],
                  panel=MOTION_PANEL) = None,
+    audio: _opt("--audio", help="A song the zoom follows: the length is the song's unless given, expressions may "
+                "use its envelopes (rms, onset, bass, mid, treble, each 0..1), and the output carries it.",
+                type_=Optional[Path], panel=MOTION_PANEL) = None,
+    preview: Annotated[bool, typer.Option("--preview", rich_help_panel=MOTION_PANEL,
+                                          help="Render the camera path on the undreamed photo at low resolution, "
+                                               "in seconds, instead of dreaming.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=MOTION_PANEL,
+                                          help="Print every frame's parameters (a table; JSON with --json) and "
+                                               "stop.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", rich_help_panel=MOTION_PANEL,
+                                          help="With --dry-run: JSON instead of a table.")] = False,
     fps: _opt("--fps", help="Frames per second (24 default, 30000/1001); the path does not depend on it.",
               type_=Optional[str], panel=MOTION_PANEL) = None,
     keyframes: _opt("--keyframes", "-k", help="TOML file of keyframe tables easing zoom, rotate, pan, "
@@ -86,6 +114,12 @@ def zoom(
                            type_=Optional[int], panel=FRAME_PANEL) = None,
     interpolation: _opt("--interpolation", help="Warp kernel: lanczos (default, sharpest), cubic, linear, "
                         "nearest.", type_=Optional[str], panel=FRAME_PANEL) = None,
+    interpolate: _opt("--interpolate", help="K: write K-1 flow-interpolated frames between dreamed frames, played "
+                      "K times faster (smoother at the same speed; no model, 1..16).", type_=Optional[int],
+                      panel=FRAME_PANEL) = None,
+    edges: _opt("--edges", help="What fills the border a zoom-out, rotation or pan uncovers: inpaint (default: "
+                "grown from the picture, then dreamed) or reflect (mirrored).", type_=Optional[str],
+                panel=FRAME_PANEL) = None,
     color_hold: _opt("--color-hold", "--colour-hold", help="0..1: how firmly colours are held to the first "
                      "frame's (0 lets them run to a saturated rainbow; default 0.5).", panel=FRAME_PANEL) = None,
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
@@ -103,22 +137,54 @@ def zoom(
     Interrupted renders (Ctrl-C) keep their frames: run the same command again to resume.
     The preset defaults to `zoom`; another preset keeps zoom's short per-frame dream unless it sets its own.
     """
-    from ..render.zoom import render_zoom
+    from ..render import zoom as zooming
 
-    output = output or _beside(source, "zoom", ".mp4")
+    output = output or _beside(source, "zoom", ".mp4" if not preview else ".preview.mp4")
+    motion = {"zoom": parse_value(zoom_), "rotate": parse_value(rotate), "pan": parse_pair(pan, "--pan", "12,-4"),
+              "center": parse_pair(center, "--center", "0.5,0.4"), "duration": duration, "frames": frames, "fps": fps,
+              "interpolation": interpolation, "edges": edges, "color_hold": color_hold, "interpolate": interpolate,
+              "frame_iterations": frame_iterations,
+              "frame_num_octave": frame_num_octave, "crf": crf}
+    if dry_run:
+        rows = zooming.zoom_schedule(source, preset=preset, keyframes=keyframes, audio=audio, **dream_flags(dream),
+                                     **motion)
+        _print_schedule(rows, as_json)
+        return
+    if preview:
+        result = zooming.render_zoom_preview(source, output, preset=preset, keyframes=keyframes, audio=audio,
+                                             **dream_flags(dream), **motion)
+        typer.echo(str(result.output))
+        return
     with RenderBar("zooming") as bar:
         try:
-            result = render_zoom(source, output, preset=preset, progress=bar, keyframes=keyframes, restart=restart,
-                                 keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream), zoom=zoom_,
-                                 rotate=rotate, pan=parse_pair(pan, "--pan", "12,-4"),
-                                 center=parse_pair(center, "--center", "0.5,0.4"), duration=duration, frames=frames,
-                                 fps=fps, interpolation=interpolation, color_hold=color_hold,
-                                 frame_iterations=frame_iterations, frame_num_octave=frame_num_octave, crf=crf,
-                                 workers=workers, ray=ray)
+            result = zooming.render_zoom(source, output, preset=preset, progress=bar, keyframes=keyframes, audio=audio,
+                                         restart=restart, keep_frames=keep_frames, work_dir=work_dir,
+                                         **dream_flags(dream), **motion, workers=workers,
+                                         ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)
     typer.echo(str(result.output))
+
+
+def _print_schedule(rows: list, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for c in ("frame", "t", "zoom", "rotate", "pan", "center", "step", "iterations", "layers"):
+        table.add_column(c, justify="right" if c not in ("pan", "center", "layers") else "left")
+    for r in rows:
+        layers = r["layers"] if isinstance(r["layers"], str) else " ".join(f"{k}:{v:.3g}" for k, v in r["layers"].items())
+        table.add_row(str(r["frame"]), f"{r['t']:.3f}", f"{r['zoom']:.4f}", f"{r['rotate']:.2f}",
+                      f"{r['pan'][0]:.1f},{r['pan'][1]:.1f}", f"{r['center'][0]:.2f},{r['center'][1]:.2f}",
+                      f"{r['step']:.4g}", str(r["iterations"]), layers)
+    Console(width=160).print(table)
 
 
 # ---- timelapse -----------------------------------------------------------------------------------------

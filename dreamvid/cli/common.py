@@ -30,34 +30,34 @@ class State:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up chatter (CUDA probing, oneDNN notices) hidden.
-
-    Those lines are written by C++ before Python logging exists, some even before absl reads
-    TF_CPP_MIN_LOG_LEVEL, so the only way to hide them is to point fd 2 elsewhere for the
-    import. The import goes through models.setup_tensorflow, which must set TensorFlow's
-    environment (oneDNN on) BEFORE the first import: importing TensorFlow here directly
-    turned oneDNN off for every command, 1.3-1.8x slower steps. --debug and --verbose show
-    the chatter.
-    """
-    if "tensorflow" in sys.modules or State.debug or State.verbose:
+    """Import TensorFlow (through models.setup_tensorflow, which sets oneDNN on BEFORE the
+    first import and hides TensorFlow's native start-up chatter; --debug and --verbose show
+    it). Importing TensorFlow here directly once turned oneDNN off for every command."""
+    if "tensorflow" in sys.modules and not State.debug:
         return
     from ..models import setup_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            setup_tensorflow()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    if State.debug or State.verbose:
+        os.environ.setdefault("DREAMVID_TF_LOGS", "1")
+    setup_tensorflow()
 
 
 def fail(message: str, code: int) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(code)
+
+
+def sentence(text: str) -> str:
+    """`text` ending with one full stop: added unless it ends with . ! or ? already. Nothing
+    inside is touched: `../x.jpg` and `25..13` stay as they are (the printer used to collapse
+    every `..`, to hide the doubled stop of a message that ends with one)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def error_text(message: str, hint: str | None = None, note: str = "") -> str:
+    """The one `Error:` line: the problem, then the way out. note: words added to the problem."""
+    return f"Error: {sentence(message + note)}" + (f" Hint: {sentence(hint)}" if hint else "")
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -72,8 +72,7 @@ def handle_errors(fn: Callable) -> Callable:
                 traceback.print_exc()
                 if e.detail:
                     typer.echo(e.detail, err=True)
-            hint = f" Hint: {e.hint}." if e.hint else ""
-            fail(f"Error: {e.message}.{hint}".replace("..", "."), e.exit_code)
+            fail(error_text(e.message, e.hint), e.exit_code)
         except KeyboardInterrupt as e:
             fail("Terminated." if isinstance(e, Terminated) else "Interrupted.", interruption_exit_code(e))
 
@@ -85,54 +84,108 @@ def handle_errors(fn: Callable) -> Callable:
 PANEL = "Dream (defaults < --preset < these flags)"
 
 
-def _opt(*names: str, help: str, type_=Optional[float]) -> Any:
-    return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=PANEL, show_default=False)]
-
-
-DREAM_OPTIONS: list[inspect.Parameter] = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-    for name, annotation in [
-        ("preset", _opt("--preset", "-p", help="Preset name (see `dreamvid presets`) or a .toml file.",
-                        type_=Optional[str])),
-        ("model", _opt("--model", "-m", help="Backbone (see `dreamvid models`) or a .keras file.",
-                       type_=Optional[str])),
-        ("layer", _opt("--layer", "-l", help="Layer to dream on, NAME or NAME:WEIGHT; repeat for several.",
-                       type_=Optional[list[str]])),
-        ("step", _opt("--step", help="Gradient-ascent step size (0.01 subtle .. 0.05 strong).")),
-        ("num_octave", _opt("--num-octave", help="Number of scales dreamed at.", type_=Optional[int])),
-        ("octave_scale", _opt("--octave-scale", help="Size ratio between octaves (> 1).")),
-        ("iterations", _opt("--iterations", "-i", help="Gradient-ascent steps per octave.", type_=Optional[int])),
-        ("max_loss", _opt("--max-loss", help="Stop an octave once the loss passes this.")),
-        ("jitter", _opt("--jitter", help="Random roll in px applied before each step.", type_=Optional[int])),
-        ("tile", _opt("--tile", help="Tile size in px for large images (bounds memory).", type_=Optional[int])),
-        ("tile_batch", _opt("--tile-batch", help="Tiles per network call (default: up to 16 on a GPU, 1 on a "
-                            "CPU; halved by itself if the GPU runs out of memory).", type_=Optional[int])),
-        ("seed", _opt("--seed", help="Random seed of the jitter.", type_=Optional[int])),
-        ("max_size", _opt("--max-size", help="Downscale so the longest side is at most this (px).",
-                          type_=Optional[int])),
-        ("weights", _opt("--weights", help="Local weights file for a downloadable model.", type_=Optional[str])),
-        ("precision", _opt("--precision", help="float32, or mixed (float16 compute on a GPU).",
-                           type_=Optional[str])),
-    ]
+# (parameter, flags, type, help, range): one definition for every command keeps the vocabulary
+# identical; the range is what settings.validate accepts, the default is shown per command.
+DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
+    ("model", ("--model", "-m"), Optional[str], "Backbone (see `dreamvid models`) or a .keras file.", ""),
+    ("layer", ("--layer", "-l"), Optional[list[str]],
+     "Layer to dream on, NAME or NAME:WEIGHT; repeat for several (see `dreamvid layers MODEL`).", ""),
+    ("step", ("--step",), Optional[float], "Gradient-ascent step size (0.01 subtle .. 0.05 strong).", "> 0"),
+    ("num_octave", ("--num-octave",), Optional[int], "Number of scales dreamed at.", "1..20"),
+    ("octave_scale", ("--octave-scale",), Optional[float], "Size ratio between octaves.", "> 1"),
+    ("iterations", ("--iterations", "-i"), Optional[int], "Gradient-ascent steps per octave.", "0..10000"),
+    ("max_loss", ("--max-loss",), Optional[float], "Stop an octave once the loss passes this.", "> 0"),
+    ("jitter", ("--jitter",), Optional[int], "Random roll in px applied before each step.", "0..4096"),
+    ("tile", ("--tile",), Optional[int], "Tile size in px for large images (bounds memory).", ">= 64"),
+    ("tile_batch", ("--tile-batch",), Optional[int], "Tiles per network call (default: up to 16 on a GPU, 1 on "
+     "a CPU; halved by itself if the GPU runs out of memory).", "1..64"),
+    ("seed", ("--seed",), Optional[int], "Random seed of the jitter.", "0..4294967295"),
+    ("max_size", ("--max-size",), Optional[int], "Downscale so the longest side is at most this (px).", ">= 32"),
+    ("weights", ("--weights",), Optional[str], "Local weights file for a downloadable model.", ""),
+    ("precision", ("--precision",), Optional[str], "auto (the faster of the two on this machine and network, "
+     "measured once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a CPU).",
+     "auto|float32|mixed"),
 ]
 
 
+def dream_options(mode: str) -> list[inspect.Parameter]:
+    """The dream options of a `mode` command, each help line ending in its range and the
+    default that command starts from (its own preset's, for video and zoom)."""
+    from .. import presets
+    from ..settings import DreamSettings
+
+    try:
+        base = presets.resolve_for(mode).dream
+    except Exception:  # noqa: BLE001 - a broken preset file must not break --help
+        base = DreamSettings()
+    whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
+    params = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[str], typer.Option("--preset", "-p", rich_help_panel=PANEL, show_default=False, metavar="NAME",
+                                    help="Preset name (see `dreamvid presets`) or a .toml file"
+                                         f"{f' (default: {presets.MODE_PRESET[mode]})' if whose else ''}.",
+                                    autocompletion=complete_presets)])]
+    for name, flags, type_, text, limits in DREAM_FIELDS:
+        value = getattr(base, "layers" if name == "layer" else name)
+        if name == "layer":
+            value = ", ".join(f"{n}:{w:g}" for n, w in value) or "the model's default layers"
+        shown = f" \\[default: {value}{whose}]" if value is not None else ""
+        extra = {"autocompletion": complete_models} if name == "model" else \
+            {"autocompletion": complete_layers} if name == "layer" else {}
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            type_, typer.Option(*flags, rich_help_panel=PANEL, show_default=False, metavar=_metavar(name, type_),
+                                help=f"{text}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]))
+    return params
+
+
+def _metavar(name: str, type_) -> str:
+    return {"model": "NAME", "layer": "NAME[:W]", "weights": "FILE", "precision": "MODE"}.get(
+        name, "N" if type_ == Optional[int] else "X")
+
+
+def complete_presets(incomplete: str) -> list[str]:
+    from .. import presets
+
+    return [n for n in presets.available() if n.startswith(incomplete)]
+
+
+def complete_models(incomplete: str) -> list[str]:
+    from ..models import MODELS
+
+    return [n for n in MODELS if n.startswith(incomplete)]
+
+
+def complete_layers(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Dreamable layers of the --model on the line (the default model otherwise). The network
+    is built without weights, so nothing is downloaded (a few seconds for TensorFlow)."""
+    from ..models import dreamable_layers
+    from ..settings import DEFAULT_MODEL
+
+    try:
+        import_tensorflow_quietly()
+        names = [n for n, _ in dreamable_layers((ctx.params or {}).get("model") or DEFAULT_MODEL)]
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
 def with_dream_options(fn: Callable) -> Callable:
-    """Add the dream options to a command; they reach it as `dream=` {field: value or None}
-    plus `preset=`. One definition for every command keeps the vocabulary identical."""
+    """Add the dream options to a command (named as its mode: image, video, zoom, timelapse,
+    sweep); they reach it as `dream=` {field: value or None} plus `preset=`."""
     sig = inspect.signature(fn)
     own = [p for p in sig.parameters.values() if p.name not in ("dream", "preset")]
+    options = dream_options(fn.__name__.rstrip("_"))
 
     @functools.wraps(fn)
     def wrapper(**kwargs):
-        import_tensorflow_quietly()
-        flags = {p.name: kwargs.pop(p.name) for p in DREAM_OPTIONS}
+        if State.debug or State.verbose:  # TensorFlow loads when a network is needed (not for --dry-run)
+            os.environ.setdefault("DREAMVID_TF_LOGS", "1")
+        flags = {p.name: kwargs.pop(p.name) for p in options}
         preset = flags.pop("preset")
         layer = flags.pop("layer")
         flags["layers"] = layer or None
         return fn(**kwargs, dream=flags, preset=preset)
 
-    wrapper.__signature__ = sig.replace(parameters=own + DREAM_OPTIONS)
+    wrapper.__signature__ = sig.replace(parameters=own + options)
     return wrapper
 
 
@@ -215,32 +268,82 @@ def interrupted(ctx: typer.Context, output: Path, work_dir: Optional[Path], noun
     raise typer.Exit(interruption_exit_code(why))
 
 
-def stop_on_sigterm() -> None:
-    """Turn the first SIGTERM into `Terminated` in the main thread (a second one kills at once)."""
+def stop_on_signals() -> None:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM raises `Terminated` in the main thread,
+    once: the clean-up that follows (finished frames kept, worker threads joined, ffmpeg
+    reaped, the resume command printed) then runs to its end, and the exit code is 130/143.
+
+    Later Ctrl-Cs are ignored (SIG_IGN). With Python's own handler a second Ctrl-C 10 ms
+    after the first raised a second KeyboardInterrupt inside that clean-up (a thread join,
+    ffmpeg's reaping), or arrived while the interpreter shut down, when Python has put
+    SIGINT back to its default action: dreamvid died by the signal (no exit code), or, with
+    a worker thread still inside OpenCV or TensorFlow, C++ aborted it ("terminate called
+    without an active exception", exit 134). SIG_IGN, unlike a Python handler, survives the
+    shutdown. A second SIGTERM still kills at once, as `kill` twice means; Ctrl-\ (SIGQUIT)
+    always does. Ctrl-C stays ignored where it was ignored at start (nohup, a background job).
+    """
     import signal
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
 
     def terminate(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise Terminated()
 
     try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, interrupt)
         signal.signal(signal.SIGTERM, terminate)
     except (ValueError, OSError):  # not the main thread (an embedding program): leave it alone
         pass
 
 
+def ignore_interrupts() -> None:
+    """Once the command has its result and exit code: a Ctrl-C while the interpreter shuts
+    down (TensorFlow's teardown takes a moment) must not turn them into death by SIGINT."""
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):
+        pass
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's own log lines (`[ WARN:0@0.1] global loadsave.cpp ...`, `[ERROR:...]`):
+    they came before our `Error:` line, which says the same in words. An OPENCV_LOG_LEVEL
+    set by the user wins; --debug and --verbose leave OpenCV alone."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when cv2 is first imported
+    cv2 = sys.modules.get("cv2")  # imported already (in-process use, tests): tell it directly
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"].upper() == "SILENT":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 # ---- progress ------------------------------------------------------------------------------
 
-def progress_bar(transient: bool = False):
-    """A rich progress display on stderr (frames or steps, rate, ETA); silent with --quiet."""
+def progress_bar(transient: bool = False, console=None):
+    """A rich progress display on stderr (frames or steps, rate, ETA); silent with --quiet.
+
+    On a narrow terminal the status text gives way (cut with an ellipsis), never the
+    counters, the elapsed time or the ETA."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
+    from rich.table import Column
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=transient,
-                    disable=State.quiet)
+    def fixed(width: int) -> Column:
+        return Column(no_wrap=True, min_width=width)
+
+    return Progress(TextColumn("[bold]{task.description}", table_column=fixed(9)),
+                    BarColumn(bar_width=16), MofNCompleteColumn(table_column=fixed(11)),
+                    TimeElapsedColumn(table_column=fixed(7)), TextColumn("ETA", table_column=fixed(3)),
+                    TimeRemainingColumn(table_column=fixed(7)),
+                    TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+                    console=console or Console(stderr=True), transient=transient, disable=State.quiet, expand=True)
 
 
 class RenderBar:

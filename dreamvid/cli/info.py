@@ -1,5 +1,8 @@
-"""`dreamvid models | layers | presets`: what can be dreamed with."""
+"""`dreamvid models | layers | presets | doctor`: what can be dreamed with, and on what."""
 
+import contextlib
+import json
+import sys
 from typing import Annotated
 
 import typer
@@ -11,6 +14,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.command("layers")(layers)
     app.add_typer(presets_app, name="presets")
+    app.command("doctor")(doctor)
 
 
 models_app = typer.Typer(help="List the backbones; `models fetch NAME` downloads one ahead of use.",
@@ -59,7 +63,9 @@ def models_fetch(name: Annotated[str, typer.Argument(help="A downloadable model,
     from .. import models
 
     import_tensorflow_quietly()
-    typer.echo(str(models.fetch(name)))
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's "Downloading data from ..." is progress, not a result
+        path = models.fetch(name)
+    typer.echo(str(path))
 
 
 @handle_errors
@@ -97,3 +103,43 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml 
     from .. import presets
 
     typer.echo(presets.to_toml(presets.resolve(name), presets.read(name).get("description")), nl=False)
+
+
+@handle_errors
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
+    """What this machine gives dreamvid (CPU features, TensorFlow, GPUs, model cache, ffmpeg, extras): paste it
+    into a bug report."""
+    from .. import doctor as checks
+
+    import_tensorflow_quietly()
+    r = checks.report()
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    tf, c, m = r["tensorflow"], r["cpu"], r["models"]
+    gpus = ", ".join(f"{g['name']} (compute {g['compute_capability']})" for g in tf.get("gpus", [])) or "none"
+    rows = [
+        ("dreamvid", f"{r['dreamvid']} on Python {r['python']}, {r['platform']}"),
+        ("CPU", f"{c['model']}, {c['cores']} cores; {' '.join(c['flags']) or 'no AVX2'}"),
+        ("TensorFlow", tf.get("error") or f"{tf['version']}, oneDNN {'on' if tf['onednn'] else 'off'}, "
+                                         f"{'CUDA build' if tf['cuda_build'] else 'CPU build'}"),
+        ("GPUs", gpus),
+        ("precision auto", _auto_line(r["precision_auto"])),
+        ("model cache", f"{m['keras_cache']} ({len(m['cached_files'])} files; ready: "
+                        f"{', '.join(m['downloadable_ready']) or 'no downloaded model'})"),
+        ("bundled weights", "; ".join(f"{k}: {v}" for k, v in m["bundled"].items())),
+        ("ffmpeg", r["ffmpeg"].get("error") or f"{r['ffmpeg']['version']} ({r['ffmpeg']['path']})"),
+        ("extras", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in r["extras"].items())),
+    ]
+    table = _table("", "")
+    for k, v in rows:
+        table.add_row(k, v)
+    _print(table)
+
+
+def _auto_line(a: dict) -> str:
+    if a.get("error"):
+        return a["error"]
+    if a.get("precision") is None:
+        return f"{a['model']}: not measured yet (the first dream with --precision auto measures it)"
+    return f"{a['model']}: {a['precision']} ({a['reason']})"

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import interruption_exit_code
-from .common import (RenderBar, dream_flags, fail, handle_errors, ray_option, resume_command, with_dream_options,
-                     workers_option)
+from .common import (RenderBar, dream_flags, error_text, fail, handle_errors, ray_option, resume_command,
+                     with_dream_options, workers_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +43,8 @@ def image(
 
     def on_item(p):
         if p.failed:
-            typer.echo(f"Error: {p.info} (skipped).", err=True)
+            message, _, hint = p.info.partition("\n")
+            typer.echo(error_text(message, hint or None, " (skipped)"), err=True)
         else:
             written.append(p.info)
             typer.echo(p.info)
@@ -68,6 +69,7 @@ def image(
         bar.stop()
     if result.failed:
         names = ", ".join(Path(name).name for name, _ in result.failed[:5]) + (", ..." if len(result.failed) > 5 else "")
-        others = "the other results were written" if len(result.failed) < result.items else "nothing was written"
-        fail(f"Error: {len(result.failed)} of {result.items} photos could not be dreamed ({names}); {others}.",
+        ok = result.items - len(result.failed)  # dreamed now, or kept by --skip-existing
+        rest = "nothing was written" if ok == 0 else f"the other {ok} {'was' if ok == 1 else 'were'} written"
+        fail(f"Error: {len(result.failed)} of {result.items} photos could not be dreamed ({names}); {rest}.",
              result.failed[0][1].exit_code)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import SettingsError
 from .common import (RenderBar, default_output, dream_flags, handle_errors, interrupted, keep_frames_option,
                      ray_option, restart_option, with_dream_options, work_dir_option, workers_option)
 
@@ -42,12 +43,22 @@ def video(
                                  "(they start from the warped previous dream).", type_=Optional[int]) = None,
     frame_num_octave: _video_opt("--frame-num-octave", help="Octaves for frames after the first.",
                                  type_=Optional[int]) = None,
+    temporal_weight: _video_opt("--temporal-weight", help="0..1: how much less re-dreaming a reliably tracked, "
+                                "already dreamed pixel gets (0: as much as new content; steadier toward 1).") = None,
+    strength_hold: _video_opt("--strength-hold", help="0..1: how fully each region keeps its dream strength from "
+                              "frame to frame (0: off; 1: no fading or growing).") = None,
     scene_cuts: _video_opt("--scene-cuts/--no-scene-cuts", help="Restart the dream at hard cuts.",
                            type_=Optional[bool]) = None,
     start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
     end: _video_opt("--end", help=f"Stop before this frame: {POSITION}.", type_=Optional[str]) = None,
-    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio.",
+    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio. "
+                    "With --interpolate: the playback rate (below the source's x K: slow motion).",
                     type_=Optional[str], panel=OUTPUT_PANEL) = None,
+    cadence: _video_opt("--cadence", help="N: dream every Nth frame and carry the dream along the flow through the "
+                        "frames between (about N x faster; 1..12, default 1).", type_=Optional[int]) = None,
+    interpolate: _video_opt("--interpolate", help="K: write K-1 flow-interpolated frames between output frames "
+                            "(smooth at K x the frame rate, or slow motion with --fps; no model, 1..16).",
+                            type_=Optional[int], panel=OUTPUT_PANEL) = None,
     crf: _video_opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
                     panel=OUTPUT_PANEL) = None,
     keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
@@ -73,8 +84,10 @@ def video(
             result = render_video(source, output, preset=preset, progress=bar, start=start, end=end,
                                   restart=restart, keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream),
                                   flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
-                                  frame_num_octave=frame_num_octave, scene_cuts=scene_cuts, fps=fps, crf=crf,
-                                  keep_audio=keep_audio, workers=workers, ray=ray)
+                                  frame_num_octave=frame_num_octave, temporal_weight=temporal_weight,
+                                  strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf,
+                                  keep_audio=keep_audio, interpolate=interpolate, cadence=cadence,
+                                  workers=workers, ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)
@@ -89,7 +102,8 @@ def coherence(
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     flow: Annotated[str, typer.Option("--flow", help="Flow used for measuring: dis or farneback.")] = "dis",
     start: Annotated[Optional[str], typer.Option(
-        "--start", show_default=False, help=f"Where in SOURCE the output begins: {POSITION}.")] = None,
+        "--start", show_default=False, help=f"Where in SOURCE the output begins: {POSITION} (default: what the "
+                                            "output says, for a dreamvid render of a range; else 0).")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", show_default=False,
                                                       help="Compare at most this many frames.")] = None,
 ) -> None:
@@ -103,7 +117,10 @@ def coherence(
     from ..render.measure import coherence as measure
     from ..render.video import frame_index
 
-    first = frame_index(start, media.probe_video(source).fps, "--start") if start else 0
+    if flow not in ("dis", "farneback"):
+        raise SettingsError(f"--flow {flow!r} cannot measure: the warping error needs optical flow",
+                            hint="use --flow dis (the default) or --flow farneback")
+    first = frame_index(start, media.probe_video(source).fps, "--start") if start else None
     result = measure(source, output, flow=flow, max_frames=max_frames, start=first)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -111,17 +128,32 @@ def coherence(
     from rich.console import Console
     from rich.table import Table
 
-    errors = result["warping_error"]
+    errors, long = result["warping_error"], result["long_term"]
     table = Table(title=f"Warping error ({result['pairs']} frame pairs, {result['size'][0]}x{result['size'][1]})")
     table.add_column("clip")
     table.add_column("warping error (x1e-3)", justify="right")
     table.add_column("vs source", justify="right")
+    table.add_column(f"t vs t-{long['k']} (x1e-3)", justify="right")
+    table.add_column("vs source", justify="right")
     for key, path in (("output", result["output"]), ("source", result["source"])):
         ratio = errors[key] / errors["source"] if errors["source"] else math.inf
-        table.add_row(f"{key}: {Path(path).name}", f"{errors[key] * 1e3:.3f}", f"{ratio:.2f}x")
+        lt = long["warping_error"][key]
+        lt_ratio = lt / long["warping_error"]["source"] if long["warping_error"]["source"] else math.nan
+        table.add_row(f"{key}: {Path(path).name}", f"{errors[key] * 1e3:.3f}", f"{ratio:.2f}x",
+                      f"{lt * 1e3:.3f}" if math.isfinite(lt) else "-",
+                      f"{lt_ratio:.2f}x" if math.isfinite(lt_ratio) else "-")
+    s, b = result["strength"], result["brightness"]
+    strength = Table(title="Dream strength, mean |output - source| (levels): shots' first frames, later frames; "
+                           "brightness offset output - source (range, trend per 100 frames)")
+    for col in ("first", "later", "later/first", "first/median", "p90/p10", "brightness (range, trend)"):
+        strength.add_column(col, justify="right")
+    strength.add_row(f"{s['first']:.2f}", f"{s['later']:.2f}", f"{s['later_over_first']:.2f}",
+                     f"{s['first_over_median']:.2f}", f"{s['p90_over_p10']:.2f}",
+                     f"{b['mean']:+.2f} ({b['range']:.2f}, {b['trend_per_100_frames']:+.2f})")
     console = Console()
     console.print(table)
+    console.print(strength)
     notes = [n for n in (result["resized"], f"{result['skipped_cuts']} pairs across scene cuts skipped"
-                         if result["skipped_cuts"] else None) if n]
+                         if result["skipped_cuts"] else None, *result["notes"]) if n]
     for note in notes:
         console.print(f"note: {note}")

@@ -2,14 +2,29 @@
 
 No system ffmpeg or ffprobe is needed: probing parses `ffmpeg -i` and `-f framecrc`
 output, which the bundled build always has.
+
+Every ffmpeg we start (`run`, `popen`; dreamvid does not use imageio-ffmpeg's own
+read_frames/write_frames, which take no Popen options) is tied to us on Linux:
+- it gets SIGKILL when the thread that started it ends (prctl PR_SET_PDEATHSIG), so a
+  dreamvid killed with `kill -9`, or by the out-of-memory killer, leaves no ffmpeg
+  running on, still writing a temporary file. Each of our threads reaps the ffmpeg it
+  started before it ends, so "the thread ends" means "dreamvid died".
+- it runs in its own process group, so a Ctrl-C in the terminal reaches dreamvid only:
+  dreamvid stops it itself (`reap`) once the interruption has been handled, instead of
+  racing an ffmpeg that quit on its own and looks like a truncated file.
+Elsewhere (macOS) only the `finally` blocks reap ffmpeg.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
 import os
 import shlex
+import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from typing import IO
@@ -17,6 +32,7 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 4000  # of ffmpeg's stderr kept in an error's `detail`; the cause is at the end
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @functools.cache
@@ -46,10 +62,42 @@ def pattern_arg(folder: str | os.PathLike, pattern: str) -> str:
     return path_arg(folder).replace("%", "%%") + os.sep + pattern
 
 
+@functools.cache
+def _prctl():
+    """libc's prctl on Linux, else None. Looked up in the parent: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _spawn_options() -> dict:
+    """Popen options of every ffmpeg: its own process group, and on Linux SIGKILL when the
+    thread that starts it dies."""
+    prctl = _prctl()
+    if prctl is None:
+        return {"process_group": 0} if os.name == "posix" else {}
+    parent = os.getpid()
+
+    def setup() -> None:  # runs in the child between fork and exec: no locks, no imports
+        os.setpgid(0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # we died before the prctl took effect
+            os._exit(1)
+
+    return {"preexec_fn": setup}
+
+
 def run(cmd: Sequence[str]) -> subprocess.CompletedProcess:
-    """Run ffmpeg to completion, capturing both streams (bytes). Never raises on its exit code."""
+    """Run ffmpeg to completion, capturing both streams (bytes). Never raises on its exit code.
+
+    An exception while it runs (Ctrl-C) kills and reaps it (subprocess.run does).
+    """
     log.debug("ffmpeg: %s", shlex.join(cmd))
-    return subprocess.run(list(cmd), stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    return subprocess.run(list(cmd), stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                          **_spawn_options())
 
 
 def popen(cmd: Sequence[str], *, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -63,7 +111,8 @@ def popen(cmd: Sequence[str], *, stdin=subprocess.DEVNULL, stdout=subprocess.DEV
     log.debug("ffmpeg: %s", shlex.join(cmd))
     err = tempfile.TemporaryFile()
     try:
-        proc = subprocess.Popen(list(cmd), stdin=stdin, stdout=stdout, stderr=err, bufsize=bufsize)
+        proc = subprocess.Popen(list(cmd), stdin=stdin, stdout=stdout, stderr=err, bufsize=bufsize,
+                                **_spawn_options())
     except BaseException:
         err.close()
         raise

@@ -9,8 +9,10 @@ Encoding rules, the same for `encode_video` and `VideoWriter`:
   edge (`even_size`); nothing is rescaled. Edge repetition, not black: black padding would
   bleed into the real edge row through the shared 2x2 chroma samples.
 - GIF: one pass, `split` -> `palettegen` -> `paletteuse` (a palette made for this clip).
-- The output appears atomically: ffmpeg writes a temporary name in the output folder,
-  renamed over the output when it succeeded, deleted when it did not.
+- The output appears atomically: ffmpeg writes a temporary name in the output folder
+  (`paths.TempFile`, locked while it is written), renamed over the output when it
+  succeeded, deleted when it did not or was interrupted. The next encode of an output
+  deletes the stale temporary files a killed run left (`paths.remove_stale_temps`).
 """
 from __future__ import annotations
 
@@ -27,8 +29,9 @@ import numpy as np
 
 from dreamvid.errors import EncoderError, InputError, OutputError
 from dreamvid.media import _ffmpeg
-from dreamvid.media.paths import (GIF_EXTENSION, VIDEO_OUTPUT_EXTENSIONS, temp_sibling,
-                                  writable_dir_or_raise)
+from dreamvid.media.images import png_problem
+from dreamvid.media.paths import (GIF_EXTENSION, VIDEO_OUTPUT_EXTENSIONS, TempFile, fsync_folder,
+                                  remove_stale_temps, temp_sibling, writable_dir_or_raise)
 from dreamvid.media.probe import frame_time, has_audio
 
 log = logging.getLogger(__name__)
@@ -65,12 +68,19 @@ def _even_filter(width: int, height: int) -> list[str]:
     return [f"pad={w2}:{h2}:0:0", f"fillborders=right={w2 - width}:bottom={h2 - height}:mode=smear"]
 
 
-def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool) -> list[str]:
-    """Codec and filter options for the output file (after all inputs)."""
+def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, sar: Fraction | None = None) -> list[str]:
+    """Codec and filter options for the output file (after all inputs). sar: the source's
+    sample aspect ratio (anamorphic video: non-square pixels), kept in the output; a GIF has
+    no such field, so its frames are resampled to square pixels instead."""
+    anamorphic = sar is not None and Fraction(sar) != 1
     if ext == GIF_EXTENSION:
-        graph = "split[a][b];[a]palettegen[p];[b][p]paletteuse"
+        square = f"scale=trunc(iw*{Fraction(sar).numerator}/{Fraction(sar).denominator}/2)*2:ih," \
+                 f"setsar=1," if anamorphic else ""
+        graph = f"{square}split[a][b];[a]palettegen[p];[b][p]paletteuse"
         return ["-filter_complex", f"[0:v]{graph}[v]", "-map", "[v]", "-loop", "0", "-f", "gif"]
     chain = _even_filter(width, height) + TO_YUV
+    if anamorphic:
+        chain.append(f"setsar={Fraction(sar).numerator}/{Fraction(sar).denominator}")
     args = ["-map", "0:v:0", "-vf", ",".join(chain), "-c:v", "libx264", "-preset", X264_PRESET,
             "-crf", str(crf), "-pix_fmt", "yuv420p"]
     if has_sound:
@@ -88,7 +98,16 @@ def _check_output(output: str | os.PathLike) -> tuple[Path, str]:
         raise OutputError(f"cannot encode video as {ext or 'a file without extension'!r} ({out.name})",
                           hint=f"use one of {known}")
     writable_dir_or_raise(out.parent)
+    remove_stale_temps(out.parent, out.name)
     return out, ext
+
+
+def _temp_file(out: Path, ext: str) -> TempFile:
+    try:
+        return TempFile(out, ext)
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e.strerror}", hint="choose an output path in a folder you "
+                                                                  "can write to, with free space") from None
 
 
 def _audio_inputs(audio_source, start: float, duration: float) -> list[str]:
@@ -104,11 +123,14 @@ def _audio_inputs(audio_source, start: float, duration: float) -> list[str]:
     return ["-ss", f"{max(0.0, start):.6f}", "-t", f"{duration:.6f}", "-i", _ffmpeg.path_arg(src)]
 
 
-def _run_encoder(cmd: list[str], tmp: Path, out: Path) -> Path:
-    proc = _ffmpeg.run(cmd)
-    if proc.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+def _run_encoder(cmd: list[str], tmp: TempFile, out: Path) -> Path:
+    try:
+        proc = _ffmpeg.run(cmd)
+    except BaseException:  # Ctrl-C: subprocess.run has killed ffmpeg; its partial file goes too
+        tmp.discard()
+        raise
+    if proc.returncode != 0 or not tmp.path.is_file() or tmp.path.stat().st_size == 0:
+        tmp.discard()
         stderr = _ffmpeg.tail(proc.stderr)
         raise EncoderError(f"ffmpeg could not write {out.name}: {_ffmpeg.last_line(stderr)}",
                            hint="run with --debug for ffmpeg's full message; check free disk space",
@@ -116,20 +138,19 @@ def _run_encoder(cmd: list[str], tmp: Path, out: Path) -> Path:
     return _move_into_place(tmp, out)
 
 
-def _move_into_place(tmp: Path, out: Path) -> Path:
+def _move_into_place(tmp: TempFile, out: Path) -> Path:
     try:
-        os.replace(tmp, out)
+        return tmp.commit()
     except OSError as e:  # e.g. the output name is taken by a folder
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        tmp.discard()
         raise OutputError(f"cannot write {out}: {e.strerror}", hint="choose another output path") from e
-    return out
 
 
 def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fps: Fraction,
                  n_frames: int, start_number: int = 0, crf: int = DEFAULT_CRF,
                  audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
-                 audio_duration: float | None = None) -> Path:
+                 audio_duration: float | None = None, comment: str | None = None,
+                 sar: Fraction | None = None) -> Path:
     """Encode frames_dir/frame_%05d.png, indices [start_number, start_number + n_frames), to output.
 
     output: .mp4/.m4v/.mov/.mkv (H.264 + AAC) or .gif, chosen by extension. fps: exact
@@ -137,7 +158,9 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     first: InputError naming the first bad frame). audio_source: a file whose first audio
     stream is muxed in, trimmed to [audio_start, audio_start + audio_duration] seconds;
     defaults: the time of frame start_number and the length of the frames. A source
-    without audio gives a silent video, not an error; GIF ignores audio.
+    without audio gives a silent video, not an error; GIF ignores audio. comment: the
+    container's comment tag (mp4/mov/mkv), read back by probe_video. sar: the sample aspect
+    ratio of the frames (an anamorphic source's), kept so the clip displays as the source did.
     Returns the output Path. EncoderError (ffmpeg failed; `detail` has its command and
     stderr), OutputError (bad extension, missing or unwritable folder).
     """
@@ -151,11 +174,12 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
         start = frame_time(start_number, fps) if audio_start is None else audio_start
         duration = float(n_frames / fps) if audio_duration is None else audio_duration
         audio = _audio_inputs(audio_source, start, duration)
-    tmp = temp_sibling(out, ext)
+    tmp = _temp_file(out, ext)
     cmd = _ffmpeg.base_cmd("error") + [
         "-y", "-framerate", f"{fps.numerator}/{fps.denominator}", "-start_number", str(start_number),
         "-i", _ffmpeg.pattern_arg(frames_dir, FRAME_PATTERN), *audio, "-frames:v", str(n_frames),
-        *_output_args(ext, width, height, crf, bool(audio)), _ffmpeg.path_arg(tmp)]
+        *_output_args(ext, width, height, crf, bool(audio), sar),
+        *(["-metadata", f"comment={comment}"] if comment and ext != GIF_EXTENSION else []), _ffmpeg.path_arg(tmp.path)]
     return _run_encoder(cmd, tmp, out)
 
 
@@ -172,17 +196,23 @@ def _png_size(path: Path) -> tuple[int, int] | None:
 
 
 def _check_frames(folder: Path, start: int, n: int) -> tuple[int, int]:
-    """Every frame present, a PNG, one size: else InputError naming the first bad one."""
+    """Every frame present, a PNG that decodes completely, one size: else InputError naming
+    the first bad one, before ffmpeg sees any (it would skip or mangle a damaged frame and
+    still succeed: a clip with frames missing, the wrong length and rate)."""
     if not folder.is_dir():
         raise InputError(f"frame folder {folder} does not exist", hint="render the frames first")
     size = None
     for index in range(start, start + n):
         path = frame_path(folder, index)
-        got = _png_size(path)
-        if got is None:
-            what = "is missing" if not path.exists() else "is not a PNG image"
-            raise InputError(f"frame {path.name} in {folder} {what}",
+        problem = png_problem(path, decode=True)
+        got = _png_size(path) if problem is None else None
+        if problem == "is missing":
+            raise InputError(f"frame {path.name} in {folder} is missing",
                              hint="resume the render to complete the frames, or encode a shorter range")
+        if got is None:
+            raise InputError(f"frame {path.name} in {folder} {problem or 'is not a PNG image'}",
+                             hint="delete it and run the same command again: a missing frame is dreamed again "
+                                  "(or pass --restart to start over)")
         if size is None:
             size = got
         elif got != size:
@@ -196,8 +226,9 @@ def write_frames_folder(frames_dir: str | os.PathLike, output_dir: str | os.Path
     """Put frames [start_number, start_number + n_frames) into output_dir as frame_%05d.png.
 
     Hard links when both folders are on one filesystem (instant, no extra space), copies
-    otherwise; each file appears atomically. output_dir is created if its parent exists.
-    Returns output_dir. InputError for a missing frame, OutputError for a bad destination.
+    otherwise; each file appears atomically, and all are on disk (fsync) when this returns.
+    output_dir is created if its parent exists. Returns output_dir. InputError for a
+    missing or damaged frame, OutputError for a bad destination.
     """
     src, dst = Path(frames_dir), Path(output_dir).expanduser()
     _check_frames(src, start_number, n_frames)
@@ -205,20 +236,24 @@ def write_frames_folder(frames_dir: str | os.PathLike, output_dir: str | os.Path
     dst.mkdir(exist_ok=True)
     if dst.resolve() == src.resolve():
         return dst
+    remove_stale_temps(dst)  # of an earlier, killed run
     for index in range(start_number, start_number + n_frames):
         source, target = frame_path(src, index), frame_path(dst, index)
         tmp = temp_sibling(target)
         try:
             try:
-                os.link(source, tmp)
+                os.link(source, tmp)  # the work frames are on disk already
             except OSError:
                 shutil.copyfile(source, tmp)
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
             os.replace(tmp, target)
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise OutputError(f"cannot write {target}: {e.strerror}",
                               hint="check free disk space and permissions") from e
+    fsync_folder(dst)
     return dst
 
 
@@ -239,7 +274,7 @@ class VideoWriter:
         self.fps = Fraction(fps)
         self.crf = crf
         self.n_frames = 0
-        self._tmp = temp_sibling(self.output, self._ext)
+        self._tmp: TempFile | None = None  # created with the encoder, at the first frame
         self._proc = None
         self._err = None
         self._cmd: list[str] = []
@@ -268,15 +303,20 @@ class VideoWriter:
         self._cmd = _ffmpeg.base_cmd("error") + [
             "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
             "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
-            *_output_args(self._ext, width, height, self.crf, False), _ffmpeg.path_arg(self._tmp)]
-        self._proc, self._err = _ffmpeg.popen(self._cmd, stdin=-1)
+            *_output_args(self._ext, width, height, self.crf, False)]
+        self._tmp = _temp_file(self.output, self._ext)
+        self._cmd.append(_ffmpeg.path_arg(self._tmp.path))
+        try:
+            self._proc, self._err = _ffmpeg.popen(self._cmd, stdin=-1)
+        except BaseException:
+            self._tmp.discard()
+            raise
 
     def _fail(self, what: str) -> None:
         code = _ffmpeg.reap(self._proc, kill=True)
         stderr = _ffmpeg.read_tail(self._err)
         self._proc = None
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()
+        self._tmp.discard()
         raise EncoderError(f"{what} while writing {self.output.name} (exit status {code}): "
                            f"{_ffmpeg.last_line(stderr)}",
                            hint="run with --debug for ffmpeg's full message; check free disk space",
@@ -302,8 +342,8 @@ class VideoWriter:
             _ffmpeg.reap(self._proc, kill=True)
             _ffmpeg.read_tail(self._err)
             self._proc = None
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()
+        if self._tmp is not None:
+            self._tmp.discard()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

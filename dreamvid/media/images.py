@@ -4,19 +4,30 @@ Decoding is OpenCV's `imdecode(IMREAD_UNCHANGED)` on the file's bytes (keeps 16-
 alpha, and works for any path). That flag ignores EXIF orientation for JPEG, PNG and
 WebP, so we read the tag ourselves and apply it; OpenCV's TIFF decoder always applies it.
 A truncated JPEG decodes "successfully" with a grey bottom, so before decoding we walk
-the file's structure: JPEG markers up to EOI, PNG chunks up to IEND, the RIFF size of WebP.
+the file's structure: JPEG markers up to EOI, PNG chunks (and their CRC-32s) up to IEND,
+the RIFF size of WebP. `png_problem` is the same walk for the frames of a work folder.
+
+Decompression bombs: a 254-byte PNG can claim 50000x50000 px (7.5 GB of pixels). The size
+is read from the header first (`header_size`, no decoding) and a picture of more than
+`max_pixels()` pixels is refused with InputError before any memory is spent; the limit
+(DEFAULT_MAX_PIXELS) is raised with the environment variable DREAMVID_MAX_PIXELS or the
+`max_pixels` argument. With `max_size`, a JPEG is decoded already reduced by 2, 4 or 8 in
+its DCT (OpenCV's IMREAD_REDUCED_*, still at least max_size), and every picture is shrunk
+in its own 8 or 16 bits before anything else: memory follows the output size, not the
+photo's (an 11000x11000 JPEG with max_size 160 peaks at the JPEG file, not 2.5 GB).
 """
 from __future__ import annotations
 
 import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from dreamvid.errors import InputError, OutputError
+from dreamvid.errors import InputError, OutputError, SettingsError
 from dreamvid.media.paths import IMAGE_EXTENSIONS, atomic_destination, require_file, writable_dir_or_raise
 
 log = logging.getLogger(__name__)
@@ -26,37 +37,50 @@ WEBP_QUALITY = 95
 PNG_COMPRESSION = 3  # zlib level: about twice as fast as 6, files a few % larger
 ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})  # formats that keep an alpha channel
 ORIENTATION_TAG = 0x0112  # EXIF/TIFF "Orientation"
+DEFAULT_MAX_PIXELS = 250_000_000  # above the largest camera sensors (200 MP), far below a bomb's claim
+MAX_PIXELS_ENV = "DREAMVID_MAX_PIXELS"
+JPEG_REDUCTIONS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_size: int | None = None, max_pixels: int | None = None) -> np.ndarray:
     """Read a still as (H, W, 3) uint8 RGB, upright (EXIF orientation applied).
 
     Grayscale becomes 3 equal channels; 16-bit is scaled to 8-bit (x / 257, rounded);
     an alpha channel is dropped, colour kept as stored (see `read_image_alpha`).
-    InputError: missing, a folder, not an image, or truncated/corrupt.
+    max_size: shrink so the longest side is at most this (px; the size `dream.fit_max_size`
+    gives), while decoding. max_pixels: refuse larger pictures (default `max_pixels()`).
+    InputError: missing, a folder, not an image, truncated/corrupt, or too many pixels.
     """
-    return read_image_alpha(path)[0]
+    return read_image_alpha(path, max_size=max_size, max_pixels=max_pixels)[0]
 
 
-def read_image_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+def read_image_alpha(path: str | os.PathLike, *, max_size: int | None = None,
+                     max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a still as (rgb, alpha): rgb (H, W, 3) uint8, alpha (H, W) uint8 or None.
 
     alpha is None when the file has no alpha channel or it is fully opaque. rgb is the
     colour as stored (not composited), so `write_image(out, rgb, alpha)` puts it back.
+    max_size, max_pixels: as for `read_image` (alpha is shrunk with the colour).
     """
     p = require_file(path, "image")
     data = p.read_bytes()
     kind = _sniff(data)
     if kind is None:
+        if not data:
+            raise InputError(f"{p} is empty (0 bytes)", hint="the file was not written or copied completely")
+        if data[:6] in (b"GIF87a", b"GIF89a") or _looks_like_video(data):
+            raise InputError(f"{p} is a GIF or video, which `dreamvid image` does not read",
+                             hint=f"dream it frame by frame with `dreamvid video {p.name}`")
         raise InputError(f"{p} is not an image we can read",
                          hint=f"give a {'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} file")
-    if not _complete(kind, data):
-        raise InputError(f"{p} is truncated or corrupt ({kind.upper()} data ends early)",
-                         hint="the file was probably cut off while copying or downloading; get a complete copy")
-    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.size == 0:
-        raise InputError(f"{p} could not be decoded as {kind.upper()}",
-                         hint="the file may be corrupt; try opening and re-saving it in an image editor")
+    problem = _damage(kind, data)
+    if problem:
+        raise InputError(f"{p} is truncated or corrupt ({kind.upper()} data {problem})",
+                         hint="the file was probably cut off or damaged while copying or downloading; "
+                              "get a complete copy")
+    size = header_size(kind, data)
+    _check_pixels(p, size, max_pixels)
+    raw = _decode(p, kind, data, size, max_size)
     rgb, alpha = _to_rgb8(raw)
     if kind != "tiff":  # OpenCV's TIFF decoder has already turned it upright
         orientation = _orientation(kind, data)
@@ -64,6 +88,107 @@ def read_image_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | 
     if alpha is not None and alpha.min() == 255:
         alpha = None
     return np.ascontiguousarray(rgb), (None if alpha is None else np.ascontiguousarray(alpha))
+
+
+# libpng prints "libpng warning: iCCP: known incorrect sRGB profile" (and the like) straight
+# to stderr, past every log setting, for profiles many editors write. dreamvid does not use
+# colour profiles (pixels are taken as sRGB), so these chunks are dropped before decoding.
+PNG_SILENCED_CHUNKS = (b"iCCP", b"sRGB", b"cHRM", b"gAMA")
+
+
+def without_png_chunks(data: bytes, names: tuple[bytes, ...]) -> bytes:
+    """The PNG byte stream without the ancillary chunks `names` (the rest byte for byte).
+    Anything that does not parse as chunks is returned as it is, for the decoder to judge."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return data
+    out, pos = [data[:8]], 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            return data
+        if data[pos + 4:pos + 8] not in names:
+            out.append(data[pos:end])
+        if data[pos + 4:pos + 8] == b"IEND":
+            return b"".join(out)
+        pos = end
+    return data
+
+
+def _looks_like_video(data: bytes) -> bool:
+    """mp4/mov (an "ftyp" box), Matroska/WebM (EBML), AVI (RIFF....AVI ): what a user might hand `image`."""
+    return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3" or (data[:4] == b"RIFF" and data[8:12] == b"AVI ")
+
+
+def max_pixels() -> int:
+    """The largest picture read, in pixels: $DREAMVID_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = float(text)
+        if not 1 <= value < 2 ** 62:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"{MAX_PIXELS_ENV} must be a number of pixels (got {text!r})",
+                            hint=f"e.g. {MAX_PIXELS_ENV}=500000000, or unset it for "
+                                 f"{DEFAULT_MAX_PIXELS // 1_000_000} megapixels") from None
+    return int(value)
+
+
+def _check_pixels(p: Path, size: tuple[int, int] | None, limit: int | None) -> None:
+    if size is None:
+        return
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise InputError(f"{p} is corrupt (its header says {w}x{h} px)",
+                         hint="try opening and re-saving it in an image editor")
+    limit = max_pixels() if limit is None else limit
+    if w * h > limit:
+        raise InputError(f"{p} claims {w}x{h} px ({w * h / 1e6:.0f} megapixels), more than the limit of "
+                         f"{limit / 1e6:.0f} megapixels",
+                         hint=f"if the picture is real, raise the limit: {MAX_PIXELS_ENV}={w * h}")
+
+
+def _decode(p: Path, kind: str, data: bytes, size: tuple[int, int] | None, max_size: int | None) -> np.ndarray:
+    """OpenCV's decode (unchanged depth and channels), shrunk to max_size as early as possible."""
+    flags = cv2.IMREAD_UNCHANGED
+    if max_size and size and kind == "jpeg":  # decode at 1/2, 1/4 or 1/8 in the DCT: never below max_size
+        flags = next((f | cv2.IMREAD_IGNORE_ORIENTATION for k, f in JPEG_REDUCTIONS
+                      if max(size) / k >= max_size), flags)
+    if kind == "png":
+        data = without_png_chunks(data, PNG_SILENCED_CHUNKS)
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as e:  # e.g. over OpenCV's own pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS)
+        raise InputError(f"{p} could not be decoded as {kind.upper()} ({_first_line(e)})",
+                         hint="the file may be corrupt or too large; try a smaller copy") from None
+    except MemoryError:
+        w, h = size or ("?", "?")
+        raise InputError(f"not enough memory to decode {p} ({w}x{h} px)",
+                         hint="use a smaller copy of it") from None
+    if raw is None or raw.size == 0:
+        raise InputError(f"{p} could not be decoded as {kind.upper()}",
+                         hint="the file may be corrupt; try opening and re-saving it in an image editor")
+    if max_size:  # a reduced JPEG is sized from the full size, for the same rounding as a full decode
+        w, h = size if flags != cv2.IMREAD_UNCHANGED else raw.shape[1::-1]
+        target = _fitted(w, h, max_size)
+        if raw.shape[1::-1] != target:
+            raw = cv2.resize(raw, target, interpolation=cv2.INTER_AREA)
+    return raw
+
+
+def _fitted(w: int, h: int, max_size: int) -> tuple[int, int]:
+    """(w, h) with the longest side limited to max_size: the same rounding as dream.fit_max_size."""
+    if max(w, h) <= max_size:
+        return w, h
+    scale = max_size / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[-1][:160] if lines else type(e).__name__
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray | None = None) -> Path:
@@ -101,7 +226,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray | 
         raise OutputError(f"could not encode a {w}x{h} image as {ext}",
                           hint="use PNG or TIFF for very large images", detail=str(buf))
     try:
-        with atomic_destination(p) as tmp, open(tmp, "xb") as f:
+        with atomic_destination(p) as tmp, open(tmp, "wb") as f:
             f.write(buf.tobytes())
     except PermissionError as e:
         raise OutputError(f"cannot write {p} (permission denied)",
@@ -174,14 +299,130 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _complete(kind: str, data: bytes) -> bool:
+def header_size(kind: str, data: bytes) -> tuple[int, int] | None:
+    """(width, height) as stored, from the header alone (nothing decoded); None if not found."""
+    try:
+        if kind == "png" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if kind == "jpeg":
+            return _jpeg_size(data)
+        if kind == "webp":
+            return _webp_size(data)
+        if kind == "bmp":
+            if struct.unpack("<I", data[14:18])[0] == 12:  # BITMAPCOREHEADER
+                return struct.unpack("<HH", data[18:22])
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(w), abs(h)  # a negative height means top-down rows
+        if kind == "tiff":
+            return _tiff_size(data)
+    except struct.error:  # shorter than its header: the decoder will say so
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """From the first SOFn segment (baseline, progressive, lossless, arithmetic: C0..CF but C4, C8, CC)."""
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return (w, h) if h else None  # height 0: given later by a DNL marker
+        if marker in (0xDA, 0xD9):
+            return None
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    fourcc = data[12:16]
+    if fourcc == b"VP8X":  # extended: 24-bit canvas size minus one
+        return (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
+    if fourcc == b"VP8L":  # lossless: 14 bits each, minus one
+        bits = struct.unpack("<I", data[21:25])[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if fourcc == b"VP8 ":  # lossy: after the frame tag and start code
+        w, h = struct.unpack("<HH", data[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first IFD, TIFF or BigTIFF."""
+    order = {b"II": "<", b"MM": ">"}[data[:2]]
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    if big:
+        (ifd,) = struct.unpack(order + "Q", data[8:16])
+        (count,) = struct.unpack(order + "Q", data[ifd:ifd + 8])
+        first, entry_size, value_at = ifd + 8, 20, 12
+    else:
+        (ifd,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[ifd:ifd + 2])
+        first, entry_size, value_at = ifd + 2, 12, 8
+    found = {}
+    for k in range(min(count, 4096)):
+        entry = first + entry_size * k
+        tag, typ = struct.unpack(order + "HH", data[entry:entry + 4])
+        if tag in (256, 257):
+            fmt = {3: "H", 4: "I", 16: "Q"}.get(typ)
+            if fmt is None:
+                return None
+            (found[tag],) = struct.unpack_from(order + fmt, data, entry + value_at)
+    return (found[256], found[257]) if len(found) == 2 else None
+
+
+def _damage(kind: str, data: bytes) -> str | None:
+    """What is wrong with a file's structure ("ends early", ...), or None if it looks whole."""
     if kind == "jpeg":
-        return _jpeg_complete(data)
+        return None if _jpeg_complete(data) else "ends early"
     if kind == "png":
-        return _png_chunks(data)[1]
+        return _png_damage(data)
     if kind == "webp":
-        return struct.unpack("<I", data[4:8])[0] + 8 <= len(data)
-    return True  # BMP and TIFF: OpenCV's decoders fail on short data themselves
+        return None if struct.unpack("<I", data[4:8])[0] + 8 <= len(data) else "ends early"
+    return None  # BMP and TIFF: OpenCV's decoders fail on short data themselves
+
+
+def png_problem(path: str | os.PathLike, *, decode: bool = False) -> str | None:
+    """None if `path` is a whole, intact PNG, else what is wrong with it, as words that follow
+    its name ("is missing", "is cut short", "is damaged (chunk IDAT fails its CRC check)").
+
+    The check walks the chunks to IEND and verifies every chunk's CRC-32: a truncated file
+    and any flipped bit fail it, about 0.15 ms for a 512x384 frame. `decode` also decodes
+    the pixels (about 6 ms), which catches a file that is intact but was written wrong.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if _sniff(data) != "png":
+        return "is not a PNG image"
+    problem = _png_damage(data)
+    if problem:
+        return "is cut short" if problem == "ends early" else f"is damaged ({problem})"
+    if decode and cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
+        return "is damaged (it does not decode)"
+    return None
+
+
+def _png_damage(data: bytes) -> str | None:
+    """Walk a PNG's chunks: None when they end with IEND and every CRC-32 matches."""
+    i, n, view = 8, len(data), memoryview(data)
+    while i + 8 <= n:
+        length, ctype = struct.unpack(">I4s", data[i:i + 8])
+        end = i + 12 + length
+        if end > n:
+            return "ends early"
+        if zlib.crc32(view[i + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return f"chunk {ctype.decode('latin-1')!r} fails its CRC check"
+        if ctype == b"IEND":
+            return None
+        i = end
+    return "ends early"
 
 
 def _jpeg_complete(data: bytes) -> bool:

@@ -1,8 +1,19 @@
-"""File kinds by extension, output-path checks, and atomic writes (temp name + os.replace)."""
+"""File kinds by extension, output-path checks, and atomic writes (temp name + os.replace).
+
+Every file dreamvid writes appears atomically and durably: it is written under a temporary
+name beside its destination (`.NAME.1a2b3c4d.dreamvid-tmp[.ext]`, `TempFile`), flushed to
+disk (fsync), renamed over the destination, and the folder is flushed too. A power loss
+leaves the old file or the complete new one, never a torn one, and at worst a temporary
+file. While a temporary file is being written its writer holds an flock on it; a temporary
+file nobody holds (its writer was killed, or the machine went down) is stale, and
+`remove_stale_temps` deletes the stale ones of an output when the next run checks it.
+"""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +25,8 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", "
 VIDEO_OUTPUT_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".m4v"})  # H.264 + AAC
 GIF_EXTENSION = ".gif"
 TEMP_MARK = ".dreamvid-tmp"  # in every temporary name, so leftovers are recognisable
+TEMP_NAME = r"\.(?P<dest>.+)\.[0-9a-f]{8}" + re.escape(TEMP_MARK) + r"(\.[A-Za-z0-9]+)?"  # temp_sibling's names
+STALE_AGE_S = 24 * 3600  # where files cannot be locked: a temporary file this old is stale
 
 
 def _known_outputs() -> str:
@@ -44,6 +57,18 @@ def output_kind(path: str | os.PathLike) -> str:
     raise OutputError(f"cannot write {ext!r} files ({p.name})", hint=f"use one of {_known_outputs()}")
 
 
+def require_image_output(path: str | os.PathLike) -> Path:
+    """The path if it names a still picture by its extension, else OutputError listing the
+    formats a still is written in (a command that dreams a still refuses .gif or .mp4 at once,
+    not after the dream)."""
+    kind = output_kind(path)
+    if kind != "image":
+        what = {"video": "a video", "gif": "an animation", "frames": "a folder"}[kind]
+        raise OutputError(f"{Path(path).name} is {what} name, but a dreamed photo is a still picture",
+                          hint=f"give it one of the extensions {', '.join(sorted(IMAGE_EXTENSIONS))}")
+    return Path(path)
+
+
 def require_file(path: str | os.PathLike, what: str = "input") -> Path:
     """The path as a Path if it names a readable file, else InputError saying what is wrong."""
     p = Path(path).expanduser()
@@ -70,7 +95,9 @@ def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike,
     Refused (OutputError, with a hint): the output is one of `inputs` (same resolved path,
     or the same file through a link), its parent folder is missing or not writable, it
     exists as a folder where a file is expected (or as a file where a folder is), or it
-    exists and `overwrite` is False. Returns the resolved absolute path; creates nothing.
+    exists and `overwrite` is False. Returns the resolved absolute path; creates nothing
+    (a probe file, at once removed, tells whether the folder takes new files). Stale
+    temporary files of this output left by an interrupted run are deleted.
     """
     kind = output_kind(output)
     out = Path(output).expanduser().resolve()
@@ -79,7 +106,8 @@ def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike,
         if out == src or _same_file(out, src):
             raise OutputError(f"output {out} is the input file",
                               hint="choose another output name; the input would be overwritten")
-    writable_dir_or_raise(out.parent)
+    writable_dir_or_raise(out.parent, probe=True)
+    remove_stale_temps(out.parent, out.name)
     if out.exists():
         if kind == "frames" and not out.is_dir():
             raise OutputError(f"output {out} is a file, but a folder of frames was asked for",
@@ -98,28 +126,137 @@ def temp_sibling(dest: Path, suffix: str = "") -> Path:
     return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TEMP_MARK}{suffix}")
 
 
+class TempFile:
+    """A temporary sibling of `dest` (`temp_sibling`), created at once and locked until it is
+    committed or discarded, so that `remove_stale_temps` in another process leaves it alone.
+
+    Write to `.path` (any process may: ffmpeg writes our encodes), then `commit()`, or
+    `discard()` on failure. OSError if the file cannot be created.
+    """
+
+    def __init__(self, dest: str | os.PathLike, suffix: str = ""):
+        self.dest = Path(dest)
+        self.path = temp_sibling(self.dest, suffix)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        _try_lock(self._fd)
+
+    def commit(self) -> Path:
+        """Flush the file, rename it over dest, flush the folder: dest now survives a power loss."""
+        os.fsync(self._fd)  # the inode's data, whichever process wrote it
+        os.replace(self.path, self.dest)
+        self._close()
+        fsync_folder(self.dest.parent)
+        return self.dest
+
+    def discard(self) -> None:
+        """Delete the temporary file (idempotent)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # drops the lock
+            self._fd = None
+
+
 @contextlib.contextmanager
 def atomic_destination(dest: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to `dest`; on success move it over `dest`, else delete it.
+    """Yield a temporary path next to `dest`; on success move it over `dest` (durably, see
+    `TempFile.commit`), else delete it.
 
     Readers of `dest` see the old file or the complete new one, never a partial one: an
     interrupted render leaves no half-written frame that resume would take as done.
     """
-    tmp = temp_sibling(dest, suffix)
+    tmp = TempFile(dest, suffix)
     try:
-        yield tmp
-        os.replace(tmp, dest)
+        yield tmp.path
+        tmp.commit()
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        tmp.discard()
         raise
 
 
-def writable_dir_or_raise(folder: Path, what: str = "output folder") -> None:
-    """OutputError unless `folder` exists and we may create files in it."""
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows, or an odd file system
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder: nothing more can be done
+        pass
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int, blocking: bool = False) -> bool | None:
+    """flock(LOCK_EX) on fd: True got it, False someone holds it, None locks unavailable here."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without flock
+        return None
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> list[str]:
+    """Delete stale temporary files (`temp_sibling` names) of `name` in `folder` (of every
+    name when None): those no live writer holds locked, or, where files cannot be locked,
+    older than STALE_AGE_S. Returns the names deleted. Nothing else is ever touched.
+    """
+    pattern = re.compile(TEMP_NAME)
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in names:
+        m = pattern.fullmatch(entry)
+        if m is None or (name is not None and m["dest"] != name):
+            continue
+        path = Path(folder) / entry
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # gone already, or not ours to read
+            continue
+        try:
+            held = _try_lock(fd)
+            if held is None:
+                held = time.time() - os.fstat(fd).st_mtime > STALE_AGE_S
+            if held:  # we hold it now (or it is old): its writer is gone
+                path.unlink()
+                removed.append(entry)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def writable_dir_or_raise(folder: Path, what: str = "output folder", probe: bool = False) -> None:
+    """OutputError unless `folder` exists and we may create files in it.
+
+    probe: also create and delete a temporary file there, for the folders where the
+    permission bits say yes and the file system says no (/proc or /sys as root, a read-only
+    mount seen by root, a full quota).
+    """
     if not folder.is_dir():
         raise OutputError(f"{what} {folder} does not exist",
                           hint=f"create it first (mkdir -p {folder}) or choose another output path")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{what} {folder} is not writable",
                           hint="choose an output path in a folder you can write to")
+    if probe:
+        try:
+            TempFile(folder / ".probe").discard()
+        except OSError as e:
+            raise OutputError(f"{what} {folder} does not take new files ({e.strerror})",
+                              hint="choose an output path in a folder you can write to") from None

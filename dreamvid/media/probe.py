@@ -46,6 +46,8 @@ class VideoInfo:
     stream_index: int = 0  # the ffmpeg stream read (first video that is not cover art)
     start_offset: float = 0.0  # s, first video timestamp after the container's start
     demuxer: str = ""  # ffmpeg's container name: "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", ...
+    comment: str = ""  # the container's comment tag (dreamvid writes what a render was made from)
+    sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio as displayed: != 1 for anamorphic video
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _Stream:
     tbr: str | None = None
     rotation: float = 0.0
     attached_pic: bool = False
+    sar: Fraction = Fraction(1)
 
 
 @dataclass
@@ -69,6 +72,7 @@ class _Header:
     start: float = 0.0
     streams: list[_Stream] = dataclasses.field(default_factory=list)
     error: str = ""
+    comment: str = ""
 
 
 _INPUT_RE = re.compile(r"^Input #0, (.+?), from ")
@@ -77,6 +81,7 @@ _STREAM_RE = re.compile(r"^\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+
 _SIZE_RE = re.compile(r"(?:^|[ ,])([1-9]\d*)x([1-9]\d*)(?=[ ,\[]|$)")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)")  # older ffmpeg: clockwise metadata tag
+_COMMENT_RE = re.compile(r"^\s*comment\s*:\s*(.*)$")
 
 
 def frame_time(index: int, fps: Fraction) -> float:
@@ -132,8 +137,10 @@ def _make_info(p: Path, header: _Header, video: _Stream, stamps: list[int | None
         n_frames = len(stamps)
     if scan_errors:
         promised = round(header.duration * fps) if header.duration else 0
-        log.warning("%s: damaged video data (%s); %d of %s frames readable",
-                    p, scan_errors, n_frames, promised or "?")
+        # The packet count is not what will decode (a damaged packet can stop the decoder
+        # earlier), so no count is promised here: the render says how many frames decoded.
+        log.warning("%s: damaged video data (%s); the frames that decode will be dreamed (the container "
+                    "promises %s)", p, scan_errors, promised or "?")
         n_frames = max(n_frames, promised)
     rotation = round(video.rotation) % 360
     width, height = (video.height, video.width) if rotation in (90, 270) else (video.width, video.height)
@@ -144,6 +151,7 @@ def _make_info(p: Path, header: _Header, video: _Stream, stamps: list[int | None
         duration=float(n_frames / fps), has_audio=any(s.kind == "Audio" for s in header.streams),
         rotation=rotation, codec=video.codec, variable_fps=variable, stream_index=video.index,
         start_offset=max(0.0, float(pts[0] * tb)) if pts else 0.0, demuxer=header.demuxer,
+        comment=header.comment, sar=video.sar if rotation not in (90, 270) else 1 / video.sar,
     )
 
 
@@ -175,6 +183,8 @@ def _parse_header(text: str) -> _Header:
             current.rotation = float(m.group(1))
         elif current is not None and (m := _ROTATE_TAG_RE.match(line)):
             current.rotation = -float(m.group(1))  # the tag is clockwise, the display matrix is not
+        elif current is None and not h.comment and (m := _COMMENT_RE.match(line)):
+            h.comment = m.group(1).strip()
         elif "Error opening input" in line or "Invalid data found" in line:
             h.error = line.split(":", 1)[-1].strip()
     return h
@@ -190,6 +200,8 @@ def _parse_stream(index: int, kind: str, rest: str) -> _Stream:
         if m := re.search(r"([\d.]+k?) tbr", rest):
             s.tbr = m.group(1)
         s.attached_pic = "(attached pic)" in rest
+        if (m := re.search(r"\[SAR (\d+):(\d+) DAR", rest)) and int(m.group(1)) and int(m.group(2)):
+            s.sar = Fraction(int(m.group(1)), int(m.group(2)))
     return s
 
 

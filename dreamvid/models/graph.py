@@ -74,11 +74,12 @@ def _policy(name: str) -> dict:
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": None}
 
 
-def rebuild(model, *, fold_batchnorm: bool = True, dtype_policy: str | None = None):
+def rebuild(model, *, fold_batchnorm: bool = True, dtype_policy: str | None = None, skip: tuple[str, ...] = ()):
     """A functional keras.Model computing what `model` computes, BN folded, with `dtype_policy`.
 
     model: a functional keras.Model (inference only: training-mode BN is gone afterwards).
     dtype_policy: e.g. "mixed_float16" or "mixed_bfloat16"; None keeps the layers' own.
+    skip: layer classes that keep their own dtype (per-layer mixed precision, bench/precisions.py).
     Returns `model` itself when there is nothing to change.
     """
     import keras
@@ -99,7 +100,8 @@ def rebuild(model, *, fold_batchnorm: bool = True, dtype_policy: str | None = No
             cfg = layer["config"]
         elif layer["name"] in folded_convs:
             cfg["use_bias"] = True
-        if dtype_policy is not None and layer["class_name"] != "InputLayer" and "dtype" in cfg:
+        if (dtype_policy is not None and layer["class_name"] not in ("InputLayer", *skip)
+                and "dtype" in cfg):
             cfg["dtype"] = _policy(dtype_policy)
     new = model.__class__.from_config(config)
     _copy_weights(model, new, pairs)

@@ -31,6 +31,7 @@ every finished item kept. Ray is imported only here and only when a cluster is a
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
@@ -332,7 +333,7 @@ class _Run:
                     if t in self.missing:
                         self.zone[t] = fade
         task = ray.remote(_make).options(**self.pool.options)
-        plan_ref = ray.put(self.plan)
+        plan_ref = ray.put(_without_callbacks(self.plan))
         source = [ray.put(Path(self.plan.info.path).read_bytes())] \
             if self.pool.remote and isinstance(self.plan, VideoPlan) else None
         version = _version()
@@ -342,8 +343,7 @@ class _Run:
             for c, chain in enumerate(chains):
                 if step < len(chain):
                     job = chain[step]
-                    prev = last[c] if step else store.read(job.first - 1) if _continues(self.plan, store, job) \
-                        else None
+                    prev = last[c] if step else _stored_before(self.plan, store, job)
                     last[c] = task.remote(plan_ref, job, prev, source, version)
                     pending[last[c]] = job
         self._collect(pending)
@@ -455,9 +455,26 @@ class _Writers:
                 w.close()
 
 
-def _continues(plan, store, job: Job) -> bool:
-    """Whether a chunk's first job continues the chain from the stored frame before it."""
-    return job.start == job.first and job.first > plan.start and store.has(job.first - 1)
+def _without_callbacks(plan: engine.Plan) -> engine.Plan:
+    """The plan as the workers get it: a preview callback (the still batch's on_octave, the
+    web studio's) stays with the driver, whose process it belongs to."""
+    if getattr(plan, "on_octave", None) is None:
+        return plan
+    log.info("previews after each octave are not sent back from workers")
+    payload = copy.copy(plan)
+    payload.on_octave = None
+    return payload
+
+
+def _stored_before(plan, store, job: Job) -> dict | None:
+    """The stored frames a chunk's first job continues from ({index: image}: the frame before
+    it and up to temporal.RECALL_FRAMES back, as a resume in one process reads them), or None
+    where the chain starts afresh."""
+    from ..temporal import RECALL_FRAMES
+
+    if not (job.start == job.first and job.first > plan.start and store.has(job.first - 1)):
+        return None
+    return {i: store.read(i) for i in range(max(plan.start, job.first - RECALL_FRAMES), job.first) if store.has(i)}
 
 
 def _result(ray, ref, job: Job) -> _Made:
@@ -568,9 +585,9 @@ def _version() -> str:
 
 
 def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
-    """A Ray task: the items of `job` (prev: the frame before it as an array, or the previous
-    piece's _Made to continue from; source: [ObjectRef of the clip's bytes] for a node that
-    may not have the file)."""
+    """A Ray task: the items of `job`. prev: None (a fresh chain), {index: image} (stored frames
+    before it), or the previous piece's _Made to continue from; source: [ObjectRef of the
+    clip's bytes] for a node that may not have the file."""
     import cv2
 
     from .. import __version__
@@ -582,9 +599,11 @@ def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
     cv2.setNumThreads(int(os.environ.get("DREAMVID_THREADS", "0")))
     if source is not None:
         _use_local_copy(plan, source)
-    if isinstance(prev, _Made):
-        prev = prev.items[-1].image if prev.items else None
-    given = {job.start - 1: prev} if prev is not None else None
+    if isinstance(prev, _Made):  # the same chain: its last frames, as many as a resume reads
+        from ..temporal import RECALL_FRAMES
+
+        prev = {it.index: it.image for it in prev.items[-RECALL_FRAMES:]} or None
+    given = prev
     items = list(engine.make_items(plan, range(job.start, job.end), given=given))
     node = socket.gethostname()
     return _Made(items, f"{node}:{os.getpid()}", time.perf_counter() - t0, getattr(plan, "truncated", None))

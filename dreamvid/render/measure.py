@@ -8,11 +8,23 @@ mean squared difference (images in [0, 1]) over the pixels that flow can be trus
 cut are skipped. The same number for the source itself is the floor the flow's own errors
 set; for independent per-frame dreaming (`--flow none`) it is what coherence removes.
 
-Both files are streamed, two frames of each in memory, so a long clip costs no memory.
+Beside it (issue 8):
+- the long-term warping error: frame t against frame t-LONG_TERM_K, warped by the direct source
+  flow between the two (forward-backward checked like the short-term one). A region hidden for
+  a moment (a car passes in front) and visible again in both frames counts here, so it tells
+  whether the dream it had comes back; a flow chained through the frames in between would
+  mark that region occluded and never look at it;
+- the dream strength of each frame, mean |output - source| in levels: the later frames of a
+  shot against its first (coherence must not come from dreaming less), each shot's first
+  frame against the shot's median (no flash at a cut), and the 90th/10th percentile ratio;
+- brightness: the output's mean level minus the source's, per frame (its spread and trend).
+
+Both files are streamed, LONG_TERM_K frames of each in memory, so a long clip costs no memory.
 """
 from __future__ import annotations
 
 import os
+from collections import deque
 from contextlib import closing
 from pathlib import Path
 from typing import Iterator
@@ -23,29 +35,35 @@ import numpy as np
 from ..errors import InputError
 
 MEASURE_QUALITY = "medium"  # DIS preset for measuring: the most accurate of the three (flow.py)
+LONG_TERM_K = 6  # frames: the long-term pair (t - k, t); Ruder et al. 2016 link frames up to t - 4 .. t - 8 back
 
 
 def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *, flow: str = "dis",
-              max_frames: int | None = None, start: int = 0, details: bool = False) -> dict:
+              max_frames: int | None = None, start: int | None = None) -> dict:
     """Warping error of `output_path` and of `source_path`, measured with the source's flow.
 
     output_path: a video file, or a folder of frame_%05d.png frames. start: the source frame
-    the output begins at (a render of a range). Frames are compared at the output's size:
+    the output begins at (a render of a range); None: what the output says (the comment tag
+    dreamvid writes into a rendered video, or the first frame number of a frame folder), else
+    0. Frames are compared at the output's size:
     the source is scaled to it (aspect kept, as `--max-size` did), and one pixel of even-size
     padding the encoder added is cropped off the output; any other mismatch resizes the
     source frames to the output's size, which the result says under "resized".
 
     Returns {"source", "output", "flow", "frames", "pairs", "skipped_cuts", "size": [w, h],
     "resized": str | None, "warping_error": {"output": float, "source": float},
-    "ratio_to_source": float}. Errors are mean squared differences of [0, 1] images.
-    details: also "pair_errors" ([t, error] of the output pair (t - 1, t), t counted from the
-    output's first frame) and "strength" (the dream's mean absolute difference from the
-    source, [0, 1] images, over every frame).
+    "ratio_to_source": float, "pair_errors": [[i, output error of the pair (i - 1, i)]],
+    "start": int, "notes": [str], "long_term": {"k", "pairs",
+    "warping_error": {...}, "ratio_to_source"}, "strength": {...}, "brightness": {...}} (see
+    `_strength_summary`, `_brightness_summary`). Errors are mean squared differences of [0, 1]
+    images. `notes` says when the frame counts differ or the output does not look like a
+    render of the source at `start` (the numbers would mean nothing).
     """
     from .. import media
     from ..flow import FlowEstimator, is_scene_cut, occluded, warping_error
 
     src_info = media.probe_video(source_path)
+    start, notes = _output_start(Path(output_path), start, src_info.path.name)
     out_frames, out_size, out_count = _open_output(Path(output_path))
     if start < 0 or start >= src_info.n_frames:
         raise InputError(f"start frame {start} is outside {src_info.path.name} ({src_info.n_frames} frames)",
@@ -59,41 +77,150 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
     estimator = FlowEstimator(flow, MEASURE_QUALITY)
     sources = media.read_frames(src_info.path, start=start, end=start + n, max_size=plan.max_size, info=src_info)
     errors = {"output": [], "source": []}
+    long_errors = {"output": [], "source": []}
+    strength, brightness, shot_starts = [], [], [0]
+    history: deque = deque(maxlen=LONG_TERM_K)  # (source, output, shot number) of the last k frames
+
+    def pair_errors(prev_src, prev_out, src, out, into):
+        back, fwd = estimator.flow(src, prev_src), estimator.flow(prev_src, src)
+        mask = ~occluded(back, fwd)
+        for key, (a, b) in (("output", (prev_out, out)), ("source", (prev_src, src))):
+            err = warping_error([a, b], [back], [mask])
+            if np.isfinite(err):
+                into[key].append(err)
+
     pairs = cuts = 0
-    per_pair, strength = [], []
+    per_pair: list[list] = []  # [i, output warping error of the pair (i - 1, i)]: where a seam would show
+    first_pair = None
     with closing(sources), closing(out_frames):
-        prev_src = prev_out = None
-        for (index, src), out in zip(sources, out_frames):
+        for i, ((_, src), out) in enumerate(zip(sources, out_frames)):
             src, out = plan.source(src), plan.output(out)
-            if details:
-                strength.append(float(np.mean(np.abs(out.astype(np.float32) - src.astype(np.float32)))) / 255)
-            if prev_src is not None:
+            diff = out.astype(np.float32) - src.astype(np.float32)
+            strength.append(float(np.abs(diff).mean()))
+            brightness.append(float(diff.mean()))
+            if first_pair is None:
+                first_pair = (src, out)
+            if history:
+                prev_src, prev_out, shot = history[-1]
                 if is_scene_cut(prev_src, src):
                     cuts += 1
+                    shot_starts.append(i)
                 else:
-                    back, fwd = estimator.flow(src, prev_src), estimator.flow(prev_src, src)
-                    mask = ~occluded(back, fwd)
-                    for key, (a, b) in (("output", (prev_out, out)), ("source", (prev_src, src))):
-                        err = warping_error([a, b], [back], [mask])
-                        if np.isfinite(err):
-                            errors[key].append(err)
-                            if key == "output":
-                                per_pair.append([index - start, err])
+                    before = len(errors["output"])
+                    pair_errors(prev_src, prev_out, src, out, errors)
+                    if len(errors["output"]) > before:
+                        per_pair.append([i, errors["output"][-1]])
                     pairs += 1
-            prev_src, prev_out = src, out
+            shot = len(shot_starts) - 1
+            if len(history) == LONG_TERM_K and history[0][2] == shot:  # history[0] is frame i - k
+                pair_errors(history[0][0], history[0][1], src, out, long_errors)
+            history.append((src, out, shot))
     if pairs == 0:
         raise InputError("no pair of consecutive frames could be compared (every pair crosses a scene cut)",
                          hint="measure a clip with at least one continuous shot")
-    w_out = float(np.mean(errors["output"])) if errors["output"] else float("nan")
-    w_src = float(np.mean(errors["source"])) if errors["source"] else float("nan")
-    extra = {"pair_errors": per_pair, "strength": float(np.mean(strength))} if details else {}
+    notes += _mismatch_notes(src_info, start, out_count, first_pair)
+    w_out, w_src = _mean(errors["output"]), _mean(errors["source"])
+    l_out, l_src = _mean(long_errors["output"]), _mean(long_errors["source"])
     return {
         "source": str(src_info.path), "output": str(output_path), "flow": flow, "frames": n,
         "pairs": pairs, "skipped_cuts": cuts, "size": list(plan.size), "resized": plan.note,
         "warping_error": {"output": w_out, "source": w_src},
-        "ratio_to_source": w_out / w_src if w_src > 0 else float("inf"),
-        **extra,
+        "ratio_to_source": _ratio(w_out, w_src), "pair_errors": per_pair, "start": start, "notes": notes,
+        "long_term": {"k": LONG_TERM_K, "pairs": len(long_errors["source"]),
+                      "warping_error": {"output": l_out, "source": l_src}, "ratio_to_source": _ratio(l_out, l_src)},
+        "strength": _strength_summary(strength, shot_starts),
+        "brightness": _brightness_summary(brightness),
     }
+
+
+UNRELATED_BELOW = 0.3  # correlation of the two first frames' edges; a dream of a frame keeps its edges (>0.5)
+
+
+def _output_start(output: Path, start: int | None, source_name: str) -> tuple[int, list[str]]:
+    """Where in the source the output begins: `start` if given, else what the output says
+    (with notes where what it says disagrees with what was asked)."""
+    from .. import media
+    from .workdir import FRAME_RE, parse_comment
+
+    if output.is_dir():
+        numbers = sorted(int(m.group(1)) for p in output.iterdir() if (m := FRAME_RE.match(p.name)))
+        return (start if start is not None else numbers[0] if numbers else 0), []
+    told = parse_comment(media.probe_video(output).comment)
+    if told is None:
+        return (start or 0), []
+    notes = []
+    if told["source"] != source_name:
+        notes.append(f"{output.name} says it is a render of {told['source']}, not {source_name}")
+    if start is None:
+        start = told["start"]
+        if start:
+            notes.append(f"{output.name} was rendered from frame {start}; measured from there")
+    elif start != told["start"]:
+        notes.append(f"{output.name} says it was rendered from frame {told['start']}, not {start}")
+    return start, notes
+
+
+def _mismatch_notes(src_info, start: int, out_count: int, first_pair) -> list[str]:
+    notes = []
+    if out_count != src_info.n_frames - start:
+        notes.append(f"the output has {out_count} frames, the source {src_info.n_frames - start} from frame {start}: "
+                     f"only the first {min(out_count, src_info.n_frames - start)} are compared")
+    if first_pair is not None and _edge_correlation(*first_pair) < UNRELATED_BELOW:
+        notes.append(f"the output's first frame does not look like frame {start} of {src_info.path.name}: "
+                     f"is it a render of this clip (and from this --start)?")
+    return notes
+
+
+def _edge_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of the blurred edge maps of two (H, W, 3) uint8 frames (1: the same structure)."""
+    def edges(x):
+        grey = cv2.GaussianBlur(cv2.cvtColor(np.asarray(x, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2)
+        mag = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        return cv2.GaussianBlur(mag, (0, 0), 3).ravel()
+
+    ea, eb = edges(a), edges(b)
+    if ea.std() == 0 or eb.std() == 0:
+        return 1.0
+    return float(np.corrcoef(ea, eb)[0, 1])
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("inf") if a > 0 else float("nan")
+
+
+def _strength_summary(strength: list[float], shot_starts: list[int]) -> dict:
+    """Dream strength, mean |output - source| in levels (0..255) per frame, summed up.
+
+    "first": mean over the shots' first frames; "later": mean over the other frames;
+    "later_over_first": their ratio (coherence must not come from dreaming less);
+    "first_over_median": the largest ratio of a shot's first frame to the shot's median (a
+    flash at a cut shows here); "p90_over_p10": 90th over 10th percentile of all frames.
+    """
+    s = np.asarray(strength, np.float64)
+    firsts = s[shot_starts]
+    later = np.delete(s, shot_starts)
+    bounds = [*shot_starts, len(s)]
+    first_over_median = max(s[a] / max(float(np.median(s[a:b])), 1e-9) for a, b in zip(bounds[:-1], bounds[1:]))
+    p10, p90 = np.percentile(s, [10, 90])
+    return {"per_frame": [round(float(v), 3) for v in s], "shot_starts": list(shot_starts),
+            "first": float(firsts.mean()), "later": float(later.mean()) if later.size else float("nan"),
+            "later_over_first": float(later.mean() / firsts.mean()) if later.size and firsts.mean() > 0
+            else float("nan"),
+            "median": float(np.median(s)), "first_over_median": float(first_over_median),
+            "p90_over_p10": float(p90 / p10) if p10 > 0 else float("inf")}
+
+
+def _brightness_summary(offset: list[float]) -> dict:
+    """The output's mean level minus the source's, per frame (levels): "mean", "range" (max -
+    min), "trend_per_100_frames" (least-squares slope), "max_abs" (largest |offset|)."""
+    o = np.asarray(offset, np.float64)
+    slope = float(np.polyfit(np.arange(len(o)), o, 1)[0]) * 100 if len(o) > 1 else 0.0
+    return {"mean": float(o.mean()), "range": float(o.max() - o.min()), "trend_per_100_frames": slope,
+            "max_abs": float(np.abs(o).max())}
 
 
 class _SizePlan:

@@ -16,7 +16,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -47,19 +47,22 @@ def default_output(source: Path, suffix: str = ".png") -> Path:
 def render_images(sources: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike | None = None,
                   settings: Settings | None = None, *, preset: str | None = None,
                   progress: engine.ProgressFn | None = None, skip_existing: bool = False,
-                  workers: int | None = None, ray: str | None = None, **overrides) -> engine.Result:
+                  on_octave: Callable[[int, int, np.ndarray], None] | None = None, workers: int | None = None,
+                  ray: str | None = None, **overrides) -> engine.Result:
     """Dream photos (paths or folders of them) into `output` (a file for one photo, a folder
     for a batch; default beside each photo as NAME.dream.png). settings or preset, then
     keyword overrides named as the CLI's flags (`step=0.02`, `layers=...`). Returns the
     engine's Result; `failed` lists the photos of a batch that could not be dreamed. A single
-    photo's error is raised instead.
+    photo's error is raised instead. on_octave(photo index, octave, (H, W, 3) uint8 RGB): the
+    picture so far after each octave (a preview; the web studio shows it).
     workers, ray: render on a Ray cluster (render/cluster.py): `workers` tasks at once on a local
     cluster, or on the one at `ray` ("auto" or "HOST:PORT"); the result is the same render.
     """
     from ..presets import resolve_for
     from . import cluster
 
-    plan = StillsPlan(sources, output, resolve_for("image", settings, preset, overrides), skip_existing=skip_existing)
+    plan = StillsPlan(sources, output, resolve_for("image", settings, preset, overrides), skip_existing=skip_existing,
+                      on_octave=on_octave)
     return cluster.render(plan, workers=workers, ray=ray, progress=progress)
 
 
@@ -71,7 +74,7 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     or beside each photo; a single photo may also be given a folder as `output`.
     """
     from .. import media
-    from ..media.paths import require_file
+    from ..media.paths import require_file, require_image_output
 
     photos: list[Path] = []
     for s in sources:
@@ -95,14 +98,25 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
         if not batch:
             require_file(photo)  # "does not exist" before anything about its output
         out = folder / default_output(photo).name if folder else output or default_output(photo)
+        require_image_output(out)  # -o x.gif: refused now, not after the dream
         # A batch's missing photo is reported (and skipped) when its turn comes.
         jobs.append((photo, media.check_output_path(out, photo) if photo.is_file() else out))
+    inputs = {_key(photo): photo for photo, _ in jobs}
+    for photo, out in jobs:  # a.png a.dream.png: a.png's result would overwrite the second input
+        if _key(out) in inputs and _key(out) != _key(photo):
+            raise OutputError(f"the result of {photo} would be written to {out}, which is also a photo of this batch",
+                              hint="dream into another folder with -o DIR, or leave the earlier result out")
     clash = [p for p, n in Counter(out for _, out in jobs).items() if n > 1]
     if clash:
         names = [str(photo) for photo, out in jobs if out == clash[0]]
         raise OutputError(f"{' and '.join(names)} would both be written to {clash[0]}",
                           hint="dream them into different folders, or rename one")
     return jobs, batch
+
+
+def _key(path: Path) -> str:
+    """What makes two paths the same file (resolved, case kept)."""
+    return str(Path(path).expanduser().resolve())
 
 
 def _make_folder(folder: Path) -> Path:
@@ -121,7 +135,7 @@ class StillsPlan(engine.Plan):
     mode = "image"
     finish_needs_prepare = False  # the results are written as they come: nothing to load for finish()
 
-    def __init__(self, sources, output, settings: Settings, *, skip_existing: bool = False):
+    def __init__(self, sources, output, settings: Settings, *, skip_existing: bool = False, on_octave=None):
         if isinstance(sources, (str, os.PathLike)):
             sources = [sources]
         self.settings = settings
@@ -129,6 +143,7 @@ class StillsPlan(engine.Plan):
         self.end = len(self.jobs)
         self.output = self.jobs[0][1] if not self.batch else Path(output) if output is not None else Path(".")
         self.skip_existing = skip_existing
+        self.on_octave = on_octave
         self.dreamer = None  # loaded after the first photo is read: a bad photo is reported first
 
     def open_store(self, *, work_dir=None, restart: bool = False) -> _ResultFiles:
@@ -136,7 +151,7 @@ class StillsPlan(engine.Plan):
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
         from .. import media
-        from ..dream import check_size, dream_image, fit_max_size, get_dreamer
+        from ..dream import check_size, dream_image, fit_max_size, get_dreamer, to_uint8
 
         s = self.settings.dream
         per_photo = s.num_octave * s.iterations
@@ -144,23 +159,28 @@ class StillsPlan(engine.Plan):
         for n, k in enumerate(todo):
             source, out = self.jobs[k]
             try:
-                rgb, alpha = media.read_image_alpha(source)
-                check_size(*fit_max_size(rgb, s.max_size).shape[:2], s)
+                # Shrunk while decoding: memory follows max_size, not the photo (a 121-megapixel
+                # JPEG with max_size 160 never becomes a 1.5 GB float32 array).
+                rgb, alpha = media.read_image_alpha(source, max_size=s.max_size)
+                check_size(*rgb.shape[:2], s)
             except InputError as e:  # this photo only: the others can still be dreamed
                 if not self.batch:
                     raise
-                yield engine.Item(k, None, error=e, info=e.message)
+                yield engine.Item(k, None, error=e, info=e.message + (f"\n{e.hint}" if e.hint else ""))
                 continue
-            self.dreamer = self.dreamer or get_dreamer(s)  # model and layer errors surface here
+            # model and layer errors surface here; the first photo's size informs precision "auto"
+            self.dreamer = self.dreamer or get_dreamer(s, size=rgb.shape[:2])  # rgb is already fit to max_size
             label = f"{k + 1}/{len(self.jobs)} {source.name}" if self.batch else source.name
 
             def on_step(p, n=n, label=label, k=k):
                 ctx.step(k, f"{label} octave {p.octave + 1}/{p.num_octave} step {p.iteration}/{p.iterations} "
                             f"loss {p.loss:.2f}", n * per_photo + p.octave * s.iterations + p.iteration)
 
-            result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer)
+            octave_done = None if self.on_octave is None else (
+                lambda octave, image, k=k: self.on_octave(k, octave, to_uint8(image)))
+            result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer, on_octave=octave_done)
             if alpha is not None:  # the item carries its alpha channel: (H, W, 4), split again by the store
-                result = np.dstack([result, fit_max_size(alpha, s.max_size)])
+                result = np.dstack([result, alpha])
             ctx.steps = (n + 1) * per_photo
             yield engine.Item(k, result, info=str(out))
 

@@ -44,8 +44,8 @@ log = logging.getLogger("dreamvid")
 DEFAULT_CHECKPOINTS = (40, 80, 120, 160, 200, 240)  # iterations per octave: the users' hand experiment
 MAX_SHEET_TILES = 100  # a contact sheet with more tiles is unreadable
 MAX_VIDEO_SECONDS = 3600  # a timelapse longer than an hour is a mistake in hold/fade
-TILE_KEYS = ("step", "num_octave", "octave_scale", "max_loss")  # printed under every tile
-CAPTION_KEYS = ("model", "layers", "jitter", "seed")  # the rest, once in the caption
+# Under each tile only what varies (its label: the count); everything fixed, once, in the caption.
+CAPTION_KEYS = ("model", "layers", "step", "num_octave", "octave_scale", "max_loss", "jitter", "seed")
 
 
 @dataclass(frozen=True)
@@ -322,14 +322,15 @@ def _write(out: Path, kind: str, run: Callable[[Callable[[Snapshot], None]], Non
     def keep(snap: Snapshot) -> None:  # only the small sheet picture is kept
         if not first:
             first.append(snap)
-        snaps.append((sheet.fit(snap.image, cell_size), [snap.label, sheet.settings_text(snap.settings, TILE_KEYS)]))
+        snaps.append((sheet.fit(snap.image, cell_size), [snap.label]))
 
     run(keep)
     h, w = first[0].image.shape[:2]
-    caption = sheet.settings_text(first[0].settings, CAPTION_KEYS) + (f" · {src_name}" if src_name else "") \
-        + f" · {w}x{h}" + (" · iterations per octave" if every is None else f" · a snapshot every {every} steps")
+    fixed = sheet.settings_text(first[0].settings, CAPTION_KEYS)
+    where = (f"{src_name} · " if src_name else "") + f"{w}x{h} · " \
+        + ("iterations per octave" if every is None else f"a snapshot every {every} steps")
     drawn = sheet.contact_sheet([p for p, _ in snaps], [lab for _, lab in snaps], columns=columns,
-                                caption=[caption], cell_size=None)
+                                caption=[fixed, where], cell_size=None)
     media.write_image(out, drawn.image)
 
 

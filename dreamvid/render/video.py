@@ -4,8 +4,10 @@ For each frame t of the range (DESIGN, "Video"):
 1. flows between the SOURCE frames S_{t-1} and S_t (backward and forward, `flow.motion_between`);
 2.-4. the start image is S_t plus the previous dream's detail warped onto frame t, weighted
    by `blend` and by the forward-backward reliability (fresh source where it is occluded or
-   newly in view: `flow.propagate`); it is dreamed with the per-frame iterations and octaves
-   (`frame_iterations`, `frame_num_octave`: it starts half-dreamed already);
+   newly in view, frame t-8's dream where only that one saw it: `temporal.carry`); it is
+   dreamed with the per-frame iterations and octaves (`frame_iterations`, `frame_num_octave`:
+   it starts half-dreamed already), and tracked pixels are held to what they carried, every
+   region to its strength (`temporal.hold`: `temporal_weight`, `strength_hold`);
 5. the first frame, and the first frame after a scene cut, start from S_t and get the full
    DreamSettings, as a still would;
 6. `flow="none"` dreams every frame independently with the full settings (the flickering
@@ -13,7 +15,8 @@ For each frame t of the range (DESIGN, "Video"):
 
 Resume gives exactly the uninterrupted result: the chain always continues from the uint8
 frame that is on disk (PNG is lossless), never from a float kept in memory, and the jitter is
-seeded by (seed, source frame index). A resumed run re-reads S_{t-1} and D_{t-1} and goes on.
+seeded by (seed, source frame index). A resumed run re-reads S_{t-8}..S_{t-1} and
+D_{t-8}..D_{t-1} (temporal.RECALL_FRAMES) and goes on.
 
 The loop overlaps its work: a prefetch thread decodes the next frames and computes their
 flow, reliability and scene-cut test; the engine's writer thread encodes and stores finished
@@ -43,7 +46,7 @@ from . import engine, workdir
 log = logging.getLogger("dreamvid")
 
 PREFETCH_DEPTH = 3  # frames decoded and flowed ahead of the dream (memory: a few frames)
-OUTPUT_ONLY = ("crf", "keep_audio", "fps")  # VideoSettings fields that do not change the frames
+OUTPUT_ONLY = ("crf", "keep_audio", "fps", "interpolate")  # VideoSettings fields that do not change the frames
 _POLL_S = 0.1  # s; how often a blocked worker checks whether the render has stopped
 
 
@@ -127,7 +130,8 @@ class VideoPlan(engine.Plan):
             raise OutputError(f"{out.name} is a still image name, not a video",
                               hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
         self.start, self.end = _frame_range(info, start, end)
-        self.out_fps = parse_fps(settings.video.fps) or info.fps
+        k = settings.video.interpolate
+        self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
         if info.n_frames == 1:
@@ -148,19 +152,27 @@ class VideoPlan(engine.Plan):
         return workdir.fingerprint(self.info.path, _source_facts(self.info))
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
+        from ..temporal import RECALL_FRAMES
+
         first = todo[0]
-        chain = _Chain(dream=ctx.read(first - 1) if first > self.start and ctx.store.has(first - 1) else None)
-        read_from = first - 1 if chain.dream is not None else first
+        chain = _Chain()
+        # A resume re-reads the frames before `first`: their sources, and their dreams from disk
+        # (frame t-1 for the chain, up to RECALL_FRAMES back for content that reappears). A range
+        # whose previous frame is not stored (a chunk rendered elsewhere) starts a fresh chain.
+        resumed = first > self.start and ctx.store.has(first - 1)
+        read_from = max(self.start, first - RECALL_FRAMES) if resumed else first
         prefetch = _Prefetch(self.info, read_from, self.end, self.settings)
         try:
             for item in prefetch:
-                if item.index < first:  # the frame before a resume: only its source is needed
-                    chain.source = item.frame
+                if item.index < first:  # a frame before a resume: its dream is on disk
+                    if ctx.store.has(item.index):
+                        chain = chain.advance(item.index, item.frame, ctx.read(item.index), item.cut)
                     continue
                 t1 = time.perf_counter()
-                out, restarted = _dream_frame(self.dreamer, self.settings, chain, item)
+                keyframe = (item.index - self.start) % self.settings.video.cadence == 0
+                out, restarted = _dream_frame(self.dreamer, self.settings, chain, item, dream=keyframe)
                 ctx.dream_seconds += time.perf_counter() - t1
-                chain = _Chain(item.frame, out)
+                chain = chain.advance(item.index, item.frame, out, restarted)
                 self.last_index = item.index
                 if restarted:
                     self.chain_starts.append(item.index)
@@ -187,7 +199,11 @@ class VideoPlan(engine.Plan):
         else:
             last = work.end  # a source that ended early without an error shortened the range
         audio = _audio_plan(info, self.settings, self.output, self.out_fps)
-        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep,
+        if info.sar != 1 and media.output_kind(self.output) == "frames":
+            log.warning("%s has non-square pixels (sample aspect %s); PNG frames cannot say so: show them %s "
+                        "times as wide", info.path.name, info.sar, float(info.sar))
+        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep, sar=info.sar,
+                    interpolate=self.settings.video.interpolate,
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
         if self.truncated is not None:
@@ -246,7 +262,7 @@ def _audio_plan(info, settings: Settings, out: Path, out_fps: Fraction) -> bool:
 
     if not (settings.video.keep_audio and info.has_audio and media.output_kind(out) == "video"):
         return False
-    if out_fps != info.fps:
+    if out_fps != info.fps * settings.video.interpolate:
         log.warning("audio left out: --fps %s changes the clip's speed, so the sound would not match",
                     workdir.fps_text(out_fps))
         return False
@@ -263,30 +279,55 @@ class _Prepared:
     frame: np.ndarray  # (H, W, 3) uint8 RGB source
     motion: object | None  # flow.Motion from the previous source frame, None: no link
     cut: bool  # a scene cut (or the first frame read)
+    recall: object | None = None  # flow.Motion from source frame index - temporal.RECALL_FRAMES, same shot
 
 
 @dataclass
 class _Chain:
-    """What frame t needs from frame t-1: its source and its dream exactly as stored."""
+    """What frame t needs from frame t-1 (its source and its dream exactly as stored) and, for
+    content that reappears (temporal.RECALL_FRAMES), the same of earlier frames of the shot."""
 
     source: np.ndarray | None = None  # (H, W, 3) uint8
     dream: np.ndarray | None = None  # (H, W, 3) uint8
+    earlier: tuple = ()  # ((index, source, dream), ...): this shot's last RECALL_FRAMES frames, oldest first
+
+    def advance(self, index: int, source: np.ndarray, dream: np.ndarray, new_shot: bool) -> _Chain:
+        """The chain after frame `index` was dreamed (or, on resume, read back from disk)."""
+        from ..temporal import RECALL_FRAMES
+
+        kept = () if new_shot else self.earlier
+        return _Chain(source, dream, (*kept, (index, source, dream))[-RECALL_FRAMES:])
+
+    def recalled(self, index: int):
+        """(source, dream) of frame `index` if the chain holds it, else None."""
+        return next(((s, d) for i, s, d in self.earlier if i == index), None)
 
 
 
-def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared) -> tuple[np.ndarray, bool]:
-    """One step of the chain: (dreamed frame uint8, whether it started from the bare source)."""
+def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared, dream: bool = True
+                 ) -> tuple[np.ndarray, bool]:
+    """One step of the chain: (dreamed frame uint8, whether it started from the bare source).
+
+    dream=False (a frame between two dreamed ones with --cadence): the carried start image is
+    the frame, no gradient step: the previous frame moved along the source's flow, occlusion-
+    aware (where nothing can be carried the source shows until the next dreamed frame)."""
     from ..dream import to_uint8
-    from ..flow import propagate
+    from ..temporal import RECALL_FRAMES, carry, hold
 
+    v = settings.video
     fresh = chain.dream is None or item.motion is None or item.cut
     if fresh:
-        start, s = item.frame.astype(np.float32), settings.dream
-    else:
-        start = propagate(chain.dream, chain.source, item.frame, item.motion, settings.video.blend)
-        s = settings.frame_dream()
+        start, s, c = item.frame.astype(np.float32), settings.dream, None
+    else:  # temporal.py: carry the dream in, dream the frame, hold tracked pixels to what they carried
+        earlier = chain.recalled(item.index - RECALL_FRAMES) if item.recall is not None else None
+        c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0,
+                  recall=(*earlier, item.recall) if earlier is not None else None)
+        start, s = c.start, settings.frame_dream()
+        if not dream:  # no increment: the hold keeps each region's strength all the same
+            return to_uint8(hold(c, start, v.temporal_weight, v.strength_hold)), False
     try:
-        return to_uint8(dreamer.dream(start, s, frame=item.index)), fresh
+        dreamed = dreamer.dream(start, s, frame=item.index)
+        return to_uint8(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold)), fresh
     except MemoryError:
         raise _out_of_memory(item) from None
     except Exception as e:  # TensorFlow's ResourceExhaustedError, without importing TF here
@@ -344,25 +385,36 @@ class _Prefetch:
         return False
 
     def _run(self) -> None:
+        from collections import deque
+
         from .. import media
         from ..flow import FlowEstimator, is_scene_cut, motion_between
+        from ..temporal import RECALL_FRAMES, RECALL_QUALITY, recall_motion
 
         info, first, end, settings = self._args
         v = settings.video
         estimator = FlowEstimator(v.flow, v.flow_quality) if v.flow != "none" else None
+        recall_estimator = FlowEstimator(v.flow, RECALL_QUALITY) if v.flow != "none" else None
         try:
             reader = media.read_frames(info.path, start=first, end=end, max_size=settings.dream.max_size, info=info)
             try:
                 prev = None
+                shot: deque = deque(maxlen=RECALL_FRAMES)  # (index, source) of this shot's last frames
+                recalls = bool(v.temporal_weight or v.strength_hold)  # temporal.carry uses the long-term link
                 for index, frame in reader:
-                    motion, cut = None, True
+                    motion, cut, recall = None, True, None
                     if prev is not None and estimator is not None:
                         cut = v.scene_cuts and is_scene_cut(prev, frame)
                         if not cut:
                             motion = motion_between(prev, frame, estimator)
                             cut = v.scene_cuts and is_scene_cut(prev, frame, motion=motion)
-                    if not self._put(_Prepared(index, frame, motion, cut)):
+                    if cut or motion is None:
+                        shot.clear()
+                    elif recalls and len(shot) == RECALL_FRAMES and shot[0][0] == index - RECALL_FRAMES:
+                        recall = recall_motion(shot[0][1], frame, recall_estimator)
+                    if not self._put(_Prepared(index, frame, motion, cut, recall)):
                         return
+                    shot.append((index, frame))
                     prev = frame
             finally:
                 reader.close()

@@ -36,13 +36,15 @@ import math
 import os
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ..errors import OutputError, SettingsError
 from ..settings import MAX_ZOOM_FRAMES, DreamSettings, Settings, ZoomSettings, parse_fps
-from ..trajectory import Keyframes, Motion, Trajectory, apply, parse_keyframes
+from ..expr import Expression
+from ..trajectory import Envelope, Keyframes, Motion, Trajectory, apply, parse_keyframes
 from . import engine, workdir
 from .still import load_still
 
@@ -50,7 +52,8 @@ log = logging.getLogger("dreamvid")
 
 DEFAULT_DURATION = 10.0  # s, when neither a duration, a frame count nor keyframes say
 ALGORITHM = 1  # bump when the same settings would give different frames (invalidates resumes)
-RANGE_KEYS = ("duration", "frames")  # ZoomSettings fields that set the length, not the frames (causal)
+INPAINT_RADIUS = 5  # px; how far inpainting looks for the colours it grows into an uncovered border
+RANGE_KEYS = ("duration", "frames", "interpolate")  # ZoomSettings fields that do not change the dreamed frames
 
 # Dream parameters a keyframe may set, with their types (trajectory.parse_keyframes).
 # iterations / num_octave are the per-frame amounts of frames after the first.
@@ -64,6 +67,39 @@ def motion(z: ZoomSettings) -> Motion:
     return Motion(zoom=z.zoom, rotate=z.rotate, pan=z.pan, center=z.center)
 
 
+def _is_expression(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, tuple) and any(isinstance(x, str) for x in value))
+
+
+def _plain(v: Any) -> Any:
+    """A keyframe value as JSON (expressions as their text)."""
+    if isinstance(v, Expression):
+        return v.text
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+class _Soundtrack:
+    """An audio file a zoom follows: its samples, length, fingerprint and envelopes."""
+
+    def __init__(self, path: str | os.PathLike):
+        from ..media.audio import read_audio
+
+        self.path = Path(path)
+        self.samples, self.rate = read_audio(self.path)
+        self.seconds = self.samples.size / self.rate
+        self.fingerprint = workdir.fingerprint(self.path)
+
+    def envelopes(self, fps: float, n_frames: int) -> dict[str, Envelope]:
+        from ..media.audio import envelopes
+
+        times = np.arange(n_frames) / fps
+        return {k: Envelope(times, v) for k, v in envelopes(self.samples, self.rate, fps, n_frames).items()}
+
+
 # ---- the plan: everything checked before the first frame -----------------------------------------
 
 @dataclass
@@ -75,6 +111,7 @@ class ZoomPath:
     keyframes: Keyframes | None
     first: DreamSettings  # frame 0's settings (keyframe values at t = 0 applied)
     layer_names: tuple[str, ...]  # every layer dreamed at some point (their union)
+    sound: _Soundtrack | None = None  # the audio the expressions follow (and the output carries)
 
     @property
     def n_frames(self) -> int:
@@ -101,19 +138,23 @@ class ZoomPath:
         if self.keyframes is not None:
             kf = self.keyframes
             d["keyframes"] = {"times": list(kf.times), "easings": list(kf.easings),
-                              "states": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in st.items()}
-                                         for st in kf.states]}
+                              "states": [{k: _plain(v) for k, v in st.items()} for st in kf.states]}
+        if self.sound is not None:
+            d["audio"] = self.sound.fingerprint
         return d
 
 
 def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
-              keyframes: Keyframes | str | os.PathLike | None = None, default_layers: tuple = ()) -> ZoomPath:
+              keyframes: Keyframes | str | os.PathLike | None = None, default_layers: tuple = (),
+              audio: str | os.PathLike | None = None) -> ZoomPath:
     """Check a zoom of a (width, height) picture before any work; returns its ZoomPath.
 
     keyframes: parsed Keyframes, TOML text or a .toml path; the motion flags and settings
-    are their defaults. settings.zoom.duration (s) or .frames; neither: the keyframes' last
-    time, else DEFAULT_DURATION. default_layers: the model's default layers (what empty
-    `layers` means).
+    are their defaults. Any motion value (settings.zoom or a keyframe's) may be an
+    expression of t (expr.py). audio: a sound file whose envelopes (rms, onset, bass, mid,
+    treble) the expressions may use. The length: settings.zoom.duration (s) or .frames;
+    else the audio's length; else the keyframes' last time; else DEFAULT_DURATION.
+    default_layers: the model's default layers (what empty `layers` means).
     """
     from ..settings import validate, validate_all
 
@@ -121,7 +162,12 @@ def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
     zoom, d = settings.zoom, settings.dream
     duration, n_frames = zoom.duration, zoom.frames
     layers = dict(d.layers or default_layers)
-    if keyframes is not None and not isinstance(keyframes, Keyframes):
+    fps = float(parse_fps(zoom.fps))
+    sound = _Soundtrack(audio) if audio is not None else None
+    if duration is None and n_frames is None and sound is not None:
+        duration = sound.seconds
+    expressive = any(_is_expression(v) for v in (zoom.zoom, zoom.rotate, zoom.pan, zoom.center))
+    if (keyframes is not None and not isinstance(keyframes, Keyframes)) or (keyframes is None and expressive):
         base = settings.frame_dream()
         defaults = {"zoom": zoom.zoom, "rotate": zoom.rotate, "pan": zoom.pan, "center": zoom.center,
                     "step": d.step, "iterations": base.iterations, "num_octave": base.num_octave,
@@ -130,26 +176,35 @@ def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
             defaults["max_loss"] = d.max_loss
         if layers:
             defaults["layers"] = layers
-        keyframes = parse_keyframes(keyframes, KEYFRAME_DREAM_KEYS, defaults)
-    fps = float(parse_fps(zoom.fps))
+        if keyframes is None:  # expressions on the command line: one keyframe that holds them for ever
+            keyframes = Keyframes.from_list([{"time": 0.0}], KEYFRAME_DREAM_KEYS, defaults)
+            if duration is None and n_frames is None:
+                duration = DEFAULT_DURATION
+        else:
+            keyframes = parse_keyframes(keyframes, KEYFRAME_DREAM_KEYS, defaults)
     if duration is None and n_frames is None and keyframes is None:
         duration = DEFAULT_DURATION
     if duration is not None and duration * fps > MAX_ZOOM_FRAMES:  # before the path allocates anything
         raise SettingsError(f"the zoom would have {math.ceil(duration * fps)} frames, more than the limit of "
                             f"{MAX_ZOOM_FRAMES}", hint="check --duration and --fps")
+    n_guess = n_frames or (round(duration * fps) if duration is not None else round(keyframes.duration * fps) + 1)
     trajectory = Trajectory(keyframes if keyframes is not None else motion(zoom), fps, size,
-                            duration=duration, n_frames=n_frames)
+                            duration=duration, n_frames=n_frames,
+                            envelopes=sound.envelopes(fps, max(1, n_guess)) if sound is not None else None)
     if len(trajectory) > MAX_ZOOM_FRAMES:
         raise SettingsError(f"the zoom would have {len(trajectory)} frames, more than the limit of "
                             f"{MAX_ZOOM_FRAMES}", hint="check --duration and --fps")
     first = _with_params(d, trajectory.params(0), keep_amount=True)
-    plan = ZoomPath(settings, trajectory, keyframes, first, tuple(layers))
+    plan = ZoomPath(settings, trajectory, keyframes, first, tuple(layers), sound)
     names = set(layers)
     for i in range(len(trajectory)):  # every frame's settings, checked now rather than an hour in
         try:
             s = validate(plan.frame_settings(i))
+            if keyframes is not None and keyframes.has_expressions:
+                trajectory.affine(i)  # the motion between frames, its expressions evaluated
         except SettingsError as e:
-            raise SettingsError(f"frame {i} (t = {i / fps:.2f} s): {e.message}", hint=e.hint) from None
+            message = e.message.split(": ", 1)[1] if e.message.startswith("at t = ") else e.message
+            raise SettingsError(f"frame {i} (t = {i / fps:.2f} s): {message}", hint=e.hint) from None
         names |= {n for n, _ in s.layers}
     plan.layer_names = tuple(dict.fromkeys([*layers, *sorted(names - set(layers))]))
     _check_signs(plan)
@@ -184,10 +239,41 @@ def _check_signs(plan: ZoomPath) -> None:
 
 # ---- one frame ----------------------------------------------------------------------------------
 
-def move(previous: np.ndarray, m: np.ndarray, interpolation: str = "lanczos") -> np.ndarray:
-    """Frame i's start: the previous frame (H, W, 3) uint8 moved by forward affine m -> float32 0..255."""
+def move(previous: np.ndarray, m: np.ndarray, interpolation: str = "lanczos", edges: str = "reflect") -> np.ndarray:
+    """Frame i's start: the previous frame (H, W, 3) uint8 moved by forward affine m -> float32 0..255.
+
+    edges: what fills the border a zoom-out, rotation or pan uncovers. "reflect" mirrors the
+    picture (a fresh mirror band every frame: over seconds the border turns kaleidoscopic);
+    "inpaint" grows the band from its surroundings (OpenCV's Telea inpainting, a few px a
+    frame), which the dream then fills with its own detail: no mirror seams, no stripes."""
     moved = apply(previous.astype(np.float32), m, interpolation)
-    return np.clip(moved, 0.0, 255.0, out=moved)  # Lanczos rings slightly past the range at hard edges
+    np.clip(moved, 0.0, 255.0, out=moved)  # Lanczos rings slightly past the range at hard edges
+    if edges == "inpaint":
+        moved = _inpaint_uncovered(moved, m)
+    return moved
+
+
+def uncovered(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels of the next frame that forward affine m brings from outside the
+    previous one (plus a 1-px rim the resampling kernel smears), size = (width, height)."""
+    import cv2
+
+    w, h = size
+    inside = cv2.warpAffine(np.ones((h, w), np.uint8), np.asarray(m, np.float64), (w, h), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.dilate((inside == 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _inpaint_uncovered(moved: np.ndarray, m: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = moved.shape[:2]
+    mask = uncovered(m, (w, h))
+    if not mask.any():
+        return moved
+    filled = cv2.inpaint(np.rint(moved).astype(np.uint8), mask.astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    moved[mask] = filled[mask]
+    return moved
 
 
 def lab_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +336,7 @@ class Frames:
             if frame0 is None:
                 raise ValueError("frame 0 is needed as the colour reference")
             self.reference = lab_stats(frame0)
-        start = move(previous, self.plan.trajectory.affine(i), self.plan.zoom.interpolation)
+        start = move(previous, self.plan.trajectory.affine(i), self.plan.zoom.interpolation, self.plan.zoom.edges)
         dreamed = self.dreamer.dream(start, s, frame=i)
         return to_uint8(hold_colors(dreamed, self.reference, self.plan.zoom.color_hold))
 
@@ -270,6 +356,68 @@ def zoom_frames(image: np.ndarray, settings: Settings | None = None, *, preset: 
         yield item.image
 
 
+def schedule(plan: ZoomPath) -> list[dict[str, Any]]:
+    """Every frame's resolved parameters: time, motion, and the dream settings it gets."""
+    rows = []
+    for i in range(plan.n_frames):
+        m, s = plan.trajectory.motion(i), plan.frame_settings(i)
+        rows.append({"frame": i, "t": round(i / plan.trajectory.fps, 6), "zoom": m.zoom, "rotate": m.rotate,
+                     "pan": list(m.pan), "center": list(m.center), "step": s.step, "iterations": s.iterations,
+                     "num_octave": s.num_octave, "octave_scale": s.octave_scale, "max_loss": s.max_loss,
+                     "jitter": s.jitter, "layers": dict(s.layers) or "the model's default layers"})
+    return rows
+
+
+def zoom_schedule(source, settings: Settings | None = None, *, preset: str | None = None, keyframes=None,
+                  audio: str | os.PathLike | None = None, **overrides) -> list[dict[str, Any]]:
+    """The per-frame schedule of a zoom (what --dry-run prints), without dreaming anything."""
+    from ..presets import resolve_for
+
+    return schedule(ZoomPlan(source, None, resolve_for("zoom", settings, preset, overrides), keyframes=keyframes,
+                             audio=audio, read=True).path)
+
+
+PREVIEW_SIZE = 320  # px, longest side of a --preview: the camera path, quickly
+
+
+def render_zoom_preview(source, output: str | os.PathLike, settings: Settings | None = None, *,
+                        preset: str | None = None, keyframes=None, audio: str | os.PathLike | None = None,
+                        **overrides) -> engine.Result:
+    """The camera path of a zoom on the undreamed photo, at most PREVIEW_SIZE px: each frame
+    is the photo moved by the path's transform from frame 0 (one resampling, no dream), so a
+    path can be checked in seconds before an hour of dreaming. Same arguments as render_zoom."""
+    import time
+
+    from .. import media
+    from ..presets import resolve_for
+
+    t0 = time.perf_counter()
+    s = resolve_for("zoom", settings, preset, overrides)
+    size = min(s.dream.max_size or PREVIEW_SIZE, PREVIEW_SIZE)
+    s = replace(s, dream=replace(s.dream, max_size=size))
+    plan = ZoomPlan(source, output, s, keyframes=keyframes, audio=audio)
+    picture = plan.picture
+    path = plan.path
+    with media.VideoWriter(plan.output, fps=plan.fps, crf=s.video.crf) as writer:
+        for i in range(plan.end):
+            frame = apply(picture, path.trajectory.cumulative(i), path.zoom.interpolation)
+            writer.write(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
+    return engine.Result(plan.output, "zoom", plan.end, plan.end, None, time.perf_counter() - t0, fps=plan.fps,
+                         size=plan.size)
+
+
+def write_params(output: Path, rows: list[dict[str, Any]]) -> Path:
+    """OUTPUT.params.json beside a clip (or a frame folder): every frame's resolved parameters."""
+    import json
+
+    from ..media.paths import atomic_destination
+
+    dest = output.with_name(output.name + ".params.json")  # beside a file or a frame folder alike
+    with atomic_destination(dest) as tmp:
+        tmp.write_text(json.dumps({"frames": rows}, indent=1) + "\n", encoding="utf-8")
+    return dest
+
+
 def _default_layers(d: DreamSettings) -> tuple:
     """What `layers` means for d's model: its own, else the registry default (no model load),
     else (a user's .keras file) the default found by loading it."""
@@ -285,9 +433,9 @@ def _default_layers(d: DreamSettings) -> tuple:
 # ---- the library function ---------------------------------------------------------------------------
 
 def render_zoom(source, output: str | os.PathLike, settings: Settings | None = None, *, preset: str | None = None,
-                progress: engine.ProgressFn | None = None, keyframes=None, restart: bool = False,
-                keep_frames: bool = False, work_dir: str | os.PathLike | None = None, workers: int | None = None,
-                ray: str | None = None, **overrides) -> engine.Result:
+                progress: engine.ProgressFn | None = None, keyframes=None, audio: str | os.PathLike | None = None,
+                restart: bool = False, keep_frames: bool = False, work_dir: str | os.PathLike | None = None,
+                workers: int | None = None, ray: str | None = None, **overrides) -> engine.Result:
     """Render the infinite zoom into `source` (an image path, or (H, W, 3) uint8 RGB).
 
     output: .mp4/.mov/.mkv/.m4v (H.264), .gif, or a folder for PNG frames. settings or
@@ -296,7 +444,10 @@ def render_zoom(source, output: str | os.PathLike, settings: Settings | None = N
     `rotate=3`, `pan=(12, -4)`, `center=(0.5, 0.4)`), `fps`, `duration` or `frames`,
     `interpolation`, `color_hold`, the per-frame amounts (`frame_iterations`,
     `frame_num_octave`), `crf` and every dream setting. keyframes: Keyframes, TOML text or a
-    .toml path (see trajectory.parse_keyframes; KEYFRAME_DREAM_KEYS may be keyed). Frames go
+    .toml path (see trajectory.parse_keyframes; KEYFRAME_DREAM_KEYS may be keyed). Every
+    motion value and keyframe value may be an expression of t (`zoom="1.02+0.01*sin(t)"`,
+    expr.py). audio: a sound file: the length follows it unless given, expressions may use
+    its envelopes (rms, onset, bass, mid, treble), and the output carries it. Frames go
     to a work folder (`work_dir`, default OUTPUT.dreamvid-work); a second call resumes at the
     first missing frame; `restart` discards frames of another render there.
     `progress(engine.Progress)` after each frame; whatever it raises stops the render with
@@ -307,7 +458,8 @@ def render_zoom(source, output: str | os.PathLike, settings: Settings | None = N
     from ..presets import resolve_for
     from . import cluster
 
-    plan = ZoomPlan(source, output, resolve_for("zoom", settings, preset, overrides), keyframes=keyframes)
+    plan = ZoomPlan(source, output, resolve_for("zoom", settings, preset, overrides), keyframes=keyframes,
+                    audio=audio)
     return cluster.render(plan, workers=workers, ray=ray, progress=progress, work_dir=work_dir, restart=restart,
                           keep=keep_frames)
 
@@ -318,11 +470,14 @@ class ZoomPlan(engine.Plan):
     mode = "zoom"
     chained = True
 
-    def __init__(self, source, output, settings: Settings, *, keyframes=None):
+    def __init__(self, source, output, settings: Settings, *, keyframes=None, audio=None, read: bool = False):
         from .. import media
         from ..dream import fit_max_size
 
-        if output is None:  # in memory (zoom_frames): nothing is read from or written to disk
+        if read:  # only the plan (zoom_schedule): the photo is read, nothing is written
+            picture, self.output, self.fingerprint = (media.read_image(source) if isinstance(source, (str, os.PathLike))
+                                                      else np.asarray(source)), None, None
+        elif output is None:  # in memory (zoom_frames): nothing is read from or written to disk
             picture, self.output, self.fingerprint = np.asarray(source), None, None
         else:
             self.output, picture, _ = load_still(source, output)
@@ -334,8 +489,8 @@ class ZoomPlan(engine.Plan):
         self.picture = fit_max_size(picture.astype(np.float32), settings.dream.max_size)
         h, w = self.picture.shape[:2]
         self.size = (w, h)
-        self.path = plan_zoom((w, h), settings, keyframes=keyframes,
-                              default_layers=_default_layers(settings.dream))
+        self.path = plan_zoom((w, h), settings, keyframes=keyframes, default_layers=_default_layers(settings.dream),
+                              audio=audio)
         self.settings, self.end = self.path.settings, self.path.n_frames
         self.fps, self.seed = parse_fps(settings.zoom.fps), settings.dream.seed
 
@@ -357,6 +512,10 @@ class ZoomPlan(engine.Plan):
             yield engine.Item(i, previous)
 
     def finish(self, ctx: engine.Context) -> engine.Result:
-        ctx.store.finish(self.output, fps=self.fps, crf=self.settings.video.crf, keep=ctx.keep)
+        sound, k = self.path.sound, self.settings.zoom.interpolate
+        ctx.store.finish(self.output, fps=self.fps * k, crf=self.settings.video.crf, keep=ctx.keep, interpolate=k,
+                         audio_source=sound.path if sound is not None else None, audio_start=0.0,
+                         audio_duration=float(self.end / self.fps))
+        write_params(self.output, schedule(self.path))
         return engine.Result(self.output, self.mode, self.end, ctx.rendered, ctx.resumed_from, ctx.elapsed,
-                             ctx.store.path if ctx.keep else None, fps=self.fps, size=self.size)
+                             ctx.store.path if ctx.keep else None, fps=self.fps * k, size=self.size)

@@ -1,0 +1,163 @@
+"""Item 6: coherence of `dreamvid video` (default preset) on every kind of footage (issue 8).
+
+For each clip kind of bench/clips.py: render it with the `video` preset, then measure with
+`dreamvid coherence` (render/measure.py): short-term warping error over the source's,
+long-term (t against t - k), dream strength (later frames over the first, each shot's first
+over its median, p90/p10), brightness offset; and the same first frames dreamed
+independently (`--flow none`, the full dream on every frame: slow, so fewer frames), whose
+warping error is what coherence removes. Time per frame counts the frames after the first
+(the first is a full still dream, the same with either method).
+
+`python -m bench.coherence [--kinds a,b] [--frames N] [--json PATH]` runs it alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from . import clips
+
+FRAMES = 30  # per clip (quick: 16)
+INDEPENDENT_FRAMES = 6  # frames dreamed with --flow none for the output/independent ratio
+LONG_FRAMES = 300  # the brightness-trend clip (still scene), only without --quick
+LONG_SIZE = (128, 80)  # px, for the 300-frame clip
+PRESET = "video"
+TARGETS = {"vs_source": 2.0, "vs_independent": 0.1, "later_over_first": 0.6, "first_over_median": 1.3,
+           "p90_over_p10": 1.5, "brightness_levels": 3.0}
+
+
+def _render(src: Path, out: Path, settings) -> tuple[object, float]:
+    """(VideoResult, seconds per frame after the first)."""
+    from dreamvid.render import render_video
+
+    marks = []
+
+    def progress(p):
+        if p.rendered in (1, ):
+            marks.append(time.perf_counter())
+
+    r = render_video(src, out, settings, progress=progress)
+    later = (time.perf_counter() - marks[0]) / max(r.rendered - 1, 1) if marks else float("nan")
+    return r, later
+
+
+def measure_clip(kind: str, folder: Path, settings, n: int, n_ind: int, size=clips.SIZE) -> dict:
+    from dreamvid.render.measure import coherence
+
+    src = clips.write(kind, folder / f"{kind}.mp4", n, size)
+    out = folder / f"{kind}_dream"  # a folder of PNG frames: no second lossy encode in the measurement
+    _, per_frame = _render(src, out, settings)
+    c = coherence(src, out)
+    row = {"kind": kind, "frames": n, "seconds_per_frame": round(per_frame, 4),
+           "warping_error": c["warping_error"], "vs_source": c["ratio_to_source"],
+           "long_term": c["long_term"]["ratio_to_source"], "long_term_error": c["long_term"]["warping_error"],
+           "strength": {k: v for k, v in c["strength"].items() if k != "per_frame"},
+           "strength_per_frame": c["strength"]["per_frame"], "brightness": c["brightness"]}
+    if n_ind:
+        ind_settings = replace(settings, video=replace(settings.video, flow="none"))
+        ind = folder / f"{kind}_independent"
+        from dreamvid.render import render_video
+
+        render_video(src, ind, ind_settings, end=n_ind)
+        ci, cf = coherence(src, ind, max_frames=n_ind), coherence(src, out, max_frames=n_ind)
+        row["vs_independent"] = cf["warping_error"]["output"] / ci["warping_error"]["output"]
+        row["independent_vs_source"] = ci["ratio_to_source"]
+        row["independent_strength"] = ci["strength"]["median"]
+    return row
+
+
+def measure(quick: bool = False, kinds=clips.KINDS, frames: int | None = None, independent: int | None = None,
+            long: bool | None = None, folder: Path | None = None, video: dict | None = None,
+            dream: dict | None = None) -> dict:
+    from dreamvid import presets
+
+    settings = presets.resolve(PRESET, dream=dream or {}, video=video or {})
+    n = frames or (16 if quick else FRAMES)
+    n_ind = INDEPENDENT_FRAMES if independent is None else independent
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(folder or tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
+        for kind in kinds:
+            t = time.perf_counter()
+            rows.append(measure_clip(kind, tmp, settings, n, n_ind))
+            print(f"[bench] coherence {kind}: {_short(rows[-1])} ({time.perf_counter() - t:.0f} s)",
+                  file=sys.stderr, flush=True)
+        result = {"preset": PRESET, "size": list(clips.SIZE), "frames": n, "independent_frames": n_ind,
+                  "rows": rows, "targets": TARGETS}
+        if long if long is not None else not quick:
+            from dreamvid.render import render_video
+            from dreamvid.render.measure import coherence
+
+            src = clips.write("still", tmp / "long.mp4", LONG_FRAMES, LONG_SIZE)
+            render_video(src, tmp / "long_dream", settings)
+            c = coherence(src, tmp / "long_dream")
+            result["long_still"] = {"frames": LONG_FRAMES, "size": list(LONG_SIZE), "brightness": c["brightness"],
+                                    "strength": {k: v for k, v in c["strength"].items() if k != "per_frame"},
+                                    "vs_source": c["ratio_to_source"]}
+    result["hit"] = _hits(result)
+    return result
+
+
+def _short(row: dict) -> str:
+    s = row["strength"]
+    ind = f", vs independent {row['vs_independent']:.3f}" if "vs_independent" in row else ""
+    return (f"vs source {row['vs_source']:.2f}x{ind}, long-term {row['long_term']:.2f}x, strength "
+            f"{s['later_over_first']:.2f}, first/median {s['first_over_median']:.2f}, p90/p10 {s['p90_over_p10']:.2f}, "
+            f"brightness range {row['brightness']['range']:.2f}, {row['seconds_per_frame']:.3f} s/frame")
+
+
+def _hits(result: dict) -> dict:
+    t = TARGETS
+    rows = result["rows"]
+    hit = {
+        "vs_source": all(r["vs_source"] <= t["vs_source"] for r in rows),
+        "vs_independent": all(r.get("vs_independent", 0) <= t["vs_independent"] for r in rows),
+        "later_over_first": all(r["strength"]["later_over_first"] >= t["later_over_first"] for r in rows),
+        "first_over_median": all(r["strength"]["first_over_median"] <= t["first_over_median"] for r in rows),
+        "p90_over_p10": all(r["strength"]["p90_over_p10"] <= t["p90_over_p10"] for r in rows),
+    }
+    if "long_still" in result:
+        b = result["long_still"]["brightness"]
+        hit["brightness"] = b["max_abs"] <= t["brightness_levels"] and abs(b["trend_per_100_frames"]) <= 1.0
+    return hit
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.coherence", description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", default=",".join(clips.KINDS))
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--independent", type=int, default=None, help="frames dreamed with --flow none (0: skip)")
+    parser.add_argument("--long", action="store_true", help="also the 300-frame brightness clip")
+    parser.add_argument("--keep", type=Path, default=None, help="keep clips and renders in this folder")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a [video] (or dream.KEY) setting of the preset, for ablations")
+    args = parser.parse_args(argv)
+    from dreamvid.models import setup_tensorflow
+
+    setup_tensorflow()
+    video, dream = {}, {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        value = json.loads(value) if value not in ("dis", "farneback", "none", "fast", "medium", "ultrafast") else value
+        (dream if key.startswith("dream.") else video)[key.removeprefix("dream.")] = value
+    r = measure(kinds=[k for k in args.kinds.split(",") if k], frames=args.frames, independent=args.independent,
+                long=args.long, folder=args.keep, video=video, dream=dream)
+    for row in r["rows"]:
+        print(f"{row['kind']:10s} {_short(row)}")
+    if "long_still" in r:
+        print("long still:", json.dumps(r["long_still"]))
+    print("hit:", r["hit"])
+    if args.json:
+        args.json.write_text(json.dumps(r, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""The web studio (dreamvid/web): API mechanics with the tiny network, one end-to-end still with
+the bundled model, cancel/resume/restart, the queue, and each security measure; then a real
+browser (Debian's Chromium, headless, through its chromedriver) dreaming a still on the page.
+
+The API is driven through FastAPI's test client (its Host is a loopback address, as a browser
+on this machine sends); a real uvicorn on a free loopback port serves the streaming-upload and
+browser tests. Every wait is bounded in time.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import shlex
+import shutil
+import struct
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'dreamvid[web]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from dreamvid.web import uploads  # noqa: E402
+from dreamvid.web.jobs import Studio  # noqa: E402
+from dreamvid.web.server import Guard, create_app, running  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.jpg"
+LOCAL = "http://127.0.0.1:7860"
+TINY = {"model": "tiny", "params": {"iterations": 2, "num_octave": 2, "max_size": 64}}
+WAIT = 60.0  # s; the longest any job here may take on a 2-core CPU
+
+
+@pytest.fixture
+def studio(tmp_path, tiny):
+    s = Studio(tmp_path / "data", {"tiny": tiny})
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(studio):
+    studio.start()
+    return TestClient(create_app(studio), base_url=LOCAL)
+
+
+def upload(client, data: bytes | Path = SAMPLE, name: str = "chelsea.jpg"):
+    body = data.read_bytes() if isinstance(data, Path) else data
+    return client.post("/api/uploads", content=body, headers={"X-Filename": name})
+
+
+def submit(client, mode: str = "image", **request) -> dict:
+    token = upload(client).json()["upload"]
+    r = client.post("/api/jobs", json={"upload": token, "mode": mode, **TINY, **request})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def wait(client, job_id: str, until=("done", "failed", "cancelled"), timeout: float = WAIT) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in until:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid little PNG whose header claims width x height (a decompression bomb's shape)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+# ---- what the page offers -------------------------------------------------------------------
+
+def test_options_list_modes_presets_models_and_parameters_with_ranges(client):
+    o = client.get("/api/options").json()
+    assert [m["name"] for m in o["modes"]] == ["image", "video", "zoom", "timelapse", "sweep"]
+    assert {"classic", "coral"} <= {p["name"] for p in o["presets"]}
+    assert {"efficientnet_lite0", "tiny"} <= {m["name"] for m in o["models"]}
+    step = next(p for p in o["params"] if p["name"] == "step")
+    assert step["flag"] == "--step" and step["min"] > 0 and step["max"] >= 0.05
+    octaves = next(p for p in o["params"] if p["name"] == "num_octave")
+    assert (octaves["min"], octaves["max"]) == (1, 20)
+    defaults = client.get("/api/defaults", params={"mode": "image", "preset": "coral"}).json()
+    assert defaults["step"] == 0.02 and defaults["model"] == "efficientnet_lite0"
+
+
+def test_layers_are_listed_from_the_model(client):
+    layers = client.get("/api/models/tiny/layers").json()
+    assert [entry["name"] for entry in layers if entry["name"].startswith("conv")] == ["conv1", "conv2", "conv3"]
+    assert [entry["name"] for entry in layers if entry["default"]] == ["conv2"]
+    assert client.get("/api/models/nope/layers").status_code == 404
+
+
+# ---- jobs ---------------------------------------------------------------------------------------
+
+def test_a_still_is_dreamed_with_progress_preview_toml_and_the_equivalent_command(client, studio, tmp_path):
+    from typer.testing import CliRunner
+
+    from dreamvid import presets
+    from dreamvid.cli import app
+    from dreamvid.media import read_image
+
+    job = submit(client, params={"iterations": 6, "num_octave": 2, "max_size": 96})  # 2 octaves of >= 32 px
+    seen = []
+    deadline = time.monotonic() + WAIT
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job['id']}").json()
+        seen.append(job["progress"])
+        time.sleep(0.005)
+    assert job["status"] == "done", job
+    assert job["progress"]["preview"] == 2  # one picture after each octave
+    assert any(0 < p.get("fraction", 0) < 1 and p.get("total_steps") == 12 for p in seen), seen
+    out = client.get(f"/api/jobs/{job['id']}/files/output")
+    assert out.status_code == 200 and out.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/api/jobs/{job['id']}/files/preview").content[:3] == b"\xff\xd8\xff"
+    download = client.get(f"/api/jobs/{job['id']}/files/output?download=1")
+    assert download.headers["content-disposition"].startswith("attachment")
+
+    folder = studio.folder(job["id"])
+    record = json.loads((folder / "job.json").read_text())
+    assert record["status"] == "done" and record["command"] == job["command"]
+    resolved = presets.resolve(str(folder / "settings.toml"))  # the TOML is a usable preset
+    assert (resolved.dream.iterations, resolved.dream.max_size) == (6, 96)
+
+    words = shlex.split(job["command"])
+    assert words[:2] == ["dreamvid", "image"]
+    again = tmp_path / "again.png"
+    words[words.index("-o") + 1] = str(again)
+    result = CliRunner().invoke(app, ["-q", *words[1:]])
+    assert result.exit_code == 0, result.output
+    web = read_image(folder / "output" / job["output"])
+    assert np.array_equal(read_image(again), web)  # the command is the same render
+
+    token = upload(client).json()["upload"]  # the TOML, pasted back as a preset, makes the same picture
+    r = client.post("/api/jobs", json={"upload": token, "mode": "image", "toml": job["settings_toml"]})
+    assert r.status_code == 201, r.text
+    reused = wait(client, r.json()["id"])
+    assert np.array_equal(read_image(studio.folder(reused["id"]) / "output" / reused["output"]), web)
+
+
+@pytest.mark.slow
+def test_end_to_end_with_the_bundled_model(client):
+    job = submit(client, model=None, params={"iterations": 1, "num_octave": 1, "max_size": 64})
+    job = wait(client, job["id"])
+    assert job["status"] == "done", job
+    assert "efficientnet_lite0" in job["settings_toml"]
+    assert client.get(f"/api/jobs/{job['id']}/files/output").status_code == 200
+
+
+def test_a_clip_is_dreamed_in_video_mode(client, studio, make_clip):
+    clip, frames = make_clip("clip.mp4", n=6, width=64, height=48)
+    token = upload(client, clip, "clip.mp4").json()
+    assert (token["kind"], token["frames"], token["width"]) == ("video", 6, 64)
+    r = client.post("/api/jobs", json={"upload": token["upload"], "mode": "video", "model": "tiny",
+                                       "layers": {"conv2": 1.0}, "params": {"iterations": 1, "num_octave": 1,
+                                                                            "frame_iterations": 1, "blend": 0.5}})
+    assert r.status_code == 201, r.text
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["result"]["items"] == 6 and job["output"] == "clip.dream.mp4"
+    assert "--blend 0.5" in job["command"] and "--layer conv2:1" in job["command"]
+    assert client.get(f"/api/jobs/{job['id']}/files/output").content[4:8] == b"ftyp"
+
+
+def _stop_after(studio, items: int, how):
+    """Make the studio's worker call how(job) once the first run of a job has finished `items` items."""
+    report = studio._progress
+
+    def progress(job, p):
+        if p.stage == "item" and p.done == items and job.runs == 1:
+            how(job)
+        report(job, p)
+
+    studio._progress = progress
+
+
+ZOOM = {"layers": {"conv2": 1.0}, "params": {"iterations": 1, "num_octave": 1, "max_size": 64, "frame_iterations": 1,
+                   "frame_num_octave": 1, "fps": "8", "duration": 1.0}}
+
+
+def test_cancel_keeps_finished_frames_and_resume_continues(client, studio):
+    owner = []
+    _stop_after(studio, 3, lambda job: studio.cancel(owner[0], job.id))  # what POST .../cancel calls
+    job = submit(client, "zoom", **ZOOM)
+    owner.append(studio.jobs[job["id"]].owner)
+    job = wait(client, job["id"])
+    assert job["status"] == "cancelled", (job["error"], job["hint"])
+    folder = studio.folder(job["id"])
+    work = folder / "output" / (job["output"] + ".dreamvid-work")
+    assert len(list(work.glob("frame_*.png"))) == 3 and not (folder / "output" / job["output"]).exists()
+    assert client.get(f"/api/jobs/{job['id']}/files/preview").status_code == 200  # the newest finished frame
+
+    assert client.post(f"/api/jobs/{job['id']}/resume").json()["status"] == "queued"
+    job = wait(client, job["id"])
+    assert job["status"] == "done", job
+    assert job["result"]["resumed_from"] == 3 and job["result"]["rendered"] == 5 and job["result"]["items"] == 8
+
+
+def test_a_restarted_server_resumes_unfinished_jobs(client, studio, tiny):
+    def shut_down(job):  # what stop() does on Ctrl-C, from inside the worker (stop() would wait for it)
+        studio.stopping = True
+        job.cancel.set()
+
+    _stop_after(studio, 2, shut_down)
+    first = submit(client, "zoom", **ZOOM)
+    deadline = time.monotonic() + WAIT
+    while studio.jobs[first["id"]].finished is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    studio.stop()
+    assert json.loads((studio.folder(first["id"]) / "job.json").read_text())["status"] == "queued"
+
+    again = Studio(studio.data, {"tiny": tiny})  # a new server on the same --data
+    again.start()
+    try:
+        client2 = TestClient(create_app(again), base_url=LOCAL, cookies=client.cookies)
+        job = wait(client2, first["id"])
+        assert job["status"] == "done", job
+        assert job["runs"] == 2 and job["result"]["resumed_from"] == 2
+    finally:
+        again.stop()
+
+
+def test_the_queue_runs_one_job_at_a_time_in_order(client, studio):
+    running_now, most = [0], [0]
+    run = studio._run
+
+    def counted(job):
+        running_now[0] += 1
+        most[0] = max(most[0], running_now[0])
+        try:
+            run(job)
+        finally:
+            running_now[0] -= 1
+
+    studio._run = counted
+    ids = [submit(client)["id"] for _ in range(3)]
+    jobs = [wait(client, i) for i in ids]
+    assert [j["status"] for j in jobs] == ["done"] * 3 and most[0] == 1
+    for a, b in zip(jobs, jobs[1:]):
+        assert a["finished"] <= b["started"]
+
+
+def test_a_queued_job_is_cancelled_at_once(client, studio):
+    studio.stop()  # no worker: the job stays queued
+    job = submit(client)
+    assert client.post(f"/api/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+
+
+def test_bad_settings_are_refused_in_the_librarys_words(client):
+    token = upload(client).json()["upload"]
+    r = client.post("/api/jobs", json={"upload": token, "mode": "image", "params": {"octave_scale": 0.8}})
+    assert r.status_code == 400 and r.json()["error"] == "octave_scale must be > 1.0 (got 0.8)"
+    r = client.post("/api/jobs", json={"upload": token, "mode": "image", "params": {"blend": 0.5}})
+    assert r.status_code == 400 and "'blend' is not a parameter of image" in r.json()["error"]
+    r = client.post("/api/jobs", json={"upload": token, "mode": "video"})
+    assert r.status_code == 400 and "made from a clip" in r.json()["error"]
+
+
+# ---- security: the guard ------------------------------------------------------------------------
+
+def test_loopback_needs_no_token_but_a_loopback_host_header(client):
+    assert client.get("/api/options").status_code == 200
+    rebound = client.get("/api/options", headers={"Host": "evil.example:7860"})  # DNS rebinding
+    assert rebound.status_code == 421
+
+
+def test_any_other_address_requires_the_token(studio):
+    guard = Guard("0.0.0.0")
+    assert guard.token and not guard.loopback and Guard("::1").token is None
+    app = create_app(studio, host="0.0.0.0", token="s3cret-token-for-the-test")
+    lan = TestClient(app, base_url="http://192.168.1.20:7860", follow_redirects=False)
+    assert lan.get("/api/options").status_code == 401
+    assert lan.get("/").status_code == 401
+    assert lan.get("/?token=wrong").status_code == 401
+    assert lan.get("/api/options", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    first = lan.get("/?token=s3cret-token-for-the-test")  # the printed URL: kept in a cookie, then a clean URL
+    assert first.status_code == 303 and first.headers["location"] == "/"
+    assert "httponly" in first.headers["set-cookie"].lower() and "samesite=strict" in first.headers["set-cookie"].lower()
+    assert lan.get("/api/options").status_code == 200
+    api = TestClient(app, base_url="http://192.168.1.20:7860")  # a script, without the cookie
+    assert api.get("/api/options", headers={"Authorization": "Bearer s3cret-token-for-the-test"}).status_code == 200
+
+
+def test_requests_from_another_site_are_refused(client):
+    token = upload(client).json()["upload"]
+    r = client.post("/api/jobs", json={"upload": token, "mode": "image"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+
+
+# ---- security: uploads ----------------------------------------------------------------------------
+
+def test_uploads_over_the_size_limit_are_refused(tmp_path, tiny):
+    studio = Studio(tmp_path / "small", max_upload_mb=0.01)  # 10 kB
+    client = TestClient(create_app(studio), base_url=LOCAL)
+    r = upload(client)  # 24 kB, announced by Content-Length: refused before it is read
+    assert r.status_code == 413 and "larger than 0.01 MB" in r.json()["error"]
+    with running(studio) as url:  # streamed without a length: refused as it passes the limit
+        host, port = url.split("/")[2].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        chunks = (b"\xff" * 4096 for _ in range(64))
+        conn.request("POST", "/api/uploads", body=chunks, headers={"X-Filename": "big.jpg"}, encode_chunked=True)
+        assert conn.getresponse().status == 413
+        conn.close()
+    assert list((studio.uploads_dir).iterdir()) == []  # nothing left behind
+
+
+@pytest.mark.parametrize("name, data, status", [
+    ("program.exe", b"MZ\x90\x00", 415),
+    ("noextension", b"\xff\xd8\xff", 415),
+    ("notes.png", b"just some text, not a picture", 415),
+    ("clip.mp4", SAMPLE.read_bytes(), 415),  # a JPEG named as a clip
+])
+def test_uploads_of_the_wrong_type_are_refused(client, studio, name, data, status):
+    r = upload(client, data, name)
+    assert r.status_code == status, r.text
+    assert list(studio.uploads_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("width, height", [(50_000, 50_000), (10_000, 10_000), (8_000, 7_000)])
+def test_decompression_bombs_are_refused_from_their_header(client, width, height):
+    r = upload(client, png_header(width, height), "bomb.png")
+    assert r.status_code == 413, r.text
+
+
+def test_a_picture_within_the_limits_is_accepted_by_its_header(client):
+    r = upload(client, png_header(640, 480), "ok.png")
+    assert r.status_code == 200 and r.json()["width"] == 640
+
+
+# ---- security: paths ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given, stored", [
+    ("../../etc/passwd.png", "passwd.png"),
+    ("..\\..\\windows\\win.ini.jpg", "win.ini.jpg"),
+    ("/absolute/path/photo.JPG", "photo.jpg"),
+    ("%2e%2e%2f%2e%2e%2fescape.png", "escape.png"),  # URL-encoded ../ (the header is decoded once)
+    ("%252e%252e%252fliteral.png", "2e_2e_2fliteral.png"),  # encoded twice: decoded once, a plain name
+    (".hidden.png", "hidden.png"),
+    ("ph\u00f6to <script>.png", "ph_to__script.png"),
+])
+def test_upload_names_are_sanitised(client, studio, given, stored):
+    from urllib.parse import quote
+
+    r = client.post("/api/uploads", content=png_header(64, 64), headers={"X-Filename": quote(given, safe="%")})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == stored
+    path = studio.uploads[r.json()["upload"]][1].path
+    assert path.parent.parent == studio.uploads_dir and path.name == stored
+
+
+def test_inside_refuses_paths_that_leave_their_folder(tmp_path):
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "out").symlink_to(tmp_path)
+    assert uploads.inside(root, "a", "b.png") == (root / "a" / "b.png").resolve()
+    for parts in (("..", "x"), ("/etc/passwd",), ("a", "..", "..", "x"), ("out", "x")):
+        with pytest.raises(uploads.UploadRefused):
+            uploads.inside(root, *parts)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/jobs/..%2f..%2fetc%2fpasswd/files/output",
+    "/api/jobs/%2e%2e/files/input",
+    "/api/jobs/{id}/files/..%2fjob.json",
+    "/api/jobs/{id}/files/%2fetc%2fpasswd",
+    "/api/jobs/{id}/files/settings.toml",
+    "/static/..%2f..%2fjobs.py",
+    "/static/%2e%2e/server.py",
+])
+def test_paths_in_requests_reach_nothing_outside_the_job(client, studio, path):
+    studio.stop()
+    job = submit(client)
+    r = client.get(path.replace("{id}", job["id"]))
+    assert r.status_code == 404, (path, r.status_code, r.text[:200])
+
+
+@pytest.mark.parametrize("request_", [
+    {"model": "/etc/passwd.keras"},
+    {"model": "../models/tiny0.keras"},
+    {"preset": "../presets/classic.toml"},
+    {"preset": "/etc/hosts.toml"},
+    {"toml": '[dream]\nweights = "/etc/passwd"\n'},
+    {"toml": '[sweep]\nsave_cells = "/tmp/out"\n'},
+    {"toml": '[dream]\nmodel = "/etc/passwd.keras"\n'},
+    {"params": {"weights": "/etc/passwd"}},
+])
+def test_a_request_cannot_name_a_file_on_the_server(client, request_):
+    token = upload(client).json()["upload"]
+    r = client.post("/api/jobs", json={"upload": token, "mode": "image", **request_})
+    assert r.status_code == 400, r.text
+
+
+def test_one_clients_jobs_and_files_are_invisible_to_another(client, studio):
+    job = wait(client, submit(client)["id"])
+    mine = upload(client).json()["upload"]
+    other = TestClient(create_app(studio), base_url=LOCAL)  # another browser: its own client key
+    assert other.get("/api/jobs").json() == []
+    for path in (f"/api/jobs/{job['id']}", f"/api/jobs/{job['id']}/files/output",
+                 f"/api/jobs/{job['id']}/files/input"):
+        assert other.get(path).status_code == 404
+    assert other.post(f"/api/jobs/{job['id']}/cancel").status_code == 404
+    r = other.post("/api/jobs", json={"upload": mine, "mode": "image"})  # someone else's upload token
+    assert r.status_code == 404
+    assert client.get(f"/api/jobs/{job['id']}/files/output").status_code == 200
+
+
+# ---- the command ------------------------------------------------------------------------------------
+
+def test_serve_without_the_web_extra_says_what_to_install(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from dreamvid.cli import app
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if it were not installed
+    result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "d"), "--port", "0"])
+    assert result.exit_code == 2
+    assert 'pip install "dreamvid[web]"' in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_serve_on_another_address_prints_a_url_with_its_token(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from dreamvid.cli import app
+    from dreamvid.web import server
+
+    served = {}
+    monkeypatch.setattr(server, "bind", lambda host, port: served.setdefault("sock", server.socket.socket()))
+
+    def serve(studio, sock, *, host, token, ready):  # nothing is bound: the guard is built as it would be
+        guard = Guard(host, token)
+        served["guard"] = guard
+        ready(f"http://{host}:7860/?token={guard.token}")
+
+    monkeypatch.setattr(server, "serve", serve)
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--data", str(tmp_path / "d")])
+    served["sock"].close()
+    assert result.exit_code == 0, result.output
+    assert f"?token={served['guard'].token}" in result.output and not served["guard"].loopback
+
+
+# ---- a real browser --------------------------------------------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1400,1000")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver "
+                    "(apt-get install chromium chromium-driver; .ci/run installs them)")
+def test_a_browser_uploads_a_photo_dreams_it_and_sees_the_result(tmp_path, tiny):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    studio = Studio(tmp_path / "data")  # the bundled default model
+    with running(studio) as url:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # no driver download
+        try:
+            driver.set_page_load_timeout(30)
+            driver.get(url)
+            wait = WebDriverWait(driver, WAIT)
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#layers input[type=checkbox]:checked"))
+            driver.find_element(By.ID, "file").send_keys(str(SAMPLE))
+            wait.until(lambda d: d.find_element(By.ID, "dream").is_enabled())
+            for name, value in (("max_size", "128"), ("iterations", "3"), ("num_octave", "2"), ("step", "0.05")):
+                driver.find_element(By.CSS_SELECTOR, f"#params [name={name}]").send_keys(value)
+            driver.find_element(By.ID, "dream").click()
+            wait.until(lambda d: d.execute_script(
+                "const i = document.querySelector('.job[data-status=done] img.result');"
+                "return i !== null && !i.hidden && i.complete && i.naturalWidth > 0"))
+            size = driver.execute_script("const i = document.querySelector('img.result');"
+                                         "return [i.naturalWidth, i.naturalHeight]")
+            assert size == [128, 85]  # chelsea.jpg (451x300) dreamed at max_size 128
+            assert "made in" in driver.find_element(By.CSS_SELECTOR, ".job .info").text
+            for details in driver.find_elements(By.CSS_SELECTOR, ".job details"):
+                details.click()
+            driver.execute_script("window.scrollTo(0, 0)")
+            shot = tmp_path / "studio.png"
+            driver.save_screenshot(str(shot))
+            assert shot.stat().st_size > 10_000
+            print(f"screenshot: {shot}")
+        finally:
+            driver.quit()
