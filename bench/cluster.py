@@ -1,4 +1,4 @@
-"""Item 6: the video on a local Ray cluster against one process on the same cores (issue 13).
+"""Item 8 (cluster): the video on a local Ray cluster against one process on the same cores (issue 13).
 
 - seams: samples/bunny.mp4 at --max-size 160, frames [0, FRAMES), preset `video`, split into
   CHUNKS chunks on 2 workers, for each overlap in OVERLAPS, the overlap frames dropped
