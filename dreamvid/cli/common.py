@@ -215,6 +215,24 @@ def resume_command(ctx: typer.Context, drop: tuple[str, ...] = ("restart",)) -> 
     return shlex.join(words)
 
 
+CLUSTER_PANEL = "Cluster (Ray)"
+
+
+def workers_option():
+    """--workers N: render on a Ray cluster, N tasks at once (render/cluster.py)."""
+    return Annotated[Optional[int], typer.Option(
+        "--workers", "-w", show_default=False, rich_help_panel=CLUSTER_PANEL,
+        help="Render on a Ray cluster with N workers (a local one unless --ray): one per GPU, or the CPU "
+             "cores split between them. Needs: pip install 'dreamvid\\[ray]'.")]
+
+
+def ray_option():
+    """--ray ADDRESS|auto: join a running Ray cluster."""
+    return Annotated[Optional[str], typer.Option(
+        "--ray", show_default=False, rich_help_panel=CLUSTER_PANEL,
+        help="Join a running Ray cluster: auto (the one `ray start` made here) or HOST:PORT.")]
+
+
 def restart_option(panel: str, what: str = "frames"):
     """The --restart flag of the renders that resume from a work folder."""
     return Annotated[bool, typer.Option("--restart", rich_help_panel=panel,
@@ -368,8 +386,15 @@ def _frame_info(p) -> str:
         return "encoding"
     if p.stage == "item":
         cut = " (new shot)" if p.restarted and p.rendered > 1 else ""
-        return f"frame {p.index}{cut}, {p.fps:.2f} fps"
-    return p.info
+        return f"frame {p.index}{cut}, {p.fps:.2f} fps" + _rates(p)
+    return p.info + _rates(p)
+
+
+def _rates(p) -> str:
+    """A cluster render's workers: ' · 2 workers 0.41+0.39/s'."""
+    if not p.rates:
+        return ""
+    return f" · {len(p.rates)} worker{'s' * (len(p.rates) != 1)} " + "+".join(f"{r:.2f}" for r in p.rates) + "/s"
 
 
 def dream_flags(dream: dict) -> dict:

@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import interruption_exit_code
-from .common import RenderBar, dream_flags, error_text, fail, handle_errors, resume_command, with_dream_options
+from .common import (RenderBar, dream_flags, error_text, fail, handle_errors, ray_option, resume_command,
+                     with_dream_options, workers_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -25,6 +26,8 @@ def image(
              "photos or a folder: a folder (created if needed) that receives NAME.dream.png for each.")] = None,
     skip_existing: Annotated[bool, typer.Option(
         "--skip-existing", help="Leave results that already exist alone (resumes an interrupted batch).")] = False,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -54,7 +57,7 @@ def image(
 
     try:
         result = render_images(sources, output, preset=preset, progress=progress, skip_existing=skip_existing,
-                               **dream_flags(dream))
+                               workers=workers, ray=ray, **dream_flags(dream))
     except KeyboardInterrupt as e:
         bar.stop()
         if len(sources) == 1 and not sources[0].is_dir():

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import SettingsError
 from .common import (RenderBar, default_output, dream_flags, handle_errors, interrupted, keep_frames_option,
-                     restart_option, with_dream_options, work_dir_option)
+                     ray_option, restart_option, with_dream_options, work_dir_option, workers_option)
 
 VIDEO_PANEL = "Video"
 OUTPUT_PANEL = "Output and resume"
@@ -66,6 +66,8 @@ def video(
     restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
+    workers: workers_option() = None,
+    ray: ray_option() = None,
     dream: dict = None,
     preset: Optional[str] = None,
 ) -> None:
@@ -84,7 +86,8 @@ def video(
                                   flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
                                   frame_num_octave=frame_num_octave, temporal_weight=temporal_weight,
                                   strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf,
-                                  keep_audio=keep_audio, interpolate=interpolate, cadence=cadence)
+                                  keep_audio=keep_audio, interpolate=interpolate, cadence=cadence,
+                                  workers=workers, ray=ray)
         except KeyboardInterrupt:
             bar.stop()
             interrupted(ctx, output, work_dir)

@@ -2,6 +2,7 @@
 
 engine.py     the skeleton: Plan, Progress, Result; store, resume, range, progress, clean-up
 workdir.py    the work folder: render.json manifest, atomic PNG items, lock
+cluster.py    the same renders on a Ray cluster (--workers, --ray): workers make items, the driver stores
 video.py      render_video: optical-flow-guided dreaming of a clip
 zoom.py       render_zoom: the infinite-zoom animation along a trajectory
 timelapse.py  render_timelapse: the dream as iterations grow

@@ -63,6 +63,7 @@ class Progress:
     restarted: bool = False  # video: this frame started the chain anew (first frame, scene cut)
     info: str = ""  # a few words for a person: "cell 3/4 (step = 0.02), octave 2/3, loss 1.20"
     failed: bool = False  # "item": this item could not be made and was skipped (info says why)
+    rates: tuple[float, ...] = ()  # a render on a cluster (cluster.py): items per second of each worker
 
     @property
     def fps(self) -> float:
@@ -124,6 +125,7 @@ class Plan:
     fps: Fraction = Fraction(1)  # recorded in the manifest (the clip's rate, or 1)
     seed: int = 0
     output: Path
+    finish_needs_prepare: bool = True  # finish() uses what prepare() loads (a cluster's driver prepares first)
 
     def prepare(self) -> None:
         """Load what the work needs (the network), after the plan is checked, before the store opens."""
@@ -239,11 +241,26 @@ def render(plan: Plan, *, progress: ProgressFn | None = None, work_dir=None, res
         return plan.finish(ctx)
 
 
-def make_items(plan: Plan, indices: Iterable[int]) -> Iterator[Item]:
-    """A plan's items made in memory, with no store: for a process that hands them on."""
+def make_items(plan: Plan, indices: Iterable[int], given: Mapping[int, np.ndarray] | None = None) -> Iterator[Item]:
+    """A plan's items made in memory, with no store: for a process that hands them on.
+
+    given: {index: (H, W, 3) uint8} items the plan may read; a chained plan whose first index
+    has its predecessor given continues from it, otherwise it starts a fresh chain there.
+    Stops after the last index even where the plan's generator would go on (a chained plan
+    runs to its end).
+    """
     plan.prepare()
-    ctx = Context(plan, _NoStore(), None, sorted(indices))
-    yield from plan.make(ctx.todo, ctx)
+    ctx = Context(plan, _NoStore(given or {}), None, sorted(indices))
+    if not ctx.todo:
+        return
+    made = plan.make(ctx.todo, ctx)
+    try:
+        for item in made:
+            yield item
+            if item.index >= ctx.todo[-1]:
+                return
+    finally:
+        made.close()
 
 
 def _todo(plan: Plan, store, items: Iterable[int] | None) -> list[int]:
@@ -294,14 +311,24 @@ def _remove_if_empty(store) -> None:
 
 
 class _NoStore:
+    """make_items' store: nothing but the items it was given."""
+
+    def __init__(self, given: Mapping[int, np.ndarray]):
+        self._given = dict(given)
+
     def done_indices(self) -> list[int]:
         return []
 
     def has(self, index: int) -> bool:
-        return False
+        return index in self._given
 
     def read(self, index: int) -> np.ndarray:
-        raise KeyError(f"item {index} is not in memory: make_items renders chained plans from their start")
+        if index not in self._given:
+            raise KeyError(f"item {index} is not in memory: give make_items the item before a chained range")
+        return self._given[index]
+
+    def set_end(self, end: int) -> None:
+        pass  # a source that ended early: the items made say so by being fewer
 
 
 class _Writer:

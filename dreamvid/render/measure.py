@@ -52,7 +52,8 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
 
     Returns {"source", "output", "flow", "frames", "pairs", "skipped_cuts", "size": [w, h],
     "resized": str | None, "warping_error": {"output": float, "source": float},
-    "ratio_to_source": float, "start": int, "notes": [str], "long_term": {"k", "pairs",
+    "ratio_to_source": float, "pair_errors": [[i, output error of the pair (i - 1, i)]],
+    "start": int, "notes": [str], "long_term": {"k", "pairs",
     "warping_error": {...}, "ratio_to_source"}, "strength": {...}, "brightness": {...}} (see
     `_strength_summary`, `_brightness_summary`). Errors are mean squared differences of [0, 1]
     images. `notes` says when the frame counts differ or the output does not look like a
@@ -89,6 +90,7 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
                 into[key].append(err)
 
     pairs = cuts = 0
+    per_pair: list[list] = []  # [i, output warping error of the pair (i - 1, i)]: where a seam would show
     first_pair = None
     with closing(sources), closing(out_frames):
         for i, ((_, src), out) in enumerate(zip(sources, out_frames)):
@@ -104,7 +106,10 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
                     cuts += 1
                     shot_starts.append(i)
                 else:
+                    before = len(errors["output"])
                     pair_errors(prev_src, prev_out, src, out, errors)
+                    if len(errors["output"]) > before:
+                        per_pair.append([i, errors["output"][-1]])
                     pairs += 1
             shot = len(shot_starts) - 1
             if len(history) == LONG_TERM_K and history[0][2] == shot:  # history[0] is frame i - k
@@ -120,7 +125,7 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
         "source": str(src_info.path), "output": str(output_path), "flow": flow, "frames": n,
         "pairs": pairs, "skipped_cuts": cuts, "size": list(plan.size), "resized": plan.note,
         "warping_error": {"output": w_out, "source": w_src},
-        "ratio_to_source": _ratio(w_out, w_src), "start": start, "notes": notes,
+        "ratio_to_source": _ratio(w_out, w_src), "pair_errors": per_pair, "start": start, "notes": notes,
         "long_term": {"k": LONG_TERM_K, "pairs": len(long_errors["source"]),
                       "warping_error": {"output": l_out, "source": l_src}, "ratio_to_source": _ratio(l_out, l_src)},
         "strength": _strength_summary(strength, shot_starts),

@@ -47,19 +47,23 @@ def default_output(source: Path, suffix: str = ".png") -> Path:
 def render_images(sources: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike | None = None,
                   settings: Settings | None = None, *, preset: str | None = None,
                   progress: engine.ProgressFn | None = None, skip_existing: bool = False,
-                  on_octave: Callable[[int, int, np.ndarray], None] | None = None, **overrides) -> engine.Result:
+                  on_octave: Callable[[int, int, np.ndarray], None] | None = None, workers: int | None = None,
+                  ray: str | None = None, **overrides) -> engine.Result:
     """Dream photos (paths or folders of them) into `output` (a file for one photo, a folder
     for a batch; default beside each photo as NAME.dream.png). settings or preset, then
     keyword overrides named as the CLI's flags (`step=0.02`, `layers=...`). Returns the
     engine's Result; `failed` lists the photos of a batch that could not be dreamed. A single
     photo's error is raised instead. on_octave(photo index, octave, (H, W, 3) uint8 RGB): the
     picture so far after each octave (a preview; the web studio shows it).
+    workers, ray: render on a Ray cluster (render/cluster.py): `workers` tasks at once on a local
+    cluster, or on the one at `ray` ("auto" or "HOST:PORT"); the result is the same render.
     """
     from ..presets import resolve_for
+    from . import cluster
 
     plan = StillsPlan(sources, output, resolve_for("image", settings, preset, overrides), skip_existing=skip_existing,
                       on_octave=on_octave)
-    return engine.render(plan, progress=progress)
+    return cluster.render(plan, workers=workers, ray=ray, progress=progress)
 
 
 def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple[Path, Path]], bool]:
@@ -129,6 +133,7 @@ class StillsPlan(engine.Plan):
     """Photos, each dreamed with the same settings; item k is photo k (independent)."""
 
     mode = "image"
+    finish_needs_prepare = False  # the results are written as they come: nothing to load for finish()
 
     def __init__(self, sources, output, settings: Settings, *, skip_existing: bool = False, on_octave=None):
         if isinstance(sources, (str, os.PathLike)):
@@ -174,7 +179,8 @@ class StillsPlan(engine.Plan):
             octave_done = None if self.on_octave is None else (
                 lambda octave, image, k=k: self.on_octave(k, octave, to_uint8(image)))
             result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer, on_octave=octave_done)
-            ctx.store.alphas[k] = alpha
+            if alpha is not None:  # the item carries its alpha channel: (H, W, 4), split again by the store
+                result = np.dstack([result, alpha])
             ctx.steps = (n + 1) * per_photo
             yield engine.Item(k, result, info=str(out))
 
@@ -188,7 +194,6 @@ class _ResultFiles:
 
     def __init__(self, plan: StillsPlan):
         self.plan = plan
-        self.alphas: dict[int, np.ndarray | None] = {}
 
     def __enter__(self) -> _ResultFiles:
         return self
@@ -216,6 +221,8 @@ class _ResultFiles:
         return media.read_image(self.plan.jobs[k][1])
 
     def write(self, k: int, image: np.ndarray) -> Path:
+        """image: (H, W, 3) uint8 RGB, or (H, W, 4) with the photo's alpha channel."""
         from .. import media
 
-        return media.write_image(self.plan.jobs[k][1], image, alpha=self.alphas.pop(k, None))
+        alpha = image[..., 3] if image.shape[2] == 4 else None
+        return media.write_image(self.plan.jobs[k][1], np.ascontiguousarray(image[..., :3]), alpha=alpha)

@@ -189,7 +189,8 @@ def axes_of(vary: Any) -> list[Axis]:
 
 def render_sweep(source, output: str | os.PathLike, settings: Settings | None = None, *,
                  preset: str | None = None, progress: engine.ProgressFn | None = None, restart: bool = False,
-                 work_dir: str | os.PathLike | None = None, **overrides) -> engine.Result:
+                 work_dir: str | os.PathLike | None = None, workers: int | None = None, ray: str | None = None,
+                 **overrides) -> engine.Result:
     """Dream `source` (an image path, or (H, W, 3) uint8 RGB) once per cell and draw the grid.
 
     Keyword overrides are named as the CLI's flags: `vary` (axes as "key=v1,v2" strings,
@@ -200,13 +201,16 @@ def render_sweep(source, output: str | os.PathLike, settings: Settings | None = 
     cells wait in `work_dir` (default OUTPUT.dreamvid-work) until the grid is written, so a
     second call after an interruption dreams only the missing ones; `restart` discards cells
     of a different sweep there.
+    workers, ray: render on a Ray cluster (render/cluster.py): `workers` tasks at once on a local
+    cluster, or on the one at `ray` ("auto" or "HOST:PORT"); the result is the same render.
     """
     from ..presets import resolve_for
+    from . import cluster
 
     if "vary" in overrides:
         overrides["vary"] = tuple((a.key, a.values) for a in axes_of(overrides["vary"]))
     plan = SweepPlan(source, output, resolve_for("sweep", settings, preset, overrides))
-    return engine.render(plan, progress=progress, work_dir=work_dir, restart=restart)
+    return cluster.render(plan, workers=workers, ray=ray, progress=progress, work_dir=work_dir, restart=restart)
 
 
 class SweepPlan(engine.Plan):

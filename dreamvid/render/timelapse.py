@@ -138,7 +138,8 @@ def _u8(image: np.ndarray) -> np.ndarray:
 
 def render_timelapse(source, output: str | os.PathLike, settings: Settings | None = None, *,
                      preset: str | None = None, progress: engine.ProgressFn | None = None,
-                     restart: bool = False, work_dir: str | os.PathLike | None = None, **overrides) -> engine.Result:
+                     restart: bool = False, work_dir: str | os.PathLike | None = None, workers: int | None = None,
+                     ray: str | None = None, **overrides) -> engine.Result:
     """Make a timelapse of `source` (an image path, or (H, W, 3) uint8 RGB) and write `output`.
 
     output: .mp4/.mov/.mkv/.m4v or .gif (snapshots held `hold` s, crossfaded over `fade` s,
@@ -151,15 +152,19 @@ def render_timelapse(source, output: str | os.PathLike, settings: Settings | Non
     Everything is checked before the first step. Snapshots wait in `work_dir` (default
     OUTPUT.dreamvid-work) until the output is written, so a second call after an interruption
     renders only the missing checkpoints; `restart` discards those of a different timelapse.
+    workers, ray: render on a Ray cluster (render/cluster.py): `workers` tasks at once on a local
+    cluster, or on the one at `ray` ("auto" or "HOST:PORT"); the result is the same render.
+    A continuous timelapse (`every`) is one run: it renders in this process and says so.
     """
     from ..presets import resolve_for
+    from . import cluster
 
     if overrides.get("iterations") is not None and overrides.get("every") is None \
             and (settings is None or settings.timelapse.every is None):
         raise SettingsError("--iterations does nothing with --checkpoints: each checkpoint is the iteration count",
                             hint="use --checkpoints alone, or --every K with --iterations N")
     plan_ = TimelapsePlan(source, output, resolve_for("timelapse", settings, preset, overrides))
-    return engine.render(plan_, progress=progress, work_dir=work_dir, restart=restart)
+    return cluster.render(plan_, workers=workers, ray=ray, progress=progress, work_dir=work_dir, restart=restart)
 
 
 class TimelapsePlan(engine.Plan):

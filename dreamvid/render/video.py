@@ -86,7 +86,7 @@ def render_video(source: str | os.PathLike, output: str | os.PathLike, settings:
                  preset: str | None = None, progress: engine.ProgressFn | None = None,
                  start: int | str | None = None, end: int | str | None = None, restart: bool = False,
                  keep_frames: bool = False, work_dir: str | os.PathLike | None = None,
-                 **overrides) -> engine.Result:
+                 workers: int | None = None, ray: str | None = None, **overrides) -> engine.Result:
     """Dream the frames [start, end) of `source` into `output`, coherently.
 
     output: .mp4/.mov/.mkv/.m4v (H.264, the source's audio kept and trimmed unless
@@ -99,14 +99,18 @@ def render_video(source: str | os.PathLike, output: str | os.PathLike, settings:
     `progress(engine.Progress)` is called when the work is known, after each frame and
     before the encode; whatever it raises stops the render once that frame is on disk (a
     KeyboardInterrupt propagates as such).
+    workers, ray: render on a Ray cluster (render/cluster.py): `workers` tasks at once on a local
+    cluster, or on the one at `ray` ("auto" or "HOST:PORT"); the result is the same render.
 
     Raises InputError (not a video, range outside it), OutputError, SettingsError,
     ResumeMismatchError, DecodeError (after the output was made from the frames that decoded).
     """
     from ..presets import resolve_for
+    from . import cluster
 
     plan = VideoPlan(source, output, resolve_for("video", settings, preset, overrides), start=start, end=end)
-    return engine.render(plan, progress=progress, work_dir=work_dir, restart=restart, keep=keep_frames)
+    return cluster.render(plan, workers=workers, ray=ray, progress=progress, work_dir=work_dir, restart=restart,
+                          keep=keep_frames)
 
 
 class VideoPlan(engine.Plan):
@@ -114,6 +118,7 @@ class VideoPlan(engine.Plan):
 
     mode = "video"
     chained = True
+    finish_needs_prepare = False  # encoding needs no network
 
     def __init__(self, source, output, settings: Settings, *, start=None, end=None):
         from .. import media

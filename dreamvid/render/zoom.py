@@ -436,7 +436,7 @@ def _default_layers(d: DreamSettings) -> tuple:
 def render_zoom(source, output: str | os.PathLike, settings: Settings | None = None, *, preset: str | None = None,
                 progress: engine.ProgressFn | None = None, keyframes=None, audio: str | os.PathLike | None = None,
                 restart: bool = False, keep_frames: bool = False, work_dir: str | os.PathLike | None = None,
-                **overrides) -> engine.Result:
+                workers: int | None = None, ray: str | None = None, **overrides) -> engine.Result:
     """Render the infinite zoom into `source` (an image path, or (H, W, 3) uint8 RGB).
 
     output: .mp4/.mov/.mkv/.m4v (H.264), .gif, or a folder for PNG frames. settings or
@@ -452,13 +452,17 @@ def render_zoom(source, output: str | os.PathLike, settings: Settings | None = N
     to a work folder (`work_dir`, default OUTPUT.dreamvid-work); a second call resumes at the
     first missing frame; `restart` discards frames of another render there.
     `progress(engine.Progress)` after each frame; whatever it raises stops the render with
-    every finished frame on disk.
+    every finished frame on disk. workers, ray: accepted for one vocabulary with the other
+    renders, but a zoom's frames are each made from the one before: it renders in this
+    process and says so (a warning).
     """
     from ..presets import resolve_for
+    from . import cluster
 
     plan = ZoomPlan(source, output, resolve_for("zoom", settings, preset, overrides), keyframes=keyframes,
                     audio=audio)
-    return engine.render(plan, progress=progress, work_dir=work_dir, restart=restart, keep=keep_frames)
+    return cluster.render(plan, workers=workers, ray=ray, progress=progress, work_dir=work_dir, restart=restart,
+                          keep=keep_frames)
 
 
 class ZoomPlan(engine.Plan):

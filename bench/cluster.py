@@ -1,0 +1,249 @@
+"""Item 8 (cluster): the video on a local Ray cluster against one process on the same cores (issue 13).
+
+- seams: samples/bunny.mp4 at --max-size 160, frames [0, FRAMES), preset `video`, split into
+  CHUNKS chunks on 2 workers, for each overlap in OVERLAPS, the overlap frames dropped
+  (warm-up) or crossfaded into the chunk before (fade); for each: the warping error of the
+  whole clip (render.measure.coherence), of the pairs at each chunk boundary, the dream
+  strength (mean |dream - source|) and the mean difference from the one-process render.
+- default: the same clip the way `--workers 2` splits it (one chunk per worker, OVERLAP).
+- overhead: wall seconds per frame, clusters warm (workers started, network loaded and
+  traced), repetitions interleaved with the one-process render: 1 worker with both cores
+  against one process (the same work: the cost of the distributed path itself), the same
+  with the chunk as one task (what the per-task restarts cost), and 2 workers with a core
+  each (--workers 2 here). CPU seconds (this process and every Ray worker, from /proc) are
+  kept too; they are not the overhead: one TensorFlow thread spends less CPU per frame than
+  two at these sizes.
+- paper: the wall time of a 5-minute 1080p clip on 1, 4 and 16 GPUs, from the per-frame costs
+  measured here (the overlap work, the driver's PNG write per 1080p frame) and an assumed
+  GPU frame time (stated in the result: no GPU has measured one yet).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import common
+
+CLIP = common.ROOT / "samples" / "bunny.mp4"  # 320x180, 25 fps, 75 frames
+MAX_SIZE = 160  # px
+FRAMES = 48  # quick: 32
+CHUNKS = 4  # for the seam measurement: 3 boundaries
+OVERLAPS = (0, 4, 8)
+REPS = 3  # timed repetitions of each contender, interleaved
+TARGETS = {"boundary_over_mean": 1.5, "clip_vs_single": 1.1, "overhead": 0.10}
+PAPER = {"minutes": 5, "fps": 25, "gpu_seconds_per_frame": 0.25,  # assumed: 1080p, video preset, one GPU
+         "driver_writer_threads": 8,  # the driver machine's cores writing PNGs (cluster.WRITERS, up to 8)
+         "first_frame_equivalents": 90 / 8}  # a chain start dreams 30 x 3 steps, a later frame 4 x 2
+
+
+def available() -> str | None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return 'Ray is not installed (pip install "dreamvid[ray]")'
+    return None
+
+
+def measure(quick: bool = False) -> dict:
+    from dreamvid import presets
+
+    n = 32 if quick else FRAMES
+    base = presets.resolve("video")
+    settings = replace(base, dream=replace(base.dream, max_size=MAX_SIZE))
+    with tempfile.TemporaryDirectory() as tmp:
+        return _measure(Path(tmp), settings, n)
+
+
+def _measure(tmp: Path, settings, n: int) -> dict:
+    import ray
+
+    from dreamvid.render import cluster
+    from dreamvid.render.video import VideoPlan, render_video
+
+    def plan(name):
+        return VideoPlan(CLIP, tmp / name, settings, end=n)
+
+    def dist(name, workers=2, **split):
+        t, c = time.perf_counter(), _cpu_seconds()
+        cluster.render(plan(name), workers=workers, restart=True, **split)
+        cpu[name].append(_cpu_seconds() - c)
+        return time.perf_counter() - t
+
+    def single(name):
+        t, c = time.perf_counter(), _cpu_seconds()
+        render_video(CLIP, tmp / name, settings, end=n, restart=True)
+        cpu[name].append(_cpu_seconds() - c)
+        return time.perf_counter() - t
+
+    def whole_chunk_in_one_task(name):  # the chunk as one task: what the per-task restarts cost
+        piece, cluster.PIECE = cluster.PIECE, n
+        try:
+            return dist(name, workers=1, chunks=1)
+        finally:
+            cluster.PIECE = piece
+
+    cpu: dict[str, list[float]] = defaultdict(list)
+    single("warm")  # this process's network loaded and traced at this size
+    times: dict[str, list[float]] = {"single": [], "one_worker": [], "one_worker_one_task": [], "two_workers": []}
+    # Each cluster on its own (Ray stops idle workers of another configuration): warmed first,
+    # then timed interleaved with the one-process render.
+    for workers, contenders in ((1, ("one_worker", "one_worker_one_task")), (2, ("two_workers",))):
+        cluster.connect(workers)
+        try:
+            dist("warm", workers=workers, chunks=workers, min_chunk=4, overlap=2)
+            for _ in range(REPS):
+                times["single"].append(single("single"))
+                for name, out_name in zip(contenders, ("one", "one_task") if workers == 1 else ("two_workers",)):
+                    times[name].append(whole_chunk_in_one_task(out_name) if name == "one_worker_one_task" else
+                                       dist(out_name, workers=workers, chunks=1 if workers == 1 else None))
+            if workers == 2:
+                out = _quality_runs(tmp, plan, dist)
+        finally:
+            ray.shutdown()
+    s1, s2, s3, sw = (common.median(times[k]) / n for k in ("single", "one_worker", "one_worker_one_task",
+                                                             "two_workers"))
+    c1, c2, c3, cw = (common.median(cpu[k]) / n for k in ("single", "one", "one_task", "two_workers"))
+    png = _png_seconds_1080p()
+    out = {
+        "clip": f"{CLIP.name}, frames 0..{n - 1}, --max-size {MAX_SIZE}, preset video",
+        "seconds_per_frame": {"single_process": round(s1, 4), "one_worker_2_cores": round(s2, 4),
+                              "one_worker_one_task": round(s3, 4), "two_workers_1_core_each": round(sw, 4)},
+        "cpu_seconds_per_frame": {"single_process": round(c1, 4), "one_worker_2_cores": round(c2, 4),
+                                  "one_worker_one_task": round(c3, 4), "two_workers_1_core_each": round(cw, 4)},
+        "overhead": round(s2 / s1 - 1, 3), "overhead_one_task": round(s3 / s1 - 1, 3),
+        "two_workers_vs_single": round(sw / s1, 3), "cpu_overhead": round(c2 / c1 - 1, 3),
+        "cpu_two_workers_vs_single": round(cw / c1, 3), **out,
+        "driver_png_seconds_1080p": round(png, 4), "paper": _paper(png),
+    }
+    default = out["default"]
+    out["hit"] = {"overhead": out["overhead"] <= TARGETS["overhead"],
+                  "boundary": default["boundary_over_mean"] <= TARGETS["boundary_over_mean"],
+                  "coherence": default["vs_single"]["warping_error"] <= TARGETS["clip_vs_single"]
+                  and 1 / TARGETS["clip_vs_single"] <= default["vs_single"]["strength"] <= TARGETS["clip_vs_single"]}
+    return out
+
+
+def _quality_runs(tmp: Path, plan, dist) -> dict:
+    """The one-process render against the default split and against each overlap choice."""
+    from dreamvid.render import cluster
+
+    ref = _quality(CLIP, tmp / "single", None)
+    split = cluster._Split(cluster.OVERLAP, True, cluster.MIN_CHUNK, 2)
+    default = _quality(CLIP, tmp / "two_workers", ref, _boundaries(plan("x"), split))
+    seams = {}
+    for overlap in OVERLAPS:
+        for fade in ((False,) if overlap == 0 else (False, True)):
+            name = f"w{overlap}{'fade' if fade else 'drop'}"
+            split = cluster._Split(overlap, fade, 8, CHUNKS)
+            seconds = dist(name, overlap=overlap, fade=fade, min_chunk=8, chunks=CHUNKS)
+            seams[name] = {**_quality(CLIP, tmp / name, ref, _boundaries(plan("x"), split)),
+                           "overlap": overlap, "fade": fade, "seconds": round(seconds, 1)}
+    return {"single": ref, "default": default, "seams": seams}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and every Ray worker process on this machine
+    (/proc): the work of a render whatever else the shared machine runs meanwhile."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if not f.read().startswith(b"ray::"):
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _boundaries(plan, split) -> list[tuple[int, int]]:
+    """(fade start, boundary frame) of each chunk boundary inside a shot, as the render splits it."""
+    from dreamvid.render import cluster, engine
+
+    todo = list(range(plan.start, plan.end))
+    cuts = cluster._scene_cuts(plan, todo)
+    chains = cluster._video_chunks(plan, engine._NoStore({}), todo, split)
+    firsts = sorted(c[0].first for c in chains)
+    starts = {c[0].first: c[0].start for c in chains}
+    return [(starts[b] if split.fade else b, b) for b in firsts if b != plan.start and b not in cuts]
+
+
+def _quality(clip: Path, frames: Path, ref: dict | None, bounds=()) -> dict:
+    from dreamvid.render.measure import coherence
+
+    c = coherence(clip, frames)
+    pairs = dict((int(t), e) for t, e in c["pair_errors"])
+    mean = c["warping_error"]["output"]
+    strength = float(np.mean(c["strength"]["per_frame"]))  # levels, mean |dream - source|
+    out = {"warping_error": mean, "strength": strength, "pairs": c["pairs"]}
+    if bounds:
+        at = [pairs[b] for _, b in bounds if b in pairs]
+        zone = [pairs[t] for z, b in bounds for t in range(z, b + 1) if t in pairs]
+        out["boundaries"] = [b for _, b in bounds]
+        out["boundary_errors"] = at
+        out["boundary_over_mean"] = round(max(at) / mean, 3) if at else None
+        out["fade_zone_over_mean"] = round(max(zone) / mean, 3) if zone else None
+    if ref is not None:
+        out["vs_single"] = {"warping_error": round(mean / ref["warping_error"], 3),
+                            "strength": round(strength / ref["strength"], 3),
+                            "mean_abs_difference": round(_difference(frames, ref["frames"]), 3)}
+    out["frames"] = str(frames)
+    return out
+
+
+def _difference(a: Path, b: str) -> float:
+    """Mean absolute difference of two renders (folders of PNG frames), 0..255."""
+    from dreamvid import media
+
+    pairs = zip(sorted(Path(a).glob("frame_*.png")), sorted(Path(b).glob("frame_*.png")))
+    return float(np.mean([np.mean(np.abs(media.read_image(x).astype(np.float32) - media.read_image(y)))
+                          for x, y in pairs]))
+
+
+def _png_seconds_1080p() -> float:
+    """What the driver spends storing one 1080p frame (atomic PNG, one thread): a dreamed
+    sample frame scaled up (noise would compress slower, flat colour faster than a dream)."""
+    import cv2
+
+    from dreamvid import media
+
+    first = next(iter(sorted(Path(common.ROOT / "samples").glob("*.jpg"))), None)
+    frame = cv2.resize(media.read_image(first), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        for i in range(3):
+            media.write_image(Path(tmp) / f"f{i}.png", frame)
+        return (time.perf_counter() - t) / 3
+
+
+def _paper(png_s: float) -> dict:
+    """Wall time of a 5-minute 1080p clip on N GPUs, one worker each, one chunk per worker."""
+    from dreamvid.render import cluster
+
+    p = PAPER
+    frames = p["minutes"] * 60 * p["fps"]
+    t = p["gpu_seconds_per_frame"]
+    overlap_frames = p["first_frame_equivalents"] + cluster.OVERLAP - 1  # each chunk after the first
+    rows = {}
+    for gpus in (1, 4, 16):
+        work = (frames + (gpus - 1) * overlap_frames) * t / gpus
+        driver = frames * png_s / p["driver_writer_threads"]  # overlapped with the work
+        rows[f"{gpus}_gpus"] = {"minutes": round(max(work, driver) / 60, 1),
+                                "limited_by": "the driver's PNG writes" if driver > work else "the GPUs",
+                                "overlap_share": round((gpus - 1) * overlap_frames / frames, 4)}
+    return {"assumptions": {**p, "frames": frames, "overlap": cluster.OVERLAP,
+                            "note": "gpu_seconds_per_frame is assumed (no GPU measured yet); start-up (Ray, "
+                                    "TensorFlow, the network: ~10-20 s per worker, in parallel) and the "
+                                    "final encode are left out"},
+            **rows}

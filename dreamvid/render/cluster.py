@@ -1,0 +1,626 @@
+"""Rendering on a Ray cluster: one plan's items made by several workers (GPUs) in parallel.
+
+    render_video("clip.mp4", "dream.mp4", workers=4)     # starts a local Ray cluster, 4 workers
+    render_video("clip.mp4", "dream.mp4", ray="auto")    # joins the cluster `ray start` made here
+    render_sweep(..., ray="10.0.0.5:6379", workers=16)   # joins a cluster elsewhere
+
+The driver (this process) does what engine.render does in one process: it builds and checks
+the Plan, opens and locks the work folder, works out what is missing, stores every item,
+reports Progress and finishes the output. Only the items are made elsewhere: Ray tasks that
+receive the checked, unprepared Plan (it pickles: settings, sizes, paths) and call
+`engine.make_items(plan, indices)` on a worker, which loads the network once per worker
+process (dream.get_dreamer caches it). Items come back to the driver, which alone writes the
+work folder: no shared filesystem, resume exactly as in one process, and a frame is never
+written twice or half (the store writes atomically; each index is written once).
+
+Independent items (photos, sweep cells, timelapse checkpoints) are one task each. A video is
+split at scene cuts first (the chain restarts there anyway), then into one chunk per worker;
+each chunk is a series of tasks of PIECE frames, each continuing the chain from the last
+frame of the one before (passed as a Ray object, so the next piece starts without a round
+trip through the driver). A chunk that starts inside a shot begins dreaming OVERLAP frames
+early, from a fresh chain; those frames are crossfaded into the previous chunk's last ones
+(`fade`), so the switch from one chain to the other is spread over OVERLAP frames instead
+of happening between two (README, "Clusters", has the measurements that chose this).
+A resumed render continues every gap from the stored frame before it, and fades into the
+stored frames after it the same way.
+
+A worker that dies (kill -9, a lost node) has its task re-run by Ray (MAX_RETRIES); an error
+inside a task (a bad model, dreamvid missing on a node) stops the render with that error,
+every finished item kept. Ray is imported only here and only when a cluster is asked for
+(`pip install "dreamvid[ray]"`).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DreamvidError, InputError, SettingsError
+from . import engine
+
+log = logging.getLogger("dreamvid")
+
+INSTALL_HINT = 'pip install "dreamvid[ray]"'
+# Frames per video task. Each task restarts the decoder and the flow for its first frame:
+# at 160 px (0.13 s a frame on 2 cores) 8 frames cost 9% more per frame than one process,
+# one task for the whole chunk 0.3% (bench/cluster.py); 16 halves that. A dead worker loses
+# at most this many frames; 16 x 1080p = 100 MB in flight per task.
+PIECE = 16
+OVERLAP = 8  # frames a chunk dreams before its first one, crossfaded into the chunk before (measured: README)
+MIN_CHUNK = 3 * OVERLAP  # frames; a run of missing frames is not split into chunks shorter than this
+MAX_RETRIES = 3  # Ray re-runs a task whose worker died this many times, then the render stops (frames kept)
+CONNECT_TIMEOUT_S = 5.0  # an unreachable --ray ADDRESS is reported after this, not after Ray's minute of retries
+WAIT_S = 0.5  # s; the driver's wait for results is cut into these so Ctrl-C is seen at once
+# PNG writer threads on the driver: one 1080p PNG takes ~0.1-0.2 s of one core (bench/cluster.py),
+# so one thread stores only 5-10 frames/s, fewer than 4 GPUs make (cv2 releases the GIL).
+WRITERS = min(8, os.cpu_count() or 1)
+
+
+# ---- the cluster ---------------------------------------------------------------------------------
+
+@dataclass
+class Pool:
+    """A connected Ray cluster and how one render uses it."""
+
+    ray: Any  # the ray module
+    workers: int  # tasks run at once
+    options: dict  # Ray task options: num_gpus or num_cpus, max_retries, runtime_env
+    started: bool  # this process started the cluster: it is shut down after the render
+    remote: bool  # joined an existing cluster: its nodes may not have this machine's files
+    gpus: int = 0
+
+    def close(self) -> None:
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def import_ray():
+    """The ray module, or SettingsError saying what to install."""
+    try:
+        import ray
+    except ImportError:
+        raise SettingsError("--workers and --ray need Ray, which is not installed",
+                            hint=f"{INSTALL_HINT} (or pip install ray)") from None
+    return ray
+
+
+def connect(workers: int | None = None, address: str | None = None) -> Pool:
+    """Join the Ray cluster at `address` ("auto": the one `ray start` made on this machine),
+    use the one this process already initialised, or start a local one for `workers`.
+
+    workers: tasks at once (default: one per GPU of the cluster, else one per node). With
+    GPUs every task takes one (Ray sets CUDA_VISIBLE_DEVICES); on CPUs the cores are split
+    between the workers and TensorFlow and OpenCV are told how many threads they have, so
+    that N workers do not fight over the cores.
+    """
+    _check_workers(workers)
+    ray = import_ray()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # no C++ retry warnings on stderr: failures are one line
+    started = remote = False
+    if address:
+        _check_reachable(address)
+    if not ray.is_initialized():
+        if address:
+            _join(ray, address)
+            remote = True
+        else:
+            # address="local": a new cluster of our own, even where `ray start` left one running
+            _init(ray, address="local", num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": _worker_env()})
+            started = True
+    res = ray.cluster_resources()
+    gpus, cpus = int(res.get("GPU", 0)), float(res.get("CPU", 1))
+    nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+    n = workers or (gpus or nodes)
+    share = max(cpus / n, 0.01)  # the cores each worker gets: its decoding and flow run there, even beside a GPU
+    threads = str(max(1, int(share)))
+    options: dict[str, Any] = {"max_retries": MAX_RETRIES, "retry_exceptions": False, "num_cpus": share,
+                               "runtime_env": {"env_vars": {
+                                   "OMP_NUM_THREADS": threads, "TF_NUM_INTRAOP_THREADS": threads,
+                                   "TF_NUM_INTEROP_THREADS": threads, "DREAMVID_THREADS": threads}}}
+    if gpus:
+        options["num_gpus"] = 1
+        if n > gpus:
+            log.warning("%d workers but %d GPUs: %d tasks at a time", n, gpus, gpus)
+    log.info("Ray: %d worker%s on %s (%s)", n, "s" * (n != 1), "a local cluster" if started else "the cluster",
+             f"{gpus} GPUs, one each" if gpus else f"{cpus:g} CPUs, {cpus / n:.3g} each")
+    return Pool(ray, n, options, started, remote, gpus)
+
+
+def _check_workers(workers) -> None:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SettingsError(f"--workers must be a whole number >= 1 (got {workers!r})",
+                            hint="e.g. --workers 4: one per GPU, or a few on a many-core CPU")
+
+
+def _init(ray, **kw) -> None:
+    """ray.init with what Ray's C++ core prints on the way (retries, token notices) kept out of
+    the terminal; on failure it is added to the exception (`ray_stderr`) for --debug."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log_file:
+        os.dup2(log_file.fileno(), 2)
+        try:
+            ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                     configure_logging=True, **kw)
+        except BaseException as e:
+            os.dup2(saved, 2)
+            log_file.seek(0)
+            e.ray_stderr = log_file.read().decode(errors="replace")[-4000:]
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _join(ray, address: str) -> None:
+    """ray.init(address=...), its failure as one InputError line (Ray's own words in `detail`)."""
+    try:
+        _init(ray, address=address)
+    except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, RayError: all mean "not joined"
+        chain, x = [], e
+        while x is not None and len(chain) < 8:
+            chain.append(x)
+            x = x.__cause__ or x.__context__
+        text = "\n".join(f"{type(c).__name__}: {c}" for c in chain) + "\n" + getattr(e, "ray_stderr", "")
+        hint = ("start one with `ray start --head` (then --ray auto on that machine, --ray HOST:6379 "
+                "elsewhere), or leave out --ray to start a local one with --workers N")
+        if "InvalidAuthToken" in text or "AuthenticationError" in text:
+            why = "the cluster wants its authentication token"
+            hint = "give this machine the head's token (`ray get-auth-token` there; RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        else:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot join the Ray cluster at {address}: {why}", hint=hint, detail=text) from None
+
+
+def _worker_env() -> dict[str, str]:
+    """The environment of a local cluster's workers: this process's dreamvid first on the path
+    (a worktree or checkout, not another copy installed in the environment), no TF chatter."""
+    here = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _check_reachable(address: str) -> None:
+    """InputError at once for a HOST:PORT nothing listens on (Ray itself retries for minutes)."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    hint = ("start one there with `ray start --head --port PORT` (then --ray HOST:PORT), "
+            "or leave out --ray to start a local one with --workers N")
+    if not host or not port.isdigit():
+        raise SettingsError(f"--ray {address!r} is not HOST:PORT or auto", hint=hint)
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise InputError(f"no Ray cluster answers at {address} ({e.strerror or e})", hint=hint) from None
+
+
+# ---- the library entry -----------------------------------------------------------------------------
+
+def render(plan: engine.Plan, *, workers: int | None = None, ray: str | None = None, progress=None,
+           work_dir=None, restart: bool = False, keep: bool = False, overlap: int | None = None, fade: bool = True,
+           min_chunk: int | None = None, chunks: int | None = None) -> engine.Result:
+    """engine.render(plan, ...) on a Ray cluster when `workers` or `ray` is given, else in this process.
+
+    ray: "auto" or "HOST:PORT" of a running cluster; workers: tasks at once (connect()).
+    overlap, fade, min_chunk, chunks (at least this many video chunks): the video split,
+    for measuring it; the defaults (OVERLAP, MIN_CHUNK, one chunk per worker) are the measured choice.
+    """
+    kw = dict(progress=progress, work_dir=work_dir, restart=restart, keep=keep)
+    if workers is None and ray is None:
+        return engine.render(plan, **kw)
+    _check_workers(workers)
+    sequential = _sequential_reason(plan)
+    if sequential:
+        log.warning("%s; --workers/--ray ignored, rendering in this process", sequential)
+        return engine.render(plan, **kw)
+    pool = connect(workers, ray)
+    try:
+        split = _Split(OVERLAP if overlap is None else overlap, fade, MIN_CHUNK if min_chunk is None else min_chunk,
+                       chunks or pool.workers)
+        return _drive(plan, pool, split, **kw)
+    finally:
+        pool.close()
+
+
+def _sequential_reason(plan: engine.Plan) -> str | None:
+    from .video import VideoPlan
+
+    if plan.whole:
+        return f"a {plan.mode} sampled from one run (--every) cannot be split across workers"
+    if plan.chained and not isinstance(plan, VideoPlan):
+        return f"{plan.mode} frames are each made from the one before, so they render one after another"
+    return None
+
+
+@dataclass(frozen=True)
+class _Split:
+    overlap: int
+    fade: bool
+    min_chunk: int
+    chunks: int
+
+
+# ---- the driver ------------------------------------------------------------------------------------
+
+def _drive(plan: engine.Plan, pool: Pool, split: _Split, *, progress, work_dir, restart, keep) -> engine.Result:
+    store = plan.open_store(work_dir=work_dir, restart=restart)
+    with store:
+        missing = engine._missing(plan, store)
+        ctx = engine.Context(plan, store, progress, missing, keep=keep)
+        ctx.done = (plan.end - plan.start) - len(missing)
+        if ctx.resumed_from is not None:
+            log.info("resuming: %d of %d are already in %s", ctx.done, plan.end - plan.start,
+                     getattr(store, "path", "the output"))
+        try:
+            if missing:
+                ctx.report("start", missing[0])
+                _Run(plan, pool, ctx, split).run()
+        except BaseException:
+            engine._remove_if_empty(store)
+            raise
+        if plan.finish_needs_prepare:  # the grid's captions, the snapshots' labels: from the loaded network
+            plan.prepare()
+        ctx.report("finish")
+        return plan.finish(ctx)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One Ray task: dream [start, end), keep [first, end); [start, first) are overlap frames
+    that fade into frame `first` from the chunk before (a fresh chain started at `start`)."""
+
+    start: int
+    first: int
+    end: int
+
+
+@dataclass
+class _Made:
+    """What a task sends back."""
+
+    items: list  # engine.Item, overlap frames included
+    worker: str  # "node:pid"
+    seconds: float
+    truncated: DreamvidError | None = None  # video: the source stopped decoding inside the job
+
+
+@dataclass
+class _Fade:
+    """The crossfade into boundary frame `first`: frames [start, first) of two chains."""
+
+    start: int
+    first: int
+    a: dict = field(default_factory=dict)  # the earlier chunk's own frames
+    b: dict = field(default_factory=dict)  # the later chunk's overlap frames
+
+    def alpha(self, t: int) -> float:
+        return (t - self.start + 1) / (self.first - self.start + 1)
+
+
+class _Run:
+    """Submit the jobs of one render, take their items as they come back, store them."""
+
+    def __init__(self, plan: engine.Plan, pool: Pool, ctx: engine.Context, split: _Split):
+        self.plan, self.pool, self.ctx, self.split = plan, pool, ctx, split
+        self.missing = set(ctx.todo)
+        self.fades: dict[int, _Fade] = {}  # boundary frame -> its fade
+        self.zone: dict[int, _Fade] = {}  # frame -> the fade it is part of
+        self.rates: dict[str, list[float]] = {}  # worker -> [items, seconds]
+        self.ends: list[tuple[int, DreamvidError | None]] = []  # video: where the source ended early
+
+    def run(self) -> None:
+        from .video import VideoPlan
+
+        ray, store = self.pool.ray, self.ctx.store
+        chains = _video_chunks(self.plan, store, self.ctx.todo, self.split) if isinstance(self.plan, VideoPlan) \
+            else [[Job(k, k, k + 1)] for k in self.ctx.todo]
+        for chain in chains:
+            first = chain[0]
+            if first.start < first.first and self.split.fade:
+                fade = self.fades[first.first] = _Fade(first.start, first.first)
+                for t in range(first.start, first.first):
+                    if t in self.missing:
+                        self.zone[t] = fade
+        task = ray.remote(_make).options(**self.pool.options)
+        plan_ref = ray.put(_without_callbacks(self.plan))
+        source = [ray.put(Path(self.plan.info.path).read_bytes())] \
+            if self.pool.remote and isinstance(self.plan, VideoPlan) else None
+        version = _version()
+        pending: dict = {}
+        last: list = [None] * len(chains)  # each chunk's latest task: the next piece continues from it
+        for step in range(max(map(len, chains), default=0)):  # round robin: every chunk's first piece first
+            for c, chain in enumerate(chains):
+                if step < len(chain):
+                    job = chain[step]
+                    prev = last[c] if step else _stored_before(self.plan, store, job)
+                    last[c] = task.remote(plan_ref, job, prev, source, version)
+                    pending[last[c]] = job
+        self._collect(pending)
+
+    def _collect(self, pending: dict) -> None:
+        ray = self.pool.ray
+        writer = _Writers(self.ctx.store, WRITERS)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                for ref in ready:
+                    job = pending.pop(ref)
+                    self._take(_result(ray, ref, job), job, writer)
+            self._finish_video(writer)
+            writer.close()
+        except BaseException:
+            for ref in pending:  # stop the work nobody will store
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception as e:  # noqa: BLE001 - a task that finished meanwhile cannot be cancelled
+                    log.debug("cancel: %s", e)
+            raise
+        finally:
+            writer.close(raise_error=False)
+
+    def _take(self, made: _Made, job: Job, writer) -> None:
+        kept = [it for it in made.items if it.index >= job.first]
+        n, s = self.rates.setdefault(made.worker, [0, 0.0])
+        self.rates[made.worker] = [n + len(kept), s + made.seconds]
+        if made.truncated is not None or len(kept) < job.end - job.first:
+            self.ends.append((job.first + len(kept), made.truncated))
+        for item in made.items:
+            if item.index < job.first:  # an overlap frame of the later chain
+                fade = self.fades.get(job.first)
+                if fade is not None and item.index in self.zone:
+                    fade.b[item.index] = item.image
+                    self._blend(item.index, writer)
+                continue
+            if item.index not in self.missing:
+                continue  # already stored (never written twice)
+            if item.index in self.zone:
+                self.zone[item.index].a[item.index] = item
+                self._blend(item.index, writer)
+                continue
+            self._store(item, writer)
+
+    def _blend(self, t: int, writer) -> None:
+        fade = self.zone[t]
+        if t in fade.a and t in fade.b:
+            item, b = fade.a.pop(t), fade.b.pop(t)
+            w = fade.alpha(t)
+            mixed = np.clip(np.rint((1 - w) * item.image.astype(np.float32) + w * b.astype(np.float32)), 0, 255)
+            self._store(replace(item, image=mixed.astype(np.uint8)), writer)
+
+    def _store(self, item: engine.Item, writer) -> None:
+        ctx = self.ctx
+        self.missing.discard(item.index)
+        if item.error is not None:
+            ctx.failed.append((item.index, item.error))
+        else:
+            writer.put(item.index, item.image, item.note)
+            ctx.rendered += 1
+            if item.restarted and hasattr(self.plan, "chain_starts"):
+                self.plan.chain_starts.append(item.index)
+        ctx.done += 1
+        rates = tuple(n / s for n, s in self.rates.values() if s > 0)
+        ctx.report("item", item.index, restarted=item.restarted, info=item.info, failed=item.error is not None,
+                   rates=rates)
+
+    def _finish_video(self, writer) -> None:
+        """Frames of a fade whose other chain never came (its source ended) are stored as they are;
+        a source that ended early (a truncated file) ends the range where the frames did."""
+        plan = self.plan
+        for t, fade in sorted(self.zone.items()):
+            if t in fade.a:
+                self._store(fade.a.pop(t), writer)
+        if hasattr(plan, "chain_starts"):
+            plan.chain_starts.sort()
+        if not self.ends:
+            if self.missing:
+                raise DreamvidError(f"{len(self.missing)} items came back from no worker (first "
+                                    f"{min(self.missing)})", hint="run the same command again to make them")
+            return
+        end, error = min(self.ends, key=lambda e: e[0])
+        plan.last_index = end - 1
+        if error is not None:
+            plan.truncated = error
+        else:
+            log.warning("%s ended after frame %d, earlier than its %d frames", plan.info.path.name, end - 1,
+                        plan.info.n_frames)
+            self.ctx.store.set_end(end)
+
+
+class _Writers:
+    """engine._Writer, several at once: item k goes to writer k % n; items with a note (which
+    rewrite the manifest) all go to the first, so the manifest has one writer."""
+
+    def __init__(self, store, n: int):
+        self._writers = [engine._Writer(store) for _ in range(max(1, n))]
+
+    def put(self, index: int, image: np.ndarray, note=None) -> None:
+        self._writers[0 if note is not None else index % len(self._writers)].put(index, image, note)
+
+    def close(self, raise_error: bool = True) -> None:
+        for w in self._writers:
+            w.close(raise_error=False)
+        if raise_error:
+            for w in self._writers:
+                w.close()
+
+
+def _without_callbacks(plan: engine.Plan) -> engine.Plan:
+    """The plan as the workers get it: a preview callback (the still batch's on_octave, the
+    web studio's) stays with the driver, whose process it belongs to."""
+    if getattr(plan, "on_octave", None) is None:
+        return plan
+    log.info("previews after each octave are not sent back from workers")
+    payload = copy.copy(plan)
+    payload.on_octave = None
+    return payload
+
+
+def _stored_before(plan, store, job: Job) -> dict | None:
+    """The stored frames a chunk's first job continues from ({index: image}: the frame before
+    it and up to temporal.RECALL_FRAMES back, as a resume in one process reads them), or None
+    where the chain starts afresh."""
+    from ..temporal import RECALL_FRAMES
+
+    if not (job.start == job.first and job.first > plan.start and store.has(job.first - 1)):
+        return None
+    return {i: store.read(i) for i in range(max(plan.start, job.first - RECALL_FRAMES), job.first) if store.has(i)}
+
+
+def _result(ray, ref, job: Job) -> _Made:
+    """A task's result; its failure as one DreamvidError (the worker's own error where it has one)."""
+    what = f"items {job.first}..{job.end - 1}" if job.end > job.first else f"the overlap before {job.first}"
+    hint = "every finished item is kept; run the same command again to resume"
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, DreamvidError):  # the worker's own words: a bad model, a bad frame
+            raise cause from None
+        text = str(cause if cause is not None else e)
+        lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+        imports = [line for line in lines if line.startswith(("ImportError:", "ModuleNotFoundError:"))]
+        if imports or isinstance(cause, ImportError):
+            why = imports[-1] if imports else f"{type(cause).__name__}: {cause}"
+            raise DreamvidError(f"a Ray worker cannot import dreamvid ({why})",
+                                hint=f"install the same dreamvid ({_version()}) on every node; {hint}",
+                                detail=text) from None
+        line = lines[0] if lines else type(e).__name__
+        raise DreamvidError(f"a Ray worker failed making {what}: {type(cause or e).__name__}: {line}", hint=hint,
+                            detail=text) from None
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as e:
+        raise DreamvidError(f"Ray workers died {MAX_RETRIES + 1} times making {what}", hint=hint,
+                            detail=str(e)) from None
+    except ray.exceptions.RayError as e:
+        line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DreamvidError(f"the Ray cluster failed making {what}: {line}", hint=hint, detail=str(e)) from None
+
+
+# ---- the video split ------------------------------------------------------------------------------
+
+def _video_chunks(plan, store, todo: list[int], split: _Split) -> list[list[Job]]:
+    """The missing frames as chains of jobs: runs split at scene cuts, long runs into chunks
+    (each starting `overlap` frames early), and the overlap of a stored frame that follows a gap."""
+    v = plan.settings.video
+    independent = v.flow == "none"  # every frame from its own source: no chain to keep
+    overlap = 0 if independent else split.overlap
+    cuts = set() if independent or not v.scene_cuts else _scene_cuts(plan, todo)
+    runs = _runs(todo, cuts)
+    total = sum(b - a for a, b in runs)
+    chains: list[list[Job]] = []
+    for a, b in runs:
+        k = max(1, min(round(split.chunks * (b - a) / total), (b - a) // max(split.min_chunk, 1)))
+        bounds = [a + (b - a) * i // k for i in range(k + 1)]
+        for i, (s, e) in enumerate(zip(bounds, bounds[1:])):
+            warm = min(overlap, s - a) if i else 0
+            chains.append(_pieces(s - warm, s, e))
+        after = b  # the stored frame after the gap came from a chain started `overlap` frames before it
+        if overlap and split.fade and after < plan.end and after not in cuts and store.has(after) \
+                and not store.has(after - 1):
+            shot = max([c for c in cuts if c <= after - 1] + [plan.start])
+            chains.append([Job(max(after - overlap, shot), after, after)])
+    chains.sort(key=lambda c: c[0].start - c[-1].end)  # longest first
+    return chains
+
+
+def _pieces(start: int, first: int, end: int) -> list[Job]:
+    jobs = [Job(start, first, min(end, first + PIECE))]
+    while jobs[-1].end < end:
+        s = jobs[-1].end
+        jobs.append(Job(s, s, min(end, s + PIECE)))
+    return jobs
+
+
+def _runs(todo: list[int], cuts: set[int]) -> list[tuple[int, int]]:
+    """Maximal runs [a, b) of consecutive frames in `todo`, a scene cut starting a new run."""
+    runs: list[list[int]] = []
+    for i in todo:
+        if runs and runs[-1][1] == i and i not in cuts:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return [(a, b) for a, b in runs]
+
+
+def _scene_cuts(plan, todo: list[int]) -> set[int]:
+    """Frames that start a new shot by the histogram test the chain itself applies
+    (flow.is_scene_cut without motion): the split never puts a seam where a cut restarts anyway."""
+    from .. import media
+    from ..flow import is_scene_cut
+
+    t0 = time.perf_counter()
+    first, last = max(plan.start, todo[0] - 1), min(plan.end, todo[-1] + 2)
+    cuts, prev = set(), None
+    reader = media.read_frames(plan.info.path, start=first, end=last, max_size=plan.settings.dream.max_size,
+                               info=plan.info)
+    try:
+        for index, frame in reader:
+            if prev is not None and is_scene_cut(prev, frame):
+                cuts.add(index)
+            prev = frame
+    except DreamvidError as e:  # a truncated source: the workers meet it and say so
+        log.debug("scene cuts: %s", e)
+    finally:
+        reader.close()
+    log.debug("scene cuts at %s (%.1f s to find)", sorted(cuts) or "no frame", time.perf_counter() - t0)
+    return cuts
+
+
+# ---- the worker's side --------------------------------------------------------------------------------
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
+    """A Ray task: the items of `job`. prev: None (a fresh chain), {index: image} (stored frames
+    before it), or the previous piece's _Made to continue from; source: [ObjectRef of the
+    clip's bytes] for a node that may not have the file."""
+    import cv2
+
+    from .. import __version__
+
+    if __version__ != version:
+        raise DreamvidError(f"this Ray node has dreamvid {__version__}, the driver {version}",
+                            hint="install the same dreamvid on every node")
+    t0 = time.perf_counter()
+    cv2.setNumThreads(int(os.environ.get("DREAMVID_THREADS", "0")))
+    if source is not None:
+        _use_local_copy(plan, source)
+    if isinstance(prev, _Made):  # the same chain: its last frames, as many as a resume reads
+        from ..temporal import RECALL_FRAMES
+
+        prev = {it.index: it.image for it in prev.items[-RECALL_FRAMES:]} or None
+    given = prev
+    items = list(engine.make_items(plan, range(job.start, job.end), given=given))
+    node = socket.gethostname()
+    return _Made(items, f"{node}:{os.getpid()}", time.perf_counter() - t0, getattr(plan, "truncated", None))
+
+
+def _use_local_copy(plan, source) -> None:
+    """Point a video plan at a copy of its clip on this node when the driver's path is not here."""
+    import ray
+
+    path = Path(plan.info.path)
+    if path.is_file():
+        return
+    data = ray.get(source[0])
+    local = Path(tempfile.gettempdir()) / "dreamvid-sources" / f"{len(data)}-{path.name}"
+    if not local.is_file():
+        local.parent.mkdir(exist_ok=True)
+        tmp = local.with_name(f"{local.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, local)
+    plan.info = replace(plan.info, path=local)

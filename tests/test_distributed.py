@@ -1,0 +1,311 @@
+"""Renders on a real local Ray cluster (dreamvid/render/cluster.py): two workers, the tiny
+random-weight network, clips of a few dozen frames. What is tested: the same items as one
+process (bit for bit where nothing is split), each frame written once, resume after the
+driver stops, a worker killed with SIGKILL, and the failures that must be one line."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dreamvid import media
+from dreamvid.errors import DreamvidError, ModelError, SettingsError
+from dreamvid.render import cluster, workdir
+from dreamvid.render.still import render_images
+from dreamvid.render.sweep import render_sweep
+from dreamvid.render.timelapse import render_timelapse
+from dreamvid.render.video import render_video
+from dreamvid.settings import DreamSettings, Settings, VideoSettings
+
+from .clitools import one_line_error, run
+
+ray = pytest.importorskip("ray")
+
+N = 16  # frames: two chunks of 8 at MIN_CHUNK 6
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    """One local Ray cluster for the module, started as `--workers 2` starts one."""
+    if ray.is_initialized():
+        ray.shutdown()
+    pool = cluster.connect(2)
+    yield pool
+    ray.shutdown()
+
+
+@pytest.fixture
+def small_split(monkeypatch):
+    """Chunks small enough that a 16-frame clip is split in two (overlap 3)."""
+    monkeypatch.setattr(cluster, "MIN_CHUNK", 6)
+    monkeypatch.setattr(cluster, "OVERLAP", 3)
+    monkeypatch.setattr(cluster, "PIECE", 4)
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every index the work folder is asked to write, in order (the driver alone writes)."""
+    seen: list[int] = []
+    original = workdir.WorkFolder.write
+
+    def write(self, index, image):
+        seen.append(index)
+        return original(self, index, image)
+
+    monkeypatch.setattr(workdir.WorkFolder, "write", write)
+    return seen
+
+
+def tiny_settings(tiny: str) -> Settings:
+    return Settings(DreamSettings(model=tiny, step=0.08, num_octave=2, iterations=2, max_loss=None),
+                    VideoSettings(blend=0.9, frame_iterations=1, frame_num_octave=1))
+
+
+def frames_of(folder: Path) -> list[np.ndarray]:
+    return [media.read_image(p) for p in sorted(Path(folder).glob("frame_*.png"))]
+
+
+def test_workers_import_this_checkout(local_cluster):
+    @ray.remote
+    def where():
+        import dreamvid
+
+        return dreamvid.__file__
+
+    import dreamvid
+
+    assert ray.get(where.remote()) == dreamvid.__file__
+
+
+def test_video_on_two_workers_writes_each_frame_once_and_encodes(tmp_path, tiny, make_clip, local_cluster,
+                                                                 small_split, writes):
+    src, _ = make_clip(n=N)
+    settings = tiny_settings(tiny)
+    single = render_video(src, tmp_path / "single", settings)
+    writes.clear()
+    events = []
+    result = render_video(src, tmp_path / "dist.mp4", settings, workers=2, progress=events.append,
+                          keep_frames=True)
+    assert result.complete and result.items == N and result.rendered == N
+    assert sorted(writes) == list(range(N))  # every frame once, none twice
+    assert media.probe_video(result.output).n_frames == N
+    # the first chunk is the one-process chain itself, bit for bit, up to where the second fades in
+    one, two = frames_of(single.output), frames_of(result.work_dir)
+    assert all(np.array_equal(a, b) for a, b in zip(one[:N // 2 - 3], two))
+    assert not np.array_equal(one[-1], two[-1])  # the second chunk is its own chain
+    items = [e for e in events if e.stage == "item"]
+    assert [e.done for e in items] == list(range(1, N + 1)) and all(e.total == N for e in items)
+    assert items[-1].rates and all(r > 0 for r in items[-1].rates)
+    assert result.chain_starts == (0,)  # the second chunk's fresh start is an overlap frame, not kept
+
+
+def test_resume_after_the_driver_stops_makes_only_the_missing_frames(tmp_path, tiny, make_clip, local_cluster,
+                                                                      small_split, writes):
+    src, _ = make_clip(n=N)
+    out = tmp_path / "dist.mp4"
+
+    def stop_after(k):
+        def progress(p):
+            if p.stage == "item" and p.done >= k:
+                raise KeyboardInterrupt
+        return progress
+
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, out, tiny_settings(tiny), workers=2, progress=stop_after(5))
+    work = workdir.default_work_dir(out)
+    kept = {p.name: p.stat().st_mtime_ns for p in work.glob("frame_*.png")}
+    assert 5 <= len(kept) < N
+    writes.clear()
+    result = render_video(src, out, tiny_settings(tiny), workers=2)
+    assert result.rendered == N - len(kept) and sorted(writes) == sorted(set(range(N)) - {
+        int(n[6:11]) for n in kept})
+    assert media.probe_video(out).n_frames == N and not work.exists()
+
+
+def _running_task_pids() -> list[int]:
+    """Ray workers busy with a dreamvid task (Ray names the process after the running task)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().startswith(b"ray::_make"):
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
+def test_a_worker_killed_with_sigkill_has_its_range_retried(tmp_path, tiny, make_clip, local_cluster, small_split,
+                                                            writes):
+    src, _ = make_clip(n=N)
+    settings = tiny_settings(tiny)
+    clean = render_video(src, tmp_path / "clean", settings, workers=2)
+    killed = []
+
+    def kill_a_worker(p):
+        if p.stage == "item" and not killed:
+            for pid in _running_task_pids()[:1]:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    writes.clear()
+    result = render_video(src, tmp_path / "killed", settings, workers=2, progress=kill_a_worker)
+    assert killed, "no worker was busy when the first frame came back"
+    assert result.complete and sorted(writes) == list(range(N))
+    # a retried task makes the same frames: the render is the clean one, bit for bit
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(clean.output), frames_of(result.output)))
+
+
+def _rgba(path: Path, seed: int) -> Path:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (40, 56, 4), dtype=np.uint8), (5, 5), 0)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_image_batch_sweep_and_checkpoints_are_the_one_process_results(tmp_path, tiny, photo, local_cluster):
+    s = Settings(DreamSettings(model=tiny, step=0.05, num_octave=2, iterations=2, max_loss=None))
+    photos = [photo, _rgba(tmp_path / "alpha.png", 1), _rgba(tmp_path / "more.png", 2)]
+    one = render_images(photos, tmp_path / "one", s)
+    two = render_images(photos, tmp_path / "two", s, workers=2)
+    assert one.items == two.items == 3 and not two.failed
+    for p in photos:
+        name = f"{p.stem}.dream.png"
+        a, b = media.read_image_alpha(tmp_path / "one" / name), media.read_image_alpha(tmp_path / "two" / name)
+        assert np.array_equal(a[0], b[0])
+        assert (a[1] is None and b[1] is None) or np.array_equal(a[1], b[1])  # the alpha channel came along
+
+    vary = ["step=0.02,0.06", "num_octave=1,2"]
+    render_sweep(photo, tmp_path / "g1.png", s, vary=vary, save_cells=str(tmp_path / "c1"))
+    render_sweep(photo, tmp_path / "g2.png", s, vary=vary, save_cells=str(tmp_path / "c2"), workers=2)
+    assert np.array_equal(media.read_image(tmp_path / "g1.png"), media.read_image(tmp_path / "g2.png"))
+    cells = sorted(p.name for p in (tmp_path / "c1").iterdir())
+    assert len(cells) == 4 and cells == sorted(p.name for p in (tmp_path / "c2").iterdir())
+    assert all(np.array_equal(media.read_image(tmp_path / "c1" / c), media.read_image(tmp_path / "c2" / c))
+               for c in cells)
+
+    lapse = dict(checkpoints=[1, 2, 3], labels=True)
+    render_timelapse(photo, tmp_path / "t1", s, **lapse)
+    render_timelapse(photo, tmp_path / "t2", s, workers=2, **lapse)
+    snaps = sorted(p.name for p in (tmp_path / "t1").iterdir())
+    assert len(snaps) == 3 and all(np.array_equal(media.read_image(tmp_path / "t1" / n),
+                                                  media.read_image(tmp_path / "t2" / n)) for n in snaps)
+
+
+def test_zoom_and_a_continuous_timelapse_render_in_one_process_and_say_so(tmp_path, tiny, photo, caplog):
+    s = Settings(DreamSettings(model=tiny, step=0.05, num_octave=1, iterations=2, max_loss=None))
+    with caplog.at_level("WARNING", logger="dreamvid"):
+        r = render_timelapse(photo, tmp_path / "t", s, every=1, workers=2)
+    assert r.items == 2 and "cannot be split across workers" in caplog.text
+
+
+def test_a_bad_model_is_the_workers_own_error_and_leaves_no_folder(tmp_path, tiny, make_clip, local_cluster):
+    src, _ = make_clip(n=4)
+    settings = tiny_settings(tiny)
+    bad = replace(settings, dream=replace(settings.dream, model=str(tmp_path / "missing.keras")))
+    with pytest.raises(ModelError):
+        render_video(src, tmp_path / "o.mp4", bad, workers=2)
+    assert not workdir.default_work_dir(tmp_path / "o.mp4").exists()
+
+
+BROKEN_SITE = """
+import sys
+
+
+class NoDreamvid:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "dreamvid":
+            raise ImportError("dreamvid is broken on this node")
+
+
+sys.meta_path.insert(0, NoDreamvid())
+"""
+
+
+def test_a_worker_that_cannot_import_dreamvid_stops_the_render_with_one_line_and_keeps_frames(
+        tmp_path, tiny, make_clip, local_cluster, monkeypatch):
+    src, _ = make_clip(n=8)
+    out = tmp_path / "o.mp4"
+    settings = tiny_settings(tiny)
+
+    def stop(p):
+        if p.stage == "item" and p.done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, out, settings, progress=stop)  # three frames kept, in one process
+    # Workers whose Python cannot import dreamvid: a sitecustomize on their path refuses it
+    # (a plain broken package would lose to the driver's folder, which Ray puts first).
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "sitecustomize.py").write_text(BROKEN_SITE)
+    connect = cluster.connect
+
+    def broken_nodes(*a, **kw):
+        pool = connect(*a, **kw)
+        pool.options["runtime_env"] = {"env_vars": {"PYTHONPATH": str(broken)}}
+        return pool
+
+    monkeypatch.setattr(cluster, "connect", broken_nodes)
+    with pytest.raises(DreamvidError) as e:
+        render_video(src, out, settings, workers=2)
+    assert "\n" not in e.value.message and "dreamvid is broken on this node" in e.value.message
+    assert len(list(workdir.default_work_dir(out).glob("frame_*.png"))) == 3
+
+
+def test_bad_cluster_options_are_one_line_and_exit_2(tmp_path, make_clip, photo, monkeypatch):
+    src, _ = make_clip(n=3)
+    one_line_error(run("video", src, "-o", tmp_path / "o.mp4", "--workers", "0"), 2, "--workers")
+    result = run("video", src, "-o", tmp_path / "o.mp4", "--ray", "127.0.0.1:1")
+    one_line_error(result, 2, "127.0.0.1:1")
+    assert "ray start" in result.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    one_line_error(run("sweep", photo, "--vary", "step=0.01,0.02", "--workers", "2"), 2, "dreamvid[ray]")
+    assert not workdir.default_work_dir(photo.with_name("photo.sweep.png")).exists()
+    with pytest.raises(SettingsError, match="Ray"):
+        cluster.connect(2)
+
+
+def test_the_video_split_cuts_runs_and_pieces(monkeypatch):
+    monkeypatch.setattr(cluster, "PIECE", 4)
+    assert cluster._runs([0, 1, 2, 5, 6, 7, 8], {7}) == [(0, 3), (5, 7), (7, 9)]
+    Job = cluster.Job
+    assert cluster._pieces(10, 13, 22) == [Job(10, 13, 17), Job(17, 17, 21), Job(21, 21, 22)]
+    assert cluster._pieces(5, 5, 7) == [Job(5, 5, 7)]
+
+
+def test_a_long_run_is_split_with_an_overlap_and_a_resumed_gap_fades_into_the_stored_frames(monkeypatch):
+    monkeypatch.setattr(cluster, "PIECE", 16)
+    Job = cluster.Job
+    plan = SimpleNamespace(start=0, end=40, settings=Settings(video=VideoSettings(scene_cuts=False)))
+    split = cluster._Split(overlap=4, fade=True, min_chunk=6, chunks=2)
+
+    fresh = cluster._video_chunks(plan, SimpleNamespace(has=lambda i: False), list(range(40)), split)
+    assert sorted((c[0] for c in fresh), key=lambda j: j.first) == [Job(0, 0, 16), Job(16, 20, 36)]
+    # (the second chunk starts 4 frames early; it goes first, being the longest)
+
+    stored = set(range(10)) | set(range(20, 40))  # the driver stopped: a gap 10..19 between stored frames
+    gap = cluster._video_chunks(plan, SimpleNamespace(has=stored.__contains__), list(range(10, 20)), split)
+    # the gap continues from frame 9 (one chunk: too short to split), and frame 20's chain, which
+    # started at 16, is dreamed again for the fade into it
+    assert gap == [[Job(10, 10, 20)], [Job(16, 20, 20)]]
+
+
+def test_a_node_without_the_clip_dreams_a_copy_sent_through_ray(tmp_path, make_clip, local_cluster):
+    src, _ = make_clip(n=3)
+    plan = SimpleNamespace(info=media.probe_video(src))
+    data = ray.put(src.read_bytes())
+    gone = tmp_path / "elsewhere" / src.name  # the driver's path, which this "node" does not have
+    plan.info = replace(plan.info, path=gone)
+    cluster._use_local_copy(plan, [data])
+    assert plan.info.path != gone and plan.info.path.read_bytes() == src.read_bytes()
