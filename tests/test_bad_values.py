@@ -105,3 +105,25 @@ def test_infinite_and_nan_never_reach_the_work():
         for key in ("step", "octave_scale", "max_loss"):
             with pytest.raises(DreamvidError):
                 presets.resolve_for("image", overrides={key: value})
+
+
+def test_a_batch_never_writes_over_one_of_its_own_photos(tmp_path, photo, monkeypatch):
+    """`image a.png a.dream.png`: a.png's result would replace the second photo before its turn."""
+    import shutil
+
+    def no_model(*a, **k):
+        raise AssertionError("a network was loaded before the clash was refused")
+
+    monkeypatch.setattr("dreamvid.dream._dreamer", no_model)
+    a = shutil.copy(photo, tmp_path / "a.png")
+    b = shutil.copy(photo, tmp_path / "a.dream.png")
+    before = (tmp_path / "a.dream.png").read_bytes()
+    one_line_error(run("image", a, b), 2, "which is also a photo of this batch")
+    assert (tmp_path / "a.dream.png").read_bytes() == before
+
+
+def test_coherence_refuses_no_flow_with_a_way_out(tmp_path):
+    from .conftest import moving_frames, write_clip
+
+    clip = write_clip(tmp_path / "c.mp4", moving_frames(3))
+    one_line_error(run("coherence", clip, clip, "--flow", "none"), 2, "cannot measure", "--flow dis")
