@@ -165,7 +165,6 @@ def _interleaved(timer: Callable[[str], float]) -> dict[str, float]:
 def time_step(model: str, layers: Layers, weights: str | None, precision: str) -> float:
     """Seconds of one compiled step of this network at TIMING_SIZE px (the Dreamer that
     get_dreamer will hand out, so the winner's trace is not wasted)."""
-    import numpy as np
     import tensorflow as tf
 
     from . import dream, models

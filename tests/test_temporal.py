@@ -16,7 +16,7 @@ from dreamvid.flow import Motion
 from dreamvid.render.measure import coherence
 from dreamvid.render.video import render_video
 from dreamvid.settings import VideoSettings, validate_video
-from dreamvid.temporal import RECALL_FRAMES, carry, hold, strength_map
+from dreamvid.temporal import carry, hold
 
 H, W = 48, 64
 

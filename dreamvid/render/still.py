@@ -151,7 +151,7 @@ class StillsPlan(engine.Plan):
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
         from .. import media
-        from ..dream import check_size, dream_image, fit_max_size, get_dreamer, to_uint8
+        from ..dream import check_size, dream_image, get_dreamer, to_uint8
 
         s = self.settings.dream
         per_photo = s.num_octave * s.iterations

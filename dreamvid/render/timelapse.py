@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import OutputError, SettingsError
+from ..errors import SettingsError
 from ..settings import MAX_SNAPSHOTS, DreamSettings, Settings, TimelapseSettings, validate_timelapse
 from . import engine, sheet
 from .still import load_still

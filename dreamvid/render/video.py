@@ -40,7 +40,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DecodeError, DreamvidError, InputError, OutputError, SettingsError
-from ..settings import DreamSettings, Settings, parse_fps
+from ..settings import Settings, parse_fps
 from . import engine, workdir
 
 log = logging.getLogger("dreamvid")

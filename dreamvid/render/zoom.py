@@ -35,7 +35,6 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
