@@ -102,10 +102,6 @@ class Expression:
 _AUDIO_HINT = "rms, onset, bass, mid and treble come from --audio FILE (dreamvid zoom --audio song.mp3)"
 
 
-def is_expression(value: Any) -> bool:
-    return isinstance(value, (str, Expression))
-
-
 def parse(text: str, key: str = "value", names: tuple[str, ...] = (*TIME_NAMES, *AUDIO_NAMES)) -> Expression:
     """Check `text` and build its Expression, or SettingsError naming the column."""
     if isinstance(text, Expression):

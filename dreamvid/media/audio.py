@@ -15,7 +15,6 @@ Only numpy: no new dependency for a few FFTs.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -119,7 +118,3 @@ def _hold(x: np.ndarray, decay: float) -> np.ndarray:
         level = max(float(v), level * decay)
         y[i] = level
     return y
-
-
-def audio_name(path: str | os.PathLike) -> str:
-    return Path(path).name

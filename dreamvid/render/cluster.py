@@ -267,7 +267,7 @@ def _drive(plan: engine.Plan, pool: Pool, split: _Split, *, progress, work_dir, 
                 ctx.report("start", missing[0])
                 _Run(plan, pool, ctx, split).run()
         except BaseException:
-            engine._remove_if_empty(store)
+            engine.remove_if_empty(store)
             raise
         if plan.finish_needs_prepare:  # the grid's captions, the snapshots' labels: from the loaded network
             plan.prepare()

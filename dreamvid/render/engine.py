@@ -231,7 +231,7 @@ def render(plan: Plan, *, progress: ProgressFn | None = None, work_dir=None, res
             if plan.whole:  # the items of an unfinished whole computation are no use to a rerun
                 store.remove()
             else:
-                _remove_if_empty(store)
+                remove_if_empty(store)
             raise
         if items is not None and _missing(plan, store):
             store.close()
@@ -301,7 +301,7 @@ def _noun(plan: Plan) -> str:
     return {"video": "frame", "zoom": "frame", "sweep": "cell", "timelapse": "snapshot"}.get(plan.mode, "item")
 
 
-def _remove_if_empty(store) -> None:
+def remove_if_empty(store) -> None:
     """Leave no empty work folder behind a render that failed before its first item."""
     try:
         if not store.done_indices():

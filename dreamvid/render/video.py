@@ -197,7 +197,7 @@ class VideoPlan(engine.Plan):
         if self.truncated is not None:
             last = self.last_index + 1 if self.last_index is not None else ctx.todo[0]
             if last <= first:
-                engine._remove_if_empty(work)
+                engine.remove_if_empty(work)
                 raise self.truncated
         else:
             last = work.end  # a source that ended early without an error shortened the range
