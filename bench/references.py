@@ -125,7 +125,7 @@ def dreamvid_step(dreamer, tile: int):
     def step(img, shift, learning_rate):
         h, w = img.shape[:2]
         ys, xs = tf.constant(tile_edges(h, tile), tf.int32), tf.constant(tile_edges(w, tile), tf.int32)
-        return dreamer._ascent_step(img, shift, learning_rate, ys, xs)
+        return dreamer._ascent_step(img, shift, learning_rate, ys, xs, tf.ones([h, w, 1]), tf.constant(0.0))
 
     step.traces = lambda: dreamer.traces
     return step

@@ -76,7 +76,8 @@ d = dream.get_dreamer(s)
 mark("dreamer_and_precision")  # precision auto (cached after the first run) and the Dreamer
 import numpy as np, tensorflow as tf
 x = tf.constant(np.zeros((365, 365, 3), np.float32))
-args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.constant([0, 365]), tf.constant([0, 365]))
+args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.constant([0, 365]), tf.constant([0, 365]),
+        tf.ones([365, 365, 1]), tf.constant(0.0))
 d._ascent_step.get_concrete_function(*args)
 mark("trace")
 d._ascent_step(*args)[0].numpy()

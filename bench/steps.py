@@ -70,7 +70,8 @@ def step_call(model, size=SIZE, fold: bool = True):
     h, w = size
     x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (h, w, 3)).astype(np.float32))
     args = (x, tf.constant([5, -9], tf.int32), tf.constant(0.01, tf.float32),
-            tf.constant(tile_edges(h, 10_000), tf.int32), tf.constant(tile_edges(w, 10_000), tf.int32))
+            tf.constant(tile_edges(h, 10_000), tf.int32), tf.constant(tile_edges(w, 10_000), tf.int32),
+            tf.ones([h, w, 1]), tf.constant(0.0))
 
     def call():
         loss, out = d._ascent_step(*args)

@@ -31,7 +31,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, SettingsError
 from .settings import DreamSettings, validate
 
 log = logging.getLogger("dreamvid")
@@ -143,6 +143,12 @@ class Objective:
     and each layer's element count per tile (for the reduced-precision gradient scale). It
     runs inside the traced step, so it must be TensorFlow ops on `acts` only. An objective
     is a frozen, hashable value: get_dreamer caches one compiled step per (network, objective).
+
+    The tapped entries (models.DreamModel.layers) are whole layers, single channels
+    ("block5c_out/17") or ImageNet classes ("logits/207": that class's logit at every position,
+    the classifier applied as a 1x1 convolution); models.load builds each into the network,
+    so an objective sees one activation tensor per entry. A class entry is linear (its logit
+    is raised, or lowered with a negative weight); the others are excited (mean of squares).
     """
 
     def bind(self, model) -> Callable:
@@ -150,60 +156,142 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class MeanSquares(Objective):
-    """The DeepDream objective (the default): sum over layers of weight * mean(a²), each
-    layer's mean square divided by its reference level (models.DreamModel.scales)."""
+class Guide:
+    """A guide image (--guide) as a hashable value: (h, w, 3) uint8 RGB pixels and a digest."""
 
-    def bind(self, model) -> Callable:
-        import tensorflow as tf
+    pixels: bytes
+    shape: tuple[int, int, int]
+    digest: str
 
-        weights = [w / sc for (_, w), sc in zip(model.layers, model.scales)]
+    @classmethod
+    def of(cls, image: np.ndarray) -> Guide:
+        import hashlib
 
-        def terms(acts):
-            out, sizes = [], []
-            for w, a in zip(weights, acts):
-                a = _crop(a)
-                out.append(w * tf.reduce_mean(tf.square(a), axis=[1, 2, 3]))
-                sizes.append(tf.cast(tf.size(a[0]), tf.float32))
-            return out, sizes
+        image = np.ascontiguousarray(image, np.uint8)
+        return cls(image.tobytes(), image.shape, hashlib.sha256(image.tobytes()).hexdigest()[:16])
 
-        return terms
+    def image(self) -> np.ndarray:
+        return np.frombuffer(self.pixels, np.uint8).reshape(self.shape)
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __repr__(self) -> str:
+        return f"Guide({self.shape[1]}x{self.shape[0]}, {self.digest})"
+
+
+GUIDE_SIZE = 320  # px, longest side the guide is seen at (its features: a few hundred vectors per layer)
+
+
+def is_class_entry(name: str) -> bool:
+    return name.startswith("logits/")
 
 
 @dataclass(frozen=True)
-class EasedMeanSquares(Objective):
-    """MeanSquares whose layer weights change during a render without a new trace (zoom
-    keyframes easing `layers`): each layer's activations are scaled by a gain held in a
-    tf.Variable, loss = sum sign_l / scale_l * mean((gain_l a_l)²), gain_l = sqrt(|w_l|).
-    The sign of each layer is fixed for the render (`signs`, by layer name; a weight that
-    crosses 0 between keyframes is refused by the zoom plan). The network's own layer
-    weights must be 1."""
+class MeanSquares(Objective):
+    """The DeepDream objective (the default): sum over entries of weight * mean(a²), each
+    entry's mean square divided by its reference level (models.DreamModel.scales); a class
+    entry adds weight * its mean logit / its reference level instead.
 
-    signs: tuple[tuple[str, float], ...] = ()
+    With a `guide` (Mordvintsev's guided objective, the original notebook's): each position's
+    activation vector is matched to the guide's most similar one (largest dot product) and the
+    match is raised, so the dream grows the guide's features; `guide_weight` mixes it with
+    the plain objective (1: only the guide, 0: only the plain one).
+    """
+
+    guide: Guide | None = None
+    guide_weight: float = 1.0
+
+    def _gains(self, model):
+        return None
 
     def bind(self, model) -> Callable:
         import tensorflow as tf
 
-        signs = dict(self.signs)
         names = [n for n, _ in model.layers]
-        weights = [signs.get(n, 1.0) / sc for n, sc in zip(names, model.scales)]
-        gains = tf.Variable(tf.ones([len(names)]), trainable=False, name="layer_gains")
-        object.__setattr__(self, "_gains", gains)  # the bound state of this (frozen) value
-        object.__setattr__(self, "_names", tuple(names))
+        weights = [self._weight(n, w) / sc for (n, w), sc in zip(model.layers, model.scales)]
+        linear = [is_class_entry(n) for n in names]
+        gains = self._gains(model)
+        g = float(self.guide_weight) if self.guide is not None else 0.0
+        targets = self._guide_features(model) if g else [None] * len(names)
 
         def terms(acts):
             out, sizes = [], []
             for k, (w, a) in enumerate(zip(weights, acts)):
-                a = _crop(a * tf.cast(gains[k], a.dtype))
-                out.append(w * tf.reduce_mean(tf.square(a), axis=[1, 2, 3]))
+                if gains is not None:
+                    a = a * tf.cast(gains[k], a.dtype)
+                a = _crop(a)
+                if linear[k]:
+                    gain2 = 1.0 if gains is None else gains[k]  # linear: the gain squared, as a² would get
+                    term = tf.reduce_mean(a, axis=[1, 2, 3]) * gain2
+                else:
+                    term = tf.reduce_mean(tf.square(a), axis=[1, 2, 3])
+                    if targets[k] is not None:
+                        term = (1.0 - g) * term + g * _guide_match(a, targets[k])
+                out.append(w * term)
                 sizes.append(tf.cast(tf.size(a[0]), tf.float32))
             return out, sizes
 
         return terms
 
+    def _weight(self, name: str, weight: float) -> float:
+        return weight
+
+    def _guide_features(self, model) -> list:
+        """Per entry: the guide's activation vectors (n, c) at that entry, or None (class entries)."""
+        import tensorflow as tf
+
+        guide = fit_max_size(self.guide.image().astype(np.float32), GUIDE_SIZE)
+        if min(guide.shape[:2]) < model.min_size:
+            guide = resize(guide, tuple(max(model.min_size, d) for d in guide.shape[:2]))
+        acts = model(tf.constant(to_dream_space(guide)[None]))
+        out = []
+        for (name, _), a in zip(model.layers, acts):
+            if is_class_entry(name):
+                out.append(None)
+                continue
+            a = _crop(a)
+            out.append(tf.constant(tf.reshape(a, [-1, a.shape[-1]]).numpy()))
+        return out
+
+
+def _guide_match(a, guide):
+    """Mean over positions of each activation vector's best dot product with a guide vector,
+    per channel (so it is in the units of mean(a²)): (b, h, w, c), (n, c) -> (b,)."""
+    import tensorflow as tf
+
+    b, c = tf.shape(a)[0], tf.shape(a)[-1]
+    flat = tf.reshape(a, [b, -1, c])
+    dots = tf.einsum("bpc,nc->bpn", flat, tf.cast(guide, flat.dtype))
+    return tf.reduce_mean(tf.reduce_max(dots, axis=-1), axis=1) / tf.cast(c, a.dtype)
+
+
+@dataclass(frozen=True)
+class EasedMeanSquares(MeanSquares):
+    """MeanSquares whose entry weights change during a render without a new trace (zoom
+    keyframes easing `layers`): each entry's activations are scaled by a gain held in a
+    tf.Variable, loss = sum sign_l / scale_l * mean((gain_l a_l)²), gain_l = sqrt(|w_l|)
+    (a class entry: sign_l / scale_l * gain_l² * mean(logit)). The sign of each entry is fixed
+    for the render (`signs`, by name; a weight that crosses 0 between keyframes is refused by
+    the zoom plan). The network's own layer weights must be 1."""
+
+    signs: tuple[tuple[str, float], ...] = ()
+
+    def _weight(self, name: str, weight: float) -> float:
+        return dict(self.signs).get(name, 1.0)
+
+    def _gains(self, model):
+        import tensorflow as tf
+
+        names = [n for n, _ in model.layers]
+        gains = tf.Variable(tf.ones([len(names)]), trainable=False, name="layer_gains")
+        object.__setattr__(self, "_gain_var", gains)  # the bound state of this (frozen) value
+        object.__setattr__(self, "_names", tuple(names))
+        return gains
+
     def set_weights(self, layers: dict[str, float]) -> None:
         """The weights for the next frames (layers not named get 0)."""
-        self._gains.assign([math.sqrt(abs(layers.get(n, 0.0))) for n in self._names])
+        self._gain_var.assign([math.sqrt(abs(layers.get(n, 0.0))) for n in self._names])
 
 
 class Dreamer:
@@ -322,9 +410,25 @@ class Dreamer:
             _, rows = tf.while_loop(lambda i, _: i < ny, row, (0, rows))
             return loss, rows.concat()
 
-        def update(x, loss, grad, shift, step):
+        def blur(g, sigma):
+            """A Gaussian blur of the (h, w, 3) gradient, sigma px (separable, edges replicated)."""
+            r = tf.cast(tf.math.ceil(2.5 * sigma), tf.int32)
+            t = tf.cast(tf.range(-r, r + 1), tf.float32)
+            k = tf.exp(-0.5 * tf.square(t / sigma))
+            k /= tf.reduce_sum(k)
+            g = tf.pad(g[tf.newaxis], [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+            g = tf.nn.depthwise_conv2d(g, tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, 3, 1]), [1, 1, 1, 1], "VALID")
+            g = tf.nn.depthwise_conv2d(g, tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, 3, 1]), [1, 1, 1, 1], "VALID")
+            return g[0]
+
+        def update(x, loss, grad, shift, step, mask, smooth):
+            # `smooth` > 0 blurs the gradient (larger, calmer shapes; tf.cond: the network is not
+            # traced twice). The mask (h, w, 1; ones without --mask) weighs the update: black keeps
+            # the picture. Normalised over the masked area: what is dreamed, as hard as unmasked.
             grad = tf.roll(grad, -shift, axis=[0, 1])
-            grad /= tf.maximum(tf.reduce_mean(tf.abs(grad)), GRAD_EPS)
+            grad = tf.cond(smooth > 0, lambda: blur(grad, smooth), lambda: grad) * mask
+            area = tf.maximum(tf.reduce_mean(mask), GRAD_EPS)
+            grad /= tf.maximum(tf.reduce_mean(tf.abs(grad)) / area, GRAD_EPS)
             return loss, tf.clip_by_value(x + step * grad, -1.0, 1.0)
 
         signature = [
@@ -333,21 +437,23 @@ class Dreamer:
             tf.TensorSpec([], tf.float32),  # step size
             tf.TensorSpec([None], tf.int32),  # ys: tile edges along the height, [0, ..., h]
             tf.TensorSpec([None], tf.int32),  # xs: tile edges along the width
+            tf.TensorSpec([None, None, 1], tf.float32),  # mask: weight of each pixel's update, 0..1
+            tf.TensorSpec([], tf.float32),  # smooth: gradient blur sigma in px (0: none)
         ]
 
         @tf.function(input_signature=signature, reduce_retracing=True)
-        def ascent_step(x, shift, step, ys, xs):
+        def ascent_step(x, shift, step, ys, xs, mask, smooth):
             self.traces += 1  # Python side effect: runs only while tracing
             # An image within one tile is a loop of one iteration: as fast as a direct call
             # (bench/), and a tf.cond between the two would trace the network twice.
             loss, grad = tiled_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs)
-            return update(x, loss, grad, shift, step)
+            return update(x, loss, grad, shift, step, mask, smooth)
 
         @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.int32)], reduce_retracing=True)
-        def batched_ascent_step(x, shift, step, ys, xs, batch):
+        def batched_ascent_step(x, shift, step, ys, xs, mask, smooth, batch):
             self.traces += 1
             loss, grad = batched_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs, batch)
-            return update(x, loss, grad, shift, step)
+            return update(x, loss, grad, shift, step, mask, smooth)
 
         self._ascent_step = ascent_step
         self._batched_ascent_step = batched_ascent_step
@@ -367,8 +473,9 @@ class Dreamer:
 
     def ascend(self, x: np.ndarray, s: DreamSettings, rng: np.random.Generator, *, octave: int = 0,
                num_octave: int = 1, progress: ProgressFn | None = None,
-               on_step: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
-        """Run up to s.iterations steps on dream-space `x` (H, W, 3) float32; returns the new x."""
+               on_step: Callable[[np.ndarray], None] | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+        """Run up to s.iterations steps on dream-space `x` (H, W, 3) float32; returns the new x.
+        mask: (H, W) float32 0..1, how much each pixel is dreamed (None: all of it)."""
         import tensorflow as tf
 
         h, w = x.shape[:2]
@@ -377,15 +484,18 @@ class Dreamer:
         ys, xs = tf.constant(ys, tf.int32), tf.constant(xs, tf.int32)
         step = tf.constant(s.step, tf.float32)
         xt = tf.constant(np.asarray(x, np.float32))
+        mt = tf.ones([h, w, 1], tf.float32) if mask is None else tf.constant(np.asarray(mask, np.float32)[..., None])
+        smooth = tf.constant(s.smooth * min(h, w) / 100.0, tf.float32)  # % of the octave's shorter side
         for i in range(s.iterations):
             shift = tf.constant([int(v) for v in rng.integers(-s.jitter, s.jitter + 1, 2)] if s.jitter else [0, 0],
                                 tf.int32)
             while True:
                 try:
                     if batch > 1:
-                        loss_t, x_next = self._batched_ascent_step(xt, shift, step, ys, xs, tf.constant(batch))
+                        loss_t, x_next = self._batched_ascent_step(xt, shift, step, ys, xs, mt, smooth,
+                                                                   tf.constant(batch))
                     else:
-                        loss_t, x_next = self._ascent_step(xt, shift, step, ys, xs)
+                        loss_t, x_next = self._ascent_step(xt, shift, step, ys, xs, mt, smooth)
                     break
                 except tf.errors.ResourceExhaustedError:
                     if batch <= 1:
@@ -408,19 +518,26 @@ class Dreamer:
 
     def dream(self, image: np.ndarray, s: DreamSettings, *, frame: int = 0, progress: ProgressFn | None = None,
               snapshot_every: int = 0, on_snapshot: SnapshotFn | None = None,
-              on_octave: SnapshotFn | None = None) -> np.ndarray:
+              on_octave: SnapshotFn | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Dream `image` (H, W, 3) float32 0..255 RGB; returns float32 0..255 of the same size.
 
         `frame` is mixed into the jitter seed, so frames of a video differ but repeat exactly.
         With `snapshot_every` K, `on_snapshot(steps, image)` gets the full-size image every K
         steps of the whole run (all octaves): the "continuous" timelapse. `on_octave(octave,
         image)` gets the full-size image after each octave (0-based; a preview of a still).
+        `mask` (H, W) float32 0..1: how much each pixel is dreamed (dreamvid/mask.py reads and
+        feathers one); where it is 0 the output is the image.
         """
         h, w = image.shape[:2]
         sizes = check_size(h, w, s, self.min_size)
         rng = np.random.default_rng([s.seed, frame])
         source = np.asarray(image, np.float32)
         detail = np.zeros((*sizes[0], 3), np.float32)  # dreamed minus source, at the current size
+        if mask is not None:
+            mask = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
+            if mask.shape != (h, w):
+                raise InputError(f"the mask is {mask.shape[1]}x{mask.shape[0]} px, the image {w}x{h}",
+                                 hint="dreamvid.mask.fit resizes a mask to a picture")
         steps = 0
         for octave, size in enumerate(sizes):
             base = to_dream_space(resize(source, size))
@@ -433,7 +550,8 @@ class Dreamer:
                     on_snapshot(steps, self._full_size(x - base, source))
 
             x = self.ascend(base + detail, s, rng, octave=octave, num_octave=len(sizes), progress=progress,
-                            on_step=step_done if on_snapshot else None)
+                            on_step=step_done if on_snapshot else None,
+                            mask=None if mask is None else resize(mask[..., None], size).reshape(size))
             detail = x - base
             if on_octave:
                 on_octave(octave, self._full_size(detail, source))
@@ -454,7 +572,7 @@ def network_key(s: DreamSettings, size: tuple[int, int] | None = None) -> tuple:
     when known). Everything else (step, octaves, tiles...) is an argument of the traced step."""
     from .precision import resolve
 
-    return (s.model, tuple(s.layers), s.weights, resolve(s, size).precision)
+    return (s.model, tuple(s.targets()), s.weights, resolve(s, size).precision)
 
 
 @functools.lru_cache(maxsize=8)
@@ -468,25 +586,98 @@ def _dreamer(key: tuple, objective: Objective) -> Dreamer:
 def get_dreamer(s: DreamSettings, objective: Objective | None = None, *,
                 size: tuple[int, int] | None = None) -> Dreamer:
     """THE function that decides which compiled Dreamer serves settings `s` (and `objective`,
-    default MeanSquares): one per network_key and objective, cached, so sweeps, videos and
-    zooms reuse the traced step instead of tracing again. `size`: the (h, w) to be dreamed,
+    default `objective_for(s)`): one per network_key and objective, cached, so sweeps, videos
+    and zooms reuse the traced step instead of tracing again. `size`: the (h, w) to be dreamed,
     when known (precision "auto" keeps float32 for a small image)."""
-    return _dreamer(network_key(s, size), objective or MeanSquares())
+    return _dreamer(network_key(s, size), objective or objective_for(s))
+
+
+def check_objective(s: DreamSettings, mode: str, size: tuple[int, int] | None = None) -> None:
+    """Before any work: the guide reads, and the mask is one `mode` takes (and reads, at the
+    picture's `size` when known). InputError / SettingsError naming the problem."""
+    from .mask import for_still, kind
+
+    if s.guide:
+        load_guide(s.guide)
+    k = kind(s.mask)
+    if k is None:
+        return
+    if mode != "video" and k != "image":
+        raise SettingsError(f"--mask {s.mask} is for videos: {mode} dreams a still",
+                            hint="give a mask image (white dreams, black keeps the picture)")
+    if k == "image":
+        from .mask import read
+
+        for_still(s.mask, size) if size is not None else read(s.mask)
+
+
+def input_files(s: DreamSettings) -> dict:
+    """The guide and mask files' digests ({} without them): part of a render's resume key, so
+    an edited mask is a different render."""
+    from .cache import file_digest
+    from .mask import kind
+
+    out = {}
+    for key, path in (("guide", s.guide), ("mask", s.mask if kind(s.mask) in ("image", "clip") else None)):
+        if path:
+            try:
+                out[key] = file_digest(path)
+            except OSError:
+                out[key] = None  # the plan's own check says what is wrong with it
+    return out
+
+
+def objective_for(s: DreamSettings, signs: tuple[tuple[str, float], ...] | None = None) -> Objective:
+    """The objective settings `s` ask for: MeanSquares over s.targets(), guided by s.guide;
+    with `signs`, the EasedMeanSquares of a zoom whose keyframes ease the weights."""
+    guide = load_guide(s.guide) if s.guide else None
+    if signs is not None:
+        return EasedMeanSquares(guide=guide, guide_weight=s.guide_weight, signs=signs)
+    return MeanSquares(guide=guide, guide_weight=s.guide_weight)
+
+
+def load_guide(path: str) -> Guide:
+    """The guide image at `path`, shrunk to GUIDE_SIZE (any size and aspect ratio works: its
+    features are matched wherever they are). InputError naming the file if it is not an image."""
+    import os
+
+    try:
+        stat = os.stat(path)
+        key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = (path, 0, 0)  # read_image says what is wrong with it
+    return _guide(key)
+
+
+@functools.lru_cache(maxsize=4)
+def _guide(key: tuple) -> Guide:
+    from .media import read_image
+
+    try:
+        return Guide.of(read_image(key[0], max_size=GUIDE_SIZE))
+    except InputError as e:
+        raise InputError(f"--guide: {e.message}", hint=e.hint) from None
 
 
 def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, progress: ProgressFn | None = None,
-                dreamer: Dreamer | None = None, on_octave: SnapshotFn | None = None, **overrides) -> np.ndarray:
+                dreamer: Dreamer | None = None, on_octave: SnapshotFn | None = None, mask: np.ndarray | None = None,
+                **overrides) -> np.ndarray:
     """Dream a still. image: (H, W, 3) uint8 RGB -> (H', W', 3) uint8 RGB.
+
+    mask: (h, w) 0..1 of the image's aspect ratio, 1 dreams, 0 keeps the image (instead of
+    the `mask` setting, a file). `classes`, `guide`, `guide_weight`: what to dream of.
 
     The output has the input's size, or the `max_size`-limited size. Keyword overrides use
     the DreamSettings names: `dream_image(img, step=0.02, layers={"block6d_out": 1.0})`.
     on_octave(octave, image): the picture so far after each octave, float32 0..255 (Dreamer.dream).
     """
-    from .settings import parse_layers
+    from .settings import parse_classes, parse_layers
 
     s = settings or DreamSettings()
     if "layers" in overrides:
         overrides["layers"] = parse_layers(overrides["layers"])
+    if "classes" in overrides:
+        overrides["classes"] = parse_classes(overrides["classes"])
     s = validate(replace(s, **overrides))
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
@@ -494,5 +685,13 @@ def dream_image(image: np.ndarray, settings: DreamSettings | None = None, *, pro
                          hint="convert grayscale or RGBA images to RGB first (dreamvid.media.read_image does)")
     image = fit_max_size(image.astype(np.float32), s.max_size)
     check_size(*image.shape[:2], s)
+    if mask is None and s.mask is not None:
+        from .mask import for_still
+
+        mask = for_still(s.mask, image.shape[:2])
+    elif mask is not None:
+        from .mask import fit
+
+        mask = fit(np.asarray(mask, np.float32), image.shape[:2])
     d = dreamer or get_dreamer(s, size=image.shape[:2])
-    return to_uint8(d.dream(image, s, progress=progress, on_octave=on_octave))
+    return to_uint8(d.dream(image, s, progress=progress, on_octave=on_octave, mask=mask))

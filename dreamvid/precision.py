@@ -173,7 +173,8 @@ def time_step(model: str, layers: Layers, weights: str | None, precision: str) -
     side = max(TIMING_SIZE, d.min_size)
     x = tf.constant(models.pink_noise(side))
     edges = tf.constant([0, side], tf.int32)
-    args = (x, tf.constant([3, -5], tf.int32), tf.constant(0.01, tf.float32), edges, edges)
+    args = (x, tf.constant([3, -5], tf.int32), tf.constant(0.01, tf.float32), edges, edges,
+            tf.ones([side, side, 1]), tf.constant(0.0))
     t = time.perf_counter()
     float(d._ascent_step(*args)[0])
     return time.perf_counter() - t
@@ -190,9 +191,9 @@ def resolve(s: DreamSettings, size: tuple[int, int] | None = None) -> DreamSetti
     if size is None and s.max_size is not None:
         size = (s.max_size, s.max_size)  # at most this: a small --max-size is a small image
     small = size is not None and max(size) < TIMING_SIZE
-    memo_key = (s.model, tuple(s.layers), s.weights, small)
+    memo_key = (s.model, tuple(s.targets()), s.weights, small)
     if memo_key not in _memo:
-        _memo[memo_key] = c = choose(s.model, tuple(s.layers), s.weights, size=size)
+        _memo[memo_key] = c = choose(s.model, tuple(s.targets()), s.weights, size=size)
         # a new measurement is worth a line (it took seconds, once); the rest shows with --verbose
         log.log(logging.INFO if c.seconds and not c.cached else logging.DEBUG, "precision auto for %s: %s%s",
                 s.model, c.reason, " (measured once, cached)" if c.seconds and not c.cached else "")

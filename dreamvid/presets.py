@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import PresetError, SettingsError
-from .settings import SECTIONS, Settings, parse_layers, validate_all
+from .settings import SECTIONS, Settings, parse_classes, parse_layers, validate_all
 
 # Which sections a mode reads, in the order a keyword override is looked up (`fps` of a zoom
 # is the zoom's, `crf` the video section's), and the preset a mode starts from.
@@ -147,8 +148,11 @@ def resolve_for(mode: str, settings: Settings | None = None, preset: str | None 
         changes[section][key] = value
     if changes.get("dream", {}).get("layers") is not None:
         changes["dream"]["layers"] = parse_layers(changes["dream"]["layers"])
+    if changes.get("dream", {}).get("classes") is not None:
+        changes["dream"]["classes"] = parse_classes(changes["dream"]["classes"])
     current = {n: dataclasses.asdict(getattr(settings, n)) for n in SECTIONS}
     current["dream"]["layers"] = list(settings.dream.layers)
+    current["dream"]["classes"] = list(settings.dream.classes)
     for n, values in changes.items():
         current[n].update(values)
     return build(current)
@@ -159,6 +163,8 @@ def build(merged: Mapping[str, Mapping[str, Any]], where: str = "settings") -> S
     try:
         if "layers" in values["dream"]:
             values["dream"]["layers"] = parse_layers(values["dream"]["layers"])
+        if "classes" in values["dream"]:
+            values["dream"]["classes"] = parse_classes(values["dream"]["classes"])
         if isinstance(values["sweep"].get("vary"), Mapping):  # TOML: [sweep.vary] step = [0.01, 0.03]
             values["sweep"]["vary"] = tuple((k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
                                             for k, v in values["sweep"]["vary"].items())
@@ -180,6 +186,7 @@ def to_toml(settings: Settings, description: str | None = None) -> str:
         section = d[name]
         lines.append(f"[{name}]")
         layers = section.pop("layers", None)
+        classes = section.pop("classes", None)
         if name == "sweep":
             vary = section.pop("vary")
             layers = {k: list(v) for k, v in vary} if vary else None
@@ -187,9 +194,20 @@ def to_toml(settings: Settings, description: str | None = None) -> str:
             lines.append(f"{k} = {_toml_value(v)}" if v is not None else f"# {k} = (not set)")
         if layers is not None:
             lines += ["", f"[{name}.{'vary' if name == 'sweep' else 'layers'}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in layers.items()] or ["# (the model's default layers)"]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in layers.items()] or \
+                ["# (the model's default layers)"]
+        if classes:
+            from .models.classes import name as class_name
+
+            lines += ["", f"[{name}.classes]"]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}  # {class_name(int(k))}" for k, v in classes.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_key(k: str) -> str:
+    """A TOML key: bare where it may be ("block4c_out"), quoted otherwise ("block5c_out/17")."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_value(k)
 
 
 def _toml_value(v: Any) -> str:

@@ -35,6 +35,10 @@ MAX_INTERPOLATE = 16  # frames per dreamed frame with --interpolate; more is a t
 MAX_SNAPSHOTS = 1000  # timelapse pictures; more is a typo (--every 1 on a long run)
 
 Layers = tuple[tuple[str, float], ...]
+Classes = tuple[tuple[int, float], ...]
+CLASS_LAYER = "logits"  # the entry "logits/207" is ImageNet class 207's logit (models.classifier_entry)
+MASK_KINDS = ("motion", "still")  # --mask computed from a clip's own flow (video only; dreamvid/mask.py)
+OBJECTIVE_FIELDS = ("smooth", "classes", "guide", "guide_weight", "mask")  # left out of to_dict at their defaults
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,19 @@ class DreamSettings:
     max_size: int | None = None  # px; downscale so the longest side is at most this (None: keep size)
     weights: str | None = None  # a local weights file for a downloadable model, instead of fetching it
     precision: str = "auto"  # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (precision.py)
+    smooth: float = 0.0  # blur of each step's gradient, % of the shorter side (0: none); calmer, larger shapes
+    # What to dream of besides `layers` (entries "NAME", "NAME/CHANNEL"), and where:
+    classes: Classes = ()  # ((ImageNet class index, weight), ...): --class "golden retriever"
+    guide: str | None = None  # an image whose features the dream grows toward (--guide)
+    guide_weight: float = 1.0  # 0..1: how much of the objective is the guide's (1: all of it)
+    mask: str | None = None  # a mask image (white dreams, black keeps the picture), a mask clip, "motion", "still"
 
     def layer_dict(self) -> dict[str, float]:
         return dict(self.layers)
+
+    def targets(self) -> Layers:
+        """What the network is tapped at: the layer entries, then one "logits/K" entry per class."""
+        return (*self.layers, *((f"{CLASS_LAYER}/{k}", w) for k, w in self.classes))
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,10 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["dream"]["layers"] = dict(self.dream.layers)
+        d["dream"]["classes"] = {str(k): w for k, w in self.dream.classes}
+        for key in OBJECTIVE_FIELDS:  # a render without them keeps the resume key it always had
+            if getattr(self.dream, key) == getattr(DreamSettings, key):
+                del d["dream"][key]
         return d
 
     def frame_dream(self) -> DreamSettings:
@@ -187,8 +205,56 @@ def parse_layers(value: Any) -> Layers:
 
 
 def _parse_layer_spec(spec: str) -> tuple[str, float]:
-    name, sep, weight = spec.partition(":")
+    name, sep, weight = spec.rpartition(":") if ":" in spec else (spec, "", "")
     return name.strip(), (weight if sep else 1.0)
+
+
+def split_entry(entry: str) -> tuple[str, int | None]:
+    """"block5c_out" -> ("block5c_out", None); "block5c_out/17" -> ("block5c_out", 17): a
+    single channel; "logits/207": ImageNet class 207. SettingsError for another suffix."""
+    base, sep, index = entry.partition("/")
+    if not sep:
+        if base == CLASS_LAYER:
+            raise SettingsError(f"the layer {CLASS_LAYER!r} needs a class: {CLASS_LAYER}/207",
+                                hint='or name the class: --class "golden retriever"')
+        return base, None
+    if not base or not index.strip().isdigit():
+        raise SettingsError(f"layer {entry!r}: after the '/' comes a channel number, e.g. {base or 'block5c_out'}/17",
+                            hint="`dreamvid layers MODEL --channels` lists each layer's channels")
+    return base, int(index)
+
+
+def parse_classes(value: Any) -> Classes:
+    """Accept {name: weight}, ["golden retriever", "207:0.5"], "tabby", 207 -> ((index, weight), ...):
+    a class is named by any of its ImageNet names, its index or its WordNet id."""
+    from .models.classes import index
+
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    else:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        items = []
+        for v in values:
+            if isinstance(v, str):
+                items.append(_parse_layer_spec(v))
+            elif isinstance(v, (list, tuple)) and len(v) == 2:
+                items.append(tuple(v))
+            else:
+                items.append((v, 1.0))
+    out: dict[int, float] = {}
+    for spec, weight in items:
+        try:
+            if isinstance(weight, bool):
+                raise TypeError
+            w = float(weight)
+        except (TypeError, ValueError):
+            raise SettingsError(f"class weight for {spec!r} must be a number (got {weight!r})",
+                                hint='write --class "NAME:WEIGHT", e.g. --class "golden retriever:1.5"') from None
+        k = index(spec)
+        out[k] = out.get(k, 0.0) + w
+    return tuple(out.items())
 
 
 def validate(s: DreamSettings) -> DreamSettings:
@@ -217,9 +283,28 @@ def validate(s: DreamSettings) -> DreamSettings:
     _check(s.precision in PRECISIONS, "precision", s.precision, f"must be one of {', '.join(PRECISIONS)}", None)
     for name, w in s.layers:
         _finite(w, f"layers.{name}")
-    if s.layers and not any(w != 0 for _, w in s.layers):
+        split_entry(name)
+    for k, w in s.classes:
+        _check(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 1000, "classes", k,
+               "must be ImageNet class indices 0..999", '--class "golden retriever" or --class 207')
+        _finite(w, f"classes.{k}")
+    targets = s.targets()
+    if targets and not any(w != 0 for _, w in targets):
         raise SettingsError("every layer weight is 0, so there is nothing to dream",
                             hint="give at least one layer a non-zero weight")
+    if targets and not any(w > 0 for _, w in targets):
+        raise SettingsError("every weight is negative: the dream would only suppress, with nothing to grow",
+                            hint="give at least one layer, channel or class a positive weight")
+    _finite(s.smooth, "smooth")
+    _check(0.0 <= s.smooth <= 10.0, "smooth", s.smooth, "must be between 0 and 10 (% of the shorter side)",
+           "0 is off; 0.3 calms a class dream")
+    _check(s.guide is None or (isinstance(s.guide, str) and s.guide != ""), "guide", s.guide,
+           "must be an image file", "e.g. --guide flowers.jpg")
+    _finite(s.guide_weight, "guide_weight")
+    _check(0.0 <= s.guide_weight <= 1.0, "guide_weight", s.guide_weight, "must be between 0 and 1",
+           "1 dreams only toward the guide, 0.5 half the plain dream")
+    _check(s.mask is None or (isinstance(s.mask, str) and s.mask != ""), "mask", s.mask,
+           "must be an image, a clip, motion or still", "e.g. --mask mask.png (white dreams, black keeps)")
     return s
 
 

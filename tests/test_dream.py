@@ -86,7 +86,8 @@ def one_step(d, x, tile, batch=None):
     from dreamvid.dream import tile_edges
 
     args = (tf.constant(x), tf.constant([3, -2], tf.int32), tf.constant(0.05),
-            tf.constant(tile_edges(x.shape[0], tile), tf.int32), tf.constant(tile_edges(x.shape[1], tile), tf.int32))
+            tf.constant(tile_edges(x.shape[0], tile), tf.int32), tf.constant(tile_edges(x.shape[1], tile), tf.int32),
+            tf.ones([*x.shape[:2], 1]), tf.constant(0.0))
     loss, out = d._ascent_step(*args) if batch is None else d._batched_ascent_step(*args, tf.constant(batch))
     return float(loss), out.numpy()
 
@@ -129,7 +130,8 @@ def test_batched_uneven_tiles_keep_each_tiles_own_part(tmp_path):
     import tensorflow as tf
 
     _, out = d._batched_ascent_step(tf.constant(x), tf.constant([0, 0], tf.int32), tf.constant(step),
-                                    tf.constant(ys, tf.int32), tf.constant(xs, tf.int32), tf.constant(4))
+                                    tf.constant(ys, tf.int32), tf.constant(xs, tf.int32),
+                                    tf.ones([*x.shape[:2], 1]), tf.constant(0.0), tf.constant(4))
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-6)
 
 
@@ -144,11 +146,11 @@ def test_tile_batch_setting_and_out_of_memory_halving(tiny_path, image, monkeypa
     reference = d.dream(big, s)
     real, sizes = d._batched_ascent_step, []
 
-    def small_gpu(x, shift, step, ys, xs, batch):
+    def small_gpu(x, shift, step, ys, xs, mask, smooth, batch):
         sizes.append(int(batch))
         if int(batch) > 3:
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-        return real(x, shift, step, ys, xs, batch)
+        return real(x, shift, step, ys, xs, mask, smooth, batch)
 
     monkeypatch.setattr(d, "_batched_ascent_step", small_gpu)
     out = d.dream(big, s)

@@ -41,7 +41,8 @@ def one_step(dreamer, x, *, device=None, shift=(3, -5)):
 
     h, w = x.shape[:2]
     args = (tf.constant(x), tf.constant(shift, tf.int32), tf.constant(0.01, tf.float32),
-            tf.constant(tile_edges(h, 512), tf.int32), tf.constant(tile_edges(w, 512), tf.int32))
+            tf.constant(tile_edges(h, 512), tf.int32), tf.constant(tile_edges(w, 512), tf.int32),
+            tf.ones([h, w, 1]), tf.constant(0.0))
     if device is None:
         loss, y = dreamer._ascent_step(*args)
     else:
@@ -149,7 +150,8 @@ def test_gpu_batches_tiles_and_matches_one_tile_at_a_time(image):
     n = (len(tile_edges(h, tile)) - 1) * (len(tile_edges(w, tile)) - 1)
     assert gpu.tile_batch(DreamSettings(tile=tile), n) == min(AUTO_TILE_BATCH, n) > 1
     args = (tf.constant(x), tf.constant([3, -5], tf.int32), tf.constant(0.01, tf.float32),
-            tf.constant(tile_edges(h, tile), tf.int32), tf.constant(tile_edges(w, tile), tf.int32))
+            tf.constant(tile_edges(h, tile), tf.int32), tf.constant(tile_edges(w, tile), tf.int32),
+            tf.ones([h, w, 1]), tf.constant(0.0))
     with tf.device("/GPU:0"):
         loss_1, one = gpu._ascent_step(*args)
         loss_b, batched = gpu._batched_ascent_step(*args, tf.constant(n))

@@ -462,7 +462,7 @@ def test_eased_layer_weights_reuse_one_traced_step(tiny, picture):
     for i in range(4):
         previous = maker.make(i, previous)
     assert maker.dreamer.traces == max(traces, 1)  # traced once, whatever the weights
-    assert np.allclose(maker.dreamer.objective._gains.numpy() ** 2, [0.25, 0.75])  # frame 3 of 4: 3/4 of the way
+    assert np.allclose(maker.dreamer.objective._gain_var.numpy() ** 2, [0.25, 0.75])  # frame 3 of 4: 3/4 of the way
 
 
 def test_eased_weights_match_a_plain_dreamer(tiny, picture):

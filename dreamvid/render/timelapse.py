@@ -204,12 +204,19 @@ class TimelapsePlan(engine.Plan):
         s = self.settings.dream
         self.picture = fit_max_size(np.asarray(self.image, np.float32), s.max_size)
         # a bad model or layer fails here, before any folder exists; the size decides precision "auto"
+        from ..dream import check_objective
+        from ..mask import for_still
+
+        check_objective(s, "timelapse", self.picture.shape[:2])
+        self.mask = for_still(s.mask, self.picture.shape[:2]) if s.mask else None
         self.dreamer = get_dreamer(s, size=self.picture.shape[:2])
         self.shown = replace(s, layers=tuple(self.dreamer.model.layers))  # the layers dreamed, for the labels
         self.n_oct = len(octave_sizes(*self.picture.shape[:2], s.num_octave, s.octave_scale, self.dreamer.min_size))
 
     def resume_key(self) -> dict:
-        d = self.settings.to_dict()["dream"]
+        from ..dream import input_files
+
+        d = {**self.settings.to_dict()["dream"], **input_files(self.settings.dream)}
         return {"dream": d, "checkpoints": list(self.counts)} if self.counts else {"dream": d, "every": self.every}
 
     def source(self) -> dict | None:
@@ -243,7 +250,8 @@ class TimelapsePlan(engine.Plan):
                 ctx.step(k, f"{count} iterations ({k + 1}/{len(counts)}), "
                             f"octave {p.octave + 1}/{p.num_octave}, loss {p.loss:.2f}", base + steps)
 
-            picture = _u8(self.dreamer.dream(self.picture, replace(s, iterations=count), progress=on_step))
+            picture = _u8(self.dreamer.dream(self.picture, replace(s, iterations=count), progress=on_step,
+                                             mask=self.mask))
             if steps < count * n_oct and stopped_at is None:
                 stopped_at = count
             ctx.steps = base + count * n_oct
@@ -271,7 +279,8 @@ class TimelapsePlan(engine.Plan):
                 ready.append(ctx.store_now(engine.Item(k, _u8(picture), note={
                     "count": s.iterations, "steps": steps, "label": _step_label(steps, last["p"])})))
 
-        result = self.dreamer.dream(self.picture, s, progress=on_step, snapshot_every=every, on_snapshot=on_snapshot)
+        result = self.dreamer.dream(self.picture, s, progress=on_step, snapshot_every=every, on_snapshot=on_snapshot,
+                                    mask=self.mask)
         yield from ready
         if last["steps"] < total:
             log.warning("max_loss %g stopped octaves early: the run took %d of %d steps",

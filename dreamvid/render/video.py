@@ -134,6 +134,7 @@ class VideoPlan(engine.Plan):
         self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
+        _check_mask(info, settings, self.end)
         if info.n_frames == 1:
             log.info("%s has a single frame; `dreamvid image` dreams stills", info.path.name)
         self.truncated: DecodeError | None = None
@@ -226,6 +227,11 @@ def frame_settings_dict(settings: Settings) -> dict:
     d = {"dream": d["dream"], "video": d["video"]}
     for key in OUTPUT_ONLY:
         d["video"].pop(key, None)
+    from ..dream import input_files
+
+    files = input_files(settings.dream)
+    if files:
+        d["files"] = files
     return d
 
 
@@ -237,6 +243,22 @@ def _check_frame_size(info, settings: Settings) -> None:
     w, h = media.scaled_size(info.width, info.height, settings.dream.max_size)
     check_size(h, w, settings.dream)
     check_size(h, w, settings.frame_dream())
+
+
+def _check_mask(info, settings: Settings, end: int) -> None:
+    """Before any work: the guide reads, the mask image or clip fits the frames, a motion mask has a flow."""
+    from .. import media
+    from ..dream import check_objective
+    from ..mask import check_clip, kind
+
+    w, h = media.scaled_size(info.width, info.height, settings.dream.max_size)
+    check_objective(settings.dream, "video", (h, w))
+    k = kind(settings.dream.mask)
+    if k == "clip":
+        check_clip(settings.dream.mask, end, (h, w))
+    elif k in ("motion", "still") and settings.video.flow == "none":
+        raise SettingsError(f"--mask {settings.dream.mask} is computed from the optical flow, and --flow is none",
+                            hint="use --flow dis (the default) with a motion mask")
 
 
 def _source_facts(info) -> dict:
@@ -283,6 +305,7 @@ class _Prepared:
     motion: object | None  # flow.Motion from the previous source frame, None: no link
     cut: bool  # a scene cut (or the first frame read)
     recall: object | None = None  # flow.Motion from source frame index - temporal.RECALL_FRAMES, same shot
+    mask: np.ndarray | None = None  # (H, W) float32 0..1: where this frame dreams (--mask), None: everywhere
 
 
 @dataclass
@@ -319,24 +342,34 @@ def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared, dr
 
     v = settings.video
     fresh = chain.dream is None or item.motion is None or item.cut
+    source = item.frame.astype(np.float32)
+    masked = _masked(source, item.mask)
     if fresh:
-        start, s, c = item.frame.astype(np.float32), settings.dream, None
+        start, s, c = source, settings.dream, None
     else:  # temporal.py: carry the dream in, dream the frame, hold tracked pixels to what they carried
         earlier = chain.recalled(item.index - RECALL_FRAMES) if item.recall is not None else None
         c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0,
                   recall=(*earlier, item.recall) if earlier is not None else None)
-        start, s = c.start, settings.frame_dream()
+        start, s = masked(c.start), settings.frame_dream()
         if not dream:  # no increment: the hold keeps each region's strength all the same
-            return to_uint8(hold(c, start, v.temporal_weight, v.strength_hold)), False
+            return to_uint8(masked(hold(c, start, v.temporal_weight, v.strength_hold))), False
     try:
-        dreamed = dreamer.dream(start, s, frame=item.index)
-        return to_uint8(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold)), fresh
+        dreamed = dreamer.dream(start, s, frame=item.index, mask=item.mask)
+        return to_uint8(masked(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold))), fresh
     except MemoryError:
         raise _out_of_memory(item) from None
     except Exception as e:  # TensorFlow's ResourceExhaustedError, without importing TF here
         if type(e).__name__ == "ResourceExhaustedError":
             raise _out_of_memory(item) from None
         raise
+
+
+def _masked(source: np.ndarray, mask: np.ndarray | None):
+    """image -> the source where the mask is 0, the image where it is 1 (identity without a mask)."""
+    if mask is None:
+        return lambda image: image
+    m = mask[..., None]
+    return lambda image: source + m * (np.asarray(image, np.float32) - source)
 
 
 def _out_of_memory(item: _Prepared) -> DreamvidError:
@@ -398,7 +431,13 @@ class _Prefetch:
         v = settings.video
         estimator = FlowEstimator(v.flow, v.flow_quality) if v.flow != "none" else None
         recall_estimator = FlowEstimator(v.flow, RECALL_QUALITY) if v.flow != "none" else None
+        masks = pending = None
         try:
+            if settings.dream.mask is not None:
+                from ..mask import VideoMasks
+
+                w, h = media.scaled_size(info.width, info.height, settings.dream.max_size)
+                masks = VideoMasks(settings.dream.mask, first, end, (h, w))
             reader = media.read_frames(info.path, start=first, end=end, max_size=settings.dream.max_size, info=info)
             try:
                 prev = None
@@ -415,12 +454,30 @@ class _Prefetch:
                         shot.clear()
                     elif recalls and len(shot) == RECALL_FRAMES and shot[0][0] == index - RECALL_FRAMES:
                         recall = recall_motion(shot[0][1], frame, recall_estimator)
-                    if not self._put(_Prepared(index, frame, motion, cut, recall)):
-                        return
+                    item = _Prepared(index, frame, motion, cut, recall)
+                    if pending is not None:  # a shot's first frame, waiting for its motion to this one
+                        ahead = motion_between(frame, pending.frame, estimator) if motion is not None else None
+                        pending.mask = masks.get(pending.index, ahead, linked=False)
+                        if not self._put(pending):
+                            return
+                        pending = None
+                    if masks is not None and masks.needs_ahead and motion is None:
+                        pending = item
+                    else:
+                        if masks is not None:
+                            item.mask = masks.get(index, motion)
+                        if not self._put(item):
+                            return
                     shot.append((index, frame))
                     prev = frame
+                if pending is not None:  # a shot of one frame at the end: nothing moves in it
+                    pending.mask = masks.get(pending.index, None, linked=False)
+                    if not self._put(pending):
+                        return
             finally:
                 reader.close()
+                if masks is not None:
+                    masks.close()
             self._put(None)
         except BaseException as e:  # handed to the main thread, which raises it
             self._put(e)

@@ -134,6 +134,10 @@ class ZoomPath:
         z["fps"] = workdir.fps_text(parse_fps(self.zoom.fps))
         d["zoom"] = z
         d["algorithm"] = ALGORITHM
+        from ..dream import input_files
+
+        if input_files(self.settings.dream):
+            d["files"] = input_files(self.settings.dream)
         if self.keyframes is not None:
             kf = self.keyframes
             d["keyframes"] = {"times": list(kf.times), "easings": list(kf.easings),
@@ -158,6 +162,8 @@ def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
     from ..settings import validate, validate_all
 
     settings = validate_all(settings or Settings())
+    if settings.dream.classes:  # class entries are layer entries ("logits/207"), keyframeable as any
+        settings = replace(settings, dream=replace(settings.dream, layers=settings.dream.targets(), classes=()))
     zoom, d = settings.zoom, settings.dream
     duration, n_frames = zoom.duration, zoom.frames
     layers = dict(d.layers or default_layers)
@@ -304,17 +310,19 @@ class Frames:
     """Makes the frames of a plan, one at a time: `make(i, previous)` -> (H, W, 3) uint8."""
 
     def __init__(self, plan: ZoomPath, source: np.ndarray):
-        from ..dream import EasedMeanSquares, get_dreamer
+        from ..dream import get_dreamer, objective_for
+        from ..mask import for_still
 
         self.plan = plan
         self.source = np.asarray(source, np.float32)
+        self.mask = for_still(plan.first.mask, self.source.shape[:2]) if plan.first.mask else None
         self.eased = plan.keyframes is not None and len({_layer_key(st) for st in plan.keyframes.states}) > 1
         if self.eased:  # one network tapped at every layer named, weights eased by gains: one trace
             signs = {}
             for st in plan.keyframes.states:
                 signs.update({n: math.copysign(1.0, w) for n, w in dict(st.get("layers") or {}).items() if w})
             network = replace(plan.first, layers=tuple((n, 1.0) for n in plan.layer_names))
-            self.dreamer = get_dreamer(network, EasedMeanSquares(tuple(sorted(signs.items()))),
+            self.dreamer = get_dreamer(network, objective_for(network, tuple(sorted(signs.items()))),
                                        size=self.source.shape[:2])
         else:  # one layer set for the whole zoom: the shared, cached Dreamer
             self.dreamer = get_dreamer(plan.first, size=self.source.shape[:2])
@@ -329,7 +337,7 @@ class Frames:
         if self.eased:
             self.dreamer.objective.set_weights(dict(s.layers))
         if i == 0:
-            out = to_uint8(self.dreamer.dream(self.source, s, frame=0))
+            out = to_uint8(self.dreamer.dream(self.source, s, frame=0, mask=self.mask))
             self.reference = lab_stats(out)
             return out
         if self.reference is None:
@@ -337,7 +345,7 @@ class Frames:
                 raise ValueError("frame 0 is needed as the colour reference")
             self.reference = lab_stats(frame0)
         start = move(previous, self.plan.trajectory.affine(i), self.plan.zoom.interpolation, self.plan.zoom.edges)
-        dreamed = self.dreamer.dream(start, s, frame=i)
+        dreamed = self.dreamer.dream(start, s, frame=i, mask=self.mask)
         return to_uint8(hold_colors(dreamed, self.reference, self.plan.zoom.color_hold))
 
 
@@ -424,8 +432,8 @@ def _default_layers(d: DreamSettings) -> tuple:
     from .. import models
     from ..dream import get_dreamer
 
-    if d.layers:
-        return tuple(d.layers)
+    if d.layers or d.classes:
+        return tuple(d.targets())
     spec = models.get_spec(d.model)
     return tuple(spec.default_layers) or tuple(get_dreamer(d).model.layers)
 
@@ -489,6 +497,9 @@ class ZoomPlan(engine.Plan):
         self.picture = fit_max_size(picture.astype(np.float32), settings.dream.max_size)
         h, w = self.picture.shape[:2]
         self.size = (w, h)
+        from ..dream import check_objective
+
+        check_objective(settings.dream, "zoom", (h, w))
         self.path = plan_zoom((w, h), settings, keyframes=keyframes, default_layers=_default_layers(settings.dream),
                               audio=audio)
         self.settings, self.end = self.path.settings, self.path.n_frames
