@@ -19,7 +19,7 @@ from pathlib import Path
 from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence", "cluster")
+ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence", "cluster", "objectives")
 
 
 def main(argv=None) -> int:
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import cluster, coherence, common, memory, precisions, startup, steps, still, video
+    from . import cluster, coherence, common, memory, objectives, precisions, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
             results["precisions"] = precisions.measure(args.quick)
         elif item == "coherence":
             results["coherence"] = coherence.measure(args.quick)
+        elif item == "objectives":
+            results["objectives"] = objectives.measure(args.quick)
         elif item == "cluster":
             why_not = cluster.available()
             results["cluster"] = {"skipped": why_not} if why_not else cluster.measure(args.quick)

@@ -92,7 +92,17 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
                          f"max {b['max_abs']:.2f} levels, trend {b['trend_per_100_frames']:+.2f}/100 frames",
                          "<= 3 levels, no trend", _mark(hit.get("brightness"))))
     rows += _cluster_lines(r.get("cluster"))
+    rows += _objectives_lines(r.get("objectives"))
     return rows
+
+
+def _objectives_lines(o: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 14: a channel, class, guide or mask step against the plain step of its layer depth."""
+    if o is None:
+        return []
+    return [(f"9. {row['objective']} step / plain step", f"{row['seconds_per_step']:.3f} vs "
+             f"{row['baseline_seconds']:.3f} s = {row['ratio']:.2f}x", f"<= {row['target']}x" if row["target"] else "",
+             _mark(row["hit"]) if row["hit"] is not None else "—") for row in o["rows"]]
 
 
 def _startup_lines(s: dict) -> list[tuple[str, str, str, str]]:

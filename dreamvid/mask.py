@@ -1,7 +1,11 @@
 """Where to dream (--mask): a picture's white dreams, its black keeps the source, grey in between.
 
-A mask weighs each pixel's gradient-ascent update (dream.Dreamer.dream): where it is 0 the
-output is the source exactly, with soft edges where it is grey. Every mask is feathered
+For a still (image, zoom, timelapse, sweep) a mask weighs each pixel's gradient-ascent
+update (dream.Dreamer.dream): where it is 0 the output is the source exactly, with soft edges
+where it is grey. A video dreams the whole frame as usual (its chain, coherence and strength
+hold are a plain video's) and the mask chooses where the dream shows: render/video.py stores
+it as each frame's alpha and composes the output at the end (workdir.finish(compose=)), so a
+region entering the mask shows its dream at once instead of starting to grow there. Every mask is feathered
 (FEATHER of the shorter side, as a Gaussian's sigma), so a hard-edged drawing gives no seam.
 
 Masks come from:

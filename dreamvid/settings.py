@@ -292,9 +292,6 @@ def validate(s: DreamSettings) -> DreamSettings:
     if targets and not any(w != 0 for _, w in targets):
         raise SettingsError("every layer weight is 0, so there is nothing to dream",
                             hint="give at least one layer a non-zero weight")
-    if targets and not any(w > 0 for _, w in targets):
-        raise SettingsError("every weight is negative: the dream would only suppress, with nothing to grow",
-                            hint="give at least one layer, channel or class a positive weight")
     _finite(s.smooth, "smooth")
     _check(0.0 <= s.smooth <= 10.0, "smooth", s.smooth, "must be between 0 and 10 (% of the shorter side)",
            "0 is off; 0.3 calms a class dream")

@@ -20,12 +20,12 @@ FAST = DreamSettings(iterations=3, num_octave=1, jitter=0, max_loss=None, step=0
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def net():
     return build_tiny(0)
 
 
-def tiny_dreamer(tiny, layers, objective=None):
-    return dream.Dreamer(models.from_keras(tiny, layers), objective)
+def tiny_dreamer(net, layers, objective=None):
+    return dream.Dreamer(models.from_keras(net, layers), objective)
 
 
 def source(h=48, w=64, seed=3):
@@ -48,8 +48,7 @@ def test_entries_and_classes_parse():
         parse_classes(1000)
     s = validate(DreamSettings(layers=(("block5c_out/3", 1.0),), classes=((207, -0.5),)))
     assert s.targets() == (("block5c_out/3", 1.0), ("logits/207", -0.5))
-    with pytest.raises(SettingsError, match="only suppress"):
-        validate(DreamSettings(layers=(("block4c_out", -1.0),)))
+    assert validate(DreamSettings(layers=(("block4c_out", -1.0),))).layers == (("block4c_out", -1.0),)  # suppress only
     for bad in (dict(guide_weight=1.5), dict(smooth=-1.0), dict(smooth=11.0)):
         with pytest.raises(SettingsError):
             validate(DreamSettings(**bad))
@@ -77,9 +76,9 @@ def test_presets_write_classes_and_channels_back_as_toml():
 
 # ---- channels, negative weights, guide: the mechanics ------------------------------------------
 
-def test_a_channel_entry_is_exactly_that_channel(tiny):
-    whole = models.from_keras(tiny, (("conv3", 1.0),))
-    picked = models.from_keras(tiny, (("conv3/5", 1.0), ("conv2/0", 1.0)))
+def test_a_channel_entry_is_exactly_that_channel(net):
+    whole = models.from_keras(net, (("conv3", 1.0),))
+    picked = models.from_keras(net, (("conv3/5", 1.0), ("conv2/0", 1.0)))
     x = dream.to_dream_space(source())[None]
     a = np.asarray(whole(x)[0])
     b, c = (np.asarray(t) for t in picked(x))
@@ -87,10 +86,10 @@ def test_a_channel_entry_is_exactly_that_channel(tiny):
     assert c.shape[-1] == 1
 
 
-def test_a_channel_dream_raises_that_channel_more_than_its_neighbours(tiny):
-    layer = models.from_keras(tiny, (("conv3", 1.0),))
+def test_a_channel_dream_raises_that_channel_more_than_its_neighbours(net):
+    layer = models.from_keras(net, (("conv3", 1.0),))
     img = source()
-    out = tiny_dreamer(tiny, (("conv3/5", 1.0),)).dream(img, FAST)
+    out = tiny_dreamer(net, (("conv3/5", 1.0),)).dream(img, FAST)
 
     def energy(x):
         return (np.asarray(layer(dream.to_dream_space(x)[None])[0])[0] ** 2).mean((0, 1))
@@ -99,11 +98,11 @@ def test_a_channel_dream_raises_that_channel_more_than_its_neighbours(tiny):
     assert gain[5] > 1.5 * np.median(np.delete(gain, 5)), gain
 
 
-def test_a_negative_weight_suppresses(tiny):
-    layer = models.from_keras(tiny, (("conv2", 1.0),))
+def test_a_negative_weight_suppresses(net):
+    layer = models.from_keras(net, (("conv2", 1.0),))
     img = source()
-    out = tiny_dreamer(tiny, (("conv3", 1.0), ("conv2", -1.0))).dream(img, FAST)
-    grown = tiny_dreamer(tiny, (("conv3", 1.0),)).dream(img, FAST)
+    out = tiny_dreamer(net, (("conv3", 1.0), ("conv2", -1.0))).dream(img, FAST)
+    grown = tiny_dreamer(net, (("conv3", 1.0),)).dream(img, FAST)
 
     def energy(x):
         return float((np.asarray(layer(dream.to_dream_space(x)[None])[0]) ** 2).mean())
@@ -111,9 +110,9 @@ def test_a_negative_weight_suppresses(tiny):
     assert energy(out) < energy(grown)
 
 
-def test_a_guided_dream_moves_toward_the_guide(tiny):
+def test_a_guided_dream_moves_toward_the_guide(net):
     img, guide = source(seed=3), source(seed=11)
-    tap = models.from_keras(tiny, (("conv3", 1.0),))
+    tap = models.from_keras(net, (("conv3", 1.0),))
 
     def best_cosine(x):
         f = np.asarray(tap(dream.to_dream_space(x)[None])[0])[0].reshape(-1, 16)
@@ -124,16 +123,16 @@ def test_a_guided_dream_moves_toward_the_guide(tiny):
 
     objective = dream.MeanSquares(guide=dream.Guide.of(guide.astype(np.uint8)))
     longer = FAST.__class__(**{**FAST.__dict__, "iterations": 12})
-    guided = tiny_dreamer(tiny, (("conv3", 1.0),), objective).dream(img, longer)
-    plain = tiny_dreamer(tiny, (("conv3", 1.0),)).dream(img, longer)
+    guided = tiny_dreamer(net, (("conv3", 1.0),), objective).dream(img, longer)
+    plain = tiny_dreamer(net, (("conv3", 1.0),)).dream(img, longer)
     assert best_cosine(guided) - best_cosine(img) > 2 * (best_cosine(plain) - best_cosine(img)) + 0.005
     assert hash(objective) == hash(dream.MeanSquares(guide=dream.Guide.of(guide.astype(np.uint8))))
 
 
 # ---- masks ---------------------------------------------------------------------------------------
 
-def test_a_mask_keeps_the_black_part_exactly_and_ones_change_nothing(tiny):
-    d = tiny_dreamer(tiny, (("conv3", 1.0),))
+def test_a_mask_keeps_the_black_part_exactly_and_ones_change_nothing(net):
+    d = tiny_dreamer(net, (("conv3", 1.0),))
     img = source()
     m = np.zeros(img.shape[:2], np.float32)
     m[:, 32:] = 1.0
@@ -295,3 +294,32 @@ def test_check_objective_refuses_clip_masks_for_stills():
         dream.check_objective(DreamSettings(mask="mask.mp4"), "image")
     with pytest.raises(ModelError):
         models.resolve_layers("efficientnet_lite0", (("block5c_out/112", 1.0),))
+
+
+def test_a_motion_mask_video_resumes_exactly(tmp_path, tiny):
+    from dreamvid.render.video import render_video
+    from dreamvid.settings import Settings, VideoSettings
+
+    from .test_render_video import Interrupt, work_frames
+
+    bg, thing = texture(48, 64, seed=4), texture(14, 14, seed=9)
+    clip = []
+    for t in range(8):
+        f = bg.copy()
+        f[16:30, 4 + 5 * t:18 + 5 * t] = thing
+        clip.append(f)
+    src = write_clip(tmp_path / "m.mp4", clip, 25, crf=0)
+    settings = Settings(DreamSettings(model=tiny, step=0.08, num_octave=2, iterations=3, max_loss=None, mask="motion"),
+                        VideoSettings(frame_iterations=2, frame_num_octave=1))
+    render_video(src, tmp_path / "whole.mp4", settings, keep_frames=True)
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, tmp_path / "cut.mp4", settings, progress=Interrupt(after=4))
+    render_video(src, tmp_path / "cut.mp4", settings, keep_frames=True)
+    a = work_frames(tmp_path / "whole.mp4.dreamvid-work", range(8))
+    b = work_frames(tmp_path / "cut.mp4.dreamvid-work", range(8))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    render_video(src, tmp_path / "shown", settings)  # a folder of the frames as shown
+    decoded = [f for _, f in media.read_frames(src)]
+    shown = media.read_image(tmp_path / "shown" / "frame_00005.png")
+    moved = np.abs(shown.astype(int) - decoded[5].astype(int)).mean(-1)
+    assert moved[16:30, 29:43].mean() > 3 * moved[36:].mean() + 0.5  # the moving square dreams, the rest barely

@@ -180,6 +180,8 @@ class VideoPlan(engine.Plan):
                 self.last_index = item.index
                 if restarted:
                     self.chain_starts.append(item.index)
+                if item.mask is not None:  # the dream everywhere (the chain), the mask as its alpha
+                    out = np.dstack([out, np.rint(item.mask * 255.0).astype(np.uint8)])
                 yield engine.Item(item.index, out, restarted=restarted)
         except DecodeError as e:  # the frames that decoded are done; finish() encodes them, then raises
             self.truncated = e
@@ -207,7 +209,7 @@ class VideoPlan(engine.Plan):
             log.warning("%s has non-square pixels (sample aspect %s); PNG frames cannot say so: show them %s "
                         "times as wide", info.path.name, info.sar, float(info.sar))
         work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep, sar=info.sar,
-                    interpolate=self.settings.video.interpolate,
+                    interpolate=self.settings.video.interpolate, compose=self._composer(first, last),
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
         if self.truncated is not None:
@@ -219,6 +221,31 @@ class VideoPlan(engine.Plan):
         return engine.Result(self.output, self.mode, last - first, ctx.rendered, ctx.resumed_from, ctx.elapsed,
                              work.path if ctx.keep else None, fps=self.out_fps, size=size, start=first, end=last,
                              audio=audio, chain_starts=tuple(self.chain_starts), dream_seconds=ctx.dream_seconds)
+
+
+    def _composer(self, first: int, last: int):
+        """With --mask: what each frame shows, the source where its mask is 0, the dream where 1
+        (the work folder holds the dream everywhere, so the chain and its strength are a plain
+        video's, and a region shows its dream the moment it enters the mask); None without."""
+        if self.settings.dream.mask is None:
+            return None
+        from .. import media
+        from ..dream import to_uint8
+
+        reader = media.read_frames(self.info.path, start=first, end=last, max_size=self.settings.dream.max_size,
+                                   info=self.info)
+
+        def compose(index: int, dream: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+            for i, source in reader:
+                if i == index:
+                    if mask is None:
+                        return dream
+                    src = source.astype(np.float32)
+                    return to_uint8(src + mask[..., None] * (dream.astype(np.float32) - src))
+            raise DecodeError(f"{self.info.path.name} ended before frame {index} while masking the output",
+                              hint="the source changed or is damaged since the frames were dreamed")
+
+        return compose
 
 
 def frame_settings_dict(settings: Settings) -> dict:
@@ -342,34 +369,24 @@ def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared, dr
 
     v = settings.video
     fresh = chain.dream is None or item.motion is None or item.cut
-    source = item.frame.astype(np.float32)
-    masked = _masked(source, item.mask)
     if fresh:
-        start, s, c = source, settings.dream, None
+        start, s, c = item.frame.astype(np.float32), settings.dream, None
     else:  # temporal.py: carry the dream in, dream the frame, hold tracked pixels to what they carried
         earlier = chain.recalled(item.index - RECALL_FRAMES) if item.recall is not None else None
         c = carry(chain.dream, chain.source, item.frame, item.motion, v.blend, hold_strength=v.strength_hold > 0,
                   recall=(*earlier, item.recall) if earlier is not None else None)
-        start, s = masked(c.start), settings.frame_dream()
+        start, s = c.start, settings.frame_dream()
         if not dream:  # no increment: the hold keeps each region's strength all the same
-            return to_uint8(masked(hold(c, start, v.temporal_weight, v.strength_hold))), False
+            return to_uint8(hold(c, start, v.temporal_weight, v.strength_hold)), False
     try:
-        dreamed = dreamer.dream(start, s, frame=item.index, mask=item.mask)
-        return to_uint8(masked(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold))), fresh
+        dreamed = dreamer.dream(start, s, frame=item.index)
+        return to_uint8(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold)), fresh
     except MemoryError:
         raise _out_of_memory(item) from None
     except Exception as e:  # TensorFlow's ResourceExhaustedError, without importing TF here
         if type(e).__name__ == "ResourceExhaustedError":
             raise _out_of_memory(item) from None
         raise
-
-
-def _masked(source: np.ndarray, mask: np.ndarray | None):
-    """image -> the source where the mask is 0, the image where it is 1 (identity without a mask)."""
-    if mask is None:
-        return lambda image: image
-    m = mask[..., None]
-    return lambda image: source + m * (np.asarray(image, np.float32) - source)
 
 
 def _out_of_memory(item: _Prepared) -> DreamvidError:

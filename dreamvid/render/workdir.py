@@ -85,6 +85,7 @@ FORMAT_VERSION = 2  # of render.json; bump when the meaning of the frames on dis
 # 2: one resume key shape for every mode (render/engine.py), per-item notes
 MANIFEST = "render.json"
 INTERPOLATED = "interpolated"  # subfolder of the frames made between frames at finish (--interpolate)
+COMPOSED = "composed"  # subfolder of what a masked video shows of each frame, made at finish (--mask)
 WORK_SUFFIX = ".dreamvid-work"  # OUT.mp4 -> OUT.mp4.dreamvid-work/ (ignored by .gitignore)
 FRAME_RE = re.compile(r"^frame_(\d{5,})\.png$")  # media.FRAME_PATTERN = "frame_%05d.png"
 TEMP_RE = re.compile(r"^\..*\.dreamvid-tmp.*$")  # media.paths.temp_sibling names
@@ -236,13 +237,16 @@ class WorkFolder:
         return self.first_missing() is None
 
     def write(self, index: int, image: np.ndarray) -> Path:
-        """Store frame `index`: (H, W, 3) uint8 RGB, atomically. OutputError when the disk is
-        full or the folder has gone (frames already written stay)."""
+        """Store frame `index`: (H, W, 3) uint8 RGB, or (H, W, 4) with a mask as its alpha
+        (a masked video: the dream everywhere, and where it shows), atomically. OutputError
+        when the disk is full or the folder has gone (frames already written stay)."""
         from ..media import write_image
 
         try:
             if not self.path.is_dir():
                 raise FileNotFoundError(self.path)
+            if image.ndim == 3 and image.shape[2] == 4:
+                return write_image(self.frame_path(index), image[..., :3], alpha=np.ascontiguousarray(image[..., 3]))
             return write_image(self.frame_path(index), image)
         except (OutputError, FileNotFoundError):
             if self.path.is_dir():  # a real write failure (disk full, permissions): say that
@@ -263,6 +267,13 @@ class WorkFolder:
                              hint="delete it and run the same command again: a missing frame is dreamed "
                                   "again (or pass --restart to start over)", detail=e.message) from None
 
+    def read_mask(self, index: int) -> np.ndarray | None:
+        """Frame `index`'s mask (its alpha) as (H, W) float32 0..1; None: it has none (shows everywhere)."""
+        from ..media import read_image_alpha
+
+        alpha = read_image_alpha(self.frame_path(index))[1]
+        return None if alpha is None else alpha.astype(np.float32) / 255.0
+
     def note(self, index: int, meta: Mapping[str, Any]) -> None:
         """Keep JSON-able facts about item `index` (a timelapse snapshot's label) in the manifest."""
         self.manifest.setdefault("notes", {})[str(index)] = dict(meta)
@@ -281,7 +292,7 @@ class WorkFolder:
     def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18,
                audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
                audio_duration: float | None = None, end: int | None = None, keep: bool = False,
-               sar: Fraction | None = None, interpolate: int = 1) -> Path:
+               sar: Fraction | None = None, interpolate: int = 1, compose=None) -> Path:
         """Encode frames [start, end) into `output` and remove the folder unless `keep`.
 
         output: .mp4/.m4v/.mov/.mkv (H.264, plus `audio_source`'s audio trimmed to
@@ -290,6 +301,8 @@ class WorkFolder:
         on disk and decode completely (InputError naming the first missing or damaged one
         otherwise, before anything is encoded; the folder stays). The output is on disk
         (fsync) before the folder is removed. Returns the output path.
+        compose(index, frame, mask) -> frame: what a masked video shows of each stored frame
+        (mask: its alpha, or None), written to a folder of its own before the rest.
         """
         from .. import media
 
@@ -297,8 +310,10 @@ class WorkFolder:
         n = end - self.start
         out = Path(output).expanduser()
         frames_dir, start, count = self.path, self.start, n
+        if compose is not None:
+            frames_dir = self._composed(end, compose)
         if interpolate > 1:  # the frames between frames go to a folder of their own, numbered from 0
-            frames_dir, start, count = self._interpolated(end, interpolate), 0, (n - 1) * interpolate + 1
+            frames_dir, start, count = self._interpolated(end, interpolate, frames_dir), 0, (n - 1) * interpolate + 1
         if media.output_kind(out) == "frames":
             media.write_frames_folder(frames_dir, out, n_frames=count, start_number=start)
             keep = keep or out.resolve() == self.path.resolve()
@@ -314,7 +329,19 @@ class WorkFolder:
             self.remove()
         return out
 
-    def _interpolated(self, end: int, k: int) -> Path:
+    def _composed(self, end: int, compose) -> Path:
+        """path/composed/frame_%05d.png (source numbering): compose(i, frame, mask) of each frame."""
+        from .. import media
+
+        folder = self.path / COMPOSED
+        if folder.is_dir():
+            _clear(folder)
+        folder.mkdir(exist_ok=True)
+        for i in range(self.start, end):
+            media.write_image(media.frame_path(folder, i), compose(i, self.read(i), self.read_mask(i)))
+        return folder
+
+    def _interpolated(self, end: int, k: int, source: Path | None = None) -> Path:
         """path/interpolated/frame_%05d.png: the frames [start, end) with k - 1 between each pair."""
         from .. import media
         from ..interpolate import interpolated
@@ -323,7 +350,8 @@ class WorkFolder:
         if folder.is_dir():
             _clear(folder)
         folder.mkdir(exist_ok=True)
-        frames = (self.read(i) for i in range(self.start, end))
+        frames = (media.read_image(media.frame_path(source, i)) if source is not None else self.read(i)
+                  for i in range(self.start, end))
         for j, frame in enumerate(interpolated(frames, k)):
             media.write_image(media.frame_path(folder, j), frame)
         return folder
@@ -335,9 +363,10 @@ class WorkFolder:
         other things loses none of them.
         """
         try:
-            _clear(self.path / INTERPOLATED)
-            with contextlib.suppress(OSError):
-                (self.path / INTERPOLATED).rmdir()
+            for sub in (INTERPOLATED, COMPOSED):
+                _clear(self.path / sub)
+                with contextlib.suppress(OSError):
+                    (self.path / sub).rmdir()
             _clear(self.path)
             with contextlib.suppress(OSError):
                 self.path.rmdir()
