@@ -323,3 +323,16 @@ def test_a_motion_mask_video_resumes_exactly(tmp_path, tiny):
     shown = media.read_image(tmp_path / "shown" / "frame_00005.png")
     moved = np.abs(shown.astype(int) - decoded[5].astype(int)).mean(-1)
     assert moved[16:30, 29:43].mean() > 3 * moved[36:].mean() + 0.5  # the moving square dreams, the rest barely
+
+
+def test_zoom_keyframes_ease_a_class_in(tmp_path):
+    (tmp_path / "kf.toml").write_text('[[keyframe]]\ntime = 0\nlayers = { block4c_out = 1.0 }\n'
+                                      '[[keyframe]]\ntime = 0.5\nlayers = { "logits/254" = 1.0, block4c_out = 0.2 }\n')
+    r = run("zoom", "samples/chelsea.jpg", "-o", tmp_path / "z", "--keyframes", tmp_path / "kf.toml", "--max-size", "64",
+            "--fps", "4", "--duration", "0.75", "-i", "2")
+    assert r.exit_code == 0, r.output
+    import json
+
+    rows = json.loads((tmp_path / "z.params.json").read_text())["frames"]
+    assert rows[0]["layers"].get("logits/254", 0.0) == 0.0 and rows[0]["layers"]["block4c_out"] == 1.0
+    assert rows[-1]["layers"]["logits/254"] == 1.0
