@@ -76,13 +76,12 @@ d = dream.get_dreamer(s)
 mark("dreamer_and_precision")  # precision auto (cached after the first run) and the Dreamer
 import numpy as np, tensorflow as tf
 x = tf.constant(np.zeros((365, 365, 3), np.float32))
-args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.constant([0, 365]), tf.constant([0, 365]),
-        tf.ones([365, 365, 1]), tf.constant(0.0))
-d._ascent_step.get_concrete_function(*args)
+args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.ones([365, 365, 1]), tf.constant(0.0))
+d._single_step.get_concrete_function(*args)  # a 365-px image is one tile
 mark("trace")
-d._ascent_step(*args)[0].numpy()
+d._single_step(*args)[0].numpy()
 mark("first_step")
-d._ascent_step(*args)[0].numpy()
+d._single_step(*args)[0].numpy()
 mark("second_step")
 print(json.dumps({"marks": marks}))
 """

@@ -162,8 +162,24 @@ def test_tile_batch_setting_and_out_of_memory_halving(tiny_path, image, monkeypa
 def test_step_is_traced_once_for_all_sizes_octaves_and_calls(tiny_path, image):
     d = Dreamer(models.load(tiny_path, (("conv2", 1.0),)))
     d.dream(image, settings(tiny_path, layers=(("conv2", 1.0),), num_octave=3, octave_scale=1.2))
+    assert d.traces == 1  # the one-tile step
     d.dream(np.tile(image, (2, 1, 1)), settings(tiny_path, layers=(("conv2", 1.0),), tile=64))
-    assert d.traces == 1
+    assert d.traces == 2  # and the tiled one, once
+    d.dream(np.tile(image, (3, 1, 1)), settings(tiny_path, layers=(("conv2", 1.0),), tile=64, num_octave=2))
+    assert d.traces == 2
+
+
+def test_the_one_tile_step_is_the_tiled_step(tiny_path, image):
+    import tensorflow as tf
+
+    d = Dreamer(models.load(tiny_path, (("conv2", 1.0),)))
+    x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (40, 56, 3)).astype(np.float32))
+    common = (x, tf.constant([3, -5], tf.int32), tf.constant(0.05))
+    mask, smooth = tf.ones([40, 56, 1]), tf.constant(0.0)
+    loss_a, a = d._single_step(*common, mask, smooth)
+    loss_b, b = d._ascent_step(*common, tf.constant([0, 40]), tf.constant([0, 56]), mask, smooth)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(loss_a) == float(loss_b)
 
 
 def test_continuous_snapshots_end_at_the_direct_result(dreamer, image, tiny_path):
