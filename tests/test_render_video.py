@@ -581,8 +581,10 @@ def test_a_work_dir_where_nothing_can_be_created_is_named_as_such(tmp_path, tiny
 
 
 def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make_clip, monkeypatch):
-    """--cadence 3: frames 0, 3, 6 go through the network, the others carry the dream along the
-    flow; an interrupted render resumes to the same frames as an uninterrupted one."""
+    """--cadence 3: frames 0, 3, 6 and the last one (7) go through the network, the others are
+    built from the two around them; frames 4 and 5 wait for frame 6, and an interrupted render
+    that stopped after frame 4 re-dreams 6 from the stored frame 3 and resumes to exactly the
+    frames of an uninterrupted one."""
     from dreamvid.dream import Dreamer
 
     src, _ = make_clip("cad.mp4", n=8, width=96, height=64)
@@ -598,9 +600,9 @@ def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make
     monkeypatch.setattr(Dreamer, "dream", counted)
     with pytest.raises(KeyboardInterrupt):
         render_video(src, tmp_path / "cut.mp4", s, progress=Interrupt(after=5))
-    assert calls == [0, 3]
+    assert calls == [0, 3, 6]
     resumed = render_video(src, tmp_path / "cut.mp4", s, keep_frames=True)
-    assert calls == [0, 3, 6] and resumed.resumed_from == 5
+    assert calls == [0, 3, 6, 6, 7] and resumed.resumed_from == 5
     for a, b in zip(work_frames(whole.work_dir, range(8)), work_frames(resumed.work_dir, range(8))):
         assert np.array_equal(a, b)
     with pytest.raises(SettingsError, match="cadence must be between 1 and 12"):
