@@ -134,6 +134,9 @@ class VideoPlan(engine.Plan):
         self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
+        from .values import FrameValues
+
+        self.values = FrameValues(settings, info, self.start, self.end)  # each frame's step, blend...: expressions
         if info.n_frames == 1:
             log.info("%s has a single frame; `dreamvid image` dreams stills", info.path.name)
         self.truncated: DecodeError | None = None
@@ -183,7 +186,7 @@ class VideoPlan(engine.Plan):
                     continue
                 t1 = time.perf_counter()
                 keyframe = (item.index - self.start) % self.settings.video.cadence == 0
-                out, restarted = _dream_frame(self.dreamer, self.settings, chain, item, dream=keyframe)
+                out, restarted = _dream_frame(self.dreamer, self.values.at(item.index), chain, item, dream=keyframe)
                 ctx.dream_seconds += time.perf_counter() - t1
                 chain = chain.advance(item.index, item.frame, out, restarted)
                 self.last_index = item.index
@@ -281,9 +284,9 @@ class VideoPlan(engine.Plan):
         """A dreamed frame: from `key` carried along `link`, or (key None) fresh from its source."""
         t1 = time.perf_counter()
         if key is None:
-            out, restarted = _dream_frame(self.dreamer, self.settings, _Chain(), item)
+            out, restarted = _dream_frame(self.dreamer, self.values.at(item.index), _Chain(), item)
         else:
-            out, restarted = _dream_carried(self.dreamer, self.settings, key, item, link), False
+            out, restarted = _dream_carried(self.dreamer, self.values.at(item.index), key, item, link), False
         ctx.dream_seconds += time.perf_counter() - t1
         if restarted:
             self.chain_starts.append(item.index)
@@ -308,6 +311,10 @@ class VideoPlan(engine.Plan):
                     interpolate=self.settings.video.interpolate,
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
+        if self.values.expressive:
+            from .zoom import write_params
+
+            write_params(self.output, self.values.rows(first, last))
         if self.truncated is not None:
             raise DecodeError(f"{info.path.name} stopped decoding after frame {last - 1}; {self.output.name} has "
                               f"the {last - first} frames that decoded ({first}..{last - 1})",
