@@ -13,6 +13,13 @@ For each frame t of the range (DESIGN, "Video"):
 6. `flow="none"` dreams every frame independently with the full settings (the flickering
    baseline that the coherence numbers are measured against).
 
+With `cadence` N > 1 (dreamvid/cadence.py) only every Nth frame from `start` (and the last
+frame of a shot or of the range) is dreamed, carried from the keyframe before along the
+chained source flow; the frames between are built from the two keyframes around them, so a
+group's frames are yielded once its later keyframe is dreamed. Any of step, iterations,
+blend and frame_iterations may be an expression of time and of the clip's soundtrack
+(render/values.py): each frame gets its own values.
+
 Resume gives exactly the uninterrupted result: the chain always continues from the uint8
 frame that is on disk (PNG is lossless), never from a float kept in memory, and the jitter is
 seeded by (seed, source frame index). A resumed run re-reads S_{t-8}..S_{t-1} and
