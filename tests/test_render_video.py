@@ -607,3 +607,32 @@ def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make
         assert np.array_equal(a, b)
     with pytest.raises(SettingsError, match="cadence must be between 1 and 12"):
         render_video(src, tmp_path / "x.mp4", tiny_settings(tiny), cadence=0)
+
+
+def test_cadence_ends_a_group_at_a_cut_and_resumes_exactly_across_it(tmp_path, tiny, monkeypatch):
+    """Shots of 5 and 4 frames at --cadence 3: frames 0, 3, 6 (every 3rd from the start), 4 (the
+    shot's last), 5 (the cut) and 8 (the range's last) are dreamed. Interrupted after frame 5, the
+    resume reads back from frame 3, takes the stored cut frame 5 as the group's start, dreams 6
+    and 8 from it and gives the same frames as an uninterrupted render."""
+    from dreamvid.dream import Dreamer
+
+    src = two_shot_clip(tmp_path / "cut.mp4", n1=5, n2=4)
+    s = tiny_settings(tiny, cadence=3)
+    calls = []
+    dream = Dreamer.dream
+
+    def counted(self, image, st, **kw):
+        calls.append(kw.get("frame"))
+        return dream(self, image, st, **kw)
+
+    monkeypatch.setattr(Dreamer, "dream", counted)
+    whole = render_video(src, tmp_path / "whole.mp4", s, keep_frames=True)
+    assert calls == [0, 3, 4, 5, 6, 8] and whole.chain_starts == (0, 5)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, tmp_path / "again.mp4", s, progress=Interrupt(after=6))
+    assert calls == [0, 3, 4, 5]
+    resumed = render_video(src, tmp_path / "again.mp4", s, keep_frames=True)
+    assert calls == [0, 3, 4, 5, 6, 8] and resumed.resumed_from == 6
+    for a, b in zip(work_frames(whole.work_dir, range(9)), work_frames(resumed.work_dir, range(9))):
+        assert np.array_equal(a, b)
