@@ -49,8 +49,8 @@ def cadence_strip(out: Path, tmp: Path) -> Path:
         rows.append(_frames(folder, shown))
     sheet = grid(tuple(tuple(r) for r in rows), columns=[f"frame {i}" for i in shown],
                  rows=["source", "cadence 1", "cadence 3"], cell_size=CELL,
-                 caption=["dreamvid video samples/bunny.mp4 --cadence 3: frames 30 and 33 are dreamed, 31, 32, 34, "
-                          "35 are built from the two dreamed frames around them along the source flow"])
+                 caption=[("dreamvid video samples/bunny.mp4 --cadence 3: frames 30 and 33 are dreamed, 31, 32, 34, "
+                           "35 are built from the two dreamed frames around them along the source flow")])
     return _save(sheet.image, out / "cadence.jpg")
 
 
@@ -66,8 +66,8 @@ def audio_zoom_strip(out: Path, tmp: Path) -> Path:
     pictures = _frames(folder, shown)
     under = [[[f"t {rows[i]['t']:.2f} s", f"zoom {rows[i]['zoom']:.2f}/s"] for i in shown]]
     sheet = grid((tuple(pictures),), under=under, cell_size=CELL,
-                 caption=['dreamvid zoom samples/chelsea.jpg --audio samples/bunny.mp4 --zoom "1 + 0.8*onset" '
-                          '--rotate "12*bass" --fps 8 --duration 3: the zoom speeds up on each beat'])
+                 caption=[('dreamvid zoom samples/chelsea.jpg --audio samples/bunny.mp4 --zoom "1 + 0.8*onset" '
+                           '--rotate "12*bass" --fps 8 --duration 3: the zoom speeds up on each beat')])
     return _save(sheet.image, out / "audio-zoom.jpg")
 
 
