@@ -102,6 +102,18 @@ class Expression:
 _AUDIO_HINT = "rms, onset, bass, mid and treble come from --audio FILE (dreamvid zoom --audio song.mp3)"
 
 
+def number_or_text(value: Any) -> Any:
+    """A command-line value that may be an expression: "12" -> 12, "0.5" -> 0.5, anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    for kind in (int, float):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            pass
+    return value
+
+
 def parse(text: str, key: str = "value", names: tuple[str, ...] = (*TIME_NAMES, *AUDIO_NAMES)) -> Expression:
     """Check `text` and build its Expression, or SettingsError naming the column."""
     if isinstance(text, Expression):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import PresetError, SettingsError
-from .settings import SECTIONS, Settings, parse_classes, parse_layers, validate_all
+from .settings import SECTIONS, Settings, check_expressions, parse_classes, parse_layers, validate_all
 
 # Which sections a mode reads, in the order a keyword override is looked up (`fps` of a zoom
 # is the zoom's, `crf` the video section's), and the preset a mode starts from.
@@ -155,7 +155,7 @@ def resolve_for(mode: str, settings: Settings | None = None, preset: str | None 
     current["dream"]["classes"] = list(settings.dream.classes)
     for n, values in changes.items():
         current[n].update(values)
-    return build(current)
+    return check_expressions(mode, build(current))
 
 
 def build(merged: Mapping[str, Mapping[str, Any]], where: str = "settings") -> Settings:

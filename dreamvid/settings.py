@@ -47,10 +47,10 @@ class DreamSettings:
 
     model: str = DEFAULT_MODEL  # registry name (see `dreamvid models`) or a path to a .keras file
     layers: Layers = ()  # ((layer name, weight), ...); empty = the model's default layers
-    step: float = 0.01  # gradient-ascent step size, in units of the image scaled to [-1, 1]
+    step: float | str = 0.01  # gradient-ascent step size, in units of the image scaled to [-1, 1] (video, zoom: or an expression)
     num_octave: int = 3  # number of scales the image is dreamed at
     octave_scale: float = 1.4  # size ratio between successive octaves
-    iterations: int = 20  # gradient-ascent steps per octave
+    iterations: int | str = 20  # gradient-ascent steps per octave (video: or an expression)
     max_loss: float | None = 10.0  # stop an octave early once the loss passes this (None: never)
     jitter: int = 32  # px; random roll applied before each step, hides tile seams and grid artefacts
     tile: int = 512  # px; images larger than this are processed in tiles of this size (bounded memory)
@@ -80,8 +80,8 @@ class VideoSettings:
 
     flow: str = "dis"  # optical flow: dis | farneback | none (independent frames, flickers)
     flow_quality: str = "fast"  # DIS preset: ultrafast | fast | medium
-    blend: float = 0.9  # how much of the propagated dream carries into the next frame, 0..1
-    frame_iterations: int | None = None  # iterations per octave after the first frame (None: as DreamSettings)
+    blend: float | str = 0.9  # how much of the propagated dream carries into the next frame, 0..1 (or an expression)
+    frame_iterations: int | str | None = None  # iterations per octave after the first frame (None: as DreamSettings)
     frame_num_octave: int | None = None  # octaves after the first frame (None: as DreamSettings)
     temporal_weight: float = 0.9  # 0..1: how much less re-dreaming a tracked, dreamed pixel gets (0: none less)
     strength_hold: float = 1.0  # 0..1: how fully each region keeps its dream strength from frame to frame (0: off)
@@ -259,12 +259,14 @@ def parse_classes(value: Any) -> Classes:
 
 def validate(s: DreamSettings) -> DreamSettings:
     """Return `s` if every value is in range, else raise SettingsError naming the key."""
-    _finite(s.step, "step")
-    _check(s.step > 0, "step", s.step, "must be > 0", "try 0.01 (subtle) to 0.05 (strong)")
+    if not _expression(s.step, "step"):  # an expression's values are checked per frame (render/values.py)
+        _finite(s.step, "step")
+        _check(s.step > 0, "step", s.step, "must be > 0", "try 0.01 (subtle) to 0.05 (strong)")
     _int_in(s.num_octave, "num_octave", 1, MAX_OCTAVES)
     _finite(s.octave_scale, "octave_scale")
     _check(s.octave_scale > 1.0, "octave_scale", s.octave_scale, "must be > 1.0", "the classic value is 1.4")
-    _int_in(s.iterations, "iterations", 0, MAX_ITERATIONS)
+    if not _expression(s.iterations, "iterations"):
+        _int_in(s.iterations, "iterations", 0, MAX_ITERATIONS)
     if s.max_loss is not None:
         _finite(s.max_loss, "max_loss")
         _check(s.max_loss > 0, "max_loss", s.max_loss, "must be > 0", "omit it to never stop early")
@@ -309,14 +311,15 @@ def validate_video(v: VideoSettings) -> VideoSettings:
     _check(v.flow in FLOW_METHODS, "flow", v.flow, f"must be one of {', '.join(FLOW_METHODS)}", None)
     _check(v.flow_quality in FLOW_QUALITIES, "flow_quality", v.flow_quality,
            f"must be one of {', '.join(FLOW_QUALITIES)}", None)
-    _finite(v.blend, "blend")
-    _check(0.0 <= v.blend <= 1.0, "blend", v.blend, "must be between 0 and 1", "0.9 keeps the dream coherent")
+    if not _expression(v.blend, "blend"):  # an expression's values are checked per frame (render/values.py)
+        _finite(v.blend, "blend")
+        _check(0.0 <= v.blend <= 1.0, "blend", v.blend, "must be between 0 and 1", "0.9 keeps the dream coherent")
     for key in ("temporal_weight", "strength_hold"):
         value = getattr(v, key)
         _finite(value, key)
         _check(0.0 <= value <= 1.0, key, value, "must be between 0 and 1",
                "0 = off, 1 = full (the video preset uses " + ("0.9)" if key == "temporal_weight" else "1.0)"))
-    if v.frame_iterations is not None:
+    if v.frame_iterations is not None and not _expression(v.frame_iterations, "frame_iterations"):
         _int_in(v.frame_iterations, "frame_iterations", 0, MAX_ITERATIONS)
     if v.frame_num_octave is not None:
         _int_in(v.frame_num_octave, "frame_num_octave", 1, MAX_OCTAVES)
@@ -471,3 +474,24 @@ def _finite(value: Any, key: str) -> None:
 def _int_in(value: Any, key: str, lo: int, hi: int) -> None:
     _check(isinstance(value, int) and not isinstance(value, bool), key, value, "must be a whole number", None)
     _check(lo <= value <= hi, key, value, f"must be between {lo} and {hi}", None)
+
+
+# Values that may be expressions of time (expr.py), per mode; other modes have no time and refuse them.
+EXPRESSION_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "video": (("dream", "step"), ("dream", "iterations"), ("video", "blend"), ("video", "frame_iterations")),
+    "zoom": (("dream", "step"),),  # and every keyframe value (trajectory.py)
+}
+
+
+def check_expressions(mode: str, s: Settings) -> Settings:
+    """`s` if its expressions are all where `mode` evaluates them, else SettingsError naming the key."""
+    allowed = set(EXPRESSION_KEYS.get(mode, ()))
+    for section in ("dream", "video"):
+        for f in dataclasses.fields(SECTIONS[section]):
+            value = getattr(getattr(s, section), f.name)
+            if isinstance(value, str) and f.name in ("step", "iterations", "blend", "frame_iterations") \
+                    and (section, f.name) not in allowed:
+                where = {"video": "dreamvid video", "zoom": "dreamvid zoom (step only)"}
+                raise SettingsError(f"{f.name} = {value!r} is an expression, but {mode} has no time to evaluate it in",
+                                    hint=f"give a number; expressions work in {' and '.join(where.values())}")
+    return s

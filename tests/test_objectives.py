@@ -278,6 +278,11 @@ def test_video_masks_keep_the_masked_part_and_check_the_clip(tmp_path):
         out = media.read_image(tmp_path / "f" / f"frame_{k:05d}.png").astype(int)
         assert np.abs(out[:, :26] - src[:, :26].astype(int)).mean() < 1.0, k
         assert np.abs(out[:, 40:] - src[:, 40:].astype(int)).mean() > 1.0, k
+    r = run("video", clip, "-o", tmp_path / "c", "--mask", tmp_path / "half.png", "--cadence", "2", *small)
+    assert r.exit_code == 0, r.output
+    for k, src in enumerate(decoded):  # the frames built between keyframes are masked too
+        out = media.read_image(tmp_path / "c" / f"frame_{k:05d}.png").astype(int)
+        assert np.abs(out[:, :26] - src[:, :26].astype(int)).mean() < 1.0, k
     r = run("video", clip, "-o", tmp_path / "g", "--mask", "motion", *small)
     assert r.exit_code == 0, r.output
     out = media.read_image(tmp_path / "g" / "frame_00003.png").astype(int)

@@ -581,8 +581,10 @@ def test_a_work_dir_where_nothing_can_be_created_is_named_as_such(tmp_path, tiny
 
 
 def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make_clip, monkeypatch):
-    """--cadence 3: frames 0, 3, 6 go through the network, the others carry the dream along the
-    flow; an interrupted render resumes to the same frames as an uninterrupted one."""
+    """--cadence 3: frames 0, 3, 6 and the last one (7) go through the network, the others are
+    built from the two around them; frames 4 and 5 wait for frame 6, and an interrupted render
+    that stopped after frame 4 re-dreams 6 from the stored frame 3 and resumes to exactly the
+    frames of an uninterrupted one."""
     from dreamvid.dream import Dreamer
 
     src, _ = make_clip("cad.mp4", n=8, width=96, height=64)
@@ -598,10 +600,39 @@ def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make
     monkeypatch.setattr(Dreamer, "dream", counted)
     with pytest.raises(KeyboardInterrupt):
         render_video(src, tmp_path / "cut.mp4", s, progress=Interrupt(after=5))
-    assert calls == [0, 3]
+    assert calls == [0, 3, 6]
     resumed = render_video(src, tmp_path / "cut.mp4", s, keep_frames=True)
-    assert calls == [0, 3, 6] and resumed.resumed_from == 5
+    assert calls == [0, 3, 6, 6, 7] and resumed.resumed_from == 5
     for a, b in zip(work_frames(whole.work_dir, range(8)), work_frames(resumed.work_dir, range(8))):
         assert np.array_equal(a, b)
     with pytest.raises(SettingsError, match="cadence must be between 1 and 12"):
         render_video(src, tmp_path / "x.mp4", tiny_settings(tiny), cadence=0)
+
+
+def test_cadence_ends_a_group_at_a_cut_and_resumes_exactly_across_it(tmp_path, tiny, monkeypatch):
+    """Shots of 5 and 4 frames at --cadence 3: frames 0, 3, 6 (every 3rd from the start), 4 (the
+    shot's last), 5 (the cut) and 8 (the range's last) are dreamed. Interrupted after frame 5, the
+    resume reads back from frame 3, takes the stored cut frame 5 as the group's start, dreams 6
+    and 8 from it and gives the same frames as an uninterrupted render."""
+    from dreamvid.dream import Dreamer
+
+    src = two_shot_clip(tmp_path / "cut.mp4", n1=5, n2=4)
+    s = tiny_settings(tiny, cadence=3)
+    calls = []
+    dream = Dreamer.dream
+
+    def counted(self, image, st, **kw):
+        calls.append(kw.get("frame"))
+        return dream(self, image, st, **kw)
+
+    monkeypatch.setattr(Dreamer, "dream", counted)
+    whole = render_video(src, tmp_path / "whole.mp4", s, keep_frames=True)
+    assert calls == [0, 3, 4, 5, 6, 8] and whole.chain_starts == (0, 5)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, tmp_path / "again.mp4", s, progress=Interrupt(after=6))
+    assert calls == [0, 3, 4, 5]
+    resumed = render_video(src, tmp_path / "again.mp4", s, keep_frames=True)
+    assert calls == [0, 3, 4, 5, 6, 8] and resumed.resumed_from == 6
+    for a, b in zip(work_frames(whole.work_dir, range(9)), work_frames(resumed.work_dir, range(9))):
+        assert np.array_equal(a, b)

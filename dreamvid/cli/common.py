@@ -82,6 +82,7 @@ def handle_errors(fn: Callable) -> Callable:
 # ---- the dream options, shared by image, video, zoom, timelapse and sweep ----------------
 
 PANEL = "Dream (defaults < --preset < these flags)"
+EXPRESSION_NAMES = "t, f, fps, duration and the audio's rms, onset, bass, mid, treble"  # expr.py
 
 
 # (parameter, flags, type, help, range): one definition for every command keeps the vocabulary
@@ -134,7 +135,11 @@ def dream_options(mode: str) -> list[inspect.Parameter]:
                                     help="Preset name (see `dreamvid presets`) or a .toml file"
                                          f"{f' (default: {presets.MODE_PRESET[mode]})' if whose else ''}.",
                                     autocompletion=complete_presets)])]
+    from ..settings import EXPRESSION_KEYS
+
     for name, flags, type_, text, limits in DREAM_FIELDS:
+        if ("dream", name) in EXPRESSION_KEYS.get(mode, ()):  # a number or an expression (expr.py)
+            type_, limits = Optional[str], f"{limits}, or an expression of {EXPRESSION_NAMES}"
         value = getattr(base, "layers" if name == "layer" else name)
         if name == "layer":
             value = ", ".join(f"{n}:{w:g}" for n, w in value) or "the model's default layers"
@@ -412,8 +417,11 @@ def _rates(p) -> str:
 
 
 def dream_flags(dream: dict) -> dict:
-    """The dream options as library keywords (unset ones left out: the preset decides)."""
-    return {k: v for k, v in dream.items() if v is not None}
+    """The dream options as library keywords (unset ones left out: the preset decides; a
+    number given to an option that takes expressions as a number)."""
+    from ..expr import number_or_text
+
+    return {k: number_or_text(v) for k, v in dream.items() if v is not None}
 
 
 def default_output(source: Path, suffix: str) -> Path:

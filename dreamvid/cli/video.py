@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (RenderBar, default_output, dream_flags, handle_errors, interrupted, keep_frames_option,
-                     ray_option, restart_option, with_dream_options, work_dir_option, workers_option)
+from .common import (EXPRESSION_NAMES, RenderBar, default_output, dream_flags, handle_errors, interrupted,
+                     keep_frames_option, ray_option, restart_option, with_dream_options, work_dir_option,
+                     workers_option)
 
 VIDEO_PANEL = "Video"
 OUTPUT_PANEL = "Output and resume"
@@ -38,9 +39,12 @@ def video(
                      type_=Optional[str]) = None,
     flow_quality: _video_opt("--flow-quality", help="DIS preset: ultrafast, fast or medium.",
                              type_=Optional[str]) = None,
-    blend: _video_opt("--blend", help="How much of the propagated dream carries into the next frame, 0..1.") = None,
+    blend: _video_opt("--blend", help="How much of the propagated dream carries into the next frame, 0..1, or an "
+                      f"expression of {EXPRESSION_NAMES} (the clip's own soundtrack), e.g. \"0.9-0.3*bass\".",
+                      type_=Optional[str]) = None,
     frame_iterations: _video_opt("--frame-iterations", help="Iterations per octave for frames after the first "
-                                 "(they start from the warped previous dream).", type_=Optional[int]) = None,
+                                 "(they start from the warped previous dream), or an expression.",
+                                 type_=Optional[str]) = None,
     frame_num_octave: _video_opt("--frame-num-octave", help="Octaves for frames after the first.",
                                  type_=Optional[int]) = None,
     temporal_weight: _video_opt("--temporal-weight", help="0..1: how much less re-dreaming a reliably tracked, "
@@ -76,6 +80,7 @@ def video(
     Interrupted renders (Ctrl-C) keep their frames: run the same command again to resume.
     The preset defaults to `video`.
     """
+    from ..expr import number_or_text
     from ..render.video import render_video
 
     output = output or default_output(source, ".mp4")
@@ -83,7 +88,8 @@ def video(
         try:
             result = render_video(source, output, preset=preset, progress=bar, start=start, end=end,
                                   restart=restart, keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream),
-                                  flow=flow, flow_quality=flow_quality, blend=blend, frame_iterations=frame_iterations,
+                                  flow=flow, flow_quality=flow_quality, blend=number_or_text(blend),
+                                  frame_iterations=number_or_text(frame_iterations),
                                   frame_num_octave=frame_num_octave, temporal_weight=temporal_weight,
                                   strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf,
                                   keep_audio=keep_audio, interpolate=interpolate, cadence=cadence,

@@ -474,7 +474,8 @@ def _stored_before(plan, store, job: Job) -> dict | None:
 
     if not (job.start == job.first and job.first > plan.start and store.has(job.first - 1)):
         return None
-    return {i: store.read(i) for i in range(max(plan.start, job.first - RECALL_FRAMES), job.first) if store.has(i)}
+    back = getattr(plan, "history", RECALL_FRAMES)  # a --cadence group's keyframe may lie further back
+    return {i: store.read(i) for i in range(max(plan.start, job.first - back), job.first) if store.has(i)}
 
 
 def _result(ray, ref, job: Job) -> _Made:
@@ -602,7 +603,7 @@ def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
     if isinstance(prev, _Made):  # the same chain: its last frames, as many as a resume reads
         from ..temporal import RECALL_FRAMES
 
-        prev = {it.index: it.image for it in prev.items[-RECALL_FRAMES:]} or None
+        prev = {it.index: it.image for it in prev.items[-getattr(plan, "history", RECALL_FRAMES):]} or None
     given = prev
     items = list(engine.make_items(plan, range(job.start, job.end), given=given))
     node = socket.gethostname()

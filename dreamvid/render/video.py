@@ -13,6 +13,13 @@ For each frame t of the range (DESIGN, "Video"):
 6. `flow="none"` dreams every frame independently with the full settings (the flickering
    baseline that the coherence numbers are measured against).
 
+With `cadence` N > 1 (dreamvid/cadence.py) only every Nth frame from `start` (and the last
+frame of a shot or of the range) is dreamed, carried from the keyframe before along the
+chained source flow; the frames between are built from the two keyframes around them, so a
+group's frames are yielded once its later keyframe is dreamed. Any of step, iterations,
+blend and frame_iterations may be an expression of time and of the clip's soundtrack
+(render/values.py): each frame gets its own values.
+
 Resume gives exactly the uninterrupted result: the chain always continues from the uint8
 frame that is on disk (PNG is lossless), never from a float kept in memory, and the jitter is
 seeded by (seed, source frame index). A resumed run re-reads S_{t-8}..S_{t-1} and
@@ -135,6 +142,9 @@ class VideoPlan(engine.Plan):
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
         _check_mask(info, settings, self.end)
+        from .values import FrameValues
+
+        self.values = FrameValues(settings, info, self.start, self.end)  # each frame's step, blend...: expressions
         if info.n_frames == 1:
             log.info("%s has a single frame; `dreamvid image` dreams stills", info.path.name)
         self.truncated: DecodeError | None = None
@@ -155,9 +165,19 @@ class VideoPlan(engine.Plan):
     def source(self) -> dict:
         return workdir.fingerprint(self.info.path, _source_facts(self.info))
 
+    @property
+    def history(self) -> int:
+        """Frames before a range that continuing its chain reads back (a resume, a cluster task)."""
+        from ..temporal import RECALL_FRAMES
+
+        return max(RECALL_FRAMES, self.settings.video.cadence)
+
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
         from ..temporal import RECALL_FRAMES
 
+        if self.settings.video.cadence > 1 and self.settings.video.flow != "none":
+            yield from self._make_cadence(todo, ctx)
+            return
         first = todo[0]
         chain = _Chain()
         # A resume re-reads the frames before `first`: their sources, and their dreams from disk
@@ -174,15 +194,13 @@ class VideoPlan(engine.Plan):
                     continue
                 t1 = time.perf_counter()
                 keyframe = (item.index - self.start) % self.settings.video.cadence == 0
-                out, restarted = _dream_frame(self.dreamer, self.settings, chain, item, dream=keyframe)
+                out, restarted = _dream_frame(self.dreamer, self.values.at(item.index), chain, item, dream=keyframe)
                 ctx.dream_seconds += time.perf_counter() - t1
                 chain = chain.advance(item.index, item.frame, out, restarted)
                 self.last_index = item.index
                 if restarted:
                     self.chain_starts.append(item.index)
-                if item.mask is not None:  # the dream everywhere (the chain), the mask as its alpha
-                    out = np.dstack([out, np.rint(item.mask * 255.0).astype(np.uint8)])
-                yield engine.Item(item.index, out, restarted=restarted)
+                yield _shown(engine.Item(item.index, out, restarted=restarted), item.mask)
         except DecodeError as e:  # the frames that decoded are done; finish() encodes them, then raises
             self.truncated = e
             return
@@ -192,6 +210,95 @@ class VideoPlan(engine.Plan):
             log.warning("%s ended after frame %d, earlier than its %d frames", self.info.path.name,
                         self.last_index, self.info.n_frames)
             ctx.store.set_end(self.last_index + 1)
+
+    def _make_cadence(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
+        """make() with --cadence N (dreamvid/cadence.py): keyframes (every Nth frame from `start`,
+        and the last frame of a shot or of the range) are dreamed, each from the keyframe before
+        carried along the chained source flow; the frames between are built from the two
+        keyframes around them once the later one is dreamed, then yielded in order.
+
+        A resume re-reads from the last regular keyframe before `first`: its dream (on disk) and
+        the sources after it, re-dreams the keyframe that ends the group `first` falls in (the
+        same uint8 inputs and seed, so the same frame) and rebuilds the frames from `first` on."""
+        from ..cadence import chain
+
+        n = self.settings.video.cadence
+        first = todo[0]
+        resumed = first > self.start and ctx.store.has(first - 1)
+        read_from = self.start + (first - 1 - self.start) // n * n if resumed else first
+        prefetch = _Prefetch(self.info, read_from, self.end, self.settings, self.start)
+        key = None  # (index, source, dream) of the latest dreamed frame, uint8 as stored
+        link = None  # cadence.Link from the latest frame read to `key`
+        pending: list = []  # [(_Prepared, Link to key)]: frames after `key` still to make
+        try:
+            try:
+                for item in prefetch:
+                    fresh = key is None or item.motion is None or item.cut
+                    if item.index < first:  # before a resume: the group's start, and the flow since
+                        if fresh:
+                            key, link = (item.index, item.frame, ctx.read(item.index)), None
+                        else:
+                            link = chain(item.motion, link)
+                        continue
+                    if fresh:  # a shot's first frame: the group before it ends at the frame before
+                        yield from self._close_group(key, pending, ctx)
+                        made = self._keyframe(None, item, None, ctx)
+                        self.last_index = item.index
+                        yield _shown(made, item.mask)
+                        key, link, pending = (item.index, item.frame, made.image), None, []
+                        continue
+                    link = chain(item.motion, link)
+                    pending.append((item, link))
+                    if (item.index - self.start) % n == 0:
+                        key = yield from self._close_group(key, pending, ctx)
+                        link, pending = None, []
+            except DecodeError as e:  # the frames that decoded are done; finish() encodes them, then raises
+                self.truncated = e
+            yield from self._close_group(key, pending, ctx)  # the last frame read ends the last group
+        finally:
+            prefetch.close()
+        if self.truncated is None and self.last_index is not None and self.last_index + 1 < self.end:
+            log.warning("%s ended after frame %d, earlier than its %d frames", self.info.path.name,
+                        self.last_index, self.info.n_frames)
+            ctx.store.set_end(self.last_index + 1)
+
+    def _close_group(self, key, pending: list, ctx: engine.Context):
+        """Dream the group's last frame from `key`, build the frames between, yield them in
+        order; returns the new key (index, source, dream)."""
+        from ..cadence import between, chain
+
+        if not pending:
+            return key
+        last, link = pending[-1]
+        keyframe = self._keyframe(key, last, link, ctx)
+        end = (last.index, last.frame, keyframe.image)
+        made, ahead = [], None
+        for (item, back), (after, _) in zip(reversed(pending[:-1]), reversed(pending[1:])):
+            ahead = chain(after.reverse, ahead)
+            t1 = time.perf_counter()
+            w = (item.index - key[0]) / (last.index - key[0])
+            made.append((item, between(item.frame, key[1:], end[1:], back, ahead, w)))
+            ctx.dream_seconds += time.perf_counter() - t1
+        from ..dream import to_uint8
+
+        for item, image in reversed(made):
+            self.last_index = item.index
+            yield _shown(engine.Item(item.index, to_uint8(image)), item.mask)
+        self.last_index = last.index
+        yield _shown(keyframe, last.mask)
+        return end
+
+    def _keyframe(self, key, item: _Prepared, link, ctx: engine.Context) -> engine.Item:
+        """A dreamed frame: from `key` carried along `link`, or (key None) fresh from its source."""
+        t1 = time.perf_counter()
+        if key is None:
+            out, restarted = _dream_frame(self.dreamer, self.values.at(item.index), _Chain(), item)
+        else:
+            out, restarted = _dream_carried(self.dreamer, self.values.at(item.index), key, item, link), False
+        ctx.dream_seconds += time.perf_counter() - t1
+        if restarted:
+            self.chain_starts.append(item.index)
+        return engine.Item(item.index, out, restarted=restarted)
 
     def finish(self, ctx: engine.Context) -> engine.Result:
         from .. import media
@@ -212,6 +319,10 @@ class VideoPlan(engine.Plan):
                     interpolate=self.settings.video.interpolate, compose=self._composer(first, last),
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
+        if self.values.expressive:
+            from .zoom import write_params
+
+            write_params(self.output, self.values.rows(first, last))
         if self.truncated is not None:
             raise DecodeError(f"{info.path.name} stopped decoding after frame {last - 1}; {self.output.name} has "
                               f"the {last - first} frames that decoded ({first}..{last - 1})",
@@ -246,6 +357,16 @@ class VideoPlan(engine.Plan):
                               hint="the source changed or is damaged since the frames were dreamed")
 
         return compose
+
+
+def _shown(item: engine.Item, mask: np.ndarray | None) -> engine.Item:
+    """The item as stored: with --mask, the dream everywhere (what the chain continues from)
+    and the mask as its alpha (what finish shows of it)."""
+    if mask is None:
+        return item
+    from dataclasses import replace
+
+    return replace(item, image=np.dstack([item.image, np.rint(mask * 255.0).astype(np.uint8)]))
 
 
 def frame_settings_dict(settings: Settings) -> dict:
@@ -332,7 +453,8 @@ class _Prepared:
     motion: object | None  # flow.Motion from the previous source frame, None: no link
     cut: bool  # a scene cut (or the first frame read)
     recall: object | None = None  # flow.Motion from source frame index - temporal.RECALL_FRAMES, same shot
-    mask: np.ndarray | None = None  # (H, W) float32 0..1: where this frame dreams (--mask), None: everywhere
+    reverse: object | None = None  # with --cadence: `motion` the other way round, a field on frame index - 1
+    mask: np.ndarray | None = None  # (H, W) float32 0..1: where this frame's dream shows (--mask), None: everywhere
 
 
 @dataclass
@@ -389,6 +511,25 @@ def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared, dr
         raise
 
 
+def _dream_carried(dreamer, settings: Settings, key: tuple, item: _Prepared, link) -> np.ndarray:
+    """A keyframe with --cadence: keyframe `key` = (index, source, dream uint8) carried onto
+    this frame along `link` (cadence.Link), dreamed with the per-frame steps, held (temporal.py)."""
+    from ..dream import to_uint8
+    from ..temporal import carry, hold
+
+    v = settings.video
+    c = carry(key[2], key[1], item.frame, link.motion(), v.blend, hold_strength=v.strength_hold > 0)
+    try:
+        dreamed = dreamer.dream(c.start, settings.frame_dream(), frame=item.index)
+    except MemoryError:
+        raise _out_of_memory(item) from None
+    except Exception as e:  # TensorFlow's ResourceExhaustedError, without importing TF here
+        if type(e).__name__ == "ResourceExhaustedError":
+            raise _out_of_memory(item) from None
+        raise
+    return to_uint8(hold(c, dreamed, v.temporal_weight, v.strength_hold))
+
+
 def _out_of_memory(item: _Prepared) -> DreamvidError:
     h, w = item.frame.shape[:2]
     return DreamvidError(f"out of memory dreaming a {w}x{h} frame",
@@ -403,8 +544,8 @@ class _Prefetch:
     decoder (ffmpeg is reaped in the worker's own `finally`).
     """
 
-    def __init__(self, info, first: int, end: int, settings: Settings):
-        self._args = (info, first, end, settings)
+    def __init__(self, info, first: int, end: int, settings: Settings, start: int = 0):
+        self._args = (info, first, end, settings, start)  # start: of the plan, where the cadence counts from
         self._queue: queue.Queue = queue.Queue(maxsize=PREFETCH_DEPTH)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dreamvid-prefetch", daemon=True)
@@ -441,10 +582,11 @@ class _Prefetch:
         from collections import deque
 
         from .. import media
+        from ..cadence import reverse as cadence_reverse
         from ..flow import FlowEstimator, is_scene_cut, motion_between
         from ..temporal import RECALL_FRAMES, RECALL_QUALITY, recall_motion
 
-        info, first, end, settings = self._args
+        info, first, end, settings, start = self._args
         v = settings.video
         estimator = FlowEstimator(v.flow, v.flow_quality) if v.flow != "none" else None
         recall_estimator = FlowEstimator(v.flow, RECALL_QUALITY) if v.flow != "none" else None
@@ -459,7 +601,8 @@ class _Prefetch:
             try:
                 prev = None
                 shot: deque = deque(maxlen=RECALL_FRAMES)  # (index, source) of this shot's last frames
-                recalls = bool(v.temporal_weight or v.strength_hold)  # temporal.carry uses the long-term link
+                # temporal.carry uses the long-term link; a keyframe of --cadence is carried from the one before
+                recalls = bool(v.temporal_weight or v.strength_hold) and v.cadence == 1
                 for index, frame in reader:
                     motion, cut, recall = None, True, None
                     if prev is not None and estimator is not None:
@@ -471,7 +614,10 @@ class _Prefetch:
                         shot.clear()
                     elif recalls and len(shot) == RECALL_FRAMES and shot[0][0] == index - RECALL_FRAMES:
                         recall = recall_motion(shot[0][1], frame, recall_estimator)
-                    item = _Prepared(index, frame, motion, cut, recall)
+                    reverse = None
+                    if v.cadence > 1 and motion is not None and not cut and (index - 1 - start) % v.cadence:
+                        reverse = cadence_reverse(motion, prev, frame)  # frame index - 1 lies between keyframes
+                    item = _Prepared(index, frame, motion, cut, recall, reverse)
                     if pending is not None:  # a shot's first frame, waiting for its motion to this one
                         ahead = motion_between(frame, pending.frame, estimator) if motion is not None else None
                         pending.mask = masks.get(pending.index, ahead, linked=False)

@@ -171,7 +171,7 @@ def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
     sound = _Soundtrack(audio) if audio is not None else None
     if duration is None and n_frames is None and sound is not None:
         duration = sound.seconds
-    expressive = any(_is_expression(v) for v in (zoom.zoom, zoom.rotate, zoom.pan, zoom.center))
+    expressive = any(_is_expression(v) for v in (zoom.zoom, zoom.rotate, zoom.pan, zoom.center, d.step))
     if (keyframes is not None and not isinstance(keyframes, Keyframes)) or (keyframes is None and expressive):
         base = settings.frame_dream()
         defaults = {"zoom": zoom.zoom, "rotate": zoom.rotate, "pan": zoom.pan, "center": zoom.center,
