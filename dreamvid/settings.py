@@ -179,14 +179,8 @@ def parse_layers(value: Any) -> Layers:
     elif isinstance(value, str):
         items = [_parse_layer_spec(value)]
     elif isinstance(value, (list, tuple)):
-        items = []
-        for v in value:
-            if isinstance(v, str):
-                items.append(_parse_layer_spec(v))
-            elif isinstance(v, (list, tuple)) and len(v) == 2:
-                items.append(tuple(v))
-            else:
-                raise SettingsError(f"layers must name layers (got {v!r} in {value!r})", hint=how)
+        items = [_weighted(v, lambda v: _refuse(f"layers must name layers (got {v!r} in {value!r})", how))
+                 for v in value]
     else:
         raise SettingsError(f"layers must be layer names with weights (got {value!r})", hint=how)
     out = []
@@ -202,6 +196,19 @@ def parse_layers(value: Any) -> Layers:
                                 hint="write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0") from None
         out.append((str(name), w))
     return tuple(out)
+
+
+def _weighted(v: Any, other):
+    """"name", "name:w" or (name, w) -> (name, w); anything else -> other(v)."""
+    if isinstance(v, str):
+        return _parse_layer_spec(v)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return tuple(v)
+    return other(v)
+
+
+def _refuse(message: str, hint: str):
+    raise SettingsError(message, hint=hint)
 
 
 def _parse_layer_spec(spec: str) -> tuple[str, float]:
@@ -235,14 +242,7 @@ def parse_classes(value: Any) -> Classes:
         items = list(value.items())
     else:
         values = value if isinstance(value, (list, tuple)) else [value]
-        items = []
-        for v in values:
-            if isinstance(v, str):
-                items.append(_parse_layer_spec(v))
-            elif isinstance(v, (list, tuple)) and len(v) == 2:
-                items.append(tuple(v))
-            else:
-                items.append((v, 1.0))
+        items = [_weighted(v, lambda v: (v, 1.0)) for v in values]
     out: dict[int, float] = {}
     for spec, weight in items:
         try:
@@ -250,7 +250,7 @@ def parse_classes(value: Any) -> Classes:
                 raise TypeError
             w = float(weight)
         except (TypeError, ValueError):
-            raise SettingsError(f"class weight for {spec!r} must be a number (got {weight!r})",
+            raise SettingsError(f"classes: the weight of {spec!r} must be a number (got {weight!r})",
                                 hint='write --class "NAME:WEIGHT", e.g. --class "golden retriever:1.5"') from None
         k = index(spec)
         out[k] = out.get(k, 0.0) + w

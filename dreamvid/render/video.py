@@ -33,6 +33,7 @@ this module is the video's Plan.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -500,9 +501,16 @@ def _dream_frame(dreamer, settings: Settings, chain: _Chain, item: _Prepared, dr
         start, s = c.start, settings.frame_dream()
         if not dream:  # no increment: the hold keeps each region's strength all the same
             return to_uint8(hold(c, start, v.temporal_weight, v.strength_hold)), False
-    try:
+    with _out_of_memory_named(item):
         dreamed = dreamer.dream(start, s, frame=item.index)
-        return to_uint8(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold)), fresh
+    return to_uint8(dreamed if c is None else hold(c, dreamed, v.temporal_weight, v.strength_hold)), fresh
+
+
+@contextlib.contextmanager
+def _out_of_memory_named(item: _Prepared):
+    """Out of memory while dreaming `item`: one line naming the frame's size and the way out."""
+    try:
+        yield
     except MemoryError:
         raise _out_of_memory(item) from None
     except Exception as e:  # TensorFlow's ResourceExhaustedError, without importing TF here
@@ -519,14 +527,8 @@ def _dream_carried(dreamer, settings: Settings, key: tuple, item: _Prepared, lin
 
     v = settings.video
     c = carry(key[2], key[1], item.frame, link.motion(), v.blend, hold_strength=v.strength_hold > 0)
-    try:
+    with _out_of_memory_named(item):
         dreamed = dreamer.dream(c.start, settings.frame_dream(), frame=item.index)
-    except MemoryError:
-        raise _out_of_memory(item) from None
-    except Exception as e:  # TensorFlow's ResourceExhaustedError, without importing TF here
-        if type(e).__name__ == "ResourceExhaustedError":
-            raise _out_of_memory(item) from None
-        raise
     return to_uint8(hold(c, dreamed, v.temporal_weight, v.strength_hold))
 
 
