@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import cv2
@@ -199,8 +199,8 @@ class MeanSquares(Objective):
     the plain objective (1: only the guide, 0: only the plain one).
     """
 
-    guide: Guide | None = None
-    guide_weight: float = 1.0
+    guide: Guide | None = field(default=None, kw_only=True)
+    guide_weight: float = field(default=1.0, kw_only=True)
 
     def _gains(self, model):
         return None
