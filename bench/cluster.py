@@ -175,8 +175,8 @@ def _boundaries(plan, split) -> list[tuple[int, int]]:
     todo = list(range(plan.start, plan.end))
     cuts = cluster._scene_cuts(plan, todo)
     chains = cluster._video_chunks(plan, engine._NoStore({}), todo, split)
-    firsts = sorted(c[0].first for c in chains)
-    starts = {c[0].first: c[0].start for c in chains}
+    firsts = sorted(c.first for c in chains)
+    starts = {c.first: c.start for c in chains}
     return [(starts[b] if split.fade else b, b) for b in firsts if b != plan.start and b not in cuts]
 
 

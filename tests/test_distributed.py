@@ -45,7 +45,6 @@ def small_split(monkeypatch):
     """Chunks small enough that a 16-frame clip is split in two (overlap 3)."""
     monkeypatch.setattr(cluster, "MIN_CHUNK", 6)
     monkeypatch.setattr(cluster, "OVERLAP", 3)
-    monkeypatch.setattr(cluster, "PIECE", 4)
 
 
 @pytest.fixture
@@ -164,6 +163,32 @@ def test_a_worker_killed_with_sigkill_has_its_range_retried(tmp_path, tiny, make
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(clean.output), frames_of(result.output)))
 
 
+def test_the_rest_of_a_job_continues_from_the_items_that_came_back_bit_for_bit(tmp_path, tiny, make_clip):
+    """What the driver restarts after a worker died mid-job (_Stream.rest): the chain goes on
+    from the last items it received, and makes the frames the uninterrupted job makes."""
+    from dreamvid.render import engine
+    from dreamvid.render.video import VideoPlan
+    from dreamvid.temporal import RECALL_FRAMES
+
+    src, _ = make_clip(n=N)
+    plan = VideoPlan(src, tmp_path / "o", tiny_settings(tiny))
+    whole = [it.image for it in engine.make_items(plan, range(N))]
+    for came_back in (3, RECALL_FRAMES + 3):  # the rest given fewer than RECALL_FRAMES items, and all of them
+        stream = cluster._Stream(cluster.Job(0, 0, N), None)
+        for item in engine.make_items(VideoPlan(src, tmp_path / "o", tiny_settings(tiny)), range(came_back)):
+            stream.took(item)
+        job, given = stream.rest()
+        assert job == cluster.Job(came_back, came_back, N) and len(given) == min(came_back, RECALL_FRAMES)
+        rest = engine.make_items(VideoPlan(src, tmp_path / "o", tiny_settings(tiny)), range(job.start, job.end),
+                                 given=given)
+        assert all(np.array_equal(a.image, b) for a, b in zip(rest, whole[came_back:], strict=True))
+    # an overlap job keeps its boundary frame: the rest's first items still fade
+    stream = cluster._Stream(cluster.Job(4, 8, 12), {3: whole[3]})
+    assert stream.rest() == (cluster.Job(4, 8, 12), {3: whole[3]})
+    stream.took(engine.Item(5, whole[5]))
+    assert stream.rest() == (cluster.Job(6, 8, 12), {5: whole[5]})
+
+
 def _rgba(path: Path, seed: int) -> Path:
     import cv2
 
@@ -276,29 +301,24 @@ def test_bad_cluster_options_are_one_line_and_exit_2(tmp_path, make_clip, photo,
         cluster.connect(2)
 
 
-def test_the_video_split_cuts_runs_and_pieces(monkeypatch):
-    monkeypatch.setattr(cluster, "PIECE", 4)
+def test_the_video_split_cuts_runs():
     assert cluster._runs([0, 1, 2, 5, 6, 7, 8], {7}) == [(0, 3), (5, 7), (7, 9)]
-    Job = cluster.Job
-    assert cluster._pieces(10, 13, 22) == [Job(10, 13, 17), Job(17, 17, 21), Job(21, 21, 22)]
-    assert cluster._pieces(5, 5, 7) == [Job(5, 5, 7)]
 
 
-def test_a_long_run_is_split_with_an_overlap_and_a_resumed_gap_fades_into_the_stored_frames(monkeypatch):
-    monkeypatch.setattr(cluster, "PIECE", 16)
+def test_a_long_run_is_split_with_an_overlap_and_a_resumed_gap_fades_into_the_stored_frames():
     Job = cluster.Job
     plan = SimpleNamespace(start=0, end=40, settings=Settings(video=VideoSettings(scene_cuts=False)))
     split = cluster._Split(overlap=4, fade=True, min_chunk=6, chunks=2)
 
     fresh = cluster._video_chunks(plan, SimpleNamespace(has=lambda i: False), list(range(40)), split)
-    assert sorted((c[0] for c in fresh), key=lambda j: j.first) == [Job(0, 0, 16), Job(16, 20, 36)]
+    assert sorted(fresh, key=lambda j: j.first) == [Job(0, 0, 20), Job(16, 20, 40)]
     # (the second chunk starts 4 frames early; it goes first, being the longest)
 
     stored = set(range(10)) | set(range(20, 40))  # the driver stopped: a gap 10..19 between stored frames
     gap = cluster._video_chunks(plan, SimpleNamespace(has=stored.__contains__), list(range(10, 20)), split)
     # the gap continues from frame 9 (one chunk: too short to split), and frame 20's chain, which
     # started at 16, is dreamed again for the fade into it
-    assert gap == [[Job(10, 10, 20)], [Job(16, 20, 20)]]
+    assert gap == [Job(10, 10, 20), Job(16, 20, 20)]
 
 
 def test_a_node_without_the_clip_dreams_a_copy_sent_through_ray(tmp_path, make_clip, local_cluster):
