@@ -62,6 +62,9 @@ MIN_CHUNK = 3 * OVERLAP  # frames; a run of missing frames is not split into chu
 MAX_RETRIES = 3  # the rest of a job whose worker died is started again this many times, then the render stops
 CONNECT_TIMEOUT_S = 5.0  # an unreachable --ray ADDRESS is reported after this, not after Ray's minute of retries
 WAIT_S = 0.5  # s; the driver's wait for results is cut into these so Ctrl-C is seen at once
+# Video frames come back as their PNG, encoded on the worker beside the next frame's dream: the
+# driver only writes the files (a 1080p PNG takes ~0.1-0.25 s of one core, its write ~0.01 s).
+ENCODE_ON_WORKERS = True
 # PNG writer threads on the driver: one 1080p PNG takes ~0.1-0.2 s of one core (bench/cluster.py),
 # so one thread stores only 5-10 frames/s, fewer than 4 GPUs make (cv2 releases the GIL).
 WRITERS = min(8, os.cpu_count() or 1)
@@ -297,6 +300,11 @@ class _Made:
     worker: str  # "node:pid"
     seconds: float  # making this item
     truncated: DreamvidError | None = None  # video: the source stopped decoding inside the job
+    png: bytes | None = None  # the frame as the store's PNG (ENCODE_ON_WORKERS); item.image is None then
+
+    def image(self) -> np.ndarray | None:
+        """The item's picture, (H, W, 3) uint8 RGB (decoded from png where it came so)."""
+        return self.item.image if self.png is None else _decode_png(self.png)
 
 
 @dataclass
@@ -313,12 +321,13 @@ class _Stream:
         if self.next < 0:
             self.next = self.job.start
 
-    def took(self, item: engine.Item) -> None:
+    def took(self, item: engine.Item, png: bytes | None = None) -> None:
+        """Item `item` came back (png: its picture, when it came encoded)."""
         from ..temporal import RECALL_FRAMES
 
         self.next = item.index + 1
-        if item.image is not None:
-            self.tail[item.index] = item.image
+        if item.image is not None or png is not None:
+            self.tail[item.index] = item.image if png is None else png
             self.tail.pop(item.index - RECALL_FRAMES, None)
 
     def rest(self) -> tuple[Job, dict | None]:
@@ -327,7 +336,8 @@ class _Stream:
         job = self.job
         if self.next == job.start:
             return job, self.given
-        return Job(self.next, max(job.first, self.next), job.end), dict(self.tail)
+        given = {i: _decode_png(x) if isinstance(x, bytes) else x for i, x in self.tail.items()}
+        return Job(self.next, max(job.first, self.next), job.end), given
 
 
 @dataclass
@@ -430,22 +440,22 @@ class _Run:
 
     def _take(self, made: _Made, stream: _Stream, writer) -> None:
         item, first = made.item, stream.job.first
-        stream.took(item)
+        stream.took(item, made.png)
         n, s = self.rates.setdefault(made.worker, [0, 0.0])
         self.rates[made.worker] = [n + (item.index >= first), s + made.seconds]
         if item.index < first:  # an overlap frame of the later chain
             fade = self.fades.get(first)
             if fade is not None and item.index in self.zone:
-                fade.b[item.index] = item.image
+                fade.b[item.index] = made.image()
                 self._blend(item.index, writer)
             return
         if item.index not in self.missing:
             return  # already stored (never written twice)
-        if item.index in self.zone:
-            self.zone[item.index].a[item.index] = item
+        if item.index in self.zone:  # blended on the driver: its own picture
+            self.zone[item.index].a[item.index] = replace(item, image=made.image())
             self._blend(item.index, writer)
             return
-        self._store(item, writer)
+        self._store(item, writer, made.png)
 
     def _blend(self, t: int, writer) -> None:
         fade = self.zone[t]
@@ -455,13 +465,13 @@ class _Run:
             mixed = np.clip(np.rint((1 - w) * item.image.astype(np.float32) + w * b.astype(np.float32)), 0, 255)
             self._store(replace(item, image=mixed.astype(np.uint8)), writer)
 
-    def _store(self, item: engine.Item, writer) -> None:
+    def _store(self, item: engine.Item, writer, png: bytes | None = None) -> None:
         ctx = self.ctx
         self.missing.discard(item.index)
         if item.error is not None:
             ctx.failed.append((item.index, item.error))
         else:
-            writer.put(item.index, item.image, item.note)
+            writer.put(item.index, item.image if png is None else png, item.note)
             ctx.rendered += 1
             if item.restarted and hasattr(self.plan, "chain_starts"):
                 self.plan.chain_starts.append(item.index)
@@ -501,7 +511,7 @@ class _Writers:
     def __init__(self, store, n: int):
         self._writers = [engine._Writer(store) for _ in range(max(1, n))]
 
-    def put(self, index: int, image: np.ndarray, note=None) -> None:
+    def put(self, index: int, image: np.ndarray | bytes, note=None) -> None:
         self._writers[0 if note is not None else index % len(self._writers)].put(index, image, note)
 
     def close(self, raise_error: bool = True) -> None:
@@ -655,13 +665,51 @@ def _make(plan: engine.Plan, job: Job, given, source, version: str):
     cv2.setNumThreads(int(os.environ.get("DREAMVID_THREADS", "0")))
     if source is not None:
         _use_local_copy(plan, source)
+    from .video import VideoPlan
+
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    t0 = time.perf_counter()
-    for item in engine.make_items(plan, range(job.start, job.end), given=given):
-        t1 = time.perf_counter()
-        yield _Made(item, worker, t1 - t0)
-        t0 = t1
+    items = engine.make_items(plan, range(job.start, job.end), given=given)
+    if ENCODE_ON_WORKERS and isinstance(plan, VideoPlan):  # the store is a WorkFolder of PNGs
+        yield from _encoded(items, worker)
+    else:
+        t0 = time.perf_counter()
+        for item in items:
+            t1 = time.perf_counter()
+            yield _Made(item, worker, t1 - t0)
+            t0 = t1
     yield _Made(None, worker, 0.0, getattr(plan, "truncated", None))
+
+
+def _encoded(items, worker: str):
+    """_Made of each item with its PNG, encoded in a thread while the next item is made (cv2
+    releases the GIL), in order; an item is sent once its PNG is ready."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..media.images import encode_image
+
+    waiting: deque = deque()  # (item, seconds, future PNG)
+    with ThreadPoolExecutor(1, thread_name_prefix="dreamvid-png") as pool:
+        t0 = time.perf_counter()
+        for item in items:
+            t1 = time.perf_counter()
+            waiting.append((item, t1 - t0, pool.submit(encode_image, item.image)))
+            t0 = t1
+            while waiting and waiting[0][2].done():
+                yield _sent(*waiting.popleft(), worker)
+        while waiting:
+            yield _sent(*waiting.popleft(), worker)
+
+
+def _sent(item: engine.Item, seconds: float, png, worker: str) -> _Made:
+    return _Made(replace(item, image=None), worker, seconds, png=png.result())
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    """encode_image's PNG -> (H, W, 3) uint8 RGB."""
+    import cv2
+
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _use_local_copy(plan, source) -> None:

@@ -235,14 +235,17 @@ class WorkFolder:
     def done(self) -> bool:
         return self.first_missing() is None
 
-    def write(self, index: int, image: np.ndarray) -> Path:
-        """Store frame `index`: (H, W, 3) uint8 RGB, atomically. OutputError when the disk is
+    def write(self, index: int, image: np.ndarray | bytes) -> Path:
+        """Store frame `index`: (H, W, 3) uint8 RGB, or its PNG as media.encode_image made it
+        (a cluster's worker encodes, cluster.py), atomically. OutputError when the disk is
         full or the folder has gone (frames already written stay)."""
-        from ..media import write_image
+        from ..media.images import write_encoded, write_image
 
         try:
             if not self.path.is_dir():
                 raise FileNotFoundError(self.path)
+            if isinstance(image, bytes):
+                return write_encoded(self.frame_path(index), image)
             return write_image(self.frame_path(index), image)
         except (OutputError, FileNotFoundError):
             if self.path.is_dir():  # a real write failure (disk full, permissions): say that
