@@ -14,15 +14,16 @@ work folder: no shared filesystem, resume exactly as in one process, and a frame
 written twice or half (the store writes atomically; each index is written once).
 
 Every job is one Ray generator task that sends its items back one at a time, as they are
-made. Independent items (photos, sweep cells, timelapse checkpoints) are a job each. A video
-is split at scene cuts first (the chain restarts there anyway), then into one chunk per
-worker, and each chunk is one job: its decoder, flows and chain stay alive from its first
-frame to its last, exactly as in one process (a chunk once cut into tasks of 16 frames, each
-decoding its chain's last 8 frames again and computing their flows before its first dream,
-cost 5% of the frame time at 160 px: bench/cluster.py). A chunk that starts inside a shot
-begins dreaming OVERLAP frames early, from a fresh chain; those frames are crossfaded into
-the previous chunk's last ones (`fade`), so the switch from one chain to the other is spread
-over OVERLAP frames instead of happening between two (README, "Clusters", has the
+made (a video frame as its PNG, encoded on the worker: ENCODE_ON_WORKERS). Independent items
+(photos, sweep cells, timelapse checkpoints) are a job each. A video is split at scene cuts
+first (the chain restarts there anyway), then into one chunk per worker, and each chunk is
+one job: its decoder, flows and chain stay alive from its first frame to its last, exactly
+as in one process. (Chunks were once cut into tasks of 16 frames, each decoding its chain's
+last 8 frames again and computing their flows before its first dream: 0.1-0.13 s a task,
+6-8% of its frames' time at 160 px on 2 cores, bench/cluster.py.) A chunk that starts inside
+a shot begins dreaming OVERLAP frames early, from a fresh chain; those frames are crossfaded
+into the previous chunk's last ones (`fade`), so the switch from one chain to the other is
+spread over OVERLAP frames instead of happening between two (README, "Clusters", has the
 measurements that chose this). A resumed render continues every gap from the stored frame
 before it, and fades into the stored frames after it the same way.
 
