@@ -58,10 +58,10 @@ def measure(quick: bool = False) -> dict:
     base = presets.resolve("video")
     settings = replace(base, dream=replace(base.dream, max_size=MAX_SIZE))
     with tempfile.TemporaryDirectory() as tmp:
-        return _measure(Path(tmp), settings, n)
+        return _measure(Path(tmp), settings, n, 3 if quick else REPS)
 
 
-def _measure(tmp: Path, settings, n: int) -> dict:
+def _measure(tmp: Path, settings, n: int, reps: int) -> dict:
     import ray
 
     from dreamvid.render import cluster
@@ -93,7 +93,7 @@ def _measure(tmp: Path, settings, n: int) -> dict:
         cluster.connect(workers)
         try:
             dist("warm", workers=workers, chunks=workers, min_chunk=4, overlap=2)
-            for _ in range(3 if quick else REPS):
+            for _ in range(reps):
                 times["single"].append(single("single"))
                 times[name].append(dist(out_name, workers=workers, chunks=1 if workers == 1 else None))
                 paired[name].append(round(times[name][-1] / times["single"][-1] - 1, 3))
