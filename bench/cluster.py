@@ -255,15 +255,17 @@ def _paper(encode_s: float, write_s: float) -> dict:
     overlap_frames = p["first_frame_equivalents"] + cluster.OVERLAP - 1  # each chunk after the first
     rows = {}
     for gpus in (1, 4, 16):
-        # each worker encodes a frame's PNG in a thread while its GPU dreams the next one
-        work = (frames + (gpus - 1) * overlap_frames) * max(t, encode_s) / gpus
+        # each worker encodes its frames' PNGs in threads while its GPU dreams the next ones
+        encode = encode_s / cluster.ENCODE_THREADS if cluster.ENCODE_ON_WORKERS else 0.0
+        work = (frames + (gpus - 1) * overlap_frames) * max(t, encode) / gpus
         png_s = write_s if cluster.ENCODE_ON_WORKERS else encode_s + write_s
         driver = frames * png_s / p["driver_writer_threads"]  # overlapped with the work
         rows[f"{gpus}_gpus"] = {"minutes": round(max(work, driver) / 60, 1),
                                 "limited_by": "the driver's PNG writes" if driver > work else
-                                "the workers' PNG encode" if encode_s > t else "the GPUs",
+                                "the workers' PNG encode" if encode > t else "the GPUs",
                                 "overlap_share": round((gpus - 1) * overlap_frames / frames, 4)}
     return {"assumptions": {**p, "frames": frames, "overlap": cluster.OVERLAP,
+                            "worker_png_threads": cluster.ENCODE_THREADS, "png_on_workers": cluster.ENCODE_ON_WORKERS,
                             "note": "gpu_seconds_per_frame is assumed (no GPU measured yet); start-up (Ray, "
                                     "TensorFlow, the network: ~10-20 s per worker, in parallel) and the "
                                     "final encode are left out"},

@@ -66,6 +66,7 @@ WAIT_S = 0.5  # s; the driver's wait for results is cut into these so Ctrl-C is 
 # Video frames come back as their PNG, encoded on the worker beside the next frame's dream: the
 # driver only writes the files (a 1080p PNG takes ~0.1-0.25 s of one core, its write ~0.01 s).
 ENCODE_ON_WORKERS = True
+ENCODE_THREADS = 2  # at most, per worker: two keep up with a GPU making a 1080p frame in 0.25 s
 # PNG writer threads on the driver: one 1080p PNG takes ~0.1-0.2 s of one core (bench/cluster.py),
 # so one thread stores only 5-10 frames/s, fewer than 4 GPUs make (cv2 releases the GIL).
 WRITERS = min(8, os.cpu_count() or 1)
@@ -690,7 +691,8 @@ def _encoded(items, worker: str):
     from ..media.images import encode_image
 
     waiting: deque = deque()  # (item, seconds, future PNG)
-    with ThreadPoolExecutor(1, thread_name_prefix="dreamvid-png") as pool:
+    threads = min(ENCODE_THREADS, max(1, int(os.environ.get("DREAMVID_THREADS", "1"))))  # the worker's cores
+    with ThreadPoolExecutor(threads, thread_name_prefix="dreamvid-png") as pool:
         t0 = time.perf_counter()
         for item in items:
             t1 = time.perf_counter()
