@@ -24,6 +24,7 @@ from dreamvid.render.video import render_video
 from dreamvid.settings import DreamSettings, Settings, VideoSettings
 
 from .clitools import one_line_error, run
+from .conftest import moving_frames, write_clip
 
 ray = pytest.importorskip("ray")
 
@@ -325,3 +326,19 @@ def test_a_node_without_the_clip_dreams_a_copy_sent_through_ray(tmp_path, make_c
     plan.info = replace(plan.info, path=gone)
     cluster._use_local_copy(plan, [data])
     assert plan.info.path != gone and plan.info.path.read_bytes() == src.read_bytes()
+
+
+def test_the_scene_cut_scan_in_stretches_finds_the_cuts_of_one_pass(tmp_path, monkeypatch):
+    from dreamvid.render.video import VideoPlan
+
+    shot = moving_frames(20, 64, 48, (2, 1), seed=0)
+    tinted = [(f.astype(np.float32) * (0.3, 0.6, 1.0)).astype(np.uint8) for f in shot]
+    src = write_clip(tmp_path / "cuts.mp4", shot + tinted + shot, crf=0)  # cuts at frames 20 and 40
+    plan = VideoPlan(src, tmp_path / "o", Settings())
+    monkeypatch.setattr(cluster, "SCAN_MIN_FRAMES", 5)
+    found = {}
+    for threads in (1, 3, 4):  # 3: the stretches meet at the cuts (0..20, 20..40, 40..59)
+        monkeypatch.setattr(cluster, "SCAN_THREADS", threads)
+        found[threads] = cluster._scene_cuts(plan, list(range(60)))
+    assert found[1] == {20, 40} and found[3] == found[4] == found[1]
+    assert cluster._scene_cuts(plan, list(range(30, 60))) == {40}  # from the frame before the first missing one

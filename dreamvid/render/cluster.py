@@ -37,6 +37,7 @@ Ray is imported only here and only when a cluster is asked for (`pip install "dr
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import os
 import socket
@@ -62,6 +63,11 @@ OVERLAP = 8  # frames a chunk dreams before its first one, crossfaded into the c
 MIN_CHUNK = 3 * OVERLAP  # frames; a run of missing frames is not split into chunks shorter than this
 MAX_RETRIES = 3  # the rest of a job whose worker died is started again this many times, then the render stops
 CONNECT_TIMEOUT_S = 5.0  # an unreachable --ray ADDRESS is reported after this, not after Ray's minute of retries
+# The driver's scene-cut scan, a decode of the whole range before any task starts (serial
+# time that grows with the frame size while the dream's share shrinks with the GPUs; bench/
+# cluster.py times it), runs in this many stretches at once, each decoded by its own ffmpeg.
+SCAN_THREADS = min(4, os.cpu_count() or 1)
+SCAN_MIN_FRAMES = 24  # frames; a shorter stretch is not worth another decoder
 WAIT_S = 0.5  # s; the driver's wait for results is cut into these so Ctrl-C is seen at once
 # Video frames come back as their PNG, encoded on the worker beside the next frame's dream: the
 # driver only writes the files (a 1080p PNG takes ~0.1-0.25 s of one core, its write ~0.01 s).
@@ -622,14 +628,27 @@ def _runs(todo: list[int], cuts: set[int]) -> list[tuple[int, int]]:
 
 def _scene_cuts(plan, todo: list[int]) -> set[int]:
     """Frames that start a new shot by the histogram test the chain itself applies
-    (flow.is_scene_cut without motion): the split never puts a seam where a cut restarts anyway."""
-    from .. import media
-    from ..flow import is_scene_cut
+    (flow.is_scene_cut without motion): the split never puts a seam where a cut restarts anyway.
+    The driver decodes the range before any task starts, in SCAN_THREADS stretches at once."""
+    from concurrent.futures import ThreadPoolExecutor
 
     t0 = time.perf_counter()
     first, last = max(plan.start, todo[0] - 1), min(plan.end, todo[-1] + 2)
+    n = max(1, min(SCAN_THREADS, (last - first) // SCAN_MIN_FRAMES))
+    bounds = [first + (last - first) * i // n for i in range(n + 1)]
+    stretches = [(a, min(b + 1, last)) for a, b in itertools.pairwise(bounds)]  # each pair of frames in one
+    with ThreadPoolExecutor(n, thread_name_prefix="dreamvid-cuts") as pool:
+        cuts = set().union(*pool.map(lambda s: _cuts_in(plan, *s), stretches))
+    log.debug("scene cuts at %s (%.1f s to find)", sorted(cuts) or "no frame", time.perf_counter() - t0)
+    return cuts
+
+
+def _cuts_in(plan, start: int, end: int) -> set[int]:
+    from .. import media
+    from ..flow import is_scene_cut
+
     cuts, prev = set(), None
-    reader = media.read_frames(plan.info.path, start=first, end=last, max_size=plan.settings.dream.max_size,
+    reader = media.read_frames(plan.info.path, start=start, end=end, max_size=plan.settings.dream.max_size,
                                info=plan.info)
     try:
         for index, frame in reader:
@@ -640,7 +659,6 @@ def _scene_cuts(plan, todo: list[int]) -> set[int]:
         log.debug("scene cuts: %s", e)
     finally:
         reader.close()
-    log.debug("scene cuts at %s (%.1f s to find)", sorted(cuts) or "no frame", time.perf_counter() - t0)
     return cuts
 
 
