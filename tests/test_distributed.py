@@ -24,6 +24,7 @@ from dreamvid.render.video import render_video
 from dreamvid.settings import DreamSettings, Settings, VideoSettings
 
 from .clitools import one_line_error, run
+from .conftest import moving_frames, write_clip
 
 ray = pytest.importorskip("ray")
 
@@ -45,7 +46,6 @@ def small_split(monkeypatch):
     """Chunks small enough that a 16-frame clip is split in two (overlap 3)."""
     monkeypatch.setattr(cluster, "MIN_CHUNK", 6)
     monkeypatch.setattr(cluster, "OVERLAP", 3)
-    monkeypatch.setattr(cluster, "PIECE", 4)
 
 
 @pytest.fixture
@@ -128,40 +128,62 @@ def test_resume_after_the_driver_stops_makes_only_the_missing_frames(tmp_path, t
     assert media.probe_video(out).n_frames == N and not work.exists()
 
 
-def _running_task_pids() -> list[int]:
-    """Ray workers busy with a dreamvid task (Ray names the process after the running task)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if f.read().startswith(b"ray::_make"):
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGKILL")
 def test_a_worker_killed_with_sigkill_has_its_range_retried(tmp_path, tiny, make_clip, local_cluster, small_split,
-                                                            writes):
+                                                            writes, caplog, monkeypatch):
     src, _ = make_clip(n=N)
     settings = tiny_settings(tiny)
     clean = render_video(src, tmp_path / "clean", settings, workers=2)
-    killed = []
+    # A worker makes at most one frame ahead of the driver: killed while the driver takes its
+    # first frame, it has frames of its chunk left for certain (the tiny network is quick).
+    monkeypatch.setattr(cluster, "STREAM_AHEAD", 1)
+    senders, killed = [], []
+    take = cluster._Run._take
+
+    def note_sender(self, made, stream, writer):
+        senders.append(int(made.worker.rsplit(":", 1)[1]))
+        return take(self, made, stream, writer)
 
     def kill_a_worker(p):
         if p.stage == "item" and not killed:
-            for pid in _running_task_pids()[:1]:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+            os.kill(senders[-1], signal.SIGKILL)
+            killed.append(senders[-1])
 
+    monkeypatch.setattr(cluster._Run, "_take", note_sender)
     writes.clear()
-    result = render_video(src, tmp_path / "killed", settings, workers=2, progress=kill_a_worker)
-    assert killed, "no worker was busy when the first frame came back"
+    with caplog.at_level("INFO", logger="dreamvid"):
+        result = render_video(src, tmp_path / "killed", settings, workers=2, progress=kill_a_worker)
+    assert killed and "starting the rest again" in caplog.text  # the rest of its chunk, from the frames back
     assert result.complete and sorted(writes) == list(range(N))
-    # a retried task makes the same frames: the render is the clean one, bit for bit
+    # the rest continues the chain from the frames that came back: the clean render, bit for bit
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(clean.output), frames_of(result.output)))
+
+
+def test_the_rest_of_a_job_continues_from_the_items_that_came_back_bit_for_bit(tmp_path, tiny, make_clip):
+    """What the driver restarts after a worker died mid-job (_Stream.rest): the chain goes on
+    from the last items it received, and makes the frames the uninterrupted job makes."""
+    from dreamvid.media.images import encode_image
+    from dreamvid.render import engine
+    from dreamvid.render.video import VideoPlan
+    from dreamvid.temporal import RECALL_FRAMES
+
+    src, _ = make_clip(n=N)
+    plan = VideoPlan(src, tmp_path / "o", tiny_settings(tiny))
+    whole = [it.image for it in engine.make_items(plan, range(N))]
+    for came_back in (3, RECALL_FRAMES + 3):  # the rest given fewer than RECALL_FRAMES items, and all of them
+        stream = cluster._Stream(cluster.Job(0, 0, N), None)
+        for item in engine.make_items(VideoPlan(src, tmp_path / "o", tiny_settings(tiny)), range(came_back)):
+            stream.took(item, encode_image(item.image) if came_back > RECALL_FRAMES else None)  # as workers send it
+        job, given = stream.rest()
+        assert job == cluster.Job(came_back, came_back, N) and len(given) == min(came_back, RECALL_FRAMES)
+        rest = engine.make_items(VideoPlan(src, tmp_path / "o", tiny_settings(tiny)), range(job.start, job.end),
+                                 given=given)
+        assert all(np.array_equal(a.image, b) for a, b in zip(rest, whole[came_back:], strict=True))
+    # an overlap job keeps its boundary frame: the rest's first items still fade
+    stream = cluster._Stream(cluster.Job(4, 8, 12), {3: whole[3]})
+    assert stream.rest() == (cluster.Job(4, 8, 12), {3: whole[3]})
+    stream.took(engine.Item(5, whole[5]))
+    assert stream.rest() == (cluster.Job(6, 8, 12), {5: whole[5]})
 
 
 def _rgba(path: Path, seed: int) -> Path:
@@ -276,29 +298,24 @@ def test_bad_cluster_options_are_one_line_and_exit_2(tmp_path, make_clip, photo,
         cluster.connect(2)
 
 
-def test_the_video_split_cuts_runs_and_pieces(monkeypatch):
-    monkeypatch.setattr(cluster, "PIECE", 4)
+def test_the_video_split_cuts_runs():
     assert cluster._runs([0, 1, 2, 5, 6, 7, 8], {7}) == [(0, 3), (5, 7), (7, 9)]
-    Job = cluster.Job
-    assert cluster._pieces(10, 13, 22) == [Job(10, 13, 17), Job(17, 17, 21), Job(21, 21, 22)]
-    assert cluster._pieces(5, 5, 7) == [Job(5, 5, 7)]
 
 
-def test_a_long_run_is_split_with_an_overlap_and_a_resumed_gap_fades_into_the_stored_frames(monkeypatch):
-    monkeypatch.setattr(cluster, "PIECE", 16)
+def test_a_long_run_is_split_with_an_overlap_and_a_resumed_gap_fades_into_the_stored_frames():
     Job = cluster.Job
     plan = SimpleNamespace(start=0, end=40, settings=Settings(video=VideoSettings(scene_cuts=False)))
     split = cluster._Split(overlap=4, fade=True, min_chunk=6, chunks=2)
 
     fresh = cluster._video_chunks(plan, SimpleNamespace(has=lambda i: False), list(range(40)), split)
-    assert sorted((c[0] for c in fresh), key=lambda j: j.first) == [Job(0, 0, 16), Job(16, 20, 36)]
+    assert sorted(fresh, key=lambda j: j.first) == [Job(0, 0, 20), Job(16, 20, 40)]
     # (the second chunk starts 4 frames early; it goes first, being the longest)
 
     stored = set(range(10)) | set(range(20, 40))  # the driver stopped: a gap 10..19 between stored frames
     gap = cluster._video_chunks(plan, SimpleNamespace(has=stored.__contains__), list(range(10, 20)), split)
     # the gap continues from frame 9 (one chunk: too short to split), and frame 20's chain, which
     # started at 16, is dreamed again for the fade into it
-    assert gap == [[Job(10, 10, 20)], [Job(16, 20, 20)]]
+    assert gap == [Job(10, 10, 20), Job(16, 20, 20)]
 
 
 def test_a_node_without_the_clip_dreams_a_copy_sent_through_ray(tmp_path, make_clip, local_cluster):
@@ -309,3 +326,39 @@ def test_a_node_without_the_clip_dreams_a_copy_sent_through_ray(tmp_path, make_c
     plan.info = replace(plan.info, path=gone)
     cluster._use_local_copy(plan, [data])
     assert plan.info.path != gone and plan.info.path.read_bytes() == src.read_bytes()
+
+
+def test_the_scene_cut_scan_in_stretches_finds_the_cuts_of_one_pass(tmp_path, monkeypatch):
+    from dreamvid.render.video import VideoPlan
+
+    shot = moving_frames(20, 64, 48, (2, 1), seed=0)
+    tinted = [(f.astype(np.float32) * (0.3, 0.6, 1.0)).astype(np.uint8) for f in shot]
+    src = write_clip(tmp_path / "cuts.mp4", shot + tinted + shot, crf=0)  # cuts at frames 20 and 40
+    plan = VideoPlan(src, tmp_path / "o", Settings())
+    monkeypatch.setattr(cluster, "SCAN_MIN_FRAMES", 5)
+    found = {}
+    for threads in (1, 3, 4):  # 3: the stretches meet at the cuts (0..20, 20..40, 40..59)
+        monkeypatch.setattr(cluster, "SCAN_THREADS", threads)
+        found[threads] = cluster._scene_cuts(plan, list(range(60)))
+    assert found[1] == {20, 40} and found[3] == found[4] == found[1]
+    assert cluster._scene_cuts(plan, list(range(30, 60))) == {40}  # from the frame before the first missing one
+
+
+def test_a_masked_video_on_two_workers_keeps_each_frames_mask(tmp_path, tiny, make_clip, local_cluster, small_split):
+    """Masked frames travel as PNGs with their mask as alpha, crossfades included; what shows is
+    the source where the mask is black, in every frame of both chunks."""
+    import cv2
+
+    src, _ = make_clip(n=N)
+    half = np.zeros((48, 64), np.uint8)
+    half[:, 32:] = 255
+    cv2.imwrite(str(tmp_path / "half.png"), half)
+    settings = tiny_settings(tiny)
+    settings = Settings(replace(settings.dream, mask=str(tmp_path / "half.png")), settings.video)
+    result = render_video(src, tmp_path / "shown", settings, workers=2)
+    decoded = [f for _, f in media.read_frames(src)]
+    shown = frames_of(result.output)
+    assert len(shown) == N
+    for k, (out, source) in enumerate(zip(shown, decoded)):
+        assert np.abs(out[:, :26].astype(int) - source[:, :26].astype(int)).mean() < 1.0, k
+        assert np.abs(out[:, 40:].astype(int) - source[:, 40:].astype(int)).mean() > 1.0, k

@@ -206,6 +206,14 @@ def write_image(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray | 
                           hint=f"use one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
     _check_rgb(image)
     writable_dir_or_raise(p.parent)
+    return write_encoded(p, encode_image(image, ext, alpha))
+
+
+def encode_image(image: np.ndarray, ext: str = ".png", alpha: np.ndarray | None = None) -> bytes:
+    """The bytes write_image writes: (H, W, 3) uint8 RGB (and (H, W) uint8 alpha) encoded as
+    `ext` (".png", ".jpg", ...). For a process that encodes where another one writes (a
+    cluster's workers, cluster.py). OutputError: an image too large for the format."""
+    _check_rgb(image)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if alpha is not None:
         if alpha.shape != image.shape[:2] or alpha.dtype != np.uint8:
@@ -213,7 +221,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray | 
         if ext in ALPHA_EXTENSIONS:
             bgr = np.dstack([bgr, alpha])
         else:
-            log.debug("%s cannot hold alpha; writing %s without it", ext, p.name)
+            log.debug("%s cannot hold alpha; writing without it", ext)
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
               ".webp": [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY],
               ".png": [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]}.get(ext, [])
@@ -225,9 +233,15 @@ def write_image(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray | 
         h, w = image.shape[:2]
         raise OutputError(f"could not encode a {w}x{h} image as {ext}",
                           hint="use PNG or TIFF for very large images", detail=str(buf))
+    return buf.tobytes()
+
+
+def write_encoded(path: str | os.PathLike, data: bytes) -> Path:
+    """Write an encoded image (encode_image's bytes) to path, atomically; returns the Path."""
+    p = Path(path).expanduser()
     try:
         with atomic_destination(p) as tmp, open(tmp, "wb") as f:
-            f.write(buf.tobytes())
+            f.write(data)
     except PermissionError as e:
         raise OutputError(f"cannot write {p} (permission denied)",
                           hint="choose an output path in a folder you can write to") from e

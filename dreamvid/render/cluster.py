@@ -13,25 +13,31 @@ process (dream.get_dreamer caches it). Items come back to the driver, which alon
 work folder: no shared filesystem, resume exactly as in one process, and a frame is never
 written twice or half (the store writes atomically; each index is written once).
 
-Independent items (photos, sweep cells, timelapse checkpoints) are one task each. A video is
-split at scene cuts first (the chain restarts there anyway), then into one chunk per worker;
-each chunk is a series of tasks of PIECE frames, each continuing the chain from the last
-frame of the one before (passed as a Ray object, so the next piece starts without a round
-trip through the driver). A chunk that starts inside a shot begins dreaming OVERLAP frames
-early, from a fresh chain; those frames are crossfaded into the previous chunk's last ones
-(`fade`), so the switch from one chain to the other is spread over OVERLAP frames instead
-of happening between two (README, "Clusters", has the measurements that chose this).
-A resumed render continues every gap from the stored frame before it, and fades into the
-stored frames after it the same way.
+Every job is one Ray generator task that sends its items back one at a time, as they are
+made (a video frame as its PNG, encoded on the worker: ENCODE_ON_WORKERS). Independent items
+(photos, sweep cells, timelapse checkpoints) are a job each. A video is split at scene cuts
+first (the chain restarts there anyway), then into one chunk per worker, and each chunk is
+one job: its decoder, flows and chain stay alive from its first frame to its last, exactly
+as in one process. (Chunks were once cut into tasks of 16 frames, each decoding its chain's
+last 8 frames again and computing their flows before its first dream: 0.1-0.13 s a task,
+6-8% of its frames' time at 160 px on 2 cores, bench/cluster.py.) A chunk that starts inside
+a shot begins dreaming OVERLAP frames early, from a fresh chain; those frames are crossfaded
+into the previous chunk's last ones (`fade`), so the switch from one chain to the other is
+spread over OVERLAP frames instead of happening between two (README, "Clusters", has the
+measurements that chose this). A resumed render continues every gap from the stored frame
+before it, and fades into the stored frames after it the same way.
 
-A worker that dies (kill -9, a lost node) has its task re-run by Ray (MAX_RETRIES); an error
-inside a task (a bad model, dreamvid missing on a node) stops the render with that error,
-every finished item kept. Ray is imported only here and only when a cluster is asked for
-(`pip install "dreamvid[ray]"`).
+A worker that dies (kill -9, a lost node) loses only the item it was making: the driver
+starts the rest of its job again (MAX_RETRIES times), continuing the chain from the last
+temporal.RECALL_FRAMES items that came back, as a resume continues from the stored ones, so
+the frames are those of an uninterrupted render. An error inside a task (a bad model,
+dreamvid missing on a node) stops the render with that error, every finished item kept.
+Ray is imported only here and only when a cluster is asked for (`pip install "dreamvid[ray]"`).
 """
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import os
 import socket
@@ -50,16 +56,23 @@ from . import engine
 log = logging.getLogger("dreamvid")
 
 INSTALL_HINT = 'pip install "dreamvid[ray]"'
-# Frames per video task. Each task restarts the decoder and the flow for its first frame:
-# at 160 px (0.13 s a frame on 2 cores) 8 frames cost 9% more per frame than one process,
-# one task for the whole chunk 0.3% (bench/cluster.py); 16 halves that. A dead worker loses
-# at most this many frames; 16 x 1080p = 100 MB in flight per task.
-PIECE = 16
+# Items a job's task may make ahead of the driver taking them (Ray's generator backpressure):
+# they wait in the object store while the driver is busy (its PNG writes); 16 x 1080p = 100 MB.
+STREAM_AHEAD = 16
 OVERLAP = 8  # frames a chunk dreams before its first one, crossfaded into the chunk before (measured: README)
 MIN_CHUNK = 3 * OVERLAP  # frames; a run of missing frames is not split into chunks shorter than this
-MAX_RETRIES = 3  # Ray re-runs a task whose worker died this many times, then the render stops (frames kept)
+MAX_RETRIES = 3  # the rest of a job whose worker died is started again this many times, then the render stops
 CONNECT_TIMEOUT_S = 5.0  # an unreachable --ray ADDRESS is reported after this, not after Ray's minute of retries
+# The driver's scene-cut scan, a decode of the whole range before any task starts (serial
+# time that grows with the frame size while the dream's share shrinks with the GPUs; bench/
+# cluster.py times it), runs in this many stretches at once, each decoded by its own ffmpeg.
+SCAN_THREADS = min(4, os.cpu_count() or 1)
+SCAN_MIN_FRAMES = 24  # frames; a shorter stretch is not worth another decoder
 WAIT_S = 0.5  # s; the driver's wait for results is cut into these so Ctrl-C is seen at once
+# Video frames come back as their PNG, encoded on the worker beside the next frame's dream: the
+# driver only writes the files (a 1080p PNG takes ~0.1-0.25 s of one core, its write ~0.01 s).
+ENCODE_ON_WORKERS = True
+ENCODE_THREADS = 2  # at most, per worker: two keep up with a GPU making a 1080p frame in 0.25 s
 # PNG writer threads on the driver: one 1080p PNG takes ~0.1-0.2 s of one core (bench/cluster.py),
 # so one thread stores only 5-10 frames/s, fewer than 4 GPUs make (cv2 releases the GIL).
 WRITERS = min(8, os.cpu_count() or 1)
@@ -73,7 +86,7 @@ class Pool:
 
     ray: Any  # the ray module
     workers: int  # tasks run at once
-    options: dict  # Ray task options: num_gpus or num_cpus, max_retries, runtime_env
+    options: dict  # Ray task options: num_gpus or num_cpus, runtime_env
     started: bool  # this process started the cluster: it is shut down after the render
     remote: bool  # joined an existing cluster: its nodes may not have this machine's files
     gpus: int = 0
@@ -123,7 +136,9 @@ def connect(workers: int | None = None, address: str | None = None) -> Pool:
     n = workers or (gpus or nodes)
     share = max(cpus / n, 0.01)  # the cores each worker gets: its decoding and flow run there, even beside a GPU
     threads = str(max(1, int(share)))
-    options: dict[str, Any] = {"max_retries": MAX_RETRIES, "retry_exceptions": False, "num_cpus": share,
+    # max_retries 0: Ray would make a generator task's items again from its first; the driver
+    # instead continues the job from the last item that came back (_Stream.rest)
+    options: dict[str, Any] = {"max_retries": 0, "retry_exceptions": False, "num_cpus": share,
                                "runtime_env": {"env_vars": {
                                    "OMP_NUM_THREADS": threads, "TF_NUM_INTRAOP_THREADS": threads,
                                    "TF_NUM_INTEROP_THREADS": threads, "DREAMVID_THREADS": threads}}}
@@ -287,12 +302,49 @@ class Job:
 
 @dataclass
 class _Made:
-    """What a task sends back."""
+    """What a task sends back, one at a time: an item, then a last one without (the job's end)."""
 
-    items: list  # engine.Item, overlap frames included
+    item: engine.Item | None  # None: the job is done (fewer items than asked: the source ended)
     worker: str  # "node:pid"
-    seconds: float
+    seconds: float  # making this item
     truncated: DreamvidError | None = None  # video: the source stopped decoding inside the job
+    png: bytes | None = None  # the frame as the store's PNG (ENCODE_ON_WORKERS); item.image is None then
+
+    def image(self) -> np.ndarray | None:
+        """The item's picture, (H, W, 3) uint8 RGB (decoded from png where it came so)."""
+        return self.item.image if self.png is None else _decode_png(self.png)
+
+
+@dataclass
+class _Stream:
+    """A job and how far it has come back: what a task started again for its rest needs."""
+
+    job: Job
+    given: dict | None  # {index: image} the job's first item continues from (stored frames), or None
+    next: int = -1  # the first index not back yet
+    tail: dict = field(default_factory=dict)  # the job's last `history` items back, {index: image}
+    deaths: int = 0  # workers lost making it
+    history: int = 8  # items a restart continues from (plan.history: temporal.RECALL_FRAMES, or the cadence)
+
+    def __post_init__(self):
+        if self.next < 0:
+            self.next = self.job.start
+
+    def took(self, item: engine.Item, png: bytes | None = None) -> None:
+        """Item `item` came back (png: its picture, when it came encoded)."""
+        self.next = item.index + 1
+        if item.image is not None or png is not None:
+            self.tail[item.index] = item.image if png is None else png
+            self.tail.pop(item.index - self.history, None)
+
+    def rest(self) -> tuple[Job, dict | None]:
+        """The job of the items not back yet, and what it continues from: the chain's last items
+        that came back (as a resume continues from the stored ones), else what the job was given."""
+        job = self.job
+        if self.next == job.start:
+            return job, self.given
+        given = {i: _rgb(_decode_png(x) if isinstance(x, bytes) else x) for i, x in self.tail.items()}
+        return Job(self.next, max(job.first, self.next), job.end), given
 
 
 @dataclass
@@ -306,6 +358,10 @@ class _Fade:
 
     def alpha(self, t: int) -> float:
         return (t - self.start + 1) / (self.first - self.start + 1)
+
+
+class _WorkerDied(Exception):
+    """A task's worker or node went away (the driver starts the rest of its job again)."""
 
 
 class _Run:
@@ -323,30 +379,30 @@ class _Run:
         from .video import VideoPlan
 
         ray, store = self.pool.ray, self.ctx.store
-        chains = _video_chunks(self.plan, store, self.ctx.todo, self.split) if isinstance(self.plan, VideoPlan) \
-            else [[Job(k, k, k + 1)] for k in self.ctx.todo]
-        for chain in chains:
-            first = chain[0]
-            if first.start < first.first and self.split.fade:
-                fade = self.fades[first.first] = _Fade(first.start, first.first)
-                for t in range(first.start, first.first):
+        video = isinstance(self.plan, VideoPlan)
+        jobs = _video_chunks(self.plan, store, self.ctx.todo, self.split) if video \
+            else [Job(k, k, k + 1) for k in self.ctx.todo]
+        for job in jobs:
+            if job.start < job.first and self.split.fade:
+                fade = self.fades[job.first] = _Fade(job.start, job.first)
+                for t in range(job.start, job.first):
                     if t in self.missing:
                         self.zone[t] = fade
-        task = ray.remote(_make).options(**self.pool.options)
-        plan_ref = ray.put(_without_callbacks(self.plan))
-        source = [ray.put(Path(self.plan.info.path).read_bytes())] \
-            if self.pool.remote and isinstance(self.plan, VideoPlan) else None
-        version = _version()
-        pending: dict = {}
-        last: list = [None] * len(chains)  # each chunk's latest task: the next piece continues from it
-        for step in range(max(map(len, chains), default=0)):  # round robin: every chunk's first piece first
-            for c, chain in enumerate(chains):
-                if step < len(chain):
-                    job = chain[step]
-                    prev = last[c] if step else _stored_before(self.plan, store, job)
-                    last[c] = task.remote(plan_ref, job, prev, source, version)
-                    pending[last[c]] = job
+        self.task = ray.remote(_make).options(**self.pool.options, _generator_backpressure_num_objects=STREAM_AHEAD)
+        self.args = (ray.put(_without_callbacks(self.plan)),
+                     [ray.put(Path(self.plan.info.path).read_bytes())] if self.pool.remote and video else None,
+                     _version())
+        pending = {}
+        for job in jobs:  # longest first (_video_chunks); Ray starts as many as there are workers
+            stream = _Stream(job, _stored_before(self.plan, store, job) if video else None,
+                             history=getattr(self.plan, "history", 8))
+            pending[self._submit(stream)] = stream
         self._collect(pending)
+
+    def _submit(self, stream: _Stream):
+        job, given = stream.rest()
+        plan_ref, source, version = self.args
+        return self.task.remote(plan_ref, job, given, source, version)
 
     def _collect(self, pending: dict) -> None:
         ray = self.pool.ray
@@ -354,41 +410,60 @@ class _Run:
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
-                for ref in ready:
-                    job = pending.pop(ref)
-                    self._take(_result(ray, ref, job), job, writer)
+                for gen in ready:
+                    stream = pending[gen]
+                    try:
+                        made = _result(ray, next(gen, None), stream)
+                    except _WorkerDied as e:
+                        del pending[gen]
+                        stream.deaths += 1
+                        if stream.deaths > MAX_RETRIES:
+                            raise DreamvidError(f"Ray workers died {stream.deaths} times making {_what(stream.job)}",
+                                                hint="every finished item is kept; run the same command again to "
+                                                     "resume", detail=str(e)) from None
+                        log.info("a Ray worker died making %s; starting the rest again", _what(stream.job))
+                        pending[self._submit(stream)] = stream
+                        continue
+                    if made.item is None:
+                        del pending[gen]
+                        self._ended(stream, made.truncated)
+                    else:
+                        self._take(made, stream, writer)
             self._finish_video(writer)
             writer.close()
         except BaseException:
-            for ref in pending:  # stop the work nobody will store
+            for gen in pending:  # stop the work nobody will store
                 try:
-                    ray.cancel(ref, force=True)
+                    ray.cancel(gen, force=True)
                 except Exception as e:  # noqa: BLE001 - a task that finished meanwhile cannot be cancelled
                     log.debug("cancel: %s", e)
             raise
         finally:
             writer.close(raise_error=False)
 
-    def _take(self, made: _Made, job: Job, writer) -> None:
-        kept = [it for it in made.items if it.index >= job.first]
+    def _ended(self, stream: _Stream, truncated: DreamvidError | None) -> None:
+        job = stream.job
+        if truncated is not None or stream.next < job.end:
+            self.ends.append((max(stream.next, job.first), truncated))
+
+    def _take(self, made: _Made, stream: _Stream, writer) -> None:
+        item, first = made.item, stream.job.first
+        stream.took(item, made.png)
         n, s = self.rates.setdefault(made.worker, [0, 0.0])
-        self.rates[made.worker] = [n + len(kept), s + made.seconds]
-        if made.truncated is not None or len(kept) < job.end - job.first:
-            self.ends.append((job.first + len(kept), made.truncated))
-        for item in made.items:
-            if item.index < job.first:  # an overlap frame of the later chain
-                fade = self.fades.get(job.first)
-                if fade is not None and item.index in self.zone:
-                    fade.b[item.index] = item.image
-                    self._blend(item.index, writer)
-                continue
-            if item.index not in self.missing:
-                continue  # already stored (never written twice)
-            if item.index in self.zone:
-                self.zone[item.index].a[item.index] = item
+        self.rates[made.worker] = [n + (item.index >= first), s + made.seconds]
+        if item.index < first:  # an overlap frame of the later chain
+            fade = self.fades.get(first)
+            if fade is not None and item.index in self.zone:
+                fade.b[item.index] = made.image()
                 self._blend(item.index, writer)
-                continue
-            self._store(item, writer)
+            return
+        if item.index not in self.missing:
+            return  # already stored (never written twice)
+        if item.index in self.zone:  # blended on the driver: its own picture
+            self.zone[item.index].a[item.index] = replace(item, image=made.image())
+            self._blend(item.index, writer)
+            return
+        self._store(item, writer, made.png)
 
     def _blend(self, t: int, writer) -> None:
         fade = self.zone[t]
@@ -398,13 +473,13 @@ class _Run:
             mixed = np.clip(np.rint((1 - w) * item.image.astype(np.float32) + w * b.astype(np.float32)), 0, 255)
             self._store(replace(item, image=mixed.astype(np.uint8)), writer)
 
-    def _store(self, item: engine.Item, writer) -> None:
+    def _store(self, item: engine.Item, writer, png: bytes | None = None) -> None:
         ctx = self.ctx
         self.missing.discard(item.index)
         if item.error is not None:
             ctx.failed.append((item.index, item.error))
         else:
-            writer.put(item.index, item.image, item.note)
+            writer.put(item.index, item.image if png is None else png, item.note)
             ctx.rendered += 1
             if item.restarted and hasattr(self.plan, "chain_starts"):
                 self.plan.chain_starts.append(item.index)
@@ -444,7 +519,7 @@ class _Writers:
     def __init__(self, store, n: int):
         self._writers = [engine._Writer(store) for _ in range(max(1, n))]
 
-    def put(self, index: int, image: np.ndarray, note=None) -> None:
+    def put(self, index: int, image: np.ndarray | bytes, note=None) -> None:
         self._writers[0 if note is not None else index % len(self._writers)].put(index, image, note)
 
     def close(self, raise_error: bool = True) -> None:
@@ -478,10 +553,17 @@ def _stored_before(plan, store, job: Job) -> dict | None:
     return {i: store.read(i) for i in range(max(plan.start, job.first - back), job.first) if store.has(i)}
 
 
-def _result(ray, ref, job: Job) -> _Made:
-    """A task's result; its failure as one DreamvidError (the worker's own error where it has one)."""
-    what = f"items {job.first}..{job.end - 1}" if job.end > job.first else f"the overlap before {job.first}"
+def _what(job: Job) -> str:
+    return f"items {job.first}..{job.end - 1}" if job.end > job.first else f"the overlap before {job.first}"
+
+
+def _result(ray, ref, stream: _Stream) -> _Made:
+    """A task's next result (ref: from its generator, None: it ended without saying so); its
+    failure as one DreamvidError (the worker's own error where it has one), or _WorkerDied."""
+    what = _what(stream.job)
     hint = "every finished item is kept; run the same command again to resume"
+    if ref is None:
+        raise _WorkerDied(f"the task for {what} stopped before its end")
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
@@ -500,8 +582,7 @@ def _result(ray, ref, job: Job) -> _Made:
         raise DreamvidError(f"a Ray worker failed making {what}: {type(cause or e).__name__}: {line}", hint=hint,
                             detail=text) from None
     except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as e:
-        raise DreamvidError(f"Ray workers died {MAX_RETRIES + 1} times making {what}", hint=hint,
-                            detail=str(e)) from None
+        raise _WorkerDied(str(e)) from None
     except ray.exceptions.RayError as e:
         line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DreamvidError(f"the Ray cluster failed making {what}: {line}", hint=hint, detail=str(e)) from None
@@ -509,37 +590,30 @@ def _result(ray, ref, job: Job) -> _Made:
 
 # ---- the video split ------------------------------------------------------------------------------
 
-def _video_chunks(plan, store, todo: list[int], split: _Split) -> list[list[Job]]:
-    """The missing frames as chains of jobs: runs split at scene cuts, long runs into chunks
-    (each starting `overlap` frames early), and the overlap of a stored frame that follows a gap."""
+def _video_chunks(plan, store, todo: list[int], split: _Split) -> list[Job]:
+    """The missing frames as jobs, one per chain: runs split at scene cuts, long runs into
+    chunks (each starting `overlap` frames early), and the overlap of a stored frame that
+    follows a gap. Longest first."""
     v = plan.settings.video
     independent = v.flow == "none"  # every frame from its own source: no chain to keep
     overlap = 0 if independent else split.overlap
     cuts = set() if independent or not v.scene_cuts else _scene_cuts(plan, todo)
     runs = _runs(todo, cuts)
     total = sum(b - a for a, b in runs)
-    chains: list[list[Job]] = []
+    chains: list[Job] = []
     for a, b in runs:
         k = max(1, min(round(split.chunks * (b - a) / total), (b - a) // max(split.min_chunk, 1)))
         bounds = [a + (b - a) * i // k for i in range(k + 1)]
         for i, (s, e) in enumerate(zip(bounds, bounds[1:])):
             warm = min(overlap, s - a) if i else 0
-            chains.append(_pieces(s - warm, s, e))
+            chains.append(Job(s - warm, s, e))
         after = b  # the stored frame after the gap came from a chain started `overlap` frames before it
         if overlap and split.fade and after < plan.end and after not in cuts and store.has(after) \
                 and not store.has(after - 1):
             shot = max([c for c in cuts if c <= after - 1] + [plan.start])
-            chains.append([Job(max(after - overlap, shot), after, after)])
-    chains.sort(key=lambda c: c[0].start - c[-1].end)  # longest first
+            chains.append(Job(max(after - overlap, shot), after, after))
+    chains.sort(key=lambda c: c.start - c.end)  # longest first
     return chains
-
-
-def _pieces(start: int, first: int, end: int) -> list[Job]:
-    jobs = [Job(start, first, min(end, first + PIECE))]
-    while jobs[-1].end < end:
-        s = jobs[-1].end
-        jobs.append(Job(s, s, min(end, s + PIECE)))
-    return jobs
 
 
 def _runs(todo: list[int], cuts: set[int]) -> list[tuple[int, int]]:
@@ -555,14 +629,27 @@ def _runs(todo: list[int], cuts: set[int]) -> list[tuple[int, int]]:
 
 def _scene_cuts(plan, todo: list[int]) -> set[int]:
     """Frames that start a new shot by the histogram test the chain itself applies
-    (flow.is_scene_cut without motion): the split never puts a seam where a cut restarts anyway."""
-    from .. import media
-    from ..flow import is_scene_cut
+    (flow.is_scene_cut without motion): the split never puts a seam where a cut restarts anyway.
+    The driver decodes the range before any task starts, in SCAN_THREADS stretches at once."""
+    from concurrent.futures import ThreadPoolExecutor
 
     t0 = time.perf_counter()
     first, last = max(plan.start, todo[0] - 1), min(plan.end, todo[-1] + 2)
+    n = max(1, min(SCAN_THREADS, (last - first) // SCAN_MIN_FRAMES))
+    bounds = [first + (last - first) * i // n for i in range(n + 1)]
+    stretches = [(a, min(b + 1, last)) for a, b in itertools.pairwise(bounds)]  # each pair of frames in one
+    with ThreadPoolExecutor(n, thread_name_prefix="dreamvid-cuts") as pool:
+        cuts = set().union(*pool.map(lambda s: _cuts_in(plan, *s), stretches))
+    log.debug("scene cuts at %s (%.1f s to find)", sorted(cuts) or "no frame", time.perf_counter() - t0)
+    return cuts
+
+
+def _cuts_in(plan, start: int, end: int) -> set[int]:
+    from .. import media
+    from ..flow import is_scene_cut
+
     cuts, prev = set(), None
-    reader = media.read_frames(plan.info.path, start=first, end=last, max_size=plan.settings.dream.max_size,
+    reader = media.read_frames(plan.info.path, start=start, end=end, max_size=plan.settings.dream.max_size,
                                info=plan.info)
     try:
         for index, frame in reader:
@@ -573,7 +660,6 @@ def _scene_cuts(plan, todo: list[int]) -> set[int]:
         log.debug("scene cuts: %s", e)
     finally:
         reader.close()
-    log.debug("scene cuts at %s (%.1f s to find)", sorted(cuts) or "no frame", time.perf_counter() - t0)
     return cuts
 
 
@@ -585,10 +671,11 @@ def _version() -> str:
     return __version__
 
 
-def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
-    """A Ray task: the items of `job`. prev: None (a fresh chain), {index: image} (stored frames
-    before it), or the previous piece's _Made to continue from; source: [ObjectRef of the
-    clip's bytes] for a node that may not have the file."""
+def _make(plan: engine.Plan, job: Job, given, source, version: str):
+    """A Ray generator task: the items of `job`, each sent back as a _Made when it is finished,
+    then a _Made without an item (the end: whether the source ended early). given: None (a
+    fresh chain) or {index: image}, the chain's items before job.start to continue from;
+    source: [ObjectRef of the clip's bytes] for a node that may not have the file."""
     import cv2
 
     from .. import __version__
@@ -596,18 +683,68 @@ def _make(plan: engine.Plan, job: Job, prev, source, version: str) -> _Made:
     if __version__ != version:
         raise DreamvidError(f"this Ray node has dreamvid {__version__}, the driver {version}",
                             hint="install the same dreamvid on every node")
-    t0 = time.perf_counter()
     cv2.setNumThreads(int(os.environ.get("DREAMVID_THREADS", "0")))
     if source is not None:
         _use_local_copy(plan, source)
-    if isinstance(prev, _Made):  # the same chain: its last frames, as many as a resume reads
-        from ..temporal import RECALL_FRAMES
+    from .video import VideoPlan
 
-        prev = {it.index: it.image for it in prev.items[-getattr(plan, "history", RECALL_FRAMES):]} or None
-    given = prev
-    items = list(engine.make_items(plan, range(job.start, job.end), given=given))
-    node = socket.gethostname()
-    return _Made(items, f"{node}:{os.getpid()}", time.perf_counter() - t0, getattr(plan, "truncated", None))
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    items = engine.make_items(plan, range(job.start, job.end), given=given)
+    if ENCODE_ON_WORKERS and isinstance(plan, VideoPlan):  # the store is a WorkFolder of PNGs
+        yield from _encoded(items, worker)
+    else:
+        t0 = time.perf_counter()
+        for item in items:
+            t1 = time.perf_counter()
+            yield _Made(item, worker, t1 - t0)
+            t0 = t1
+    yield _Made(None, worker, 0.0, getattr(plan, "truncated", None))
+
+
+def _encoded(items, worker: str):
+    """_Made of each item with its PNG, encoded in a thread while the next item is made (cv2
+    releases the GIL), in order; an item is sent once its PNG is ready."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    waiting: deque = deque()  # (item, seconds, future PNG)
+    threads = min(ENCODE_THREADS, max(1, int(os.environ.get("DREAMVID_THREADS", "1"))))  # the worker's cores
+    with ThreadPoolExecutor(threads, thread_name_prefix="dreamvid-png") as pool:
+        t0 = time.perf_counter()
+        for item in items:
+            t1 = time.perf_counter()
+            waiting.append((item, t1 - t0, pool.submit(_encode, item.image)))
+            t0 = t1
+            while waiting and waiting[0][2].done():
+                yield _sent(*waiting.popleft(), worker)
+        while waiting:
+            yield _sent(*waiting.popleft(), worker)
+
+
+def _sent(item: engine.Item, seconds: float, png, worker: str) -> _Made:
+    return _Made(replace(item, image=None), worker, seconds, png=png.result())
+
+
+def _encode(image: np.ndarray) -> bytes:
+    """The store's PNG of an item: (H, W, 3) RGB, or (H, W, 4) with a masked video's mask as alpha."""
+    from ..media.images import encode_image
+
+    if image.ndim == 3 and image.shape[2] == 4:
+        return encode_image(image[..., :3], alpha=np.ascontiguousarray(image[..., 3]))
+    return encode_image(image)
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """A stored frame as the chain reads it: without a masked video's mask."""
+    return image[..., :3] if image.ndim == 3 and image.shape[2] == 4 else image
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    """_encode's PNG -> (H, W, 3) uint8 RGB, or (H, W, 4) RGB and mask."""
+    import cv2
+
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA if raw.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
 def _use_local_copy(plan, source) -> None:

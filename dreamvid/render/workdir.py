@@ -236,15 +236,18 @@ class WorkFolder:
     def done(self) -> bool:
         return self.first_missing() is None
 
-    def write(self, index: int, image: np.ndarray) -> Path:
-        """Store frame `index`: (H, W, 3) uint8 RGB, or (H, W, 4) with a mask as its alpha
-        (a masked video: the dream everywhere, and where it shows), atomically. OutputError
-        when the disk is full or the folder has gone (frames already written stay)."""
-        from ..media import write_image
+    def write(self, index: int, image: np.ndarray | bytes) -> Path:
+        """Store frame `index`: (H, W, 3) uint8 RGB, (H, W, 4) with a mask as its alpha (a
+        masked video: the dream everywhere, and where it shows), or its PNG as
+        media.encode_image made it (a cluster's worker encodes, cluster.py), atomically.
+        OutputError when the disk is full or the folder has gone (frames already written stay)."""
+        from ..media.images import write_encoded, write_image
 
         try:
             if not self.path.is_dir():
                 raise FileNotFoundError(self.path)
+            if isinstance(image, bytes):
+                return write_encoded(self.frame_path(index), image)
             if image.ndim == 3 and image.shape[2] == 4:
                 return write_image(self.frame_path(index), image[..., :3], alpha=np.ascontiguousarray(image[..., 3]))
             return write_image(self.frame_path(index), image)
