@@ -497,3 +497,20 @@ def test_a_browser_uploads_a_photo_dreams_it_and_sees_the_result(tmp_path, tiny)
             print(f"screenshot: {shot}")
         finally:
             driver.quit()
+
+
+def test_classes_smooth_and_a_motion_mask_reach_the_render_and_its_command(tmp_path):
+    from dreamvid.errors import SettingsError
+    from dreamvid.web.options import form_values, parse_request
+
+    spec = parse_request({"mode": "image", "params": {"classes": "golden retriever\npug:0.5", "smooth": 1}}, {})
+    assert spec.overrides["classes"] == ((207, 1.0), (254, 0.5)) and spec.overrides["smooth"] == 1.0
+    command = spec.command(tmp_path / "a.jpg", tmp_path / "a.dream.png", tmp_path)
+    assert "--class 207:1 --class 254:0.5" in command and "--smooth 1.0" in command
+    assert spec.settings(tmp_path).dream.classes == ((207, 1.0), (254, 0.5))
+    assert parse_request({"mode": "video", "params": {"mask": "motion"}}, {}).overrides["mask"] == "motion"
+    with pytest.raises(SettingsError, match="unknown ImageNet class"):
+        parse_request({"mode": "image", "params": {"classes": "golden retreiver"}}, {})
+    with pytest.raises(SettingsError):
+        parse_request({"mode": "image", "params": {"mask": "motion"}}, {})  # video only
+    assert form_values("image", "dogs")["classes"] == "254:1\n207:1"

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SettingsError
-from ..settings import (FLOW_METHODS, FLOW_QUALITIES, INTERPOLATIONS, MAX_ITERATIONS, MAX_OCTAVES, MIN_TILE,
-                        PRECISIONS)
+from ..settings import (FLOW_METHODS, FLOW_QUALITIES, INTERPOLATIONS, MASK_KINDS, MAX_ITERATIONS, MAX_OCTAVES,
+                        MIN_TILE, PRECISIONS)
 
 MAX_TOML = 64 * 1024  # bytes of preset text in a request; the bundled presets are < 1 KB
 MAX_TEXT = 400  # characters of a text parameter (checkpoints, vary lines, start/end)
@@ -79,6 +79,12 @@ PARAMS: tuple[Param, ...] = (
     Param("max_size", "int", "downscale so the longest side is at most this (px)", min=32, max=1 << 16),
     Param("tile", "int", "tile size in px for large images (bounds memory)", min=MIN_TILE, max=1 << 16),
     Param("precision", "choice", "float32, or mixed (float16 compute on a GPU)", choices=PRECISIONS),
+    Param("classes", "text", "ImageNet classes to dream, one a line: golden retriever, pug:0.5, 207 "
+          "(a model with its classifier)"),
+    Param("smooth", "float", "blur of each step's gradient, % of the shorter side: calmer, larger shapes",
+          min=0.0, max=10.0),
+    Param("mask", "choice", "dream only what moves (motion) or only what stands (still)", ("video",),
+          choices=MASK_KINDS),
     # video
     Param("flow", "choice", "optical flow; none = independent frames (flickers)", ("video",), "video",
           choices=FLOW_METHODS),
@@ -161,6 +167,8 @@ def flag_words(key: str, value: Any) -> list[str]:
     their --x/--no-x pair; checkpoints as 40,80; vary as one --vary per axis."""
     if key == "layers":
         return [w for name, weight in value for w in ("--layer", f"{name}:{weight:g}")]
+    if key == "classes":
+        return [w for index, weight in value for w in ("--class", f"{index}:{weight:g}")]
     if key in BOOL_FLAGS:
         return [BOOL_FLAGS[key][0 if value else 1]]
     if key == "vary":
@@ -303,6 +311,10 @@ def _text(name: str, value: str) -> Any:
         for axis in axes:
             parse_vary(axis)  # a bad axis is refused now, in the library's words
         return axes
+    if name == "classes":
+        from ..settings import parse_classes
+
+        return parse_classes([line.strip() for line in value.splitlines() if line.strip()])
     return value
 
 
@@ -325,6 +337,8 @@ def form_values(mode: str, preset: str | None) -> dict[str, Any]:
             value = ",".join(str(v) for v in value)
         elif name == "vary":
             value = "\n".join(f"{k}={','.join(str(v) for v in vs)}" for k, vs in value)
+        elif name == "classes":
+            value = "\n".join(f"{k}:{w:g}" for k, w in value)
         out[name] = value
     out["model"], out["layers"] = s.dream.model, dict(s.dream.layers)
     return out

@@ -74,7 +74,7 @@ function buildParams() {
       const values = p.kind === "bool" ? ["true", "false"] : p.choices;
       input = el("select", {}, el("option", { value: "", textContent: "(preset)" }),
         ...values.map((v) => el("option", { value: v, textContent: v })));
-    } else if (p.name === "vary") {
+    } else if (p.name === "vary" || p.name === "classes") {
       input = el("textarea", { rows: 2 });
     } else {
       input = el("input", p.kind === "text" ? { type: "text" } : { type: "number", step: "any" });
