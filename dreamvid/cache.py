@@ -43,6 +43,16 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
+def file_key(path: str | os.PathLike) -> tuple:
+    """(absolute path, mtime ns, size) of a file: an in-memory cache key that changes when the
+    file does; (path, 0, 0) for one that cannot be stat'ed (its reader says what is wrong)."""
+    try:
+        st = os.stat(path)
+        return os.path.abspath(path), st.st_mtime_ns, st.st_size
+    except OSError:
+        return str(path), 0, 0
+
+
 def key_digest(key: dict[str, Any]) -> str:
     """A stable file-name-safe digest of a JSON-able key."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]

@@ -654,14 +654,9 @@ def objective_for(s: DreamSettings, signs: tuple[tuple[str, float], ...] | None 
 def load_guide(path: str) -> Guide:
     """The guide image at `path`, shrunk to GUIDE_SIZE (any size and aspect ratio works: its
     features are matched wherever they are). InputError naming the file if it is not an image."""
-    import os
+    from .cache import file_key
 
-    try:
-        stat = os.stat(path)
-        key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        key = (path, 0, 0)  # read_image says what is wrong with it
-    return _guide(key)
+    return _guide(file_key(path))
 
 
 @functools.lru_cache(maxsize=4)

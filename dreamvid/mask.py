@@ -94,15 +94,9 @@ def for_still(value: str, size: tuple[int, int]) -> np.ndarray:
     if kind(value) != "image":
         raise InputError(f"--mask {value} needs a video; a still takes a mask image",
                          hint="give a mask image (white dreams, black keeps the picture)")
-    return _read_cached(*_file_key(value), size)
+    from .cache import file_key
 
-
-def _file_key(path: str) -> tuple:
-    try:
-        st = os.stat(path)
-        return os.path.abspath(path), st.st_mtime_ns, st.st_size
-    except OSError:
-        return path, 0, 0
+    return _read_cached(*file_key(value), size)
 
 
 @functools.lru_cache(maxsize=8)
@@ -170,7 +164,10 @@ def moving(backward: np.ndarray, reliable: np.ndarray, threshold: float) -> np.n
         there = here + backward[ys[ok], xs[ok]]
         camera, _ = cv2.estimateAffine2D(here, there, method=cv2.RANSAC, ransacReprojThreshold=threshold,
                                          maxIters=500, confidence=0.99, refineIters=5)
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    from .flow import _grid
+
+    grid = _grid(h, w)  # cached per size: not a new (h, w) pair of arrays every frame
+    gx, gy = grid[..., 0], grid[..., 1]
     if camera is None:  # no camera fit (too little texture): the flow as it is
         predicted = np.zeros_like(backward)
     else:
@@ -193,7 +190,7 @@ class VideoMasks:
     def __init__(self, value: str, first: int, end: int, size: tuple[int, int]):
         self.kind, self.size = kind(value), size
         self.needs_ahead = self.kind in MASK_KINDS
-        self._static = read(value, size) if self.kind == "image" else None
+        self._static = for_still(value, size) if self.kind == "image" else None  # read once, as checked
         self._motion = MotionMasks(self.kind, size) if self.needs_ahead else None
         self._clip = None
         if self.kind == "clip":

@@ -187,13 +187,8 @@ def parse_layers(value: Any) -> Layers:
     for name, weight in items:
         if not isinstance(name, str) or not name:
             raise SettingsError(f"layers must name layers (got {name!r})", hint=how)
-        try:
-            if isinstance(weight, bool):
-                raise TypeError
-            w = float(weight)
-        except (TypeError, ValueError):
-            raise SettingsError(f"layer weight for {name!r} must be a number (got {weight!r})",
-                                hint="write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0") from None
+        w = _weight(weight, f"layer weight for {name!r} must be a number (got {weight!r})",
+                    "write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0")
         out.append((str(name), w))
     return tuple(out)
 
@@ -205,6 +200,16 @@ def _weighted(v: Any, other):
     if isinstance(v, (list, tuple)) and len(v) == 2:
         return tuple(v)
     return other(v)
+
+
+def _weight(weight: Any, message: str, hint: str) -> float:
+    """A weight as a float (not a bool), or SettingsError(message)."""
+    try:
+        if isinstance(weight, bool):
+            raise TypeError
+        return float(weight)
+    except (TypeError, ValueError):
+        raise SettingsError(message, hint=hint) from None
 
 
 def _refuse(message: str, hint: str):
@@ -245,13 +250,8 @@ def parse_classes(value: Any) -> Classes:
         items = [_weighted(v, lambda v: (v, 1.0)) for v in values]
     out: dict[int, float] = {}
     for spec, weight in items:
-        try:
-            if isinstance(weight, bool):
-                raise TypeError
-            w = float(weight)
-        except (TypeError, ValueError):
-            raise SettingsError(f"classes: the weight of {spec!r} must be a number (got {weight!r})",
-                                hint='write --class "NAME:WEIGHT", e.g. --class "golden retriever:1.5"') from None
+        w = _weight(weight, f"classes: the weight of {spec!r} must be a number (got {weight!r})",
+                    'write --class "NAME:WEIGHT", e.g. --class "golden retriever:1.5"')
         k = index(spec)
         out[k] = out.get(k, 0.0) + w
     return tuple(out.items())

@@ -34,6 +34,20 @@ def tiny_settings(tiny: str, **video) -> Settings:
                     VideoSettings(**video))
 
 
+def count_dreams(monkeypatch) -> list:
+    """From now on, the frame index of every Dreamer.dream call, in order."""
+    from dreamvid.dream import Dreamer
+
+    calls, dream = [], Dreamer.dream
+
+    def counted(self, image, st, **kw):
+        calls.append(kw.get("frame"))
+        return dream(self, image, st, **kw)
+
+    monkeypatch.setattr(Dreamer, "dream", counted)
+    return calls
+
+
 def work_frames(folder, indices) -> list[np.ndarray]:
     return [media.read_image(media.frame_path(folder, i)) for i in indices]
 
@@ -585,19 +599,10 @@ def test_cadence_dreams_every_nth_frame_and_resumes_exactly(tmp_path, tiny, make
     built from the two around them; frames 4 and 5 wait for frame 6, and an interrupted render
     that stopped after frame 4 re-dreams 6 from the stored frame 3 and resumes to exactly the
     frames of an uninterrupted one."""
-    from dreamvid.dream import Dreamer
-
     src, _ = make_clip("cad.mp4", n=8, width=96, height=64)
     s = tiny_settings(tiny, cadence=3)
     whole = render_video(src, tmp_path / "whole.mp4", s, keep_frames=True)
-    calls = []
-    dream = Dreamer.dream
-
-    def counted(self, image, st, **kw):
-        calls.append(kw.get("frame"))
-        return dream(self, image, st, **kw)
-
-    monkeypatch.setattr(Dreamer, "dream", counted)
+    calls = count_dreams(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         render_video(src, tmp_path / "cut.mp4", s, progress=Interrupt(after=5))
     assert calls == [0, 3, 6]
@@ -614,18 +619,9 @@ def test_cadence_ends_a_group_at_a_cut_and_resumes_exactly_across_it(tmp_path, t
     shot's last), 5 (the cut) and 8 (the range's last) are dreamed. Interrupted after frame 5, the
     resume reads back from frame 3, takes the stored cut frame 5 as the group's start, dreams 6
     and 8 from it and gives the same frames as an uninterrupted render."""
-    from dreamvid.dream import Dreamer
-
     src = two_shot_clip(tmp_path / "cut.mp4", n1=5, n2=4)
     s = tiny_settings(tiny, cadence=3)
-    calls = []
-    dream = Dreamer.dream
-
-    def counted(self, image, st, **kw):
-        calls.append(kw.get("frame"))
-        return dream(self, image, st, **kw)
-
-    monkeypatch.setattr(Dreamer, "dream", counted)
+    calls = count_dreams(monkeypatch)
     whole = render_video(src, tmp_path / "whole.mp4", s, keep_frames=True)
     assert calls == [0, 3, 4, 5, 6, 8] and whole.chain_starts == (0, 5)
     calls.clear()

@@ -136,8 +136,9 @@ class ZoomPath:
         d["algorithm"] = ALGORITHM
         from ..dream import input_files
 
-        if input_files(self.settings.dream):
-            d["files"] = input_files(self.settings.dream)
+        files = input_files(self.settings.dream)  # digests: read each file once
+        if files:
+            d["files"] = files
         if self.keyframes is not None:
             kf = self.keyframes
             d["keyframes"] = {"times": list(kf.times), "easings": list(kf.easings),
