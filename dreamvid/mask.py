@@ -34,7 +34,7 @@ from .settings import MASK_KINDS
 FEATHER = 0.01  # Gaussian sigma of every mask's edge, as a fraction of the shorter side
 ASPECT_TOLERANCE = 0.02  # a mask's aspect ratio may differ from the picture's by this much
 MOTION_PX = 0.0015  # residual motion (px per frame, fraction of the diagonal) that counts as moving
-MIN_MOTION_PX = 0.4  # px per frame, at least (noise in the flow of a small clip)
+MIN_MOTION_PX = 0.8  # px per frame, at least: below it, DIS flow noise on a noisy pan marked 6% of the frame (bench/clips.py)
 HOLD = 0.85  # how much of the previous frame's motion mask a pixel keeps (a car that stops)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm", ".gif")
 
