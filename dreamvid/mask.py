@@ -204,9 +204,16 @@ class VideoMasks:
             return self._static
         if self._motion is not None:
             return self._motion.next(index, motion, linked)
-        for i, frame in self._clip:
-            if i == index:
-                return fit(from_rgb(frame), self.size, f"the mask clip {self._name}")
+        from .errors import DecodeError
+
+        try:
+            for i, frame in self._clip:
+                if i == index:
+                    return fit(from_rgb(frame), self.size, f"the mask clip {self._name}")
+        except DecodeError:  # the mask's damage, not the source's: the frames before stay, a rerun resumes
+            raise InputError(f"the mask clip {self._name} stopped decoding before frame {index}; the frames "
+                             "dreamed before it are kept", hint="repair or re-export the mask clip and run the "
+                                                                "same command again to go on") from None
         raise InputError(f"the mask clip {self._name} ended before frame {index}",
                          hint="give a mask clip at least as long as the source")
 

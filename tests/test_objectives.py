@@ -341,3 +341,18 @@ def test_zoom_keyframes_ease_a_class_in(tmp_path):
     rows = json.loads((tmp_path / "z.params.json").read_text())["frames"]
     assert rows[0]["layers"].get("logits/254", 0.0) == 0.0 and rows[0]["layers"]["block4c_out"] == 1.0
     assert rows[-1]["layers"]["logits/254"] == 1.0
+
+
+def test_a_mask_clip_that_breaks_midway_is_named_and_the_frames_before_it_stay(tmp_path):
+    from .clitools import error_line
+
+    frames = [texture(48, 64, seed=s) for s in range(12)]
+    clip = write_clip(tmp_path / "c.mp4", frames, 25)
+    whole = write_clip(tmp_path / "m.mp4", frames, 25).read_bytes()
+    (tmp_path / "m.mp4").write_bytes(whole[:len(whole) * 2 // 3])  # the mask clip's end is lost
+    out = tmp_path / "o.mp4"
+    r = run("video", clip, "-o", out, "--mask", tmp_path / "m.mp4", "--max-size", "64", "-i", "1",
+            "--num-octave", "1", "--frame-iterations", "1")
+    error_line(r, 2, "the mask clip m.mp4 stopped decoding", "run the same command again")
+    kept = sorted((tmp_path / "o.mp4.dreamvid-work").glob("frame_*.png"))
+    assert kept and not out.exists()
