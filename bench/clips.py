@@ -33,6 +33,7 @@ KINDS = ("still", "traffic", "animated", "pan_zoom", "handheld", "fast", "cuts",
 SIZE = (192, 112)  # px (w, h): small enough that a dream step takes ~10 ms on a CPU core
 FPS = Fraction(25)
 NOISE = 2.5  # levels (0..255), sigma of the sensor noise added to synthetic shots
+FAST_PX = 9  # px per frame, the `fast` clip's pan (a whole number: frame t is frame t-1 moved by it)
 CRF = 4  # x264: near-lossless, so the noise is kept
 
 
@@ -64,23 +65,31 @@ def _view(photo: np.ndarray, size, cx: float, cy: float, zoom: float = 1.0, angl
                           else cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
 
 
-def _still(n, size, rng):
+def _looked(photo: np.ndarray, look, px: float) -> np.ndarray:
+    """`look(photo, px)` if given: the photo as the scene shows it (px: photo px per clip px)."""
+    return photo if look is None else look(photo, px)
+
+
+def _still(n, size, rng, look=None):
     photo = _photo("chelsea.jpg")
+    photo = _looked(photo, look, 0.6 * photo.shape[1] / size[0])
     frame = _view(photo, size, photo.shape[1] / 2, photo.shape[0] / 2)
     return [_noisy(frame, rng) for _ in range(n)]
 
 
-def _pan_zoom(n, size, rng, photo="coffee.jpg", dx=0.6, zoom=1.003, sigma=NOISE):
+def _pan_zoom(n, size, rng, photo="coffee.jpg", dx=0.6, zoom=1.003, sigma=NOISE, look=None):
     photo = _photo(photo)
     base = 0.6 * photo.shape[1] / size[0]
+    photo = _looked(photo, look, base)
     cx, cy = photo.shape[1] * 0.4, photo.shape[0] / 2
     return [_noisy(_view(photo, size, cx + t * dx * base, cy + 0.3 * t * dx * base, zoom ** t), rng, sigma)
             for t in range(n)]
 
 
-def _handheld(n, size, rng):
+def _handheld(n, size, rng, look=None):
     photo = _photo("astronaut.jpg")
     base = 0.6 * photo.shape[1] / size[0]
+    photo = _looked(photo, look, base)
     pos, ang = np.zeros(2), 0.0
     out = []
     for _ in range(n):
@@ -91,11 +100,13 @@ def _handheld(n, size, rng):
     return out
 
 
-def _fast(n, size, rng):
+def _fast(n, size, rng, look=None):
     photo = _photo("coffee.jpg")
     base = 0.6 * photo.shape[1] / size[0]
-    # a scale that fits n * 9 px of travel: the view shrinks to 40% of the photo
-    return [_noisy(_view(photo, size, photo.shape[1] * 0.3 + t * 9 * base * 0.4, photo.shape[0] / 2, 1 / 0.4), rng)
+    photo = _looked(photo, look, base * 0.4)
+    # a scale that fits n * FAST_PX px of travel: the view shrinks to 40% of the photo
+    return [_noisy(_view(photo, size, photo.shape[1] * 0.3 + t * FAST_PX * base * 0.4, photo.shape[0] / 2, 1 / 0.4),
+                   rng)
             for t in range(n)]
 
 
@@ -180,16 +191,25 @@ def _bunny(n, size, rng):
 _MAKERS = {
     "still": _still, "traffic": _traffic, "animated": _animated, "pan_zoom": _pan_zoom, "handheld": _handheld,
     "fast": _fast, "cuts": _cuts, "bunny": _bunny,
-    "lowlight": lambda n, size, rng: _pan_zoom(n, size, rng, "chelsea.jpg", dx=0.4, zoom=1.0, sigma=8.0),
+    "lowlight": lambda n, size, rng, look=None: _pan_zoom(n, size, rng, "chelsea.jpg", dx=0.4, zoom=1.0, sigma=8.0,
+                                                        look=look),
 }
+# kinds that are one photo seen along a known camera path: `frames(..., look=)` can change the photo
+PHOTO_KINDS = ("still", "pan_zoom", "handheld", "fast", "lowlight")
 
 
-def frames(kind: str, n: int = 24, size: tuple[int, int] = SIZE, seed: int = 0) -> list[np.ndarray]:
-    """n frames (h, w, 3) uint8 RGB of one kind of footage (KINDS)."""
+def frames(kind: str, n: int = 24, size: tuple[int, int] = SIZE, seed: int = 0, look=None) -> list[np.ndarray]:
+    """n frames (h, w, 3) uint8 RGB of one kind of footage (KINDS).
+
+    look(photo, px) -> photo: for PHOTO_KINDS, what the camera films instead of the photo (px:
+    photo px per clip px), along the same path with the same noise; the coherence bench films
+    a dreamed photo this way, a perfectly coherent dream to compare with."""
     if kind not in _MAKERS:
         raise ValueError(f"unknown clip kind {kind!r}; kinds: {', '.join(KINDS)}")
+    if look is not None and kind not in PHOTO_KINDS:
+        raise ValueError(f"clip kind {kind!r} is not one photo on a camera path; those are {', '.join(PHOTO_KINDS)}")
     rng = np.random.default_rng([seed, KINDS.index(kind)])
-    return _MAKERS[kind](n, tuple(size), rng)
+    return _MAKERS[kind](n, tuple(size), rng, **({"look": look} if look is not None else {}))
 
 
 def encode(path: Path, clip: list[np.ndarray], fps: Fraction = FPS, crf: int = CRF) -> Path:

@@ -68,7 +68,58 @@ def measure_clip(kind: str, folder: Path, settings, n: int, n_ind: int, size=cli
         row["vs_independent"] = cf["warping_error"]["output"] / ci["warping_error"]["output"]
         row["independent_vs_source"] = ci["ratio_to_source"]
         row["independent_strength"] = ci["strength"]["median"]
+        if kind in clips.PHOTO_KINDS:
+            row["oracle"] = oracle(kind, folder, settings, n, n_ind, size, ci["warping_error"]["output"],
+                                   c["strength"]["median"])
     return row
+
+
+def _dreamed_look(settings):
+    """clips `look`: the photo dreamed once, at the scale the clip films it (one dream px per clip px)."""
+    import cv2
+    import numpy as np
+
+    from dreamvid.dream import dream_image
+
+    def look(photo: np.ndarray, px: float) -> np.ndarray:
+        h, w = photo.shape[:2]
+        small = cv2.resize(photo, (round(w / px), round(h / px)), interpolation=cv2.INTER_AREA)
+        detail = dream_image(small, settings.dream).astype(np.float32) - small.astype(np.float32)
+        detail = cv2.resize(detail, (w, h), interpolation=cv2.INTER_CUBIC)
+        return np.clip(photo.astype(np.float32) + detail, 0, 255).round().astype(np.uint8)
+
+    return look
+
+
+def oracle(kind: str, folder: Path, settings, n: int, n_ind: int, size, independent_error: float,
+           strength: float) -> dict:
+    """A perfectly coherent dream: the clip's photo dreamed once and filmed along the clip's own
+    camera path (clips.frames(look=), same noise draw), its dream detail (that film minus the
+    plain one) added to the decoded source frames. No video method carries a dream more
+    faithfully, so its warping error over independent dreaming's is the floor of the
+    'output / independent' ratio on this clip for any output that keeps the source's pixels.
+    Its detail is scaled to `strength` (levels, the render's median), so that both are dreams
+    of one strength (a stronger dream has a larger warping error)."""
+    from contextlib import closing
+
+    import numpy as np
+
+    from dreamvid import media
+    from dreamvid.render.measure import coherence
+
+    src = folder / f"{kind}.mp4"
+    out = folder / f"{kind}_oracle"
+    out.mkdir(parents=True, exist_ok=True)
+    dreamed, plain = clips.frames(kind, n, size, look=_dreamed_look(settings)), clips.frames(kind, n, size)
+    details = [d.astype(np.float32) - p.astype(np.float32) for d, p in zip(dreamed, plain)]
+    gain = strength / max(float(np.median([np.abs(d).mean() for d in details])), 1e-6)
+    with closing(media.read_frames(src, end=n)) as decoded:
+        for i, frame in decoded:
+            media.write_image(out / f"frame_{i:05d}.png",
+                              np.clip(frame + gain * details[i], 0, 255).round().astype(np.uint8))
+    c, first = coherence(src, out), coherence(src, out, max_frames=n_ind)
+    return {"vs_independent": first["warping_error"]["output"] / independent_error, "vs_source": c["ratio_to_source"],
+            "long_term": c["long_term"]["ratio_to_source"], "strength": c["strength"]["median"]}
 
 
 def measure(quick: bool = False, kinds=clips.KINDS, frames: int | None = None, independent: int | None = None,
@@ -104,9 +155,44 @@ def measure(quick: bool = False, kinds=clips.KINDS, frames: int | None = None, i
     return result
 
 
+def age_profile(settings, folder: Path, n: int = FRAMES, k: int = 6, size=clips.SIZE) -> list[dict]:
+    """Where the long-term error of the `fast` clip comes from, by how long content has been in view.
+
+    The clip pans exactly clips.FAST_PX px a frame, so the column x of frame t shows what column
+    x + k * FAST_PX showed at t - k, and content there entered the frame (age@t-k) frames
+    before t - k. Error: mean squared difference of that pair in levels^2 over the source's
+    (its noise), for bands of 12 columns, from frames k + 8 on."""
+    import numpy as np
+
+    from dreamvid import media
+    from dreamvid.render import render_video
+
+    src = clips.write("fast", folder / "fast_age.mp4", n, size)
+    out = folder / "fast_age_dream"
+    render_video(src, out, settings)
+    dreams = [media.read_image(p).astype(np.float32) for p in sorted(out.glob("frame_*.png"))]
+    sources = [f.astype(np.float32) for f in clips.frames("fast", n, size)]
+    shift, w = k * clips.FAST_PX, size[0]
+    err = {"output": np.zeros(w - shift), "source": np.zeros(w - shift)}
+    for t in range(k + 8, n):
+        for name, frames in (("output", dreams), ("source", sources)):
+            err[name] += ((frames[t][:, :w - shift] - frames[t - k][:, shift:]) ** 2).mean(axis=(0, 2))
+    rows = []
+    for x in range(0, w - shift, 12):
+        band = slice(x, x + 12)
+        rows.append({"columns": [x, min(x + 12, w - shift)],
+                     "age_frames": round((w - 1 - (x + 6) - shift) / clips.FAST_PX, 1),
+                     "ratio_to_source": round(float(err["output"][band].sum() / err["source"][band].sum()), 2)})
+    return rows
+
+
 def _short(row: dict) -> str:
     s = row["strength"]
     ind = f", vs independent {row['vs_independent']:.3f}" if "vs_independent" in row else ""
+    if "oracle" in row:
+        o = row["oracle"]
+        ind += (f" (a perfectly coherent dream: {o['vs_independent']:.3f}, {o['vs_source']:.2f}x the source, "
+                f"long-term {o['long_term']:.2f}x, strength {o['strength']:.1f})")
     return (f"vs source {row['vs_source']:.2f}x{ind}, long-term {row['long_term']:.2f}x, strength "
             f"{s['later_over_first']:.2f}, first/median {s['first_over_median']:.2f}, p90/p10 {s['p90_over_p10']:.2f}, "
             f"brightness range {row['brightness']['range']:.2f}, {row['seconds_per_frame']:.3f} s/frame")
@@ -135,6 +221,8 @@ def main(argv=None) -> int:
     parser.add_argument("--independent", type=int, default=None, help="frames dreamed with --flow none (0: skip)")
     parser.add_argument("--long", action="store_true", help="also the 300-frame brightness clip")
     parser.add_argument("--keep", type=Path, default=None, help="keep clips and renders in this folder")
+    parser.add_argument("--age-profile", action="store_true",
+                        help="only the fast clip's long-term error by the age of the content (age_profile)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a [video] (or dream.KEY) setting of the preset, for ablations")
@@ -147,6 +235,15 @@ def main(argv=None) -> int:
         key, _, value = item.partition("=")
         value = json.loads(value) if value not in ("dis", "farneback", "none", "fast", "medium", "ultrafast") else value
         (dream if key.startswith("dream.") else video)[key.removeprefix("dream.")] = value
+    if args.age_profile:
+        from dreamvid import presets
+
+        settings = presets.resolve(PRESET, dream={k: v for k, v in dream.items()}, video=video)
+        with tempfile.TemporaryDirectory() as tmp:
+            for row in age_profile(settings, Path(args.keep or tmp)):
+                print(f"columns {row['columns'][0]:3d}-{row['columns'][1]:3d}  in view {row['age_frames']:5.1f} frames "
+                      f"at t-6: long-term error {row['ratio_to_source']:.2f}x the source's")
+        return 0
     r = measure(kinds=[k for k in args.kinds.split(",") if k], frames=args.frames, independent=args.independent,
                 long=args.long, folder=args.keep, video=video, dream=dream)
     for row in r["rows"]:

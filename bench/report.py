@@ -261,13 +261,18 @@ def _details(r: dict) -> list[str]:
                "measured by `dreamvid coherence` (render/measure.py). vs independent: the first "
                f"{c['independent_frames']} frames against the same frames dreamed with `--flow none`. Long-term: "
                "frame t against t-6 by the direct source flow. Strength: mean |output - source|. s/frame: frames "
-               "after the first (see docs/coherence.md for the method, ablations and the before/after).", "",
+               "after the first (see docs/coherence.md for the method, ablations and the before/after). In "
+               "brackets: a perfectly coherent dream of the same strength (the photo dreamed once and filmed "
+               "along the clip's camera path), the floor of a ratio.", "",
                "| kind | vs source | vs independent | long-term vs source | strength later/first | first/median "
                "| p90/p10 | brightness range | s/frame |", "|---|---|---|---|---|---|---|---|---|"]
         for x in c["rows"]:
             s = x["strength"]
+            o = x.get("oracle")
             ind = f"{x['vs_independent']:.3f}" if "vs_independent" in x else ""
-            md.append(f"| {x['kind']} | {x['vs_source']:.2f}x | {ind} | {x['long_term']:.2f}x | "
+            ind += f" ({o['vs_independent']:.3f})" if o else ""
+            long_term = f"{x['long_term']:.2f}x" + (f" ({o['long_term']:.2f}x)" if o else "")
+            md.append(f"| {x['kind']} | {x['vs_source']:.2f}x | {ind} | {long_term} | "
                       f"{s['later_over_first']:.2f} | {s['first_over_median']:.2f} | {s['p90_over_p10']:.2f} | "
                       f"{x['brightness']['range']:.2f} | {x['seconds_per_frame']:.3f} |")
     if "memory" in r:

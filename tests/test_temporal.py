@@ -133,3 +133,23 @@ def test_clips_are_deterministic_and_of_every_kind():
         assert len(a) == 3 and a[0].shape == (40, 64, 3) and all(np.array_equal(x, y) for x, y in zip(a, b))
     with pytest.raises(ValueError, match="unknown clip kind"):
         clips.frames("noir")
+
+
+def test_a_photo_clip_can_film_a_changed_photo_along_the_same_path_with_the_same_noise():
+    """The coherence bench's perfectly coherent dream: clips.frames(look=) films another photo."""
+    seen = []
+
+    def look(photo, px):
+        seen.append(px)
+        return 255 - photo
+
+    for kind in clips.PHOTO_KINDS:
+        plain, inverted = clips.frames(kind, 3, (64, 40)), clips.frames(kind, 3, (64, 40), look=look)
+        # same path, same noise draw n: inverting the photo inverts the noiseless frame v, so
+        # plain + inverted = floor(v + n) + floor(255 - v + n): 254 + 2n on average, n zero-mean
+        mid = [(a.astype(int) + b.astype(int))[8:-8, 8:-8] for a, b in zip(plain, inverted)]
+        assert all(abs(m.mean() - 254) <= 1.0 for m in mid), (kind, [m.mean() for m in mid])
+        assert not np.array_equal(plain[0], inverted[0])
+    assert len(seen) == len(clips.PHOTO_KINDS) and all(px > 0.5 for px in seen)
+    with pytest.raises(ValueError, match="not one photo"):
+        clips.frames("traffic", 2, (64, 40), look=look)
