@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 95  # visually lossless for dream textures; 100 doubles the size for nothing visible
 WEBP_QUALITY = 95
-PNG_COMPRESSION = 3  # zlib level: about twice as fast as 6, files a few % larger
+# zlib level. 1 vs 3 (the pixels are the same): a 320x180 dreamed frame 4.4 vs 6.1 ms, 2% larger; a
+# 1280x720 photo 56 vs 85 ms, 6% larger. A video's work folder writes one a frame: --cadence 3 spends
+# more of its time on PNGs than on the frames between.
+PNG_COMPRESSION = 1
 ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})  # formats that keep an alpha channel
 ORIENTATION_TAG = 0x0112  # EXIF/TIFF "Orientation"
 DEFAULT_MAX_PIXELS = 250_000_000  # above the largest camera sensors (200 MP), far below a bomb's claim

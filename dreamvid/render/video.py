@@ -598,7 +598,7 @@ class _Prefetch:
 
         from .. import media
         from ..cadence import reverse as cadence_reverse
-        from ..flow import FlowEstimator, is_scene_cut, motion_between
+        from ..flow import FlowEstimator, cut_score, is_scene_cut, motion_between
         from ..temporal import RECALL_FRAMES, RECALL_QUALITY, recall_motion
 
         info, first, end, settings, start = self._args
@@ -621,10 +621,11 @@ class _Prefetch:
                 for index, frame in reader:
                     motion, cut, recall = None, True, None
                     if prev is not None and estimator is not None:
-                        cut = v.scene_cuts and is_scene_cut(prev, frame)
+                        score = cut_score(prev, frame) if v.scene_cuts else None  # one histogram test, asked twice
+                        cut = v.scene_cuts and is_scene_cut(prev, frame, score=score)
                         if not cut:
                             motion = motion_between(prev, frame, estimator)
-                            cut = v.scene_cuts and is_scene_cut(prev, frame, motion=motion)
+                            cut = v.scene_cuts and is_scene_cut(prev, frame, motion=motion, score=score)
                     if cut or motion is None:
                         shot.clear()
                     elif recalls and len(shot) == RECALL_FRAMES and shot[0][0] == index - RECALL_FRAMES:
