@@ -61,6 +61,12 @@ CASES: dict[str, tuple[list[str], str]] = {
     "sweep-precision": (["sweep", "samples/chelsea.jpg", "-o", "OUT/s.png", *SMALL, "-i", "2", "--vary",
                          "precision=float32,mixed", "--save-cells", "OUT/cells"], "."),
     "coherence": (["coherence", "samples/bunny.mp4", "GOLDEN_VIDEO", "--json"], "-"),
+    "video-cadence3": (["video", "samples/bunny.mp4", "-o", "OUT/v.mp4", *SMALL, "--end", "f8", "--cadence", "3",
+                        "-i", "3"], "v.mp4"),
+    "video-draft-cuts": (["video", "samples/bikes-cuts.mp4", "-o", "OUT/frames", *SMALL, "--end", "f9", "-p",
+                          "video-draft", "-i", "3"], "frames"),
+    "video-layers": (["video", "samples/bunny.mp4", "-o", "OUT/v.mp4", *SMALL, "--end", "f4", "-l",
+                      "block4c_out:0.5", "-l", "block6d_out", "-i", "3"], "v.mp4"),
 }
 
 KEYFRAMES = """

@@ -393,15 +393,16 @@ def cut_score(prev: np.ndarray, cur: np.ndarray) -> float:
 
 
 def is_scene_cut(prev: np.ndarray, cur: np.ndarray, threshold: float = CUT_THRESHOLD,
-                 *, motion: Motion | None = None) -> bool:
+                 *, motion: Motion | None = None, score: float | None = None) -> bool:
     """True where `cur` starts a new shot: the coherence chain should restart from it.
 
     prev, cur: (H, W, 3) RGB sources. With `motion` (from `motion_between(prev, cur, ...)`)
     a frame pair that the flow cannot link (reliable fraction < CUT_MIN_RELIABLE) is a cut too.
+    score: `cut_score(prev, cur)` when the caller has it already (the video loop asks twice).
     """
     if motion is not None and motion.reliable_fraction < CUT_MIN_RELIABLE:
         return True
-    return cut_score(prev, cur) < threshold
+    return (cut_score(prev, cur) if score is None else score) < threshold
 
 
 def _pair_error(cur: np.ndarray, prev: np.ndarray, backward: np.ndarray,

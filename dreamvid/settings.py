@@ -34,7 +34,7 @@ MAX_CADENCE = 12  # frames per dreamed frame with --cadence; past this the carri
 MAX_INTERPOLATE = 16  # frames per dreamed frame with --interpolate; more is a typo
 MAX_SNAPSHOTS = 1000  # timelapse pictures; more is a typo (--every 1 on a long run)
 
-Layers = tuple[tuple[str, float], ...]
+Layers = tuple[tuple[str, float | str], ...]  # a str weight is an expression of time (video only)
 Classes = tuple[tuple[int, float], ...]
 CLASS_LAYER = "logits"  # the entry "logits/207" is ImageNet class 207's logit (models.classifier_entry)
 MASK_KINDS = ("motion", "still")  # --mask computed from a clip's own flow (video only; dreamvid/mask.py)
@@ -46,7 +46,7 @@ class DreamSettings:
     """How one image is dreamed. Defaults are the Keras DeepDream example's (the `classic` preset)."""
 
     model: str = DEFAULT_MODEL  # registry name (see `dreamvid models`) or a path to a .keras file
-    layers: Layers = ()  # ((layer name, weight), ...); empty = the model's default layers
+    layers: Layers = ()  # ((layer name, weight), ...); empty = the model's default layers (video: a weight may be an expression)
     step: float | str = 0.01  # gradient-ascent step size, in units of the image scaled to [-1, 1] (video, zoom: or an expression)
     num_octave: int = 3  # number of scales the image is dreamed at
     octave_scale: float = 1.4  # size ratio between successive octaves
@@ -173,7 +173,7 @@ def parse_layers(value: Any) -> Layers:
     """Accept {name: weight}, [(name, weight)], ["name", "name:0.5"] -> ((name, weight), ...)."""
     if value is None:
         return ()
-    how = "write layers as {name = weight} in a preset, or --layer NAME:WEIGHT"
+    how = "write layers as {name = weight} in a preset, or --layer NAME:WEIGHT (video: WEIGHT may be an expression)"
     if isinstance(value, Mapping):
         items = list(value.items())
     elif isinstance(value, str):
@@ -187,10 +187,24 @@ def parse_layers(value: Any) -> Layers:
     for name, weight in items:
         if not isinstance(name, str) or not name:
             raise SettingsError(f"layers must name layers (got {name!r})", hint=how)
-        w = _weight(weight, f"layer weight for {name!r} must be a number (got {weight!r})",
-                    "write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0")
-        out.append((str(name), w))
+        out.append((str(name), _layer_weight(str(name), weight)))
     return tuple(out)
+
+
+def _layer_weight(name: str, weight: Any) -> float | str:
+    """A layer weight: a number, or (a string that is not one) an expression of time, checked
+    here for syntax and names (`--layer "block4c_out:0.5+0.5*onset"`); `check_expressions`
+    decides whether the mode can evaluate it, render/values.py evaluates it per frame."""
+    if isinstance(weight, str):
+        try:
+            return float(weight)
+        except ValueError:
+            from .expr import parse
+
+            parse(weight, f"layers.{name}")
+            return weight.strip()
+    return _weight(weight, f"layer weight for {name!r} must be a number or an expression (got {weight!r})",
+                   "write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0 (video: or block4c_out:0.5+0.5*onset)")
 
 
 def _weighted(v: Any, other):
@@ -284,7 +298,8 @@ def validate(s: DreamSettings) -> DreamSettings:
         _int_in(s.max_size, "max_size", 32, 1 << 16)
     _check(s.precision in PRECISIONS, "precision", s.precision, f"must be one of {', '.join(PRECISIONS)}", None)
     for name, w in s.layers:
-        _finite(w, f"layers.{name}")
+        if not _expression(w, f"layers.{name}"):  # an expression's values are checked per frame (render/values.py)
+            _finite(w, f"layers.{name}")
         split_entry(name)
     for k, w in s.classes:
         _check(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 1000, "classes", k,
@@ -494,4 +509,20 @@ def check_expressions(mode: str, s: Settings) -> Settings:
                 where = {"video": "dreamvid video", "zoom": "dreamvid zoom (step only)"}
                 raise SettingsError(f"{f.name} = {value!r} is an expression, but {mode} has no time to evaluate it in",
                                     hint=f"give a number; expressions work in {' and '.join(where.values())}")
+    if mode != "video":  # a layer weight of time: the video plan eases it per frame (render/values.py)
+        refuse_layer_expressions(s.dream.layers, mode)
     return s
+
+
+def layer_expressions(layers: Layers) -> dict[str, str]:
+    """{name: expression} of the layer entries whose weight is an expression of time."""
+    return {name: w for name, w in layers if isinstance(w, str)}
+
+
+def refuse_layer_expressions(layers: Layers, mode: str) -> None:
+    """SettingsError if a layer weight is an expression: `mode` has no time to evaluate it in."""
+    for name, w in layer_expressions(layers).items():
+        hint = ("ease layers over time in --keyframes: layers = { NAME = \"EXPRESSION\" }" if mode == "zoom"
+                else "give a number; layer weights may be expressions in dreamvid video")
+        raise SettingsError(f"layers.{name} = {w!r} is an expression, but {mode} has no time to evaluate it in",
+                            hint=hint)

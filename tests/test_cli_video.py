@@ -21,6 +21,20 @@ FAST = ("--layer", "conv3", "--iterations", "2", "--num-octave", "1", "--frame-i
         "--frame-num-octave", "1")
 
 
+def test_layer_weights_of_time_end_to_end_with_the_bundled_model(make_clip, tmp_path):
+    src, _ = make_clip("beat.mp4", n=3, width=64, height=48, audio_hz=110, audio_step_hz=4000)
+    out = tmp_path / "beat dream.mp4"
+    r = run("video", src, "-o", out, "-l", "block4c_out:0.5+0.5*onset", "-l", "block6d_out:1-0.5*onset",
+            "--iterations", "2", "--frame-iterations", "1")
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "beat dream.mp4.params.json").read_text())["frames"]
+    assert len(rows) == 3 and all(r["layers"]["block4c_out"] + r["layers"]["block6d_out"] == pytest.approx(1.5)
+                                  for r in rows)
+    assert media.probe_video(out).n_frames == 3
+    r = run("video", src, "-o", tmp_path / "bad.mp4", "-l", "block4c_out:log(f)")  # -inf at frame 0
+    one_line_error(r, 2, "layers.block4c_out = 'log(f)' is -inf at frame 0")
+
+
 def test_end_to_end_with_the_bundled_model_then_coherence(make_clip, tmp_path):
     src, _ = make_clip("walk.mp4", n=6, width=96, height=64, fps=Fraction(30000, 1001), audio_hz=330)
     out = tmp_path / "walk dream.mp4"

@@ -94,8 +94,11 @@ def test_out_of_range_video_values(field, value):
 def test_layer_specs():
     assert parse_layers(["block4c_out", "block6d_out:0.5"]) == (("block4c_out", 1.0), ("block6d_out", 0.5))
     assert parse_layers({"mixed4": 1, "mixed5": 1.5}) == (("mixed4", 1.0), ("mixed5", 1.5))
-    with pytest.raises(SettingsError, match="layer weight"):
+    with pytest.raises(SettingsError, match="layers.block4c_out = 'lots': unknown name"):  # nor an expression
         parse_layers(["block4c_out:lots"])
+    with pytest.raises(SettingsError, match="layer weight for 'block4c_out' must be a number or an expression"):
+        parse_layers({"block4c_out": True})
+    assert parse_layers(["block4c_out: 0.5+0.5*onset "]) == (("block4c_out", "0.5+0.5*onset"),)  # video's
     with pytest.raises(SettingsError, match="every layer weight is 0"):
         validate(DreamSettings(layers=(("block4c_out", 0.0),)))
 

@@ -382,6 +382,8 @@ def test_zoom_length_refused(kwargs, words):
     ("[[keyframe]]\ntime = 0\nstep = -1\n[[keyframe]]\ntime = 1\n", "step must be > 0"),
     ("[[keyframe]]\ntime = 0\nlayers = { conv3 = 1.0 }\n[[keyframe]]\ntime = 1\nlayers = { conv3 = -1.0 }\n",
      "changes sign"),
+    ('[[keyframe]]\ntime = 0\nlayers = { conv3 = "0.5-t" }\n[[keyframe]]\ntime = 1\n',  # a weight of time too
+     r"frame \d+ \(t = 0.5\d s\): the weight of layer 'conv3' changes sign"),
 ])
 def test_bad_keyframes_refused(toml, words):
     with pytest.raises(SettingsError, match=words):
@@ -463,6 +465,18 @@ def test_eased_layer_weights_reuse_one_traced_step(tiny, picture):
         previous = maker.make(i, previous)
     assert maker.dreamer.traces == max(traces, 1)  # traced once, whatever the weights
     assert np.allclose(maker.dreamer.objective._gain_var.numpy() ** 2, [0.25, 0.75])  # frame 3 of 4: 3/4 of the way
+
+
+def test_a_keyframe_weight_of_time_is_eased_per_frame(tiny, picture):
+    """A layer weight given as an expression in a keyframe (issue 15) eases with one trace too."""
+    toml = '[[keyframe]]\ntime = 0\nlayers = { conv3 = "0.5+0.5*sin(t)", conv2 = 0.2 }\n'
+    plan = zoom.plan_zoom((W, H), zoom_settings(tiny, fps="4", frames=4), keyframes=toml)
+    maker = zoom.Frames(plan, picture)
+    assert maker.eased and plan.signs == (("conv2", 1.0), ("conv3", 1.0))
+    previous = None
+    for i in range(3):
+        previous = maker.make(i, previous)
+    assert np.allclose(maker.dreamer.objective._gain_var.numpy() ** 2, [0.5 + 0.5 * np.sin(0.5), 0.2], atol=1e-6)
 
 
 def test_eased_weights_match_a_plain_dreamer(tiny, picture):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from dreamvid import media
@@ -14,7 +15,7 @@ from dreamvid.render.video import render_video
 
 from .clitools import one_line_error, run
 from .conftest import run_ffmpeg
-from .test_render_video import tiny_settings
+from .test_render_video import Interrupt, tiny_settings
 
 
 @pytest.fixture
@@ -108,3 +109,129 @@ def test_the_command_line_takes_expressions(tiny, song_clip, tmp_path):
     assert len(rows) == 3 and rows[0]["iterations"] == 1 and rows[0]["blend"] < 0.8  # 110 Hz: bass
     r = run("video", song_clip, "-o", tmp_path / "bad.mp4", *fast, "--blend", "0.9-bass(")
     one_line_error(r, 2, "blend = '0.9-bass(' is not a valid expression")
+
+
+# ---- layer weights of time (issue 15) ---------------------------------------------------------
+
+PULSE = {"conv3": "0.5+0.5*onset", "conv2": "1-0.5*t", "conv1": 0.25}  # two expressions and a number
+
+
+def test_layer_weights_follow_the_soundtrack_frame_by_frame(tiny, song_clip):
+    s = tiny_settings(tiny)
+    values = FrameValues(replace(s, dream=replace(s.dream, layers=tuple(PULSE.items()))), media.probe_video(song_clip),
+                         0, 24)
+    weights = [dict(values.at(i).dream.layers) for i in (0, 20)]
+    assert [w["conv1"] for w in weights] == [0.25, 0.25]  # a number stays as it is
+    assert weights[0]["conv2"] == pytest.approx(1.0) and weights[1]["conv2"] == pytest.approx(1 - 0.5 * 20 / 25)
+    assert all(0.5 <= w["conv3"] <= 1.0 for w in weights)
+    assert values.signs == (("conv1", 1.0), ("conv2", 1.0), ("conv3", 1.0)) and values.expressive
+    assert values.rows(0, 2)[1]["layers"]["conv2"] == pytest.approx(1 - 0.5 / 25)
+    plain = FrameValues(s, media.probe_video(song_clip), 0, 24)  # numbers only: nothing eased, the settings as given
+    assert plain.signs is None and plain.at(7) is s
+
+
+def test_a_video_eases_layer_weights_in_one_trace_and_resumes_exactly(tiny, song_clip, tmp_path, monkeypatch):
+    from dreamvid.dream import EasedMeanSquares
+
+    seen = []
+    set_weights = EasedMeanSquares.set_weights
+
+    def record(self, layers):
+        seen.append(dict(layers))
+        return set_weights(self, layers)
+
+    monkeypatch.setattr(EasedMeanSquares, "set_weights", record)
+    settings = tiny_settings(tiny)
+    whole = render_video(song_clip, tmp_path / "whole", settings, layers=PULSE, end=6)
+    values = FrameValues(replace(settings, dream=replace(settings.dream, layers=tuple(PULSE.items()))),
+                         media.probe_video(song_clip), 0, 6)
+    assert seen == [dict(values.at(i).dream.layers) for i in range(6)]  # every frame its own weights
+    assert (whole.rendered, len(seen)) == (6, 6)
+    rows = json.loads((tmp_path / "whole.params.json").read_text())["frames"]
+    assert [r["layers"] for r in rows] == seen
+    from dreamvid.dream import get_dreamer
+
+    network = replace(settings.dream, layers=(("conv3", 1.0), ("conv2", 1.0), ("conv1", 1.0)))
+    from dreamvid.dream import objective_for
+
+    assert get_dreamer(network, objective_for(network, values.signs), size=(48, 64)).traces == 1
+
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        render_video(song_clip, out, settings, layers=PULSE, end=6, progress=Interrupt(after=3))
+    manifest = json.loads((tmp_path / "cut.dreamvid-work" / "render.json").read_text())
+    assert manifest["settings"]["dream"]["layers"]["conv3"] == "0.5+0.5*onset"  # the resume key holds it
+    from dreamvid.errors import ResumeMismatchError
+
+    with pytest.raises(ResumeMismatchError):  # another expression is another render
+        render_video(song_clip, out, settings, layers={**PULSE, "conv3": "0.5+0.4*onset"}, end=6)
+    resumed = render_video(song_clip, out, settings, layers=PULSE, end=6)
+    assert resumed.resumed_from == 3
+    assert all(np.array_equal(media.read_image(tmp_path / "whole" / f), media.read_image(out / f))
+               for f in (f"frame_{i:05d}.png" for i in range(6)))
+
+
+def test_cadence_and_a_cluster_job_get_the_same_per_frame_weights(tiny, song_clip, tmp_path, monkeypatch):
+    from dreamvid.dream import EasedMeanSquares
+    from dreamvid.render import engine
+    from dreamvid.render.video import VideoPlan
+
+    seen = []
+    set_weights = EasedMeanSquares.set_weights
+    monkeypatch.setattr(EasedMeanSquares, "set_weights", lambda self, w: (seen.append(w), set_weights(self, w))[1])
+    settings = tiny_settings(tiny, cadence=3)
+    settings = replace(settings, dream=replace(settings.dream, layers=tuple(PULSE.items())))
+    plan = VideoPlan(song_clip, tmp_path / "o", settings, end=7)
+    plan.prepare()
+    made = list(engine.make_items(plan, range(7)))
+    assert [it.index for it in made] == list(range(7))
+    assert seen == [dict(plan.values.at(i).dream.layers) for i in (0, 3, 6)]  # the keyframes dream
+    import pickle
+
+    worker = pickle.loads(pickle.dumps(VideoPlan(song_clip, tmp_path / "o", settings, end=7)))  # as a Ray task gets it
+    worker.prepare()
+    again = list(engine.make_items(worker, range(7)))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(made, again, strict=True))
+
+
+@pytest.mark.parametrize(("layers", "words"), [
+    ({"conv3": "1/(f-3)"}, r"layers.conv3 = '1/\(f-3\)' is inf at frame 3"),
+    ({"conv3": "0.5-t"}, r"frame 13 \(t = 0.52 s\): layers.conv3 = '0.5-t' changes sign"),
+    ({"conv3": "0.5*wobble"}, "unknown name 'wobble'"),
+])
+def test_a_bad_layer_weight_fails_before_any_work(tiny, song_clip, tmp_path, layers, words):
+    with pytest.raises(SettingsError, match=words):
+        render_video(song_clip, tmp_path / "x.mp4", tiny_settings(tiny), layers=layers)
+    assert not (tmp_path / "x.mp4.dreamvid-work").exists()
+
+
+def test_layer_weights_of_time_on_the_command_line_and_in_a_preset(tiny, song_clip, tmp_path):
+    fast = ("--model", tiny, "--iterations", "1", "--num-octave", "1", "--frame-iterations", "1",
+            "--frame-num-octave", "1", "--end", "f3")
+    r = run("video", song_clip, "-o", tmp_path / "cli.mp4", *fast, "-l", "conv3:0.5+0.5*onset", "-l", "conv2:1-0.5*t")
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "cli.mp4.params.json").read_text())["frames"]
+    assert [round(r["layers"]["conv2"], 6) for r in rows] == [1.0, 0.98, 0.96]
+    preset = tmp_path / "pulse.toml"
+    preset.write_text(f'[dream]\nmodel = "{tiny}"\nlayers = {{ conv3 = "0.5+0.5*onset", conv1 = 0.2 }}\n'
+                      'num_octave = 1\niterations = 1\n[video]\nframe_iterations = 1\nframe_num_octave = 1\n')
+    render_video(song_clip, tmp_path / "p.mp4", preset=str(preset), end=2)
+    rows = json.loads((tmp_path / "p.mp4.params.json").read_text())["frames"]
+    assert [r["layers"]["conv1"] for r in rows] == [0.2, 0.2]
+    r = run("video", song_clip, "-o", tmp_path / "bad.mp4", *fast[:-2], "-l", "conv3:1/(f-2)")
+    one_line_error(r, 2, "layers.conv3 = '1/(f-2)' is inf at frame 2")
+    r = run("image", song_clip, "-o", tmp_path / "x.png", "-l", "conv3:0.5+t")
+    one_line_error(r, 2, "layers.conv3 = '0.5+t' is an expression, but image has no time")
+
+
+def test_modes_without_time_refuse_layer_weights_of_time():
+    from dreamvid.presets import resolve_for
+    from dreamvid.render.sweep import _value
+
+    for mode in ("image", "zoom", "timelapse", "sweep"):
+        with pytest.raises(SettingsError, match=f"layers.block4c_out = '0.5.t' is an expression, but {mode}"):
+            resolve_for(mode, overrides={"layers": ["block4c_out:0.5+t"]})
+    with pytest.raises(SettingsError, match="but sweep has no time"):
+        _value("layers", "block4c_out:sin(t)")
+    assert resolve_for("video", overrides={"layers": ["block4c_out:0.5+t"]}).dream.layers == (("block4c_out",
+                                                                                              "0.5+t"),)

@@ -142,7 +142,10 @@ def dream_options(mode: str) -> list[inspect.Parameter]:
             type_, limits = Optional[str], f"{limits}, or an expression of {EXPRESSION_NAMES}"
         value = getattr(base, "layers" if name == "layer" else name)
         if name == "layer":
-            value = ", ".join(f"{n}:{w:g}" for n, w in value) or "the model's default layers"
+            if mode == "video":  # render/values.py: each entry's weight per frame
+                limits = f"W a number or an expression of {EXPRESSION_NAMES}, e.g. block4c_out:0.5+0.5*onset"
+            value = ", ".join(f"{n}:{w:g}" if not isinstance(w, str) else f"{n}:{w}" for n, w in value) or \
+                "the model's default layers"
         elif name == "classes":
             value = ", ".join(f"{k}:{w:g}" for k, w in value) or None
         shown = f" \\[default: {value}{whose}]" if value is not None else ""

@@ -34,7 +34,12 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 95  # visually lossless for dream textures; 100 doubles the size for nothing visible
 WEBP_QUALITY = 95
-PNG_COMPRESSION = 3  # zlib level: about twice as fast as 6, files a few % larger
+# zlib level 1 with run-length matching (Z_RLE) instead of level 3's full search; the pixels are the
+# same. Measured (2 cores): a 320x180 noisy (dream-like) frame 3.3 vs 5.7 ms and 5% smaller, a bunny
+# frame 3.4 vs 5.9 ms and 7% larger, a 1280x720 photo 49 vs 83 ms and 4% smaller. A video's work
+# folder writes one a frame: --cadence 3 spent more time on its PNGs than on building the frames between.
+PNG_COMPRESSION = 1
+PNG_STRATEGY = cv2.IMWRITE_PNG_STRATEGY_RLE
 ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})  # formats that keep an alpha channel
 ORIENTATION_TAG = 0x0112  # EXIF/TIFF "Orientation"
 DEFAULT_MAX_PIXELS = 250_000_000  # above the largest camera sensors (200 MP), far below a bomb's claim
@@ -224,7 +229,8 @@ def encode_image(image: np.ndarray, ext: str = ".png", alpha: np.ndarray | None 
             log.debug("%s cannot hold alpha; writing without it", ext)
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
               ".webp": [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY],
-              ".png": [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]}.get(ext, [])
+              ".png": [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION,
+                       cv2.IMWRITE_PNG_STRATEGY, PNG_STRATEGY]}.get(ext, [])
     try:
         ok, buf = cv2.imencode(ext, bgr, params)
     except cv2.error as e:  # e.g. WebP is limited to 16383 px a side

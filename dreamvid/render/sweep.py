@@ -33,7 +33,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import OutputError, SettingsError
-from ..settings import DreamSettings, Settings, parse_classes, parse_layers, validate
+from ..settings import DreamSettings, Settings, parse_classes, parse_layers, refuse_layer_expressions, validate
 from . import engine, sheet, workdir
 from .still import load_still
 
@@ -120,17 +120,24 @@ def _example(key: str) -> str:
             "step": "step=0.01,0.06"}.get(key, f"{key}=V1,V2")
 
 
+def _layers(v: Any):
+    """parse_layers, numbers only: a sweep cell is a still, with no time for an expression."""
+    layers = parse_layers(v)
+    refuse_layer_expressions(layers, "sweep")
+    return layers
+
+
 def _value(key: str, v: Any) -> Any:
     """A value for field `key`, parsed from text if it is text."""
     if not isinstance(v, str):
-        return parse_layers(v) if key == "layers" else parse_classes(v) if key == "classes" else v
+        return _layers(v) if key == "layers" else parse_classes(v) if key == "classes" else v
     if key == CHANNEL:
         if not v.isdigit():
             raise SettingsError(f"--vary channel: {v!r} is not a channel number", hint="e.g. --vary channel=0-15")
         return int(v)
     default = getattr(DreamSettings(), key)
     if key == "layers":
-        return parse_layers([part for part in v.split("+") if part])
+        return _layers([part for part in v.split("+") if part])
     if key == "classes":
         return parse_classes([part for part in v.split("+") if part])
     if v.lower() in NONE_WORDS and key in ("max_loss", "max_size", "weights"):

@@ -3,7 +3,10 @@ own soundtrack (issue 15): `dreamvid video clip.mp4 --step "0.01+0.02*onset" --b
 
 settings.EXPRESSION_KEYS["video"] names what may be an expression: dream.step and
 dream.iterations (the full dream of a shot's first frame), video.blend and
-video.frame_iterations (every later frame). They are parsed by expr.py and evaluated once,
+video.frame_iterations (every later frame); so may each layer weight
+(`--layer "block4c_out:0.5+0.5*onset"`, `layers = { block4c_out = "1-0.5*onset" }`): the
+network is then tapped at every entry with weight 1 and the weights are eased per frame
+(dream.EasedMeanSquares, `signs`), so the step is traced once, as a zoom's keyframed layers. They are parsed by expr.py and evaluated once,
 vectorised, at every frame time by trajectory.Schedule, as a zoom's are; t is the frame's time
 in the source (index / fps), f its index, duration the clip's length. The envelopes (rms,
 onset, bass, mid, treble: media/audio.py) come from the clip's first audio track. Every
@@ -11,6 +14,7 @@ frame's values are range-checked when the render is planned, not an hour in.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError, SettingsError
 from ..expr import AUDIO_NAMES, Expression, parse
-from ..settings import EXPRESSION_KEYS, Settings, validate, validate_video
+from ..settings import EXPRESSION_KEYS, Settings, layer_expressions, validate, validate_video
 
 INTEGER_KEYS = ("iterations", "frame_iterations")  # rounded half up, as a zoom keyframe's
 
@@ -33,8 +37,12 @@ class FrameValues:
             value = getattr(getattr(settings, section), key)
             if isinstance(value, str):
                 expressions[(section, key)] = parse(value, key)
-        # {(section, key): (end - start,) values}: plain arrays, so the plan pickles (a cluster's tasks)
+        for name, text in layer_expressions(settings.dream.layers).items():
+            expressions[("layers", name)] = parse(text, f"layers.{name}")
+        # {(section, key): (end - start,) values}: plain arrays, so the plan pickles (a cluster's tasks);
+        # ("layers", NAME): that entry's weight
         self.table: dict[tuple[str, str], np.ndarray] = {}
+        self.signs: tuple[tuple[str, float], ...] | None = None  # with layer expressions: each entry's sign
         if not expressions:
             return
         from ..trajectory import Schedule
@@ -44,14 +52,39 @@ class FrameValues:
         schedule = Schedule(self.fps, info.n_frames / self.fps, envelopes, list(expressions.values()))
         for where, x in expressions.items():
             self.table[where] = np.array([schedule.value(x, i / self.fps) for i in range(start, end)])
+        static = settings.dream.layers  # the expressions as text: validate() checks the weights of time apart
         for i in range(start, end):  # every frame's values, checked now
             s = self.at(i)
             try:
-                validate(s.dream)
+                validate(replace(s.dream, layers=static))
                 validate_video(s.video)  # before frame_dream(), which names its value `iterations`
-                validate(s.frame_dream())
+                validate(replace(s.frame_dream(), layers=static))
             except SettingsError as e:
                 raise SettingsError(f"frame {i} (t = {i / self.fps:.2f} s): {e.message}", hint=e.hint) from None
+        if any(section == "layers" for section, _ in self.table):
+            self.signs = self._signs(expressions)
+
+    def _signs(self, expressions: dict) -> tuple[tuple[str, float], ...]:
+        """Each target's sign for the render (EasedMeanSquares: fixed, so the step is traced once);
+        SettingsError naming the frame where a weight changes sign."""
+        signs = {}
+        for name, w in self.settings.dream.targets():
+            column = self.table.get(("layers", name))
+            if column is None:
+                signs[name] = math.copysign(1.0, w)
+                continue
+            text = expressions[("layers", name)].text  # finite at every frame: Expression.at checked it
+            nonzero = column[column != 0]
+            sign = math.copysign(1.0, nonzero[0]) if nonzero.size else 1.0
+            flips = np.flatnonzero(np.sign(column) == -sign)
+            if flips.size:
+                i = self.start + int(flips[0])
+                raise SettingsError(f"frame {i} (t = {i / self.fps:.2f} s): layers.{name} = {text!r} changes sign "
+                                    f"(from {nonzero[0]:.3g} to {column[flips[0]]:.3g})",
+                                    hint="a layer weight keeps one sign through a render (0 is allowed), "
+                                         "e.g. 0.5+0.5*sin(t); a negative one suppresses the layer throughout")
+            signs[name] = sign
+        return tuple(sorted(signs.items()))
 
     @property
     def expressive(self) -> bool:
@@ -61,11 +94,13 @@ class FrameValues:
         """The Settings of source frame `index`."""
         if not self.table:
             return self.settings
-        values: dict[str, dict[str, Any]] = {"dream": {}, "video": {}}
+        values: dict[str, dict[str, Any]] = {"dream": {}, "video": {}, "layers": {}}
         for (section, key), column in self.table.items():
             v = float(column[index - self.start])
             values[section][key] = int(np.floor(v + 0.5)) if key in INTEGER_KEYS else v
         s = self.settings
+        if values["layers"]:
+            values["dream"]["layers"] = tuple((n, values["layers"].get(n, w)) for n, w in s.dream.layers)
         return replace(s, dream=replace(s.dream, **values["dream"]), video=replace(s.video, **values["video"]))
 
     def rows(self, start: int, end: int) -> list[dict[str, Any]]:
@@ -73,8 +108,11 @@ class FrameValues:
         out = []
         for i in range(start, end):
             s = self.at(i)
-            out.append({"frame": i, "t": round(i / self.fps, 6), "step": s.dream.step, "iterations": s.dream.iterations,
-                        "blend": s.video.blend, "frame_iterations": s.frame_dream().iterations})
+            row = {"frame": i, "t": round(i / self.fps, 6), "step": s.dream.step, "iterations": s.dream.iterations,
+                   "blend": s.video.blend, "frame_iterations": s.frame_dream().iterations}
+            if self.signs is not None:
+                row["layers"] = dict(s.dream.layers)
+            out.append(row)
         return out
 
 

@@ -17,8 +17,8 @@ With `cadence` N > 1 (dreamvid/cadence.py) only every Nth frame from `start` (an
 frame of a shot or of the range) is dreamed, carried from the keyframe before along the
 chained source flow; the frames between are built from the two keyframes around them, so a
 group's frames are yielded once its later keyframe is dreamed. Any of step, iterations,
-blend and frame_iterations may be an expression of time and of the clip's soundtrack
-(render/values.py): each frame gets its own values.
+blend, frame_iterations and each layer weight may be an expression of time and of the clip's
+soundtrack (render/values.py): each frame gets its own values.
 
 Resume gives exactly the uninterrupted result: the chain always continues from the uint8
 frame that is on disk (PNG is lossless), never from a float kept in memory, and the jitter is
@@ -153,12 +153,25 @@ class VideoPlan(engine.Plan):
         self.last_index: int | None = None
 
     def prepare(self) -> None:
-        from ..dream import get_dreamer
+        from dataclasses import replace
 
         from .. import media
+        from ..dream import get_dreamer, objective_for
 
-        w, h = media.scaled_size(self.info.width, self.info.height, self.settings.dream.max_size)
-        self.dreamer = get_dreamer(self.settings.dream, size=(h, w))  # the size decides precision "auto"
+        d = self.settings.dream
+        w, h = media.scaled_size(self.info.width, self.info.height, d.max_size)
+        if self.values.signs is None:
+            self.dreamer = get_dreamer(d, size=(h, w))  # the size decides precision "auto"
+        else:  # layer weights of time: every entry tapped at weight 1, eased per frame (one trace, as zoom's)
+            network = replace(d, layers=tuple((n, 1.0) for n, _ in d.targets()), classes=())
+            self.dreamer = get_dreamer(network, objective_for(network, self.values.signs), size=(h, w))
+
+    def _at(self, index: int) -> Settings:
+        """Frame `index`'s settings (render/values.py); with layer weights of time, set in the network."""
+        s = self.values.at(index)
+        if self.values.signs is not None:
+            self.dreamer.objective.set_weights(dict(s.dream.targets()))
+        return s
 
     def resume_key(self) -> dict:
         return frame_settings_dict(self.settings)
@@ -195,7 +208,7 @@ class VideoPlan(engine.Plan):
                     continue
                 t1 = time.perf_counter()
                 keyframe = (item.index - self.start) % self.settings.video.cadence == 0
-                out, restarted = _dream_frame(self.dreamer, self.values.at(item.index), chain, item, dream=keyframe)
+                out, restarted = _dream_frame(self.dreamer, self._at(item.index), chain, item, dream=keyframe)
                 ctx.dream_seconds += time.perf_counter() - t1
                 chain = chain.advance(item.index, item.frame, out, restarted)
                 self.last_index = item.index
@@ -293,9 +306,9 @@ class VideoPlan(engine.Plan):
         """A dreamed frame: from `key` carried along `link`, or (key None) fresh from its source."""
         t1 = time.perf_counter()
         if key is None:
-            out, restarted = _dream_frame(self.dreamer, self.values.at(item.index), _Chain(), item)
+            out, restarted = _dream_frame(self.dreamer, self._at(item.index), _Chain(), item)
         else:
-            out, restarted = _dream_carried(self.dreamer, self.values.at(item.index), key, item, link), False
+            out, restarted = _dream_carried(self.dreamer, self._at(item.index), key, item, link), False
         ctx.dream_seconds += time.perf_counter() - t1
         if restarted:
             self.chain_starts.append(item.index)
@@ -585,7 +598,7 @@ class _Prefetch:
 
         from .. import media
         from ..cadence import reverse as cadence_reverse
-        from ..flow import FlowEstimator, is_scene_cut, motion_between
+        from ..flow import FlowEstimator, cut_score, is_scene_cut, motion_between
         from ..temporal import RECALL_FRAMES, RECALL_QUALITY, recall_motion
 
         info, first, end, settings, start = self._args
@@ -608,10 +621,11 @@ class _Prefetch:
                 for index, frame in reader:
                     motion, cut, recall = None, True, None
                     if prev is not None and estimator is not None:
-                        cut = v.scene_cuts and is_scene_cut(prev, frame)
+                        score = cut_score(prev, frame) if v.scene_cuts else None  # one histogram test, asked twice
+                        cut = v.scene_cuts and is_scene_cut(prev, frame, score=score)
                         if not cut:
                             motion = motion_between(prev, frame, estimator)
-                            cut = v.scene_cuts and is_scene_cut(prev, frame, motion=motion)
+                            cut = v.scene_cuts and is_scene_cut(prev, frame, motion=motion, score=score)
                     if cut or motion is None:
                         shot.clear()
                     elif recalls and len(shot) == RECALL_FRAMES and shot[0][0] == index - RECALL_FRAMES:

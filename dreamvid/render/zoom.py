@@ -111,6 +111,7 @@ class ZoomPath:
     first: DreamSettings  # frame 0's settings (keyframe values at t = 0 applied)
     layer_names: tuple[str, ...]  # every layer dreamed at some point (their union)
     sound: _Soundtrack | None = None  # the audio the expressions follow (and the output carries)
+    signs: tuple[tuple[str, float], ...] = ()  # each layer's sign over the frames (eased weights keep it)
 
     @property
     def n_frames(self) -> int:
@@ -203,17 +204,23 @@ def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
     first = _with_params(d, trajectory.params(0), keep_amount=True)
     plan = ZoomPath(settings, trajectory, keyframes, first, tuple(layers), sound)
     names = set(layers)
+    _check_signs(plan)
+    signs: dict[str, float] = {}
     for i in range(len(trajectory)):  # every frame's settings, checked now rather than an hour in
         try:
             s = validate(plan.frame_settings(i))
             if keyframes is not None and keyframes.has_expressions:
                 trajectory.affine(i)  # the motion between frames, its expressions evaluated
+            for name, w in s.layers:  # a weight of time (an expression in a keyframe) keeps its sign too
+                if w != 0 and signs.setdefault(name, math.copysign(1.0, w)) != math.copysign(1.0, w):
+                    raise SettingsError(f"the weight of layer {name!r} changes sign ({w:.3g})",
+                                        hint="keep a layer's weight on one side of 0 through the zoom")
         except SettingsError as e:
             message = e.message.split(": ", 1)[1] if e.message.startswith("at t = ") else e.message
             raise SettingsError(f"frame {i} (t = {i / fps:.2f} s): {message}", hint=e.hint) from None
         names |= {n for n, _ in s.layers}
     plan.layer_names = tuple(dict.fromkeys([*layers, *sorted(names - set(layers))]))
-    _check_signs(plan)
+    plan.signs = tuple(sorted(signs.items()))
     return plan
 
 
@@ -238,7 +245,7 @@ def _check_signs(plan: ZoomPath) -> None:
     signs: dict[str, float] = {}
     for state in plan.keyframes.states:
         for name, w in dict(state.get("layers") or {}).items():
-            if w != 0 and signs.setdefault(name, math.copysign(1.0, w)) != math.copysign(1.0, w):
+            if not isinstance(w, Expression) and w != 0 and signs.setdefault(name, math.copysign(1.0, w)) != math.copysign(1.0, w):
                 raise SettingsError(f"keyframes: the weight of layer {name!r} changes sign",
                                     hint="ease a layer between 0 and a positive (or a negative) weight, not across 0")
 
@@ -317,14 +324,11 @@ class Frames:
         self.plan = plan
         self.source = np.asarray(source, np.float32)
         self.mask = for_still(plan.first.mask, self.source.shape[:2]) if plan.first.mask else None
-        self.eased = plan.keyframes is not None and len({_layer_key(st) for st in plan.keyframes.states}) > 1
+        self.eased = plan.keyframes is not None and (len({_layer_key(st) for st in plan.keyframes.states}) > 1 or any(
+            isinstance(w, Expression) for st in plan.keyframes.states for w in dict(st.get("layers") or {}).values()))
         if self.eased:  # one network tapped at every layer named, weights eased by gains: one trace
-            signs = {}
-            for st in plan.keyframes.states:
-                signs.update({n: math.copysign(1.0, w) for n, w in dict(st.get("layers") or {}).items() if w})
             network = replace(plan.first, layers=tuple((n, 1.0) for n in plan.layer_names))
-            self.dreamer = get_dreamer(network, objective_for(network, tuple(sorted(signs.items()))),
-                                       size=self.source.shape[:2])
+            self.dreamer = get_dreamer(network, objective_for(network, plan.signs), size=self.source.shape[:2])
         else:  # one layer set for the whole zoom: the shared, cached Dreamer
             self.dreamer = get_dreamer(plan.first, size=self.source.shape[:2])
         self.reference: tuple[np.ndarray, np.ndarray] | None = None
