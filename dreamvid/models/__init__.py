@@ -488,8 +488,10 @@ class DreamModel:
     The scales are measured in float32 on `features`, so they mean the same at every precision.
 
     `features` is the tapped network as loaded (its weights are the file's), or when it came
-    from the network cache (netcache.py) its folded rewrite; `network`, when set, is what runs: the same function rewritten for speed (graph.rebuild: batch norms
-    folded) and for `precision`. Activations come out float32 either way.
+    from the network cache (netcache.py) its folded rewrite, in float32 usually run as plain
+    TensorFlow ops (plain.PlainNetwork); `network`, when set, is what runs: the same function
+    rewritten for speed (graph.rebuild: batch norms folded) and for `precision`. Activations
+    come out float32 either way.
     """
 
     name: str
@@ -530,18 +532,25 @@ def load(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None = N
 @functools.lru_cache(maxsize=8)
 def _load(name: str, layers: Layers, weights: str | None, policy: str = "float32") -> DreamModel:
     setup_tensorflow()
-    from . import netcache
+    import dataclasses
+
+    from . import netcache, plain
 
     spec = get_spec(name)
     # Validate names before the (slow) weights load where possible.
     if spec.source != "file":
         layers = resolve_layers(name, layers)
     key = _network_cache_key(spec, layers, weights)
-    hit = netcache.read(key) if key is not None else None
+    # float32 runs the cached network as plain TensorFlow ops (plain.py: the same graph, traced
+    # sooner); a mixed policy rewrites the Keras model (graph.rebuild)
+    hit = netcache.read(key, plain_ok=policy == "float32") if key is not None else None
     if hit is not None:  # the folded float32 network and its levels, as computed the first time
         network, scales = hit
         log.debug("%s: folded network and calibration from the cache", name)
-        return optimised(DreamModel(name, layers, network, spec.preprocessing, spec.min_size, scales), policy)
+        model = DreamModel(name, layers, network, spec.preprocessing, spec.min_size, scales)
+        if isinstance(network, plain.PlainNetwork):
+            return dataclasses.replace(model, network=network)
+        return optimised(model, policy)
     trunk = load_trunk(name, weights)
     if spec.source == "file":
         layers = resolve_layers(name, layers, trunk)
