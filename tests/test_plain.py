@@ -111,7 +111,8 @@ def test_what_it_does_not_do_is_left_to_keras(change):
     assert plain.build(config, weights) is None
 
 
-@pytest.mark.parametrize("damage", ["in_channels", "filters", "no_bias", "extra_layer", "dtype", "dangling"])
+@pytest.mark.parametrize("damage", ["in_channels", "filters", "no_bias", "extra_layer", "dtype", "dangling",
+                                    "strides", "padding", "pool_size", "zero_padding", "relu"])
 def test_weights_that_do_not_fit_the_config_are_refused(damage):
     config, weights = saved(every_kind())
     if damage == "in_channels":
@@ -124,9 +125,14 @@ def test_weights_that_do_not_fit_the_config_are_refused(damage):
         weights["nowhere"] = [np.zeros(3, np.float32)]
     elif damage == "dtype":
         weights["stem"] = [w.astype(np.float64) for w in weights["stem"]]
-    else:
+    elif damage == "dangling":
         next(la for la in config["layers"] if la["name"] == "add")["inbound_nodes"][0]["args"][0][1][
             "config"]["keras_history"][0] = "later"
+    else:  # options of the wrong kind, which would only fail while tracing
+        name, key, value = {"strides": ("stem", "strides", [2, "2"]), "padding": ("dw", "padding", "full"),
+                            "pool_size": ("pool", "pool_size", [3]), "zero_padding": ("pad", "padding", [[1, -1], [0, 1]]),
+                            "relu": ("stem_act", "max_value", "6")}[damage]
+        next(la for la in config["layers"] if la["name"] == name)["config"][key] = value
     with pytest.raises(ValueError):
         plain.build(config, weights)
 

@@ -114,8 +114,41 @@ def _check(config: dict, weights: dict) -> list[tuple[str, str, dict, list[str]]
     return out
 
 
+def _pair(value, name: str, what: str, low: int = 1) -> None:
+    """`value` is two whole numbers >= low (a size, a stride)."""
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in value)):
+        raise ValueError(f"{name}: {what} {value!r} is not two whole numbers >= {low}")
+
+
+def _options(kind: str, name: str, cfg: dict) -> None:
+    """Every option __call__ reads is of the kind it needs (the config comes from a file)."""
+    if kind in (*CONV, "MaxPooling2D", "AveragePooling2D") and cfg.get("padding") not in ("valid", "same"):
+        raise ValueError(f"{name}: padding {cfg.get('padding')!r}")
+    if kind in CONV:
+        _pair(cfg.get("strides"), name, "strides")
+        if not isinstance(cfg.get("use_bias"), bool):
+            raise ValueError(f"{name}: use_bias {cfg.get('use_bias')!r}")
+    elif kind in ("MaxPooling2D", "AveragePooling2D"):
+        _pair(cfg.get("pool_size"), name, "pool_size")
+        if cfg.get("strides") is not None:
+            _pair(cfg["strides"], name, "strides")
+    elif kind == "ZeroPadding2D":
+        pad = cfg.get("padding")
+        if not isinstance(pad, (list, tuple)) or len(pad) != 2:
+            raise ValueError(f"{name}: padding {pad!r}")
+        for side in pad:
+            _pair(side, name, "padding", low=0)
+    elif kind == "ReLU":
+        number = (int, float)
+        if not (isinstance(cfg.get("negative_slope"), number) and isinstance(cfg.get("threshold"), number)
+                and (cfg.get("max_value") is None or isinstance(cfg["max_value"], number))):
+            raise ValueError(f"{name}: ReLU options {cfg}")
+
+
 def _channels(kind: str, name: str, cfg: dict, c_in: list[int], arrays: list) -> int:
     """The output channels of one layer; raises when its weights do not fit the config."""
+    _options(kind, name, cfg)
     if kind not in CONV:
         if arrays:
             raise ValueError(f"{name}: {kind} has no weights")
