@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier, about 4 minutes)")
     parser.add_argument("--only", default=",".join(ITEMS), help=f"comma-separated items of {', '.join(ITEMS)}")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/bench.md")
+    parser.add_argument("--against", metavar="DIR",
+                        help="startup item: also time this tree against the dreamvid checkout in DIR (before/after)")
     parser.add_argument("--report", action="store_true",
                         help="measure nothing: table and docs/bench.md from bench/results/latest.json")
     args = parser.parse_args(argv)
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
         elif item == "memory":
             results["memory"] = memory.measure(args.quick)
         elif item == "startup":
-            results["startup"] = startup.measure(args.quick)
+            results["startup"] = startup.measure(args.quick, args.against)
         elif item == "precisions":
             results["precisions"] = precisions.measure(args.quick)
         elif item == "coherence":

@@ -35,7 +35,7 @@ def measure(quick: bool = False) -> dict:
         m32 = steps.load_model(name, layer)
         m16 = steps.load_model(name, layer, precision=reduced)
         fns = {"float32": steps.step_call(m32, SIZE), reduced: steps.step_call(m16, SIZE)}
-        has_depthwise = any(type(la).__name__ == "DepthwiseConv2D" for la in m32.network.layers)
+        has_depthwise = any(type(la).__name__ == "DepthwiseConv2D" for la in m16.network.layers)  # m32 may run plain
         if has_depthwise:
             fns["dense_only"] = steps.step_call(dense_only(m32, reduced), SIZE)
         times = common.interleaved(fns, max(2, reps // 3) if quick else reps)

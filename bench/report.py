@@ -279,6 +279,53 @@ def _details(r: dict) -> list[str]:
         md += ["", "## 4. Memory", "",
                f"Peak RSS of a fresh process; {r['memory']['iterations_per_octave']} iterations per "
                "octave (the peak comes with the first full-size step), tiles of 512 px."]
+    if "startup" in r and "breakdown" in r["startup"]:
+        md += _startup_details(r["startup"])
+    return md
+
+
+PHASES = {"import": "import TensorFlow, Keras, dreamvid", "network_ready": "network ready (built or from the cache)",
+          "dreamer_and_precision": "precision auto and the Dreamer", "trace": "trace the step",
+          "first_step": "first step", "second_step": "second step (for scale)"}
+
+
+def _startup_details(s: dict) -> list[str]:
+    """Section 5: where a fresh process's time goes, and before/after when measured (--against)."""
+    b = s["breakdown"]
+    md = ["", "## 5. Start-up", "",
+          f"A fresh process per run (bench/startup.py BREAKDOWN: `classic`, a 365-px image, one tile), "
+          f"median seconds of {b['runs']} runs per column, the columns alternated. Model ready and traced = "
+          "network + precision + trace + first step (target <= 1.0 s with the cache warm).", "",
+          "| phase | no cache | cache warm |", "|---|---|---|"]
+    for k, label in PHASES.items():
+        if k in b["cache_warm"]["phases_s"]:
+            md.append(f"| {label} | {b['no_cache']['phases_s'][k]:.3f} | {b['cache_warm']['phases_s'][k]:.3f} |")
+    md.append(f"| **model ready and traced** | {b['no_cache']['model_ready_and_traced_s']:.3f} | "
+              f"**{b['cache_warm']['model_ready_and_traced_s']:.3f}** |")
+    if "whole_process" in s:
+        w = s["whole_process"]
+        md += ["", f"The whole `dreamvid image astronaut.jpg -p classic --max-size 512` as a user runs it (wall time "
+               f"of a fresh process, cache warm) took {w['seconds']['dreamvid']:.2f} s against "
+               f"{w['seconds']['keras_example_script']:.2f} s for the Keras-example-structured script "
+               f"(bench/startup.py KERAS_SCRIPT) = {w['speedup']:.2f}x (target {w['target']}x), "
+               f"{w['rounds']} alternated rounds."]
+    a = s.get("against")
+    if a:
+        before = a["baseline"]["commit"]
+        md += ["", f"Before/after in the same run (`--against`: the checkout at `{before}`; {a['rounds']} rounds, "
+               "each tree a fresh process, alternated; cache warm; the Keras-example script once a round):", "",
+               f"| | before (`{before}`) | after |", "|---|---|---|"]
+        for k, label in PHASES.items():
+            if k in a["after"]["phases_s"] and k != "import":
+                md.append(f"| {label} | {a['before']['phases_s'][k]:.3f} | {a['after']['phases_s'][k]:.3f} |")
+        md.append(f"| **model ready and traced** | {a['before']['model_ready_and_traced_s']:.3f} | "
+                  f"**{a['after']['model_ready_and_traced_s']:.3f}** |")
+        md.append(f"| import TensorFlow, Keras, dreamvid | {a['before']['phases_s']['import']:.3f} | "
+                  f"{a['after']['phases_s']['import']:.3f} |")
+        md.append(f"| whole `image -p classic` 512 px | {a['before']['whole_process_s']:.2f} | "
+                  f"{a['after']['whole_process_s']:.2f} |")
+        md.append(f"| vs the Keras-example script ({a['keras_example_script_s']:.2f} s) | "
+                  f"{a['before']['speedup_vs_keras_example']:.2f}x | **{a['after']['speedup_vs_keras_example']:.2f}x** |")
     return md
 
 

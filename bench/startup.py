@@ -1,5 +1,7 @@
 """Item 5: time to `dreamvid --help`, and proof that TensorFlow is not imported for it; where a
-fresh process's time goes before the first step; the whole `classic` command against a script.
+fresh process's time goes before the first step; the whole `classic` command against a script;
+with `python -m bench --only startup --against DIR`, both of those for this tree and for the
+dreamvid checkout in DIR, alternated in the same run (a before/after table in docs/bench.md).
 
 Wall time of the installed console script (a fresh process each time, as a user runs it),
 median of a few runs; then the same command in-process with a check of sys.modules.
@@ -41,7 +43,7 @@ def command() -> list[str]:
     return [found, "--help"] if found else [sys.executable, "-m", "dreamvid", "--help"]
 
 
-def measure(quick: bool = False) -> dict:
+def measure(quick: bool = False, against: str | None = None) -> dict:
     cmd = command()
     times = []
     for _ in range(3 if quick else 7):
@@ -53,7 +55,8 @@ def measure(quick: bool = False) -> dict:
     return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
             "seconds": round(seconds, 3), "imported": imported, "target_s": TARGET_S,
             "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras"),
-            "breakdown": breakdown(2 if quick else 3), "whole_process": whole_process(2 if quick else 3)}
+            "breakdown": breakdown(2 if quick else 3), "whole_process": whole_process(2 if quick else 3),
+            **({"against": before_after(Path(against), 2 if quick else 4)} if against else {})}
 
 
 # ---- issue 12: where a fresh process's time goes before the first step, and the whole command ----
@@ -149,3 +152,59 @@ def whole_process(rounds: int = 3) -> dict:
     med = {k: common.median(v) for k, v in times.items()}
     return {"seconds": {k: round(v, 2) for k, v in med.items()},
             "speedup": round(med["keras_example_script"] / med["dreamvid"], 2), "target": 1.3, "rounds": rounds}
+
+
+# ---- before/after: this tree against another checkout, in the same run ----------------------
+
+def _child(code: str, tree: Path, env=None) -> dict:
+    """Run `code` in a fresh Python with `tree`'s dreamvid (cwd and PYTHONPATH); its last stdout line is JSON."""
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree), "DREAMVID_NETWORK_CACHE": "1", **(env or {})},
+                          timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}) in {tree}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _wall(args: list[str], tree: Path) -> float:
+    """Wall seconds of `python ARGS` run in `tree` (its dreamvid), as a user's command is timed."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, capture_output=True, cwd=tree,
+                   env={**os.environ, "PYTHONPATH": str(tree), "DREAMVID_NETWORK_CACHE": "1"}, timeout=900)
+    return time.perf_counter() - t
+
+
+def before_after(baseline: Path, rounds: int = 4) -> dict:
+    """The start-up breakdown (cache warm) and the whole `image -p classic` at 512 px of this
+    tree and of `baseline` (another checkout of dreamvid, e.g. `git worktree add DIR COMMIT`),
+    each run a fresh process (wall time, as whole_process), the trees and the Keras-example
+    script alternated; medians."""
+    import tempfile
+
+    from . import report
+
+    trees = {"before": baseline.resolve(), "after": common.ROOT}
+    image = common.ROOT / "samples" / "astronaut.jpg"
+    marks: dict[str, list] = {k: [] for k in trees}
+    whole: dict[str, list] = {**{k: [] for k in trees}, "keras_example_script": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["-m", "dreamvid", "-q", "image", str(image), "-p", "classic", "--max-size", "512", "-o", f"{tmp}/d.png"]
+        keras = ["-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png"]
+        for tree in trees.values():  # warm each tree's network cache and precision choice
+            _child(BREAKDOWN, tree)
+            _wall(cmd, tree)
+        for _ in range(rounds):
+            for label, tree in trees.items():
+                marks[label].append(_child(BREAKDOWN, tree)["marks"])
+                whole[label].append(_wall(cmd, tree))
+            whole["keras_example_script"].append(_wall(keras, common.ROOT))
+    out = {"baseline": {"path": str(baseline), "commit": report.commit_of(baseline)}, "rounds": rounds}
+    for label, ms in marks.items():
+        out[label] = {"phases_s": {k: round(common.median([m[k] for m in ms]), 3) for k in ms[0]},
+                      "model_ready_and_traced_s": round(common.median([sum(m[k] for k in READY) for m in ms]), 3),
+                      "whole_process_s": round(common.median(whole[label]), 2)}
+    keras_s = common.median(whole["keras_example_script"])
+    out["keras_example_script_s"] = round(keras_s, 2)
+    for label in trees:
+        out[label]["speedup_vs_keras_example"] = round(keras_s / out[label]["whole_process_s"], 2)
+    return out

@@ -442,7 +442,10 @@ class Dreamer:
             tf.TensorSpec([], tf.float32),  # smooth: gradient blur sigma in px (0: none)
         ]
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
+        # autograph=False: the steps hold no Python control flow on tensors (tf.cond and
+        # tf.while_loop are written out), so AutoGraph would trace the same graph
+        # (tests/test_dream.py), and converting their source was 0.4 s of a first trace.
+        @tf.function(input_signature=signature, reduce_retracing=True, autograph=False)
         def ascent_step(x, shift, step, ys, xs, mask, smooth):
             self.traces += 1  # Python side effect: runs only while tracing
             # An image within one tile is a loop of one iteration: as fast as a direct call
@@ -451,7 +454,7 @@ class Dreamer:
             return update(x, loss, grad, shift, step, mask, smooth)
 
         @tf.function(input_signature=[signature[0], signature[1], signature[2], signature[5], signature[6]],
-                     reduce_retracing=True)
+                     reduce_retracing=True, autograph=False)
         def single_step(x, shift, step, mask, smooth):
             """The step of an image that is one tile (most stills and frames): no tile loop, so it
             traces in about half the time of `ascent_step` and its first call is faster too
@@ -460,7 +463,8 @@ class Dreamer:
             loss, grad = tile_gradient(tf.roll(x, shift, axis=[0, 1]))
             return update(x, loss, grad, shift, step, mask, smooth)
 
-        @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.int32)], reduce_retracing=True)
+        @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.int32)], reduce_retracing=True,
+                     autograph=False)
         def batched_ascent_step(x, shift, step, ys, xs, mask, smooth, batch):
             self.traces += 1
             loss, grad = batched_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs, batch)

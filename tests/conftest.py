@@ -14,6 +14,7 @@ code with itself.
 """
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 from fractions import Fraction
@@ -247,3 +248,46 @@ def _dreamvid_cache_dir(tmp_path_factory):
         os.environ.pop("DREAMVID_CACHE_DIR", None)
     else:
         os.environ["DREAMVID_CACHE_DIR"] = old
+
+
+def graph_structure(concrete) -> collections.Counter:
+    """A traced tf.function's graph up to names: a multiset of each node's op, attributes and
+    inputs' structure, recursively, with every function it calls (a tf.cond's branches, a
+    while loop's body) compared by its own structure and its arguments by position, not by
+    their names. Two equal ones are the same computation op for op."""
+    gd = concrete.graph.as_graph_def()
+    library = {f.signature.name: f for f in gd.library.function}
+    functions: dict = {}
+
+    def function(name):
+        if name not in functions:
+            f = library[name]
+            args = {a.name: i for i, a in enumerate(f.signature.input_arg)}
+            counts, h = nodes(f.node_def, args)
+            outputs = tuple(h(f.ret[a.name]) for a in f.signature.output_arg)
+            types = tuple((a.type, a.type_attr) for a in (*f.signature.input_arg, *f.signature.output_arg))
+            functions[name] = hash((types, tuple(sorted(counts.items())), outputs))
+        return functions[name]
+
+    def attr(value):
+        return ("func", function(value.func.name)) if value.HasField("func") else str(value)
+
+    def nodes(node_defs, args):
+        by_name = {n.name: n for n in node_defs}
+        memo: dict = {}
+
+        def h(ref):
+            base, _, port = ref.lstrip("^").partition(":")
+            if base not in by_name:  # a function's argument
+                return hash(("arg", args[base]))
+            if base not in memo:
+                n = by_name[base]
+                memo[base] = hash((n.op, tuple(sorted((k, attr(v)) for k, v in n.attr.items())),
+                                   tuple(h(i) for i in n.input)))
+            return hash((memo[base], port.rpartition(":")[2] or "0", ref.startswith("^")))
+
+        for n in node_defs:
+            h(n.name)
+        return collections.Counter(memo.values()), h
+
+    return nodes(gd.node, {})[0]

@@ -169,6 +169,19 @@ def test_step_is_traced_once_for_all_sizes_octaves_and_calls(tiny_path, image):
     assert d.traces == 2
 
 
+def test_the_steps_need_no_autograph(tiny_path):
+    """The steps are traced with autograph=False (its source conversion was most of a first
+    trace): they hold no Python control flow on tensors, so AutoGraph would trace the same graph."""
+    import tensorflow as tf
+
+    from .conftest import graph_structure
+
+    d = Dreamer(models.load(tiny_path, (("conv2", 1.0), ("conv3", 0.5))))
+    for step in (d._single_step, d._ascent_step, d._batched_ascent_step):
+        converted = tf.function(step.python_function, input_signature=step.input_signature, autograph=True)
+        assert graph_structure(step.get_concrete_function()) == graph_structure(converted.get_concrete_function())
+
+
 def test_the_one_tile_step_is_the_tiled_step(tiny_path, image):
     import tensorflow as tf
 

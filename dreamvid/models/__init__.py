@@ -54,6 +54,12 @@ def setup_tensorflow():
       DREAMVID_REMAPPER=1 keeps it (the benchmark measures both).
     - GPU memory growth: TensorFlow otherwise reserves nearly all GPU memory at start, which
       starves other processes (a second render, the flow code's OpenCV) for no gain here.
+    - The cyclic garbage collector paused while TensorFlow and Keras import, and what they
+      created frozen afterwards (gc.freeze): the import makes about 275,000 long-lived objects
+      and almost no garbage (about 1,300 unreachable objects), yet the collector's full passes
+      over them took 0.3 s of the import and 0.1 s more during the first trace on a 2-core CPU
+      (bench/startup.py); frozen, later passes skip them. Only when this is TensorFlow's first
+      import in the process and the collector is on.
     - Quiet, as a library should be: TensorFlow's native start-up chatter (absl lines about
       oneDNN, CUDA probing, `cuInit` errors on machines without a GPU) is written by C++ to
       fd 2 before Python logging exists, some of it before absl reads TF_CPP_MIN_LOG_LEVEL, so
@@ -61,7 +67,8 @@ def setup_tensorflow():
       or the "dreamvid" logger at DEBUG (the CLI's --verbose/--debug), shows it.
     """
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    with _quiet_native_logs():
+    with _quiet_native_logs(), _collector_paused():
+        import keras  # noqa: F401 - imported with the collector paused too (every network needs it)
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
@@ -73,6 +80,22 @@ def setup_tensorflow():
     if not gpus and os.environ.get("DREAMVID_REMAPPER") != "1":
         tf.config.optimizer.set_experimental_options({"remapping": False})
     return tf
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """gc paused inside, and everything alive frozen after (setup_tensorflow says why)."""
+    import gc
+
+    if "tensorflow" in sys.modules or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 @contextlib.contextmanager
@@ -465,8 +488,10 @@ class DreamModel:
     The scales are measured in float32 on `features`, so they mean the same at every precision.
 
     `features` is the tapped network as loaded (its weights are the file's), or when it came
-    from the network cache (netcache.py) its folded rewrite; `network`, when set, is what runs: the same function rewritten for speed (graph.rebuild: batch norms
-    folded) and for `precision`. Activations come out float32 either way.
+    from the network cache (netcache.py) its folded rewrite, in float32 usually run as plain
+    TensorFlow ops (plain.PlainNetwork); `network`, when set, is what runs: the same function
+    rewritten for speed (graph.rebuild: batch norms folded) and for `precision`. Activations
+    come out float32 either way.
     """
 
     name: str
@@ -507,18 +532,25 @@ def load(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None = N
 @functools.lru_cache(maxsize=8)
 def _load(name: str, layers: Layers, weights: str | None, policy: str = "float32") -> DreamModel:
     setup_tensorflow()
-    from . import netcache
+    import dataclasses
+
+    from . import netcache, plain
 
     spec = get_spec(name)
     # Validate names before the (slow) weights load where possible.
     if spec.source != "file":
         layers = resolve_layers(name, layers)
     key = _network_cache_key(spec, layers, weights)
-    hit = netcache.read(key) if key is not None else None
+    # float32 runs the cached network as plain TensorFlow ops (plain.py: the same graph, traced
+    # sooner); a mixed policy rewrites the Keras model (graph.rebuild)
+    hit = netcache.read(key, plain_ok=policy == "float32") if key is not None else None
     if hit is not None:  # the folded float32 network and its levels, as computed the first time
         network, scales = hit
         log.debug("%s: folded network and calibration from the cache", name)
-        return optimised(DreamModel(name, layers, network, spec.preprocessing, spec.min_size, scales), policy)
+        model = DreamModel(name, layers, network, spec.preprocessing, spec.min_size, scales)
+        if isinstance(network, plain.PlainNetwork):
+            return dataclasses.replace(model, network=network)
+        return optimised(model, policy)
     trunk = load_trunk(name, weights)
     if spec.source == "file":
         layers = resolve_layers(name, layers, trunk)

@@ -84,10 +84,15 @@ def rebuild(model, *, fold_batchnorm: bool = True, dtype_policy: str | None = No
     """
     import keras
 
+    from .plain import PlainNetwork
+
+    given = model
+    if isinstance(model, PlainNetwork):  # the cached network run without Keras layers: rewrite its Keras model
+        model = model.keras()
     config = model.get_config()
     pairs = _fold_pairs(config) if fold_batchnorm else {}
     if not pairs and dtype_policy is None:
-        return model
+        return given
     folded_convs = set(pairs.values())
     for layer in config["layers"]:
         cfg = layer["config"]

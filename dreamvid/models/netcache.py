@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, cache
+from . import plain
 
 log = logging.getLogger("dreamvid")
 
-FORMAT = 1
+FORMAT = 2  # 2: weights by layer name (plain.py runs the network without Keras layers)
 SAFE_LAYERS = {"InputLayer", "Conv2D", "DepthwiseConv2D", "Identity", "ReLU", "Activation", "Add", "Concatenate",
                "MaxPooling2D", "AveragePooling2D", "ZeroPadding2D", "BatchNormalization", "Multiply", "Rescaling"}
 
@@ -47,8 +48,10 @@ def _paths(k: dict) -> tuple[Path, Path]:
     return stem.with_suffix(".json"), stem.with_suffix(".npz")
 
 
-def read(k: dict):
-    """(network, scales) from the cache, or None when absent or not valid."""
+def read(k: dict, plain_ok: bool = False):
+    """(network, scales) from the cache, or None when absent or not valid. With `plain_ok`, the
+    network is a plain.PlainNetwork where its layers allow (no Keras layers built, plain.py),
+    else the rebuilt keras.Model."""
     meta_path, npz_path = _paths(k)
     meta = cache.read_json(meta_path)
     if meta is None:
@@ -60,12 +63,19 @@ def read(k: dict):
         classes = {layer["class_name"] for layer in config["layers"]}
         if not classes <= SAFE_LAYERS or any(layer.get("module") != "keras.layers" for layer in config["layers"]):
             raise ValueError(f"layer classes outside the built-in set: {sorted(classes - SAFE_LAYERS)}")
+        owners = [(str(name), int(n)) for name, n in meta["weights"]]
         with np.load(npz_path, allow_pickle=False) as z:
-            arrays = [z[f"w{i}"] for i in range(int(meta["n_weights"]))]
-        import keras
+            arrays = iter([z[f"w{i}"] for i in range(sum(n for _, n in owners))])
+        weights = {name: [next(arrays) for _ in range(n)] for name, n in owners}
+        network = plain.build(config, weights) if plain_ok else None
+        if network is None:
+            import keras
 
-        network = keras.Model.from_config(config)
-        network.set_weights(arrays)  # raises on a count or shape mismatch
+            network = keras.Model.from_config(config)
+            for layer in network.layers:  # raises on a count or shape mismatch
+                layer.set_weights(weights.pop(layer.name, []))
+            if weights:
+                raise ValueError(f"weights of layers the network lacks: {sorted(weights)[:5]}")
     except Exception as e:  # noqa: BLE001 - any damage means: rebuild from the weights
         log.info("rebuilding %s: its cached network is not usable (%s)", k["model"], str(e)[:200])
         return None
@@ -74,8 +84,8 @@ def read(k: dict):
 
 def write(k: dict, network, scales) -> None:
     meta_path, npz_path = _paths(k)
-    weights = network.get_weights()
-    arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(weights)}
+    owners = [(layer.name, layer.get_weights()) for layer in network.layers if layer.weights]
+    arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(w for _, ws in owners for w in ws)}
     if cache.write_atomic(npz_path, lambda f: np.savez(f, **arrays)):
-        cache.write_json(meta_path, {"key": k, "scales": list(scales), "n_weights": len(weights),
+        cache.write_json(meta_path, {"key": k, "scales": list(scales), "weights": [[n, len(ws)] for n, ws in owners],
                                      "config": json.loads(json.dumps(network.get_config()))})
