@@ -76,6 +76,12 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
             w = max(ind, key=lambda x: x["vs_independent"])
             rows.append(("7. coherence vs --flow none (worst kind)", f"{w['vs_independent']:.3f}x ({w['kind']})",
                          "<= 0.1x", _mark(hit["vs_independent"])))
+            floors = [x for x in ind if "oracle" in x]
+            if floors:  # the same ratio for a perfectly coherent dream of the same strength (bench/coherence.py)
+                o = max(floors, key=lambda x: x["oracle"]["vs_independent"])
+                rows.append(("7. the same, a perfectly coherent dream (worst photo kind)",
+                             f"{o['oracle']['vs_independent']:.3f}x ({o['kind']}; dreamvid {o['vs_independent']:.3f}x)",
+                             "", "—"))
         low = min(rows_, key=lambda x: x["strength"]["later_over_first"])
         rows.append(("7. dream strength, later frames / first (worst)",
                      f"{low['strength']['later_over_first']:.2f} ({low['kind']})", ">= 0.6",
