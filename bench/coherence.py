@@ -238,7 +238,7 @@ def main(argv=None) -> int:
     if args.age_profile:
         from dreamvid import presets
 
-        settings = presets.resolve(PRESET, dream={k: v for k, v in dream.items()}, video=video)
+        settings = presets.resolve(PRESET, dream=dream, video=video)
         with tempfile.TemporaryDirectory() as tmp:
             for row in age_profile(settings, Path(args.keep or tmp)):
                 print(f"columns {row['columns'][0]:3d}-{row['columns'][1]:3d}  in view {row['age_frames']:5.1f} frames "

@@ -75,12 +75,13 @@ class LoadSampler:
         return {"min": round(min(s), 2), "max": round(max(s), 2), "mean": round(float(np.mean(s)), 2)}
 
 
-def run_child(code: str, env: dict | None = None, timeout: float = 900) -> dict:
-    """Run `code` in a fresh Python; it prints one JSON object as its last stdout line."""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+def run_child(code: str, env: dict | None = None, timeout: float = 900, cwd: Path = ROOT) -> dict:
+    """Run `code` in a fresh Python in `cwd`; it prints one JSON object as its last stdout line."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, **(env or {})}, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        where = "" if cwd == ROOT else f" in {cwd}"
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}){where}:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

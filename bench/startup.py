@@ -124,10 +124,14 @@ def breakdown(runs: int = 3) -> dict:
         for label, flag in (("no_cache", "0"), ("cache_warm", "1")):
             results[label].append(common.run_child(BREAKDOWN, env={"DREAMVID_NETWORK_CACHE": flag})["marks"])
     for label, marks in results.items():
-        phases = {k: round(common.median([m[k] for m in marks]), 3) for k in marks[0]}
-        ready = common.median([sum(m[k] for k in READY) for m in marks])
-        out[label] = {"phases_s": phases, "model_ready_and_traced_s": round(ready, 3)}
+        out[label] = _phases(marks)
     return {**out, "target_s": 1.0, "runs": runs}
+
+
+def _phases(marks: list[dict]) -> dict:
+    """Medians over runs of BREAKDOWN's marks: each phase, and model ready and traced (READY)."""
+    return {"phases_s": {k: round(common.median([m[k] for m in marks]), 3) for k in marks[0]},
+            "model_ready_and_traced_s": round(common.median([sum(m[k] for k in READY) for m in marks]), 3)}
 
 
 def whole_process(rounds: int = 3) -> dict:
@@ -156,14 +160,9 @@ def whole_process(rounds: int = 3) -> dict:
 
 # ---- before/after: this tree against another checkout, in the same run ----------------------
 
-def _child(code: str, tree: Path, env=None) -> dict:
-    """Run `code` in a fresh Python with `tree`'s dreamvid (cwd and PYTHONPATH); its last stdout line is JSON."""
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=tree,
-                          env={**os.environ, "PYTHONPATH": str(tree), "DREAMVID_NETWORK_CACHE": "1", **(env or {})},
-                          timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}) in {tree}:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _child(code: str, tree: Path) -> dict:
+    """common.run_child with `tree`'s dreamvid (cwd and PYTHONPATH), network cache on."""
+    return common.run_child(code, env={"PYTHONPATH": str(tree), "DREAMVID_NETWORK_CACHE": "1"}, cwd=tree)
 
 
 def _wall(args: list[str], tree: Path) -> float:
@@ -200,9 +199,7 @@ def before_after(baseline: Path, rounds: int = 4) -> dict:
             whole["keras_example_script"].append(_wall(keras, common.ROOT))
     out = {"baseline": {"path": str(baseline), "commit": report.commit_of(baseline)}, "rounds": rounds}
     for label, ms in marks.items():
-        out[label] = {"phases_s": {k: round(common.median([m[k] for m in ms]), 3) for k in ms[0]},
-                      "model_ready_and_traced_s": round(common.median([sum(m[k] for k in READY) for m in ms]), 3),
-                      "whole_process_s": round(common.median(whole[label]), 2)}
+        out[label] = {**_phases(ms), "whole_process_s": round(common.median(whole[label]), 2)}
     keras_s = common.median(whole["keras_example_script"])
     out["keras_example_script_s"] = round(keras_s, 2)
     for label in trees:

@@ -106,8 +106,9 @@ def _check(config: dict, weights: dict) -> list[tuple[str, str, dict, list[str]]
         c_in = [channels[s] for s in srcs]
         channels[name] = _channels(kind, name, cfg, c_in, weights.get(name, []))
         out.append((kind, name, cfg, srcs))
-    if set(weights) - {name for _, name, _, _ in out}:
-        raise ValueError(f"weights for layers not in the config: {sorted(set(weights) - set(channels))[:5]}")
+    stray = set(weights) - {name for _, name, _, _ in out}
+    if stray:
+        raise ValueError(f"weights for layers not in the config: {sorted(stray)[:5]}")
     for o in _output_names(config):
         if o not in channels:
             raise ValueError(f"output {o} is not a layer")

@@ -6,11 +6,12 @@ dream.iterations (the full dream of a shot's first frame), video.blend and
 video.frame_iterations (every later frame); so may each layer weight
 (`--layer "block4c_out:0.5+0.5*onset"`, `layers = { block4c_out = "1-0.5*onset" }`): the
 network is then tapped at every entry with weight 1 and the weights are eased per frame
-(dream.EasedMeanSquares, `signs`), so the step is traced once, as a zoom's keyframed layers. They are parsed by expr.py and evaluated once,
-vectorised, at every frame time by trajectory.Schedule, as a zoom's are; t is the frame's time
-in the source (index / fps), f its index, duration the clip's length. The envelopes (rms,
-onset, bass, mid, treble: media/audio.py) come from the clip's first audio track. Every
-frame's values are range-checked when the render is planned, not an hour in.
+(dream.EasedMeanSquares, `signs`), so the step is traced once, as a zoom's keyframed layers.
+They are parsed by expr.py and evaluated once, vectorised, at every frame time by
+trajectory.Schedule, as a zoom's are; t is the frame's time in the source (index / fps), f
+its index, duration the clip's length. The envelopes (rms, onset, bass, mid, treble:
+media/audio.py) come from the clip's first audio track. Every frame's values are
+range-checked when the render is planned, not an hour in.
 """
 from __future__ import annotations
 

@@ -245,7 +245,9 @@ def _check_signs(plan: ZoomPath) -> None:
     signs: dict[str, float] = {}
     for state in plan.keyframes.states:
         for name, w in dict(state.get("layers") or {}).items():
-            if not isinstance(w, Expression) and w != 0 and signs.setdefault(name, math.copysign(1.0, w)) != math.copysign(1.0, w):
+            if isinstance(w, Expression) or w == 0:  # an expression's signs: plan_zoom checks every frame's
+                continue
+            if signs.setdefault(name, math.copysign(1.0, w)) != math.copysign(1.0, w):
                 raise SettingsError(f"keyframes: the weight of layer {name!r} changes sign",
                                     hint="ease a layer between 0 and a positive (or a negative) weight, not across 0")
 
