@@ -1,6 +1,6 @@
 """Item "objectives" (issue 14): what a channel, a class, a guide or a mask adds to a step.
 
-Each objective's compiled step (Dreamer._ascent_step, one 512x384 tile) is timed interleaved
+Each objective's compiled step (the TensorFlow backend's Step.run, one 512x384 tile) is timed interleaved
 with the plain objective on the same layer depth, in one process: a channel of block6d_out
 against block6d_out, a class (logits/K: the classifier as a 1x1 convolution on top_act)
 against top_act, the guided objective and a mask against the plain block4c_out step.
@@ -42,7 +42,7 @@ def step_call(layers, kind=None, size=SIZE):
             tf.constant([0, h], tf.int32), tf.constant([0, w], tf.int32), tf.constant(m), tf.constant(0.0))
 
     def call():
-        loss, out = d._ascent_step(*args)
+        loss, out = d.step.run(*args)
         return float(loss), out.shape
 
     return call

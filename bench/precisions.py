@@ -27,7 +27,8 @@ def dense_only(model, policy: str):
 
 
 def measure(quick: bool = False) -> dict:
-    from dreamvid import models, precision
+    from dreamvid import models
+    from dreamvid.dream import auto
 
     reduced = "mixed_float16" if models.gpu_available() else "mixed_bfloat16"
     rows = []
@@ -46,7 +47,7 @@ def measure(quick: bool = False) -> dict:
         if has_depthwise:
             row["speedup_dense_only"] = round(med["float32"] / med["dense_only"], 2)
         if name != "inception_v3_random":
-            row["auto"] = precision.choose(name, ((layer, 1.0),), None).as_dict()
+            row["auto"] = auto.choose(name, ((layer, 1.0),), None, backend="tensorflow").as_dict()
         rows.append(row)
     return {"rows": rows}
 

@@ -117,7 +117,7 @@ def dream(step, image: np.ndarray, s, *, frame: int = 0, record=None) -> np.ndar
 
 
 def dreamvid_step(dreamer, tile: int):
-    """dreamvid's own compiled step (Dreamer._ascent_step) in the driver's calling convention."""
+    """dreamvid's own compiled step (the TensorFlow backend's Step.run) in the driver's calling convention."""
     import tensorflow as tf
 
     from dreamvid.dream import tile_edges
@@ -125,7 +125,7 @@ def dreamvid_step(dreamer, tile: int):
     def step(img, shift, learning_rate):
         h, w = img.shape[:2]
         ys, xs = tf.constant(tile_edges(h, tile), tf.int32), tf.constant(tile_edges(w, tile), tf.int32)
-        return dreamer._ascent_step(img, shift, learning_rate, ys, xs, tf.ones([h, w, 1]), tf.constant(0.0))
+        return dreamer.step.run(img, shift, learning_rate, ys, xs, tf.ones([h, w, 1]), tf.constant(0.0))
 
     step.traces = lambda: dreamer.traces
     return step

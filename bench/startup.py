@@ -72,19 +72,21 @@ setup_tensorflow()
 import keras
 from dreamvid import dream, models, presets
 mark("import")
-s = presets.resolve("classic").dream
+import dataclasses
+s = dataclasses.replace(presets.resolve("classic").dream, backend="tensorflow")  # the default install's path
 models.load(s.model, s.layers, s.weights)
 mark("network_ready")  # built, weights read, tapped, calibrated, folded (or all of it from the cache)
 d = dream.get_dreamer(s)
 mark("dreamer_and_precision")  # precision auto (cached after the first run) and the Dreamer
 import numpy as np, tensorflow as tf
 x = tf.constant(np.zeros((365, 365, 3), np.float32))
-args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.ones([365, 365, 1]), tf.constant(0.0))
-d._single_step.get_concrete_function(*args)  # a 365-px image is one tile
+args = (x, tf.constant([1, 1], tf.int32), tf.constant(0.01), tf.ones([365, 365, 1]), tf.constant(0.0),
+        tf.zeros([0]))
+d.step.single.get_concrete_function(*args)  # a 365-px image is one tile
 mark("trace")
-d._single_step(*args)[0].numpy()
+d.step.single(*args)[0].numpy()
 mark("first_step")
-d._single_step(*args)[0].numpy()
+d.step.single(*args)[0].numpy()
 mark("second_step")
 print(json.dumps({"marks": marks}))
 """

@@ -1,6 +1,6 @@
 """Item 1: seconds per gradient-ascent step at 512x384, and GFLOP/s against numpy's matmul.
 
-The step is dreamvid's compiled step (Dreamer._ascent_step: roll, loss and input gradient,
+The step is dreamvid's compiled step (backends/tensorflow.py, Step.run: roll, loss and input gradient,
 normalise, update, clip), single tile. GFLOP per step = 2 x the convolution FLOPs of the
 forward pass up to the deepest tapped layer (the input gradient costs what the forward pass
 costs; weight gradients are not needed; elementwise ops are not counted), read off the
@@ -74,7 +74,7 @@ def step_call(model, size=SIZE, fold: bool = True):
             tf.ones([h, w, 1]), tf.constant(0.0))
 
     def call():
-        loss, out = d._ascent_step(*args)
+        loss, out = d.step.run(*args)
         return float(loss), out.shape
 
     return call

@@ -2,49 +2,35 @@
 
 `report()` gathers, without dreaming anything and without touching the network:
 dreamvid and Python versions, the CPU and its vector extensions (AVX2, AVX-512, AVX512-BF16,
-AMX: what decides whether `--precision mixed` can pay off on a CPU), TensorFlow's version,
-whether oneDNN is on, the GPUs TensorFlow sees and their memory, where Keras caches model
+AMX: what decides whether `--precision mixed` can pay off on a CPU: machine.py), each
+backend's version and devices (TensorFlow: oneDNN, its GPUs; PyTorch: CUDA or MPS), what
+`--backend auto` and `--precision auto` chose for the default model, where Keras caches model
 weights and what is there, the bundled weights, the ffmpeg in use, and which optional extras
 are installed.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
 import sys
-from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, backends, machine
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")  # /proc/cpuinfo names
-EXTRAS = {"ray": ("ray",), "web": ("fastapi", "uvicorn"), "test": ("pytest", "hypothesis")}
+EXTRAS = {"torch": ("torch",), "ray": ("ray",), "web": ("fastapi", "uvicorn"), "test": ("pytest", "hypothesis")}
 
 
 def cpu() -> dict[str, Any]:
-    """Model name and the vector extensions that matter here (Linux: /proc/cpuinfo)."""
-    info: dict[str, Any] = {"model": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                            "flags": []}
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return info
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            info["model"] = value.strip()
-        elif key.strip() == "flags":
-            have = set(value.split())
-            info["flags"] = [f for f in CPU_FLAGS if f in have]
-            break
-    return info
+    """Model name, cores and the vector extensions that matter here (machine.cpu)."""
+    return machine.cpu()
 
 
 def tensorflow() -> dict[str, Any]:
     """TensorFlow's version, oneDNN, and the GPUs it sees with their memory."""
     from .models import setup_tensorflow
 
+    if not backends.installed("tensorflow"):
+        return {"error": f"not installed ({backends.MODULES['tensorflow'][2]})"}
     try:
         tf = setup_tensorflow()
     except Exception as e:  # noqa: BLE001 - a broken install is exactly what doctor reports
@@ -56,6 +42,22 @@ def tensorflow() -> dict[str, Any]:
         out["gpus"].append({"name": details.get("device_name", gpu.name),
                             "compute_capability": details.get("compute_capability")})
     return out
+
+
+def torch() -> dict[str, Any]:
+    """PyTorch's version, the CUDA it was built with, and the device the torch backend uses."""
+    if not backends.installed("torch"):
+        return {"error": f"not installed (the torch backend: {backends.MODULES['torch'][2]})"}
+    try:
+        import torch as t
+
+        from .backends import torch as tb
+
+        b = backends.get("torch")
+        return {"version": t.__version__, "cuda_build": t.version.cuda, "device": str(tb.device()), "gpu": b.gpu(),
+                "threads": t.get_num_threads()}
+    except Exception as e:  # noqa: BLE001 - a broken install is exactly what doctor reports
+        return {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
 
 
 def _onednn(tf) -> bool | None:
@@ -94,20 +96,22 @@ def extras() -> dict[str, bool]:
     return {name: all(importlib.util.find_spec(m) is not None for m in mods) for name, mods in EXTRAS.items()}
 
 
-def precision_auto() -> dict[str, Any]:
-    """What `--precision auto` chose for the default model here (from its cache; nothing is timed)."""
-    from . import precision
+def auto() -> dict[str, Any]:
+    """What `--backend auto` and `--precision auto` chose for the default model here (from the
+    cache; nothing is timed)."""
+    from .dream import auto as chooser
     from .settings import DEFAULT_MODEL
 
     try:
-        c = precision.cached_choice(DEFAULT_MODEL)
-    except Exception as e:  # noqa: BLE001 - a broken TensorFlow is reported by tensorflow() already
+        c = chooser.cached_choice(DEFAULT_MODEL)
+    except Exception as e:  # noqa: BLE001 - a broken framework is reported by its own line already
         return {"model": DEFAULT_MODEL, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
-    return {"model": DEFAULT_MODEL, **(c.as_dict() if c else {"precision": None, "reason": "not measured yet"})}
+    return {"model": DEFAULT_MODEL,
+            **(c.as_dict() if c else {"backend": None, "precision": None, "reason": "not measured yet"})}
 
 
 def report() -> dict[str, Any]:
     """Everything above, as one JSON-able dict."""
     return {"dreamvid": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu": cpu(), "tensorflow": tensorflow(), "precision_auto": precision_auto(), "models": model_cache(),
+            "cpu": cpu(), "tensorflow": tensorflow(), "torch": torch(), "auto": auto(), "models": model_cache(),
             "ffmpeg": ffmpeg(), "extras": extras()}

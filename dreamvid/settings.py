@@ -22,6 +22,7 @@ MAX_TILE_BATCH = 64  # tiles per network call, at most (a 4K image in 512-px til
 FLOW_METHODS = ("dis", "farneback", "none")
 FLOW_QUALITIES = ("ultrafast", "fast", "medium")
 PRECISIONS = ("auto", "float32", "mixed")
+BACKENDS = ("auto", "tensorflow", "torch")  # what runs the step (dreamvid/backends/); auto: the faster here
 INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
 EDGES = ("inpaint", "reflect")  # how a zoom fills the border it uncovers (render/zoom.py move)
 DEFAULT_CRF = 18  # x264 quality that looks lossless
@@ -58,7 +59,8 @@ class DreamSettings:
     seed: int = 0  # seeds the jitter; frame index is mixed in for video
     max_size: int | None = None  # px; downscale so the longest side is at most this (None: keep size)
     weights: str | None = None  # a local weights file for a downloadable model, instead of fetching it
-    precision: str = "auto"  # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (precision.py)
+    precision: str = "auto"  # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (dream/auto.py)
+    backend: str = "auto"  # "tensorflow", "torch" (CUDA, Apple MPS or CPU), or "auto": the faster here (dream/auto.py)
     smooth: float = 0.0  # blur of each step's gradient, % of the shorter side (0: none); calmer, larger shapes
     # What to dream of besides `layers` (entries "NAME", "NAME/CHANNEL"), and where:
     classes: Classes = ()  # ((ImageNet class index, weight), ...): --class "golden retriever"
@@ -297,6 +299,8 @@ def validate(s: DreamSettings) -> DreamSettings:
     if s.max_size is not None:
         _int_in(s.max_size, "max_size", 32, 1 << 16)
     _check(s.precision in PRECISIONS, "precision", s.precision, f"must be one of {', '.join(PRECISIONS)}", None)
+    _check(s.backend in BACKENDS, "backend", s.backend, f"must be one of {', '.join(BACKENDS)}",
+           _close(s.backend, BACKENDS))
     for name, w in s.layers:
         if not _expression(w, f"layers.{name}"):  # an expression's values are checked per frame (render/values.py)
             _finite(w, f"layers.{name}")
@@ -479,6 +483,14 @@ def _pair(value: Any, key: str) -> tuple:
 def _check(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:
     if not ok:
         raise SettingsError(f"{key} {what} (got {value!r})", hint=hint)
+
+
+def _close(value: Any, known) -> str | None:
+    """"did you mean 'torch'?" for a mistyped choice, or None."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value), list(known), n=1) if isinstance(value, str) else []
+    return f"did you mean {close[0]!r}?" if close else None
 
 
 def _finite(value: Any, key: str) -> None:

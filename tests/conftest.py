@@ -15,6 +15,7 @@ code with itself.
 from __future__ import annotations
 
 import collections
+import importlib.util
 import os
 import subprocess
 from fractions import Fraction
@@ -197,21 +198,29 @@ def ffmpeg_children():
     return _ffmpeg_children
 
 
-# ---- GPU tests: marked `gpu`, skipped unless TensorFlow sees a GPU (CI has none) -----------
+# ---- GPU tests: marked `gpu`, skipped unless a backend sees a GPU (CI has none) -------------
 
-def _tensorflow_sees_a_gpu() -> bool:
-    from dreamvid.cli.common import import_tensorflow_quietly
-    from dreamvid.models import setup_tensorflow
+def gpu_backend() -> str | None:
+    """The first installed backend that dreams on a GPU here (PyTorch is asked first: it is what
+    a GPU machine without TensorFlow has, and asking it costs no TensorFlow import), or None."""
+    from dreamvid import backends
 
-    import_tensorflow_quietly()  # as the CLI does: no CUDA-probing chatter in the test log
+    for name in ("torch", "tensorflow"):
+        if not backends.installed(name):
+            continue
+        if name == "tensorflow":
+            from dreamvid.cli.common import import_tensorflow_quietly
 
-    return bool(setup_tensorflow().config.list_physical_devices("GPU"))
+            import_tensorflow_quietly()  # as the CLI does: no CUDA-probing chatter in the test log
+        if backends.get(name).gpu():
+            return name
+    return None
 
 
 def pytest_collection_modifyitems(config, items):
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
-    if gpu_items and not _tensorflow_sees_a_gpu():  # TensorFlow is imported only when a gpu test is collected
-        skip = pytest.mark.skip(reason="needs a GPU that TensorFlow can see")
+    if gpu_items and gpu_backend() is None:  # a framework is imported only when a gpu test is collected
+        skip = pytest.mark.skip(reason="needs a GPU that a backend can see")
         for item in gpu_items:
             item.add_marker(skip)
 
@@ -236,7 +245,20 @@ def photo(tmp_path) -> Path:
     return path
 
 
-# ---- dreamvid's cache folder (precision.json, networks/): never the user's own --------------
+# ---- the backends: every test of the dream's mechanics runs on each one installed -----------
+
+BACKENDS = ["tensorflow", pytest.param("torch", marks=pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install 'dreamvid[torch]')"))]
+
+
+def network(backend: str, path, layers, precision: str = "float32"):
+    """A network tapped at `layers` on `backend` (a model name or a .keras path)."""
+    from dreamvid import backends
+
+    return backends.get(backend).load(str(path), tuple(layers), None, precision)
+
+
+# ---- dreamvid's cache folder (auto.json, networks/): never the user's own ------------------
 
 @pytest.fixture(autouse=True, scope="session")
 def _dreamvid_cache_dir(tmp_path_factory):

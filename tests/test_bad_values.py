@@ -67,7 +67,7 @@ def test_values_that_pass_the_type_check_are_refused_before_any_work(args, words
     def no_model(*a, **k):
         raise AssertionError("a network was loaded before the value was refused")
 
-    monkeypatch.setattr("dreamvid.dream._dreamer", no_model)
+    monkeypatch.setattr("dreamvid.dream.octaves._dreamer", no_model)
     argv = [a.replace("{photo}", str(photo)).replace("{tmp}", str(tmp_path)) for a in args]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / ("out.png" if argv[0] in ("image", "sweep") else "out.mp4"))]
@@ -114,7 +114,7 @@ def test_a_batch_never_writes_over_one_of_its_own_photos(tmp_path, photo, monkey
     def no_model(*a, **k):
         raise AssertionError("a network was loaded before the clash was refused")
 
-    monkeypatch.setattr("dreamvid.dream._dreamer", no_model)
+    monkeypatch.setattr("dreamvid.dream.octaves._dreamer", no_model)
     a = shutil.copy(photo, tmp_path / "a.png")
     b = shutil.copy(photo, tmp_path / "a.dream.png")
     before = (tmp_path / "a.dream.png").read_bytes()

@@ -101,9 +101,7 @@ def test_a_batch_where_every_photo_failed_says_nothing_was_written(tmp_path, tin
 @given(ext=st.sampled_from([".gif", ".mp4", ".mov", ".mkv", ".m4v"]), upper=st.booleans(), stem=st.sampled_from(
     ["x", "my dream", "a.b", "../up"]))
 def test_image_refuses_a_video_or_animation_output_before_any_work(photo, tmp_path, monkeypatch, ext, upper, stem):
-    import dreamvid.dream as dream
-
-    monkeypatch.setattr(dream, "get_dreamer", lambda *a, **k: pytest.fail("a network was loaded"))
+    monkeypatch.setattr("dreamvid.dream.octaves._dreamer", lambda *a, **k: pytest.fail("a network was loaded"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sub").mkdir(exist_ok=True)
     out = f"sub/{stem}{ext.upper() if upper else ext}"

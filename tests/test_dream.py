@@ -1,12 +1,14 @@
-"""Dream core mechanics on a tiny random-weight network (fast), plus octave and tiling maths."""
+"""Dream core mechanics on a tiny random-weight network (fast), on every installed backend,
+plus octave and tiling maths."""
 import numpy as np
 import pytest
 
-from dreamvid import models
+from dreamvid import backends
 from dreamvid.dream import Dreamer, dream_image, octave_sizes, tile_slices
 from dreamvid.errors import InputError
 from dreamvid.settings import DreamSettings
 
+from .conftest import BACKENDS, network
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +16,14 @@ def tiny_path(tiny):
     return tiny
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def dreamer(tiny_path):
-    return Dreamer(models.load(tiny_path, (("conv3", 1.0),)))
+def dreamer(tiny_path, backend):
+    return Dreamer(network(backend, tiny_path, (("conv3", 1.0),)))
 
 
 @pytest.fixture
@@ -79,17 +86,14 @@ def test_tiled_and_untiled_agree_closely(dreamer, image, tiny_path):
     assert np.abs(whole - tiled).mean() < 0.25 * change
 
 
-def one_step(d, x, tile, batch=None):
-    """(loss, next image) of one ascent step on dream-space x, tiles one at a time or `batch` per call."""
-    import tensorflow as tf
-
+def one_step(d, x, tile, batch=1, step=0.05, shift=(3, -2)):
+    """(loss, next image) of one ascent step on dream-space x, through the backend's public step."""
     from dreamvid.dream import tile_edges
 
-    args = (tf.constant(x), tf.constant([3, -2], tf.int32), tf.constant(0.05),
-            tf.constant(tile_edges(x.shape[0], tile), tf.int32), tf.constant(tile_edges(x.shape[1], tile), tf.int32),
-            tf.ones([*x.shape[:2], 1]), tf.constant(0.0))
-    loss, out = d._ascent_step(*args) if batch is None else d._batched_ascent_step(*args, tf.constant(batch))
-    return float(loss), out.numpy()
+    ascent = d.step.start(x, step=step, ys=tile_edges(x.shape[0], tile), xs=tile_edges(x.shape[1], tile),
+                          mask=None, smooth=0.0, gains=None)
+    loss = float(ascent(shift, batch))
+    return loss, ascent.image()
 
 
 def test_batched_tiles_equal_one_at_a_time_when_the_tiles_are_equal(dreamer, image):
@@ -101,7 +105,7 @@ def test_batched_tiles_equal_one_at_a_time_when_the_tiles_are_equal(dreamer, ima
         np.testing.assert_allclose(batched, single, atol=2e-5)
 
 
-def test_batched_uneven_tiles_keep_each_tiles_own_part(tmp_path):
+def test_batched_uneven_tiles_keep_each_tiles_own_part(tmp_path, backend):
     """With a network whose tapped layer is its input, a tile's loss is mean(x²) over the tile
     less a BORDER-px frame, so the expected step is known exactly: every tile is cut at the
     largest part's size, and each pixel takes its gradient from the tile that owns it."""
@@ -111,7 +115,7 @@ def test_batched_uneven_tiles_keep_each_tiles_own_part(tmp_path):
 
     inp = keras.Input((None, None, 3))
     keras.Model(inp, keras.layers.Activation("linear", name="same")(inp)).save(tmp_path / "same.keras")
-    d = Dreamer(models.load(str(tmp_path / "same.keras"), (("same", 1.0),)))
+    d = Dreamer(network(backend, str(tmp_path / "same.keras"), (("same", 1.0),)))
     rng = np.random.default_rng(0)
     h, w, tile, step = 131, 173, 60, 1e-3
     x = rng.uniform(-0.9, 0.9, (h, w, 3)).astype(np.float32)
@@ -127,40 +131,58 @@ def test_batched_uneven_tiles_keep_each_tiles_own_part(tmp_path):
             own = (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
             expected[own] = g[ys[i] - y0:ys[i + 1] - y0, xs[j] - x0:xs[j + 1] - x0]
     expected = x + step * expected / np.abs(expected).mean()
+    _, out = one_step(d, x, tile, batch=4, step=step, shift=(0, 0))
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def out_of_memory(backend):
+    """The exception the backend raises when the device runs out of memory."""
+    if backend == "torch":
+        import torch
+
+        return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     import tensorflow as tf
 
-    _, out = d._batched_ascent_step(tf.constant(x), tf.constant([0, 0], tf.int32), tf.constant(step),
-                                    tf.constant(ys, tf.int32), tf.constant(xs, tf.int32),
-                                    tf.ones([*x.shape[:2], 1]), tf.constant(0.0), tf.constant(4))
-    np.testing.assert_allclose(out.numpy(), expected, atol=1e-6)
+    return tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
 
-def test_tile_batch_setting_and_out_of_memory_halving(tiny_path, image, monkeypatch):
-    import tensorflow as tf
-
+def test_tile_batch_setting_and_out_of_memory_halving(tiny_path, image, backend, monkeypatch):
     big = np.tile(image, (2, 3, 1))  # 2 x 3 tiles at tile=64
-    d = Dreamer(models.load(tiny_path, (("conv3", 1.0),)))
+    d = Dreamer(network(backend, tiny_path, (("conv3", 1.0),)))
     s = settings(tiny_path, tile=64, iterations=3, tile_batch=6)
     assert d.tile_batch(s, 6) == 6 and d.tile_batch(s, 2) == 2  # never more than there are tiles
     assert d.tile_batch(settings(tiny_path), 6) == 1  # automatic: one at a time without a GPU
     reference = d.dream(big, s)
-    real, sizes = d._batched_ascent_step, []
+    start, sizes = d.step.start, []
 
-    def small_gpu(x, shift, step, ys, xs, mask, smooth, batch):
-        sizes.append(int(batch))
-        if int(batch) > 3:
-            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-        return real(x, shift, step, ys, xs, mask, smooth, batch)
+    class SmallGpu:  # a device with room for 3 tiles at a time
+        def __init__(self, ascent):
+            self.ascent = ascent
 
-    monkeypatch.setattr(d, "_batched_ascent_step", small_gpu)
+        def __call__(self, shift, batch):
+            sizes.append(batch)
+            if batch > 3:
+                raise out_of_memory(backend)
+            return self.ascent(shift, batch)
+
+        def image(self):
+            return self.ascent.image()
+
+    monkeypatch.setattr(d.step, "start", lambda *a, **k: SmallGpu(start(*a, **k)))
     out = d.dream(big, s)
     assert sizes[:2] == [6, 3] and set(sizes[2:]) == {3} and d.batch_limit == 3
     assert d.tile_batch(s, 6) == 3  # remembered for the next image
     np.testing.assert_allclose(out, reference, atol=0.5)  # the retried steps are the same steps
 
 
-def test_step_is_traced_once_for_all_sizes_octaves_and_calls(tiny_path, image):
-    d = Dreamer(models.load(tiny_path, (("conv2", 1.0),)))
+def test_other_errors_are_not_taken_for_out_of_memory(tiny_path, backend):
+    d = Dreamer(network(backend, tiny_path, (("conv3", 1.0),)))
+    assert d.backend.out_of_memory(out_of_memory(backend))
+    assert not d.backend.out_of_memory(ValueError("shapes do not match"))
+
+
+def test_tensorflow_step_is_traced_once_for_all_sizes_octaves_and_calls(tiny_path, image):
+    d = Dreamer(network("tensorflow", tiny_path, (("conv2", 1.0),)))
     d.dream(image, settings(tiny_path, layers=(("conv2", 1.0),), num_octave=3, octave_scale=1.2))
     assert d.traces == 1  # the one-tile step
     d.dream(np.tile(image, (2, 1, 1)), settings(tiny_path, layers=(("conv2", 1.0),), tile=64))
@@ -169,15 +191,15 @@ def test_step_is_traced_once_for_all_sizes_octaves_and_calls(tiny_path, image):
     assert d.traces == 2
 
 
-def test_the_steps_need_no_autograph(tiny_path):
+def test_the_tensorflow_steps_need_no_autograph(tiny_path):
     """The steps are traced with autograph=False (its source conversion was most of a first
     trace): they hold no Python control flow on tensors, so AutoGraph would trace the same graph."""
     import tensorflow as tf
 
     from .conftest import graph_structure
 
-    d = Dreamer(models.load(tiny_path, (("conv2", 1.0), ("conv3", 0.5))))
-    for step in (d._single_step, d._ascent_step, d._batched_ascent_step):
+    d = Dreamer(network("tensorflow", tiny_path, (("conv2", 1.0), ("conv3", 0.5))))
+    for step in (d.step.single, d.step.tiled, d.step.batched):
         converted = tf.function(step.python_function, input_signature=step.input_signature, autograph=True)
         assert graph_structure(step.get_concrete_function()) == graph_structure(converted.get_concrete_function())
 
@@ -185,12 +207,12 @@ def test_the_steps_need_no_autograph(tiny_path):
 def test_the_one_tile_step_is_the_tiled_step(tiny_path, image):
     import tensorflow as tf
 
-    d = Dreamer(models.load(tiny_path, (("conv2", 1.0),)))
+    d = Dreamer(network("tensorflow", tiny_path, (("conv2", 1.0),)))
     x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (40, 56, 3)).astype(np.float32))
     common = (x, tf.constant([3, -5], tf.int32), tf.constant(0.05))
-    mask, smooth = tf.ones([40, 56, 1]), tf.constant(0.0)
-    loss_a, a = d._single_step(*common, mask, smooth)
-    loss_b, b = d._ascent_step(*common, tf.constant([0, 40]), tf.constant([0, 56]), mask, smooth)
+    mask, smooth, gains = tf.ones([40, 56, 1]), tf.constant(0.0), tf.zeros([0])
+    loss_a, a = d.step.single(*common, mask, smooth, gains)
+    loss_b, b = d.step.tiled(*common, tf.constant([0, 40]), tf.constant([0, 56]), mask, smooth, gains)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert float(loss_a) == float(loss_b)
 

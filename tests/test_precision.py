@@ -1,5 +1,6 @@
 """precision="mixed": float16 (GPU) / bfloat16 (CPU) compute with a float32 image stays close
-to float32; and the CPU-vs-GPU equivalence of the step (marked gpu, skipped without one).
+to float32, on every backend; and the CPU-vs-GPU equivalence of the step (marked gpu, skipped
+without one; on the torch backend, the one a GPU machine here has).
 
 DeepDream is chaotic: any rounding difference flips some ReLU6 units and two runs drift apart
 pixel by pixel within a few steps (bench/ measures it for float32 eager vs compiled too). So every
@@ -17,7 +18,7 @@ from dreamvid import models
 from dreamvid.dream import Dreamer, tile_edges, to_dream_space
 from dreamvid.settings import DreamSettings
 
-from .conftest import texture
+from .conftest import BACKENDS, gpu_backend, network, texture
 
 LAYERS = (("block4c_out", 1.0),)
 # policy -> (minimum cosine of one step's update with float32's, maximum relative loss difference)
@@ -31,24 +32,23 @@ def image():
     return texture(96, 128, seed=5).astype(np.float32)
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def float32():
-    return Dreamer(models.load("efficientnet_lite0", LAYERS))
+def float32(backend):
+    return Dreamer(network(backend, "efficientnet_lite0", LAYERS))
 
 
-def one_step(dreamer, x, *, device=None, shift=(3, -5)):
-    import tensorflow as tf
-
+def one_step(dreamer, x, *, tile=512, batch=1, shift=(3, -5)):
+    """(loss, update) of one step of the backend's public step on dream-space x."""
     h, w = x.shape[:2]
-    args = (tf.constant(x), tf.constant(shift, tf.int32), tf.constant(0.01, tf.float32),
-            tf.constant(tile_edges(h, 512), tf.int32), tf.constant(tile_edges(w, 512), tf.int32),
-            tf.ones([h, w, 1]), tf.constant(0.0))
-    if device is None:
-        loss, y = dreamer._ascent_step(*args)
-    else:
-        with tf.device(device):
-            loss, y = dreamer._ascent_step(*args)
-    return float(loss), y.numpy() - x
+    ascent = dreamer.step.start(x, step=0.01, ys=tile_edges(h, tile), xs=tile_edges(w, tile), mask=None,
+                                smooth=0.0, gains=None)
+    loss = float(ascent(shift, batch))
+    return loss, ascent.image() - x
 
 
 def cosine(a, b):
@@ -61,8 +61,8 @@ def run(dreamer, image):
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_reduced_precision_step_points_where_float32_does(float32, image, policy):
-    mixed = Dreamer(models.load("efficientnet_lite0", LAYERS, precision=policy))
+def test_reduced_precision_step_points_where_float32_does(float32, image, policy, backend):
+    mixed = Dreamer(network(backend, "efficientnet_lite0", LAYERS, precision=policy))
     assert mixed.model.compute_dtype == policy.split("_")[1]
     min_cos, max_loss_diff = STEP_TOLERANCE[policy]
     x = to_dream_space(image)
@@ -91,44 +91,49 @@ def test_reduced_precision_keeps_float32_weights_and_calibration():
     assert np.abs(a16 - a32).max() <= 0.02 * np.abs(a32).max()
 
 
-def test_mixed_without_gpu_means_bfloat16():
+def test_mixed_without_gpu_means_bfloat16(backend):
+    from dreamvid import backends
+
+    want = "mixed_float16" if backends.get(backend).gpu() else "mixed_bfloat16"
+    assert network(backend, "efficientnet_lite0", LAYERS, precision="mixed").precision == want
+    if backend == "tensorflow":
+        assert models.dtype_policy("mixed") == want and models.dtype_policy("float32") is None
+
+
+# ---- on a GPU (marked gpu: skipped where no backend sees one, as in CI) ----------------------
+
+def on(backend: str, device: str, precision: str = "float32") -> Dreamer:
+    """A Dreamer on `device` ("cpu" or "gpu") of `backend`."""
+    if backend == "torch":
+        from dreamvid import backends
+
+        on_cpu = "cpu" if device == "cpu" else None  # None: the backend's own (a GPU here)
+        return Dreamer(backends.get("torch").load("efficientnet_lite0", LAYERS, None, precision, on=on_cpu))
     import tensorflow as tf
 
-    if tf.config.list_physical_devices("GPU"):
-        assert models.dtype_policy("mixed") == "mixed_float16"
-    else:
-        assert models.dtype_policy("mixed") == "mixed_bfloat16"
-    assert models.dtype_policy("float32") is None
+    with tf.device("/CPU:0" if device == "cpu" else "/GPU:0"):
+        return Dreamer(network(backend, "efficientnet_lite0", LAYERS, precision))
 
 
 @pytest.mark.gpu
 def test_gpu_step_matches_cpu(image):
     """The same step on CPU and GPU, float32: equal within rounding (cuDNN vs oneDNN kernels)."""
-    import tensorflow as tf
-
+    backend = gpu_backend()
     x = to_dream_space(image)
-    with tf.device("/CPU:0"):
-        cpu = Dreamer(models.load("efficientnet_lite0", LAYERS))
-        loss_cpu, update_cpu = one_step(cpu, x, device="/CPU:0")
-    with tf.device("/GPU:0"):
-        gpu = Dreamer(models.load("efficientnet_lite0", LAYERS))
-        loss_gpu, update_gpu = one_step(gpu, x, device="/GPU:0")
+    loss_cpu, update_cpu = one_step(on(backend, "cpu"), x)
+    loss_gpu, update_gpu = one_step(on(backend, "gpu"), x)
     assert abs(loss_gpu - loss_cpu) / loss_cpu <= 1e-3
     assert cosine(update_gpu, update_cpu) >= 0.99
 
 
 @pytest.mark.gpu
 def test_gpu_mixed_float16_matches_cpu_float32(image):
-    import tensorflow as tf
-
+    backend = gpu_backend()
     x = to_dream_space(image)
-    with tf.device("/CPU:0"):
-        cpu = Dreamer(models.load("efficientnet_lite0", LAYERS))
-        loss_cpu, update_cpu = one_step(cpu, x, device="/CPU:0")
-    with tf.device("/GPU:0"):
-        gpu = Dreamer(models.load("efficientnet_lite0", LAYERS, precision="mixed"))
-        assert gpu.model.compute_dtype == "float16"
-        loss_gpu, update_gpu = one_step(gpu, x, device="/GPU:0")
+    loss_cpu, update_cpu = one_step(on(backend, "cpu"), x)
+    gpu = on(backend, "gpu", "mixed")
+    assert gpu.model.compute_dtype == "float16"
+    loss_gpu, update_gpu = one_step(gpu, x)
     min_cos, max_loss_diff = STEP_TOLERANCE["mixed_float16"]
     assert abs(loss_gpu - loss_cpu) / loss_cpu <= max_loss_diff
     assert cosine(update_gpu, update_cpu) >= min_cos
@@ -137,23 +142,15 @@ def test_gpu_mixed_float16_matches_cpu_float32(image):
 @pytest.mark.gpu
 def test_gpu_batches_tiles_and_matches_one_tile_at_a_time(image):
     """On a GPU, tiles go through the network in batches by default, with the same result."""
-    import numpy as np
-    import tensorflow as tf
-
     from dreamvid.dream import AUTO_TILE_BATCH
-    from dreamvid.settings import DreamSettings
 
     x = to_dream_space(np.tile(image, (2, 2, 1)))
     h, w = x.shape[:2]
-    gpu = Dreamer(models.load("efficientnet_lite0", LAYERS))
+    gpu = on(gpu_backend(), "gpu")
     tile = max(h, w) // 3  # 3 x 3 tiles or more
     n = (len(tile_edges(h, tile)) - 1) * (len(tile_edges(w, tile)) - 1)
     assert gpu.tile_batch(DreamSettings(tile=tile), n) == min(AUTO_TILE_BATCH, n) > 1
-    args = (tf.constant(x), tf.constant([3, -5], tf.int32), tf.constant(0.01, tf.float32),
-            tf.constant(tile_edges(h, tile), tf.int32), tf.constant(tile_edges(w, tile), tf.int32),
-            tf.ones([h, w, 1]), tf.constant(0.0))
-    with tf.device("/GPU:0"):
-        loss_1, one = gpu._ascent_step(*args)
-        loss_b, batched = gpu._batched_ascent_step(*args, tf.constant(n))
-    assert abs(float(loss_b) - float(loss_1)) / float(loss_1) <= 1e-2
-    assert cosine(batched.numpy() - x, one.numpy() - x) >= 0.95
+    loss_1, one = one_step(gpu, x, tile=tile)
+    loss_b, batched = one_step(gpu, x, tile=tile, batch=n)
+    assert abs(loss_b - loss_1) / loss_1 <= 1e-2
+    assert cosine(batched, one) >= 0.95

@@ -134,13 +134,13 @@ def test_a_video_eases_layer_weights_in_one_trace_and_resumes_exactly(tiny, song
     from dreamvid.dream import EasedMeanSquares
 
     seen = []
-    set_weights = EasedMeanSquares.set_weights
+    gains = EasedMeanSquares.gains
 
-    def record(self, layers):
-        seen.append(dict(layers))
-        return set_weights(self, layers)
+    def record(self, model, s):  # the weights each dream gets as its step's input
+        seen.append(dict(s.targets()))
+        return gains(self, model, s)
 
-    monkeypatch.setattr(EasedMeanSquares, "set_weights", record)
+    monkeypatch.setattr(EasedMeanSquares, "gains", record)
     settings = tiny_settings(tiny)
     whole = render_video(song_clip, tmp_path / "whole", settings, layers=PULSE, end=6)
     values = FrameValues(replace(settings, dream=replace(settings.dream, layers=tuple(PULSE.items()))),
@@ -177,8 +177,8 @@ def test_cadence_and_a_cluster_job_get_the_same_per_frame_weights(tiny, song_cli
     from dreamvid.render.video import VideoPlan
 
     seen = []
-    set_weights = EasedMeanSquares.set_weights
-    monkeypatch.setattr(EasedMeanSquares, "set_weights", lambda self, w: (seen.append(w), set_weights(self, w))[1])
+    gains = EasedMeanSquares.gains
+    monkeypatch.setattr(EasedMeanSquares, "gains", lambda self, m, s: (seen.append(dict(s.targets())), gains(self, m, s))[1])
     settings = tiny_settings(tiny, cadence=3)
     settings = replace(settings, dream=replace(settings.dream, layers=tuple(PULSE.items())))
     plan = VideoPlan(song_clip, tmp_path / "o", settings, end=7)

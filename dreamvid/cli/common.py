@@ -33,13 +33,13 @@ def import_tensorflow_quietly() -> None:
     """Import TensorFlow (through models.setup_tensorflow, which sets oneDNN on BEFORE the
     first import and hides TensorFlow's native start-up chatter; --debug and --verbose show
     it). Importing TensorFlow here directly once turned oneDNN off for every command."""
-    if "tensorflow" in sys.modules and not State.debug:
+    if "keras" in sys.modules and not State.debug:
         return
-    from ..models import setup_tensorflow
+    from ..models import setup_keras
 
     if State.debug or State.verbose:
         os.environ.setdefault("DREAMVID_TF_LOGS", "1")
-    setup_tensorflow()
+    setup_keras()  # TensorFlow's Keras in the default install, Keras on PyTorch in the torch-only one
 
 
 def fail(message: str, code: int) -> None:
@@ -116,6 +116,9 @@ DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
     ("precision", ("--precision",), Optional[str], "auto (the faster of the two on this machine and network, "
      "measured once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a CPU).",
      "auto|float32|mixed"),
+    ("backend", ("--backend",), Optional[str], "What runs the dream: auto (the faster here, measured once per network; "
+     "see `dreamvid doctor`), tensorflow, or torch (CUDA, Apple MPS or the CPU; pip install 'dreamvid[torch]').",
+     "auto|tensorflow|torch"),
 ]
 
 
@@ -158,7 +161,7 @@ def dream_options(mode: str) -> list[inspect.Parameter]:
 
 
 def _metavar(name: str, type_) -> str:
-    return {"model": "NAME", "layer": "NAME[/C][:W]", "weights": "FILE", "precision": "MODE", "classes": "NAME[:W]",
+    return {"model": "NAME", "layer": "NAME[/C][:W]", "weights": "FILE", "precision": "MODE", "backend": "NAME", "classes": "NAME[:W]",
             "guide": "IMAGE", "mask": "MASK"}.get(
         name, "N" if type_ == Optional[int] else "X")
 

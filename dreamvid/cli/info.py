@@ -153,7 +153,10 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print the repor
     into a bug report."""
     from .. import doctor as checks
 
-    import_tensorflow_quietly()
+    from .. import backends
+
+    if backends.installed("tensorflow"):
+        import_tensorflow_quietly()
     r = checks.report()
     if as_json:
         typer.echo(json.dumps(r, indent=2))
@@ -166,7 +169,8 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print the repor
         ("TensorFlow", tf.get("error") or f"{tf['version']}, oneDNN {'on' if tf['onednn'] else 'off'}, "
                                          f"{'CUDA build' if tf['cuda_build'] else 'CPU build'}"),
         ("GPUs", gpus),
-        ("precision auto", _auto_line(r["precision_auto"])),
+        ("PyTorch", _torch_line(r["torch"])),
+        ("auto", _auto_line(r["auto"])),
         ("model cache", f"{m['keras_cache']} ({len(m['cached_files'])} files; ready: "
                         f"{', '.join(m['downloadable_ready']) or 'no downloaded model'})"),
         ("bundled weights", "; ".join(f"{k}: {v}" for k, v in m["bundled"].items())),
@@ -183,5 +187,12 @@ def _auto_line(a: dict) -> str:
     if a.get("error"):
         return a["error"]
     if a.get("precision") is None:
-        return f"{a['model']}: not measured yet (the first dream with --precision auto measures it)"
-    return f"{a['model']}: {a['precision']} ({a['reason']})"
+        return f"{a['model']}: not measured yet (the first dream with --backend/--precision auto measures it)"
+    return f"{a['model']}: {a['backend']}, {a['precision']} ({a['reason']})"
+
+
+def _torch_line(t: dict) -> str:
+    if t.get("error"):
+        return t["error"]
+    where = t["gpu"] or f"CPU, {t['threads']} threads"
+    return f"{t['version']} ({'CUDA ' + t['cuda_build'] if t['cuda_build'] else 'CPU build'}); dreams on {where}"

@@ -83,11 +83,11 @@ def setup_tensorflow():
 
 
 @contextlib.contextmanager
-def _collector_paused():
+def _collector_paused(module: str = "tensorflow"):
     """gc paused inside, and everything alive frozen after (setup_tensorflow says why)."""
     import gc
 
-    if "tensorflow" in sys.modules or not gc.isenabled():
+    if module in sys.modules or not gc.isenabled():
         yield
         return
     gc.disable()
@@ -121,6 +121,34 @@ def _quiet_native_logs():
 _tf_started = threading.Event()  # TensorFlow's start-up has run (quietly or not)
 
 
+def keras_backend() -> str:
+    """The framework Keras runs on in dreamvid: $KERAS_BACKEND where set, else TensorFlow where
+    it is installed (the default install), else PyTorch (the torch-only install). Without this,
+    `import keras` fails on a machine with PyTorch and no TensorFlow."""
+    import importlib.util
+
+    env = os.environ.get("KERAS_BACKEND")
+    if env:
+        return env
+    return "tensorflow" if importlib.util.find_spec("tensorflow") is not None else "torch"
+
+
+@functools.lru_cache(maxsize=None)
+def setup_keras():
+    """Import Keras for building networks, once: through setup_tensorflow where Keras runs on
+    TensorFlow, else on PyTorch (KERAS_BACKEND set before the first import). Returns keras."""
+    backend = keras_backend()
+    if backend == "tensorflow":
+        setup_tensorflow()
+    else:
+        os.environ["KERAS_BACKEND"] = backend
+        with _collector_paused("keras"):
+            import keras  # noqa: F401
+    import keras
+
+    return keras
+
+
 @functools.lru_cache(maxsize=None)
 def gpu_available() -> bool:
     """Whether TensorFlow sees a GPU (asked once)."""
@@ -133,14 +161,13 @@ def dtype_policy(precision: str) -> str | None:
         return None
     if precision in MIXED_POLICIES:
         return precision
-    if precision != "mixed":  # "auto" is resolved before this (precision.resolve, by dream.get_dreamer)
+    if precision != "mixed":  # "auto" is resolved before this (dream.auto.resolve, by dream.get_dreamer)
         raise ModelError(f"unknown precision {precision!r}; use float32 or mixed")
     if gpu_available():
         return "mixed_float16"
-    from ..doctor import cpu
-    from ..precision import BF16_FLAGS
+    from ..machine import native_bf16
 
-    if not set(BF16_FLAGS) & set(cpu()["flags"]):
+    if not native_bf16():
         log.warning("precision mixed on a CPU without AMX or AVX512-BF16 computes in emulated bfloat16: close "
                     "to float32 and slower (--precision auto measures what is faster)")
     return "mixed_bfloat16"
@@ -320,7 +347,7 @@ def _check_bundled(spec: ModelSpec) -> None:
 def load_trunk(name: str, weights: str | None = None):
     """The full network (no classifier) with its weights; cached, so sweeps and renders reuse it."""
     spec = get_spec(name)
-    setup_tensorflow()
+    setup_keras()
     if spec.source == "bundled" and weights is None:
         _check_bundled(spec)
     if weights is not None and not Path(weights).is_file():
@@ -382,8 +409,7 @@ def dreamable_layers(name: str, model=None) -> list[tuple[str, tuple]]:
 
 
 def _listing_model(spec: ModelSpec):
-    setup_tensorflow()
-    import keras
+    keras = setup_keras()
 
     shape = (LISTING_SIZE, LISTING_SIZE, 3)
     if spec.name == "efficientnet_lite0":
@@ -503,6 +529,8 @@ class DreamModel:
     network: object = None  # keras.Model that runs (None: features)
     precision: str = "float32"  # "float32" or the Keras mixed policy of `network`
 
+    backend = "tensorflow"  # the backend that runs it (backends/tensorflow.py)
+
     @property
     def compute_dtype(self) -> str:
         return {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(self.precision, "float32")
@@ -581,6 +609,75 @@ def _network_cache_key(spec: ModelSpec, layers: Layers, weights: str | None) -> 
     if path is None or not path.is_file():
         return None
     return netcache.key(spec, layers, path)
+
+
+@dataclass(frozen=True, eq=False)
+class Folded:
+    """A tapped network as data, for any backend: the folded float32 functional config, its
+    weights by layer name, and the reference levels. `keras` is the folded keras.Model when it
+    was built in this process (None when read from the network cache)."""
+
+    name: str
+    layers: Layers
+    preprocessing: str
+    min_size: int
+    scales: tuple[float, ...]
+    config: dict
+    weights: dict
+    keras: object = None
+
+
+@functools.lru_cache(maxsize=8)
+def folded(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None = None) -> Folded:
+    """`name` tapped at `layers` (empty: its default layers), folded, calibrated: from the
+    network cache where it holds it, else built with Keras (on TensorFlow or on PyTorch,
+    keras_backend) and cached. What the torch backend runs."""
+    from . import graph, netcache, plain
+
+    spec = get_spec(name)
+    layers = tuple(layers)
+    if spec.source != "file":
+        layers = resolve_layers(name, layers)
+    key = _network_cache_key(spec, layers, weights)
+    hit = netcache.entry(key) if key is not None else None
+    if hit is not None:
+        config, arrays, scales = hit
+        return Folded(name, layers, spec.preprocessing, spec.min_size, scales, config, arrays)
+    if keras_backend() == "tensorflow":  # the TensorFlow path builds, folds, calibrates and caches it
+        model = load(name, layers, weights, "float32")
+        config, arrays = netcache.arrays_of(model.network)
+        keras_model = None if isinstance(model.network, plain.PlainNetwork) else model.network
+        return Folded(name, model.layers, spec.preprocessing, spec.min_size, model.scales, config, arrays, keras_model)
+    setup_keras()
+    trunk = load_trunk(name, weights)
+    if spec.source == "file":
+        layers = resolve_layers(name, layers, trunk)
+    features = tap(trunk, layers, spec, weights)
+    scales = keras_scales(features, spec.preprocessing)
+    try:
+        network = graph.rebuild(features)
+    except Exception as e:  # noqa: BLE001 - a user's custom layer may not rebuild from its config
+        log.info("running %s without folding its batch norms: %s", name, _first_line(e))
+        network = features
+    key = key or _network_cache_key(spec, layers, weights)
+    if key is not None:
+        netcache.write(key, network, scales)
+    config, arrays = netcache.arrays_of(network)
+    return Folded(name, layers, spec.preprocessing, spec.min_size, scales, config, arrays, network)
+
+
+def keras_scales(features, preprocessing: str) -> tuple[float, ...]:
+    """calibrated()'s reference levels on any Keras backend: each tap's mean square on the
+    pink-noise image, in float64, floored at 1e-6."""
+    import numpy as np
+    from keras import ops
+
+    x = pink_noise()[None]
+    if preprocessing == "caffe":
+        x = ((x + 1.0) * 127.5)[..., ::-1] - np.asarray(CAFFE_BGR_MEAN, np.float32)
+    outs = features(np.ascontiguousarray(x, np.float32), training=False)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    return tuple(max(float(np.mean(np.square(np.asarray(ops.convert_to_numpy(a), np.float64)))), 1e-6) for a in outs)
 
 
 def from_keras(model, layers: Layers, preprocessing: str = "tf", min_size: int = 8,

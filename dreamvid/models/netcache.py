@@ -35,12 +35,23 @@ def enabled() -> bool:
 
 
 def key(spec, layers, weights_file: Path) -> dict:
-    import keras
-    import tensorflow as tf
+    """The entry's key. Versions are read from the installed packages' metadata, so the key
+    costs no framework import (the torch backend reads the cache without TensorFlow); the
+    Keras backend that built the entry is part of it (its calibration ran on that framework)."""
+    from . import keras_backend
 
     return {"format": FORMAT, "model": spec.name, "layers": [[n, w] for n, w in layers],
-            "weights": cache.file_digest(weights_file), "dreamvid": __version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__}
+            "weights": cache.file_digest(weights_file), "dreamvid": __version__,
+            "tensorflow": _version("tensorflow"), "keras": _version("keras"), "keras_backend": keras_backend()}
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _paths(k: dict) -> tuple[Path, Path]:
@@ -48,10 +59,9 @@ def _paths(k: dict) -> tuple[Path, Path]:
     return stem.with_suffix(".json"), stem.with_suffix(".npz")
 
 
-def read(k: dict, plain_ok: bool = False):
-    """(network, scales) from the cache, or None when absent or not valid. With `plain_ok`, the
-    network is a plain.PlainNetwork where its layers allow (no Keras layers built, plain.py),
-    else the rebuilt keras.Model."""
+def entry(k: dict) -> tuple[dict, dict[str, list[np.ndarray]], tuple[float, ...]] | None:
+    """(config, weights by layer name, scales) of a valid entry, or None (absent or damaged:
+    rebuild). The config holds only built-in layer classes; the arrays are read without pickle."""
     meta_path, npz_path = _paths(k)
     meta = cache.read_json(meta_path)
     if meta is None:
@@ -67,6 +77,21 @@ def read(k: dict, plain_ok: bool = False):
         with np.load(npz_path, allow_pickle=False) as z:
             arrays = iter([z[f"w{i}"] for i in range(sum(n for _, n in owners))])
         weights = {name: [next(arrays) for _ in range(n)] for name, n in owners}
+    except Exception as e:  # noqa: BLE001 - any damage means: rebuild from the weights
+        log.info("rebuilding %s: its cached network is not usable (%s)", k["model"], str(e)[:200])
+        return None
+    return config, weights, scales
+
+
+def read(k: dict, plain_ok: bool = False):
+    """(network, scales) from the cache for the TensorFlow backend, or None when absent or not
+    valid. With `plain_ok`, the network is a plain.PlainNetwork where its layers allow (no
+    Keras layers built, plain.py), else the rebuilt keras.Model."""
+    found = entry(k)
+    if found is None:
+        return None
+    config, weights, scales = found
+    try:
         network = plain.build(config, weights) if plain_ok else None
         if network is None:
             import keras
@@ -83,9 +108,20 @@ def read(k: dict, plain_ok: bool = False):
 
 
 def write(k: dict, network, scales) -> None:
+    """Keep a folded network (a keras.Model, or a plain.PlainNetwork read earlier) and its scales."""
+    config, weights = arrays_of(network)
+    owners = [(name, ws) for name, ws in weights.items()]
     meta_path, npz_path = _paths(k)
-    owners = [(layer.name, layer.get_weights()) for layer in network.layers if layer.weights]
     arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(w for _, ws in owners for w in ws)}
     if cache.write_atomic(npz_path, lambda f: np.savez(f, **arrays)):
         cache.write_json(meta_path, {"key": k, "scales": list(scales), "weights": [[n, len(ws)] for n, ws in owners],
-                                     "config": json.loads(json.dumps(network.get_config()))})
+                                     "config": config})
+
+
+def arrays_of(network) -> tuple[dict, dict[str, list[np.ndarray]]]:
+    """(config as JSON data, {layer name: [arrays]} in layer order) of a functional keras.Model
+    or a plain.PlainNetwork."""
+    if isinstance(network, plain.PlainNetwork):
+        return network.config, {name: list(ws) for name, ws in network.arrays.items()}
+    weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in network.layers if layer.weights}
+    return json.loads(json.dumps(network.get_config())), weights

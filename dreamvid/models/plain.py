@@ -35,7 +35,7 @@ def build(config: dict, weights: dict[str, list[np.ndarray]]) -> PlainNetwork | 
     bias]}), or None when the config is outside what this runner does (the caller rebuilds
     the Keras model). ValueError when the weights do not match the config (a damaged cache)."""
     try:
-        layers = _check(config, weights)
+        layers = check(config, weights)
     except Unsupported:
         return None
     return PlainNetwork(config, layers, weights)
@@ -66,7 +66,7 @@ def _inputs(layer: dict) -> list[str]:
     return found
 
 
-def _output_names(config: dict) -> list[str]:
+def output_names(config: dict) -> list[str]:
     outs = config["output_layers"]
     outs = [outs] if isinstance(outs[0], str) else outs  # one output is not nested
     if any(o[1:] != [0, 0] for o in outs):
@@ -74,7 +74,7 @@ def _output_names(config: dict) -> list[str]:
     return [o[0] for o in outs]
 
 
-def _check(config: dict, weights: dict) -> list[tuple[str, str, dict, list[str]]]:
+def check(config: dict, weights: dict) -> list[tuple[str, str, dict, list[str]]]:
     """[(class, name, config, input names)] in order, every tensor's channel count checked.
 
     Unsupported for what the runner does not do; ValueError for weights that do not fit."""
@@ -109,7 +109,7 @@ def _check(config: dict, weights: dict) -> list[tuple[str, str, dict, list[str]]
     stray = set(weights) - {name for _, name, _, _ in out}
     if stray:
         raise ValueError(f"weights for layers not in the config: {sorted(stray)[:5]}")
-    for o in _output_names(config):
+    for o in output_names(config):
         if o not in channels:
             raise ValueError(f"output {o} is not a layer")
     return out
@@ -197,14 +197,14 @@ class PlainNetwork:
         self.config = config
         self._layers = layers
         self._input = config["layers"][0]["name"] if config["layers"][0]["class_name"] == "InputLayer" else None
-        self._outputs = _output_names(config)
-        self._arrays = weights
+        self._outputs = output_names(config)
+        self.arrays = weights  # {layer name: [kernel, bias]} as read
         self._variables = {n: [tf.Variable(a, name=f"{n}_{i}") for i, a in enumerate(arrs)]
                            for n, arrs in weights.items()}
         self._keras = None
 
     def get_weights(self) -> list[np.ndarray]:
-        return [a for _, name, _, _ in self._layers for a in self._arrays.get(name, [])]
+        return [a for _, name, _, _ in self._layers for a in self.arrays.get(name, [])]
 
     def keras(self):
         """The same network as a keras.Model (built once, on first use)."""
@@ -215,8 +215,8 @@ class PlainNetwork:
 
             model = keras.Model.from_config(copy.deepcopy(self.config))
             for layer in model.layers:
-                if layer.name in self._arrays:
-                    layer.set_weights(self._arrays[layer.name])
+                if layer.name in self.arrays:
+                    layer.set_weights(self.arrays[layer.name])
             self._keras = model
         return self._keras
 

@@ -148,9 +148,9 @@ class Plan:
 
     def open_store(self, *, work_dir=None, restart: bool = False):
         """The store of finished items: a work folder beside the output (workdir.py). Its resume
-        key holds precision "auto" as what it resolved to here (precision.pin): resuming where
-        auto chooses otherwise is refused, not a render of mixed precisions."""
-        from ..precision import pin
+        key holds backend and precision "auto" as what they resolved to here (dream.auto.pin):
+        resuming where auto chooses otherwise is refused, not a render of mixed backends."""
+        from ..dream.auto import pin
 
         return workdir.open_work(self.output, kind=self.mode, settings=pin(self.resume_key()), source=self.source(),
                                  seed=self.seed, start=self.start, end=self.end, fps=self.fps,

@@ -167,11 +167,9 @@ class VideoPlan(engine.Plan):
             self.dreamer = get_dreamer(network, objective_for(network, self.values.signs), size=(h, w))
 
     def _at(self, index: int) -> Settings:
-        """Frame `index`'s settings (render/values.py); with layer weights of time, set in the network."""
-        s = self.values.at(index)
-        if self.values.signs is not None:
-            self.dreamer.objective.set_weights(dict(s.dream.targets()))
-        return s
+        """Frame `index`'s settings (render/values.py); with layer weights of time, the eased
+        objective reads this frame's weights from them (Dreamer.dream)."""
+        return self.values.at(index)
 
     def resume_key(self) -> dict:
         return frame_settings_dict(self.settings)

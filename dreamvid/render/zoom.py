@@ -340,9 +340,7 @@ class Frames:
         the colour reference; it defaults to the first frame this object made."""
         from ..dream import to_uint8
 
-        s = self.plan.frame_settings(i)
-        if self.eased:
-            self.dreamer.objective.set_weights(dict(s.layers))
+        s = self.plan.frame_settings(i)  # an eased objective reads this frame's layer weights from it
         if i == 0:
             out = to_uint8(self.dreamer.dream(self.source, s, frame=0, mask=self.mask))
             self.reference = lab_stats(out)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SettingsError
-from ..settings import (FLOW_METHODS, FLOW_QUALITIES, INTERPOLATIONS, MASK_KINDS, MAX_ITERATIONS, MAX_OCTAVES,
-                        MIN_TILE, PRECISIONS)
+from ..settings import (BACKENDS, FLOW_METHODS, FLOW_QUALITIES, INTERPOLATIONS, MASK_KINDS, MAX_ITERATIONS,
+                        MAX_OCTAVES, MIN_TILE, PRECISIONS)
 
 MAX_TOML = 64 * 1024  # bytes of preset text in a request; the bundled presets are < 1 KB
 MAX_TEXT = 400  # characters of a text parameter (checkpoints, vary lines, start/end)
@@ -79,6 +79,8 @@ PARAMS: tuple[Param, ...] = (
     Param("max_size", "int", "downscale so the longest side is at most this (px)", min=32, max=1 << 16),
     Param("tile", "int", "tile size in px for large images (bounds memory)", min=MIN_TILE, max=1 << 16),
     Param("precision", "choice", "float32, or mixed (float16 compute on a GPU)", choices=PRECISIONS),
+    Param("backend", "choice", "what runs the dream: auto (the faster here), tensorflow, or torch (CUDA, Apple MPS "
+          "or the CPU)", choices=BACKENDS),
     Param("classes", "text", "ImageNet classes to dream, one a line: golden retriever, pug:0.5, 207 "
           "(a model with its classifier)"),
     Param("smooth", "float", "blur of each step's gradient, % of the shorter side: calmer, larger shapes",
