@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dreamvid import presets
+from dreamvid import backends, presets
 from dreamvid.dream import EasedMeanSquares, MeanSquares, get_dreamer, network_key
 from dreamvid.errors import ResumeMismatchError, SettingsError
 from dreamvid.render import engine, workdir
@@ -136,10 +136,13 @@ def test_a_damaged_manifest_gives_way_to_restart(tmp_path):
 # ---- which compiled network serves which settings ------------------------------------------
 
 def test_network_key_holds_everything_that_changes_the_network():
-    s = DreamSettings(layers=(("a", 1.0),), precision="float32")  # "auto" would resolve by loading the network
+    # "auto" would resolve by loading the network
+    s = DreamSettings(layers=(("a", 1.0),), precision="float32", backend="tensorflow")
     keys = {network_key(s), network_key(replace(s, precision="mixed")), network_key(replace(s, layers=(("b", 1.0),))),
             network_key(replace(s, weights="w.h5")), network_key(replace(s, model="vgg16_hed"))}
     assert len(keys) == 5
+    if backends.installed("torch"):
+        assert network_key(replace(s, backend="torch")) not in keys
     assert network_key(replace(s, step=0.5, iterations=3, tile=128, seed=7)) == network_key(s)
 
 
