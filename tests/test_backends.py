@@ -184,3 +184,49 @@ def photo_rgb():
     from dreamvid.media import read_image
 
     return read_image(Path(__file__).parent.parent / "samples" / "chelsea.jpg", max_size=128).astype(np.float32)
+
+
+# ---- every command on the torch backend, end to end (tiny network, tiny media) -------------
+
+TINY = ("--iterations", "2", "--num-octave", "1", "--backend", "torch", "--precision", "float32")
+
+
+@pytest.mark.parametrize("command, source, out, extra", [
+    ("image", "photo", "o.png", ()),
+    ("video", "clip", "o.mp4", ("--end", "f3", "--frame-iterations", "1")),
+    ("zoom", "photo", "o.gif", ("--frames", "3")),
+    ("timelapse", "photo", "o.png", ("--every", "1")),
+    ("sweep", "photo", "o.png", ("--vary", "step=0.01,0.05")),
+])
+def test_every_command_dreams_on_torch(command, source, out, extra, tiny, photo, make_clip, tmp_path):
+    from .clitools import run
+
+    src = photo if source == "photo" else make_clip(n=4, width=64, height=48)[0]
+    r = run(command, src, "-o", tmp_path / out, "--model", tiny, "-l", "conv3", *TINY, *extra)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / out).stat().st_size > 0
+
+
+def test_a_work_folder_resumes_only_on_its_own_backend(tiny, make_clip, tmp_path):
+    from .clitools import error_line, run
+
+    clip = make_clip(n=6, width=64, height=48)[0]
+    common = ("--model", tiny, "-l", "conv3", "--iterations", "1", "--num-octave", "1", "--precision", "float32")
+    out = tmp_path / "o.mp4"
+    r = run("video", clip, "-o", out, *common, "--backend", "torch", "--end", "f3", "--keep-frames")
+    assert r.exit_code == 0, r.output
+    r = run("video", clip, "-o", out, *common, "--backend", "tensorflow", "--end", "f5")
+    line = error_line(r, 2, "dream.backend: 'torch' -> 'tensorflow'")
+    assert "--restart" in line
+    r = run("video", clip, "-o", out, *common, "--backend", "torch", "--end", "f5")
+    assert r.exit_code == 0, r.output
+
+
+def test_torch_missing_is_one_line_with_the_install_command(photo, tmp_path, monkeypatch):
+    from .clitools import one_line_error, run
+
+    real = backends.installed
+    monkeypatch.setattr(backends, "installed", lambda name: name != "torch" and real(name))
+    r = run("image", photo, "-o", tmp_path / "o.png", "--backend", "torch")
+    one_line_error(r, 2, "torch is not installed", "pip install 'dreamvid[torch]'")
+    assert not (tmp_path / "o.png").exists()

@@ -4,6 +4,7 @@ process (bit for bit where nothing is split), each frame written once, resume af
 driver stops, a worker killed with SIGKILL, and the failures that must be one line."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -362,3 +363,18 @@ def test_a_masked_video_on_two_workers_keeps_each_frames_mask(tmp_path, tiny, ma
     for k, (out, source) in enumerate(zip(shown, decoded)):
         assert np.abs(out[:, :26].astype(int) - source[:, :26].astype(int)).mean() < 1.0, k
         assert np.abs(out[:, 40:].astype(int) - source[:, 40:].astype(int)).mean() > 1.0, k
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
+def test_ray_workers_dream_on_the_torch_backend_as_one_process_does(tmp_path, tiny, photo, local_cluster):
+    """The backend is a setting like any other: a worker loads the plan's backend (torch on
+    the CPU here, bit for bit as in one process)."""
+    s = Settings(DreamSettings(model=tiny, step=0.05, num_octave=1, iterations=2, max_loss=None, backend="torch",
+                               precision="float32"))
+    photos = [photo, _rgba(tmp_path / "alpha.png", 1)]
+    one = render_images(photos, tmp_path / "one", s)
+    two = render_images(photos, tmp_path / "two", s, workers=2)
+    assert one.items == two.items == 2 and not two.failed
+    for p in photos:
+        name = f"{p.stem}.dream.png"
+        assert np.array_equal(media.read_image(tmp_path / "one" / name), media.read_image(tmp_path / "two" / name))

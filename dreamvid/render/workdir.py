@@ -527,9 +527,16 @@ def _check_same(path: Path, old: Mapping[str, Any], new: Mapping[str, Any], hint
                                   hint=hint + ", or use the original start")
 
 
+# settings a resume key leaves out at the value every earlier work folder had (dream.auto.pin)
+LEFT_OUT = {"backend": "tensorflow"}
+
+
 def _changed(a: Mapping[str, Any], b: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    def shown(d: Mapping[str, Any], k: str) -> Any:
+        return d[k] if k in d else LEFT_OUT.get(k.rpartition(".")[2])
+
     keys = sorted((set(a) | set(b)) - set(ignore))
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)][:4]
+    return [f"{k}: {shown(a, k)!r} -> {shown(b, k)!r}" for k in keys if a.get(k) != b.get(k)][:4]
 
 
 def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
