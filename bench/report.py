@@ -99,6 +99,28 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
                          "<= 3 levels, no trend", _mark(hit.get("brightness"))))
     rows += _cluster_lines(r.get("cluster"))
     rows += _objectives_lines(r.get("objectives"))
+    rows += _backends_lines(r.get("backends"))
+    return rows
+
+
+def _backends_lines(b: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 22: each bundled network's float32 step on TensorFlow and PyTorch, side by side, on
+    this CPU and with its kernels capped at AVX2; what auto picks against TensorFlow's step."""
+    if b is None:
+        return []
+    if "skipped" in b:
+        return [("10. backends", f"not measured: {b['skipped']}", "", "—")]
+    rows = []
+    for where, label in (("native", "this CPU"), ("avx2", "AVX2 (emulated)")):
+        for row in b.get(where, {}).get("rows", []):
+            sec = row["seconds_per_step"]
+            target = row.get("target")
+            hit = None if target is None or where != "avx2" else row["auto_vs_today"] >= target
+            rows.append((f"10. step {row['size']} {row['model']}, TensorFlow vs PyTorch, {label}",
+                         f"{sec['tensorflow']:.3f} s vs {sec['torch']:.3f} s = {row['torch_speedup']:.2f}x; "
+                         f"auto: {row['auto']['backend']} = {row['auto_vs_today']:.2f}x today's",
+                         f"auto >= {target}x" if target and where == "avx2" else "auto: the faster",
+                         _mark(hit) if hit is not None else _mark(row["auto_vs_today"] >= 0.95)))
     return rows
 
 
@@ -287,6 +309,28 @@ def _details(r: dict) -> list[str]:
                "octave (the peak comes with the first full-size step), tiles of 512 px."]
     if "startup" in r and "breakdown" in r["startup"]:
         md += _startup_details(r["startup"])
+    if "backends" in r and "skipped" not in r["backends"]:
+        md += _backends_details(r["backends"])
+    return md
+
+
+def _backends_details(b: dict) -> list[str]:
+    """Section 10: the backends side by side (bench/backends.py)."""
+    md = ["", "## 10. Backends: TensorFlow and PyTorch", "",
+          "One float32 step per bundled network at its default layer, 512x384 (one tile), the two backends' "
+          "repetitions interleaved; `auto` is what `--backend auto` chose for that network in the same process "
+          "(it times both at 224 px). The AVX2 rows ran in a child process with oneDNN and ATen capped at AVX2 "
+          "(`ONEDNN_MAX_CPU_ISA=AVX2`, `ATEN_CPU_CAPABILITY=avx2`) on the same CPU: a proxy for an AVX2 CPU, whose "
+          "caches and clocks differ.", "",
+          "| CPU | network | TensorFlow | PyTorch | PyTorch / TensorFlow speed | auto | auto vs today's step | load |",
+          "|---|---|---|---|---|---|---|---|"]
+    for where, label in (("native", "this CPU"), ("avx2", "AVX2 (emulated)")):
+        part = b.get(where, {})
+        for row in part.get("rows", []):
+            sec = row["seconds_per_step"]
+            md.append(f"| {label} | {row['model']} ({row['layer']}) | {sec['tensorflow']:.3f} s | {sec['torch']:.3f} s "
+                      f"| {row['torch_speedup']:.2f}x | {row['auto']['backend']} | {row['auto_vs_today']:.2f}x "
+                      f"| {part.get('load', '?')} |")
     return md
 
 
