@@ -179,11 +179,11 @@ def _error_table(result: dict):
     by_frames = ["/frames"] if png else []
     from rich import box
 
-    table = Table(box=box.SIMPLE_HEAD, title=f"Warping error x1e-3 ({result['pairs']} frame pairs, {result['size'][0]}x{result['size'][1]}), "
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"Warping error x1e-3 ({result['pairs']} frame pairs, {result['size'][0]}x{result['size'][1]}), "
                         f"frame t vs t-1 and vs t-{long['k']}")
-    table.add_column("clip", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("clip", no_wrap=True, overflow="ellipsis", max_width=18)
     for col in ("t-1", "/source", *by_frames, f"t-{long['k']}", "/source", *by_frames):
-        table.add_column(col, justify="right", no_wrap=True, min_width=6)
+        table.add_column(col, justify="right", no_wrap=True, min_width=7)
     src, long_src = result["warping_error"]["source"], long["warping_error"]["source"]
     for key, path, short, lt in rows:
         cells = [f"{key}: {Path(path).name}", f"{short * 1e3:.3f}", _ratio_text(short, src)]
