@@ -372,7 +372,10 @@ def main(argv=None) -> int:
     video, dream = {}, {}
     for item in args.set:
         key, _, value = item.partition("=")
-        value = json.loads(value) if value not in ("dis", "farneback", "none", "fast", "medium", "ultrafast") else value
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:  # a word: dis, medium, yuv444p
+            pass
         (dream if key.startswith("dream.") else video)[key.removeprefix("dream.")] = value
     if args.age_profile:
         from dreamvid import presets
