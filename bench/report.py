@@ -97,6 +97,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
             rows.append((f"7. brightness offset, {c['long_still']['frames']}-frame still",
                          f"max {b['max_abs']:.2f} levels, trend {b['trend_per_100_frames']:+.2f}/100 frames",
                          "<= 3 levels, no trend", _mark(hit.get("brightness"))))
+        rows += _file_lines(c)
     rows += _cluster_lines(r.get("cluster"))
     rows += _objectives_lines(r.get("objectives"))
     rows += _backends_lines(r.get("backends"))
@@ -166,6 +167,27 @@ def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
          f"{vs['strength']:.2f}x, mean difference {vs['mean_abs_difference']:.1f}/255", "within 1.1x",
          _mark(c["hit"]["coherence"])),
     ]
+
+
+def _file_lines(c: dict) -> list[tuple]:
+    """Item 7, the file a user plays (issue 24): each encode's warping error over its frames'."""
+    files = [(x["kind"], x["file"]) for x in c["rows"] if "file" in x] + ([("zoom", c["zoom"])] if "zoom" in c else [])
+    if not files:
+        return []
+    hit, rows = c["hit"], []
+    for key, label in (("mp4", "mp4 (yuv420p)"), ("yuv444p", "--pix-fmt yuv444p"), ("gif", "GIF")):
+        kind, f = max(files, key=lambda kf: kf[1][key]["over_frames"])
+        before = f" (before: {f['before' if key != 'gif' else 'gif_before']['over_frames']:.2f}x)" \
+            if key != "yuv444p" else ""
+        rows.append((f"7. file / its frames, {label} (worst kind)", f"{f[key]['over_frames']:.2f}x ({kind}){before}",
+                     "<= 1.2x", _mark(hit.get(f"{key}_over_frames"))))
+    kind, f = max(files, key=lambda kf: kf[1]["mp4"]["bytes"] / kf[1]["before"]["bytes"])
+    rows.append(("7. file size / the crf-18 encode before (largest)",
+                 f"{f['mp4']['bytes'] / f['before']['bytes']:.2f}x ({kind})", "<= 2x", _mark(hit.get("file_size"))))
+    kind, f = max(files, key=lambda kf: kf[1]["encode_cost"])
+    rows.append(("7. steady encode's extra time / a frame's dream (most)", f"{100 * f['encode_cost']:+.1f}% ({kind})",
+                 "<= 10%", _mark(hit.get("encode_cost"))))
+    return rows
 
 
 def table(r: dict) -> str:
@@ -285,7 +307,8 @@ def _details(r: dict) -> list[str]:
     if "coherence" in r:
         c = r["coherence"]
         md += ["", "## 6. Coherence on every kind of footage", "",
-               f"bench/clips.py clips at {c['size'][0]}x{c['size'][1]}, {c['frames']} frames, preset `{c['preset']}`, "
+               f"bench/clips.py clips at {c['size'][0]}x{c['size'][1]} (real footage, real_*: at its own size), "
+               f"{c['frames']} frames, preset `{c['preset']}`, "
                "measured by `dreamvid coherence` (render/measure.py). vs independent: the first "
                f"{c['independent_frames']} frames against the same frames dreamed with `--flow none`. Long-term: "
                "frame t against t-6 by the direct source flow. Strength: mean |output - source|. s/frame: frames "
@@ -303,6 +326,7 @@ def _details(r: dict) -> list[str]:
             md.append(f"| {x['kind']} | {x['vs_source']:.2f}x | {ind} | {long_term} | "
                       f"{s['later_over_first']:.2f} | {s['first_over_median']:.2f} | {s['p90_over_p10']:.2f} | "
                       f"{x['brightness']['range']:.2f} | {x['seconds_per_frame']:.3f} |")
+        md += _file_table(c)
     if "memory" in r:
         md += ["", "## 4. Memory", "",
                f"Peak RSS of a fresh process; {r['memory']['iterations_per_octave']} iterations per "
@@ -331,6 +355,28 @@ def _backends_details(b: dict) -> list[str]:
             md.append(f"| {label} | {row['model']} ({row['layer']}) | {sec['tensorflow']:.3f} s | {sec['torch']:.3f} s "
                       f"| {row['torch_speedup']:.2f}x | {row['auto']['backend']} | {row['auto_vs_today']:.2f}x "
                       f"| {part.get('load', '?')} |")
+    return md
+
+
+def _file_table(c: dict) -> list[str]:
+    """The file a user plays, per kind: frames and file against the source, file over frames now and
+    before issue 24, the size against the crf-18 encode before, and saturation over the frames'."""
+    files = [(x["kind"], x["file"]) for x in c["rows"] if "file" in x] + ([("zoom", c["zoom"])] if "zoom" in c else [])
+    if not files:
+        return []
+    md = ["", "The file a user plays (issue 24): the frames encoded as `dreamvid video` encodes them (mp4: "
+          "H.264 yuv420p, crf 18) and as before issue 24, each measured with `coherence --frames`; a zoom "
+          "against the camera's known motion. Size: over the crf-18 encode before. Saturation: mean HSV "
+          "saturation over the frames'.", "",
+          "| kind | frames vs source | mp4 vs source | mp4 / frames (before) | yuv444p / frames | GIF / frames "
+          "(before) | size vs crf 18 | saturation (before) |", "|---|---|---|---|---|---|---|---|"]
+    for kind, f in files:
+        m, b = f["mp4"], f["before"]
+        vs = (f"{m['frames_vs_source']:.2f}x", f"{m['vs_source']:.2f}x") if "vs_source" in m else ("", "")
+        md.append(f"| {kind} | {vs[0]} | {vs[1]} | {m['over_frames']:.2f}x ({b['over_frames']:.2f}x) | "
+                  f"{f['yuv444p']['over_frames']:.2f}x | {f['gif']['over_frames']:.2f}x "
+                  f"({f['gif_before']['over_frames']:.2f}x) | {m['bytes'] / b['bytes']:.2f}x | "
+                  f"{m['saturation_vs_frames']:.2f} ({b['saturation_vs_frames']:.2f}) |")
     return md
 
 

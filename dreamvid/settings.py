@@ -26,6 +26,9 @@ BACKENDS = ("auto", "tensorflow", "torch")  # what runs the step (dreamvid/backe
 INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
 EDGES = ("inpaint", "reflect")  # how a zoom fills the border it uncovers (render/zoom.py move)
 DEFAULT_CRF = 18  # x264 quality that looks lossless
+# H.264 pixel formats (media.encode.PIX_FMTS): yuv420p plays on every phone, browser and editor;
+# 4:4:4 keeps the dream's finest colour detail and 10-bit its gradients, in fewer players.
+PIX_FMTS = ("yuv420p", "yuv444p", "yuv420p10le", "yuv444p10le")
 DEFAULT_CELL_SIZE = 384  # px; longest side of a picture in a contact sheet or grid
 MAX_FPS = 1000  # frames per second; more is a typo
 MIN_FPS = Fraction(1, 10)  # a frame every 10 s; slower is a typo (1e-9 only failed at the encode)
@@ -89,6 +92,7 @@ class VideoSettings:
     strength_hold: float = 1.0  # 0..1: how fully each region keeps its dream strength from frame to frame (0: off)
     scene_cuts: bool = True  # reset the chain at hard cuts
     crf: int = DEFAULT_CRF  # x264 quality, 0 (lossless) .. 51
+    pix_fmt: str = PIX_FMTS[0]  # H.264 pixel format (PIX_FMTS); a GIF takes only the default
     keep_audio: bool = True
     fps: str | None = None  # override the source frame rate ("24", "30000/1001"); with interpolate: the playback rate
     interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between output frames (smooth, or slow with fps)
@@ -343,6 +347,8 @@ def validate_video(v: VideoSettings) -> VideoSettings:
     if v.frame_num_octave is not None:
         _int_in(v.frame_num_octave, "frame_num_octave", 1, MAX_OCTAVES)
     _int_in(v.crf, "crf", 0, 51)
+    _check(v.pix_fmt in PIX_FMTS, "pix_fmt", v.pix_fmt, f"must be one of {', '.join(PIX_FMTS)}",
+           "yuv420p plays everywhere; yuv444p keeps the dream's full colour detail")
     _int_in(v.interpolate, "interpolate", 1, MAX_INTERPOLATE)
     _int_in(v.cadence, "cadence", 1, MAX_CADENCE)
     for key in ("scene_cuts", "keep_audio"):

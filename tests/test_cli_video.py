@@ -53,7 +53,7 @@ def test_end_to_end_with_the_bundled_model_then_coherence(make_clip, tmp_path):
     numbers = json.loads(r.output)
     assert numbers["pairs"] == 5 and numbers["warping_error"]["output"] > numbers["warping_error"]["source"] > 0
     r = run("coherence", src, out)
-    assert r.exit_code == 0 and "Warping error" in r.output and "vs source" in r.output
+    assert r.exit_code == 0 and "Warping error" in r.output and "/source" in r.output
     assert "Dream strength" in r.output and "later/first" in r.output
     assert numbers["strength"]["later_over_first"] > 0.6 and len(numbers["strength"]["per_frame"]) == 6
 

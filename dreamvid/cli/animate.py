@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, ray_option,
+from .common import (PIX_FMT_HELP, RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, ray_option,
                      restart_option, with_dream_options, work_dir_option, workers_option)
 
 MOTION_PANEL = "Camera path"
@@ -124,6 +124,7 @@ def zoom(
                      "frame's (0 lets them run to a saturated rainbow; default 0.5).", panel=FRAME_PANEL) = None,
     crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
               panel=OUTPUT_PANEL) = None,
+    pix_fmt: _opt("--pix-fmt", help=PIX_FMT_HELP, type_=Optional[str], panel=OUTPUT_PANEL) = None,
     restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
@@ -144,7 +145,7 @@ def zoom(
               "center": parse_pair(center, "--center", "0.5,0.4"), "duration": duration, "frames": frames, "fps": fps,
               "interpolation": interpolation, "edges": edges, "color_hold": color_hold, "interpolate": interpolate,
               "frame_iterations": frame_iterations,
-              "frame_num_octave": frame_num_octave, "crf": crf}
+              "frame_num_octave": frame_num_octave, "crf": crf, "pix_fmt": pix_fmt}
     if dry_run:
         rows = zooming.zoom_schedule(source, preset=preset, keyframes=keyframes, audio=audio, **dream_flags(dream),
                                      **motion)

@@ -83,6 +83,8 @@ def handle_errors(fn: Callable) -> Callable:
 
 PANEL = "Dream (defaults < --preset < these flags)"
 EXPRESSION_NAMES = "t, f, fps, duration and the audio's rms, onset, bass, mid, treble"  # expr.py
+PIX_FMT_HELP = ("H.264 pixel format: yuv420p (default: plays everywhere), yuv444p (the dream's full colour detail), "
+                "yuv420p10le or yuv444p10le (10-bit); 4:4:4 and 10-bit need a player such as VLC or mpv. Not for GIF.")
 
 
 # (parameter, flags, type, help, range): one definition for every command keeps the vocabulary

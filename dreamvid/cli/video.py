@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (EXPRESSION_NAMES, RenderBar, default_output, dream_flags, handle_errors, interrupted,
+from .common import (EXPRESSION_NAMES, PIX_FMT_HELP, RenderBar, default_output, dream_flags, handle_errors, interrupted,
                      keep_frames_option, ray_option, restart_option, with_dream_options, work_dir_option,
                      workers_option)
 
@@ -65,6 +65,7 @@ def video(
                             type_=Optional[int], panel=OUTPUT_PANEL) = None,
     crf: _video_opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
                     panel=OUTPUT_PANEL) = None,
+    pix_fmt: _video_opt("--pix-fmt", help=PIX_FMT_HELP, type_=Optional[str], panel=OUTPUT_PANEL) = None,
     keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
                            "(default: keep).", type_=Optional[bool], panel=OUTPUT_PANEL) = None,
     restart: restart_option(OUTPUT_PANEL) = False,
@@ -91,7 +92,7 @@ def video(
                                   flow=flow, flow_quality=flow_quality, blend=number_or_text(blend),
                                   frame_iterations=number_or_text(frame_iterations),
                                   frame_num_octave=frame_num_octave, temporal_weight=temporal_weight,
-                                  strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf,
+                                  strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf, pix_fmt=pix_fmt,
                                   keep_audio=keep_audio, interpolate=interpolate, cadence=cadence,
                                   workers=workers, ray=ray)
         except KeyboardInterrupt:
@@ -103,8 +104,13 @@ def video(
 @handle_errors
 def coherence(
     source: Annotated[Path, typer.Argument(help="The original clip.", show_default=False)],
-    output: Annotated[Path, typer.Argument(help="The dreamed clip (a video or a folder of PNG frames).",
-                                           show_default=False)],
+    output: Annotated[Optional[Path], typer.Argument(
+        help="The dreamed clip: a video, or a folder of PNG frames (optional with --frames).",
+        show_default=False)] = None,
+    frames: Annotated[Optional[Path], typer.Option(
+        "--frames", show_default=False, help="The PNG frames OUTPUT was encoded from (a work folder kept with "
+                                             "--keep-frames, or a folder of frame_NNNNN.png): measured too, with "
+                                             "the file's loss against them. Alone: measure this folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     flow: Annotated[str, typer.Option("--flow", help="Flow used for measuring: dis or farneback.")] = "dis",
     start: Annotated[Optional[str], typer.Option(
@@ -117,7 +123,8 @@ def coherence(
 
     Each output frame is compared with the previous one warped by the SOURCE's optical flow,
     on the pixels that flow can be trusted on. Lower is steadier; the source's own number is
-    the floor that flow errors set.
+    the floor that flow errors set. With --frames, the frames a file was encoded from are
+    measured in the same pass: "vs frames" is what the encode added.
     """
     from .. import media
     from ..render.measure import coherence as measure
@@ -126,28 +133,21 @@ def coherence(
     if flow not in ("dis", "farneback"):
         raise SettingsError(f"--flow {flow!r} cannot measure: the warping error needs optical flow",
                             hint="use --flow dis (the default) or --flow farneback")
+    if output is None and frames is None:
+        raise SettingsError("nothing to measure: give OUTPUT, --frames DIR, or both",
+                            hint="e.g. dreamvid coherence clip.mp4 clip.dream.mp4 --frames work_folder")
+    if output is None:
+        output, frames = frames, None
     first = frame_index(start, media.probe_video(source).fps, "--start") if start else None
-    result = measure(source, output, flow=flow, max_frames=max_frames, start=first)
+    result = measure(source, output, flow=flow, max_frames=max_frames, start=first, frames=frames)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    errors, long = result["warping_error"], result["long_term"]
-    table = Table(title=f"Warping error ({result['pairs']} frame pairs, {result['size'][0]}x{result['size'][1]})")
-    table.add_column("clip")
-    table.add_column("warping error (x1e-3)", justify="right")
-    table.add_column("vs source", justify="right")
-    table.add_column(f"t vs t-{long['k']} (x1e-3)", justify="right")
-    table.add_column("vs source", justify="right")
-    for key, path in (("output", result["output"]), ("source", result["source"])):
-        ratio = errors[key] / errors["source"] if errors["source"] else math.inf
-        lt = long["warping_error"][key]
-        lt_ratio = lt / long["warping_error"]["source"] if long["warping_error"]["source"] else math.nan
-        table.add_row(f"{key}: {Path(path).name}", f"{errors[key] * 1e3:.3f}", f"{ratio:.2f}x",
-                      f"{lt * 1e3:.3f}" if math.isfinite(lt) else "-",
-                      f"{lt_ratio:.2f}x" if math.isfinite(lt_ratio) else "-")
+    console = Console()
+    console.print(_error_table(result))
     s, b = result["strength"], result["brightness"]
     strength = Table(title="Dream strength, mean |output - source| (levels): shots' first frames, later frames; "
                            "brightness offset output - source (range, trend per 100 frames)")
@@ -156,10 +156,39 @@ def coherence(
     strength.add_row(f"{s['first']:.2f}", f"{s['later']:.2f}", f"{s['later_over_first']:.2f}",
                      f"{s['first_over_median']:.2f}", f"{s['p90_over_p10']:.2f}",
                      f"{b['mean']:+.2f} ({b['range']:.2f}, {b['trend_per_100_frames']:+.2f})")
-    console = Console()
-    console.print(table)
     console.print(strength)
     notes = [n for n in (result["resized"], f"{result['skipped_cuts']} pairs across scene cuts skipped"
                          if result["skipped_cuts"] else None, *result["notes"]) if n]
     for note in notes:
         console.print(f"note: {note}")
+
+
+def _ratio_text(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b and math.isfinite(a) and math.isfinite(b) else "-"
+
+
+def _error_table(result: dict):
+    """Short- and long-term warping error of the output, its frames (with --frames) and the source."""
+    from rich.table import Table
+
+    long, png = result["long_term"], result.get("encoded_from")
+    rows = [("output", result["output"], result["warping_error"]["output"], long["warping_error"]["output"])]
+    if png:
+        rows.append(("frames", png["path"], png["warping_error"], png["long_term_error"]))
+    rows.append(("source", result["source"], result["warping_error"]["source"], long["warping_error"]["source"]))
+    by_frames = ["/frames"] if png else []
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"Warping error x1e-3 ({result['pairs']} frame pairs, {result['size'][0]}x{result['size'][1]}), "
+                        f"frame t vs t-1 and vs t-{long['k']}")
+    table.add_column("clip", no_wrap=True, overflow="ellipsis", max_width=18)
+    for col in ("t-1", "/source", *by_frames, f"t-{long['k']}", "/source", *by_frames):
+        table.add_column(col, justify="right", no_wrap=True, min_width=7)
+    src, long_src = result["warping_error"]["source"], long["warping_error"]["source"]
+    for key, path, short, lt in rows:
+        cells = [f"{key}: {Path(path).name}", f"{short * 1e3:.3f}", _ratio_text(short, src)]
+        cells += [_ratio_text(short, png["warping_error"])] if png else []
+        cells += [f"{lt * 1e3:.3f}" if math.isfinite(lt) else "-", _ratio_text(lt, long_src)]
+        cells += [_ratio_text(lt, png["long_term_error"])] if png else []
+        table.add_row(*cells)
+    return table

@@ -54,7 +54,7 @@ from . import engine, workdir
 log = logging.getLogger("dreamvid")
 
 PREFETCH_DEPTH = 3  # frames decoded and flowed ahead of the dream (memory: a few frames)
-OUTPUT_ONLY = ("crf", "keep_audio", "fps", "interpolate")  # VideoSettings fields that do not change the frames
+OUTPUT_ONLY = ("crf", "pix_fmt", "keep_audio", "fps", "interpolate")  # VideoSettings fields that do not change the frames
 _POLL_S = 0.1  # s; how often a blocked worker checks whether the render has stopped
 
 
@@ -137,6 +137,7 @@ class VideoPlan(engine.Plan):
         if media.output_kind(out) == "image":
             raise OutputError(f"{out.name} is a still image name, not a video",
                               hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
+        media.check_pix_fmt(out, settings.video.pix_fmt)
         self.start, self.end = _frame_range(info, start, end)
         k = settings.video.interpolate
         self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
@@ -327,7 +328,8 @@ class VideoPlan(engine.Plan):
         if info.sar != 1 and media.output_kind(self.output) == "frames":
             log.warning("%s has non-square pixels (sample aspect %s); PNG frames cannot say so: show them %s "
                         "times as wide", info.path.name, info.sar, float(info.sar))
-        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep, sar=info.sar,
+        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, pix_fmt=self.settings.video.pix_fmt,
+                    end=last, keep=ctx.keep, sar=info.sar,
                     interpolate=self.settings.video.interpolate, compose=self._composer(first, last),
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))

@@ -292,7 +292,7 @@ class WorkFolder:
         self.manifest["end"] = int(end)
         self._save()
 
-    def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18,
+    def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18, pix_fmt: str = "yuv420p",
                audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
                audio_duration: float | None = None, end: int | None = None, keep: bool = False,
                sar: Fraction | None = None, interpolate: int = 1, compose=None) -> Path:
@@ -322,6 +322,7 @@ class WorkFolder:
             keep = keep or out.resolve() == self.path.resolve()
         else:
             media.encode_video(frames_dir, out, fps=Fraction(fps), n_frames=count, start_number=start, crf=crf,
+                               pix_fmt=pix_fmt,
                                audio_source=audio_source, audio_start=audio_start, audio_duration=audio_duration,
                                comment=render_comment(self.manifest, self.start, n), sar=sar)
         if keep:

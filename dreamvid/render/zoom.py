@@ -411,7 +411,7 @@ def render_zoom_preview(source, output: str | os.PathLike, settings: Settings | 
     plan = ZoomPlan(source, output, s, keyframes=keyframes, audio=audio)
     picture = plan.picture
     path = plan.path
-    with media.VideoWriter(plan.output, fps=plan.fps, crf=s.video.crf) as writer:
+    with media.VideoWriter(plan.output, fps=plan.fps, crf=s.video.crf, pix_fmt=s.video.pix_fmt) as writer:
         for i in range(plan.end):
             frame = apply(picture, path.trajectory.cumulative(i), path.zoom.interpolation)
             writer.write(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
@@ -499,6 +499,7 @@ class ZoomPlan(engine.Plan):
             if media.output_kind(self.output) == "image":
                 raise OutputError(f"{self.output.name} is a still image name, but a zoom is a clip",
                                   hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
+            media.check_pix_fmt(self.output, settings.video.pix_fmt)
         self.picture = fit_max_size(picture.astype(np.float32), settings.dream.max_size)
         h, w = self.picture.shape[:2]
         self.size = (w, h)
@@ -529,7 +530,8 @@ class ZoomPlan(engine.Plan):
 
     def finish(self, ctx: engine.Context) -> engine.Result:
         sound, k = self.path.sound, self.settings.zoom.interpolate
-        ctx.store.finish(self.output, fps=self.fps * k, crf=self.settings.video.crf, keep=ctx.keep, interpolate=k,
+        ctx.store.finish(self.output, fps=self.fps * k, crf=self.settings.video.crf, pix_fmt=self.settings.video.pix_fmt,
+                         keep=ctx.keep, interpolate=k,
                          audio_source=sound.path if sound is not None else None, audio_start=0.0,
                          audio_duration=float(self.end / self.fps))
         write_params(self.output, schedule(self.path))

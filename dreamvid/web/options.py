@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from ..errors import SettingsError
 from ..settings import (BACKENDS, FLOW_METHODS, FLOW_QUALITIES, INTERPOLATIONS, MASK_KINDS, MAX_ITERATIONS,
-                        MAX_OCTAVES, MIN_TILE, PRECISIONS)
+                        MAX_OCTAVES, MIN_TILE, PIX_FMTS, PRECISIONS)
 
 MAX_TOML = 64 * 1024  # bytes of preset text in a request; the bundled presets are < 1 KB
 MAX_TEXT = 400  # characters of a text parameter (checkpoints, vary lines, start/end)
@@ -108,6 +108,8 @@ PARAMS: tuple[Param, ...] = (
           0, MAX_ITERATIONS),
     Param("frame_num_octave", "int", "octaves of each frame after the first", CLIPS, "video", 1, MAX_OCTAVES),
     Param("crf", "int", "H.264 quality, 0 (lossless) .. 51", (*CLIPS, "timelapse"), "video", 0, 51),
+    Param("pix_fmt", "choice", "H.264 pixel format: yuv420p plays everywhere, yuv444p keeps full colour (not GIF)",
+          CLIPS, "video", choices=PIX_FMTS),
     # timelapse
     Param("checkpoints", "text", "iteration counts rendered independently: 40,80,120", ("timelapse",), "timelapse"),
     Param("every", "int", "instead: one run, a snapshot every K steps", ("timelapse",), "timelapse", 1, 1 << 30),
