@@ -25,6 +25,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,12 +36,27 @@ from . import BORDER, GRAD_EPS, Ascent, Backend, Step, Terms
 log = logging.getLogger("dreamvid")
 
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # ImageNet channel means (models.CAFFE_BGR_MEAN)
+GOMP_SPINCOUNT = 10_000  # spins of an idle OpenMP thread before it sleeps (_before_import says why)
 
 
 def _torch():
+    if "torch" not in sys.modules:
+        _before_import()
     import torch
 
     return torch
+
+
+def _before_import() -> None:
+    """OpenMP's idle threads spin GOMP_SPINCOUNT times before they sleep (libgomp's default is
+    300,000 spins when cores are not oversubscribed). Between two of the thousand small parallel
+    regions of a step that is fine on an idle machine, but beside dreamvid's own threads (the
+    video's flow and PNG writer) or another process, spinning threads take the cores the work
+    needs: on a loaded 2-core Xeon the efficientnet_lite0 step took 3.1 s with the default and
+    0.43 s with a short spin (bench/backends.py). A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT
+    is kept."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", str(GOMP_SPINCOUNT))
 
 
 @functools.lru_cache(maxsize=None)
