@@ -272,6 +272,15 @@ def _dreamvid_cache_dir(tmp_path_factory):
         os.environ["DREAMVID_CACHE_DIR"] = old
 
 
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A fresh, empty dreamvid cache folder for one test (auto.json, networks/), and auto
+    measuring for itself ($DREAMVID_BACKEND unset)."""
+    monkeypatch.setenv("DREAMVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("DREAMVID_BACKEND", raising=False)
+    return tmp_path / "cache"
+
+
 def graph_structure(concrete) -> collections.Counter:
     """A traced tf.function's graph up to names: a multiset of each node's op, attributes and
     inputs' structure, recursively, with every function it calls (a tf.cond's branches, a

@@ -645,6 +645,8 @@ def folded(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None =
         return Folded(name, layers, spec.preprocessing, spec.min_size, scales, config, arrays)
     if keras_backend() == "tensorflow":  # the TensorFlow path builds, folds, calibrates and caches it
         model = load(name, layers, weights, "float32")
+        if key is not None and netcache.entry(key) is None:  # loaded earlier in this process, before a cache
+            netcache.write(key, model.network, model.scales)
         config, arrays = netcache.arrays_of(model.network)
         keras_model = None if isinstance(model.network, plain.PlainNetwork) else model.network
         return Folded(name, model.layers, spec.preprocessing, spec.min_size, model.scales, config, arrays, keras_model)
