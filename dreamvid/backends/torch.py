@@ -389,7 +389,7 @@ class TorchStep(Step):
             if smooth > 0:
                 grad = _blur(grad, smooth)
             grad = grad * mask
-            area = max(float(mask.mean()), GRAD_EPS)
+            area = torch.clamp(mask.mean(), min=GRAD_EPS)  # on the device: no wait for it each step
             grad = grad / torch.clamp(grad.abs().mean() / area, min=GRAD_EPS)
             return loss, torch.clamp(x + step * grad, -1.0, 1.0)
 
