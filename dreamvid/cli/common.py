@@ -85,82 +85,94 @@ PANEL = "Dream (defaults < --preset < these flags)"
 EXPRESSION_NAMES = "t, f, fps, duration and the audio's rms, onset, bass, mid, treble"  # expr.py
 
 
-# (parameter, flags, type, help, range): one definition for every command keeps the vocabulary
-# identical; the range is what settings.validate accepts, the default is shown per command.
-DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
-    ("model", ("--model", "-m"), Optional[str], "Backbone (see `dreamvid models`) or a .keras file.", ""),
-    ("layer", ("--layer", "-l"), Optional[list[str]],
-     "Layer to dream on: NAME, one channel NAME/CHANNEL, with :WEIGHT (a negative one suppresses it); repeat for "
-     "several (see `dreamvid layers MODEL --channels`).", ""),
-    ("classes", ("--class",), Optional[list[str]], "ImageNet class to dream, NAME[:W] or its index (a negative "
-     "weight suppresses it); repeat for several (see `dreamvid classes`). Needs a model with its classifier.", ""),
-    ("guide", ("--guide",), Optional[str], "An image whose features the dream grows toward.", ""),
-    ("guide_weight", ("--guide-weight",), Optional[float], "How much of the dream follows the guide (1: only the "
-     "guide).", "0..1"),
-    ("mask", ("--mask",), Optional[str], "Where to dream: a mask image (white dreams, black keeps the picture, grey "
-     "between); for a video also a mask clip, motion (what moves) or still (what stands).", ""),
-    ("step", ("--step",), Optional[float], "Gradient-ascent step size (0.01 subtle .. 0.05 strong).", "> 0"),
-    ("num_octave", ("--num-octave",), Optional[int], "Number of scales dreamed at.", "1..20"),
-    ("octave_scale", ("--octave-scale",), Optional[float], "Size ratio between octaves.", "> 1"),
-    ("iterations", ("--iterations", "-i"), Optional[int], "Gradient-ascent steps per octave.", "0..10000"),
-    ("max_loss", ("--max-loss",), Optional[float], "Stop an octave once the loss passes this.", "> 0"),
-    ("jitter", ("--jitter",), Optional[int], "Random roll in px applied before each step.", "0..4096"),
-    ("smooth", ("--smooth",), Optional[float], "Blur of each step's gradient, in % of the shorter side: calmer, "
-     "larger shapes (0: none).", "0..10"),
-    ("tile", ("--tile",), Optional[int], "Tile size in px for large images (bounds memory).", ">= 64"),
-    ("tile_batch", ("--tile-batch",), Optional[int], "Tiles per network call (default: up to 16 on a GPU, 1 on "
-     "a CPU; halved by itself if the GPU runs out of memory).", "1..64"),
-    ("seed", ("--seed",), Optional[int], "Random seed of the jitter.", "0..4294967295"),
-    ("max_size", ("--max-size",), Optional[int], "Downscale so the longest side is at most this (px).", ">= 32"),
-    ("weights", ("--weights",), Optional[str], "Local weights file for a downloadable model.", ""),
-    ("precision", ("--precision",), Optional[str], "auto (the faster of the two on this machine and network, "
-     "measured once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a CPU).",
-     "auto|float32|mixed"),
-]
+_TYPES = {"int": Optional[int], "float": Optional[float], "bool": Optional[bool], "lines": Optional[list[str]],
+          "layers": Optional[list[str]]}  # other kinds are text (a choice, a path, a pair, an fps)
+DREAM_OPTIONS = ("model", "layers", "classes", "guide", "guide_weight", "mask", "step", "num_octave", "octave_scale",
+                 "iterations", "max_loss", "jitter", "smooth", "tile", "tile_batch", "seed", "max_size", "weights",
+                 "precision")  # the order --help lists them in; every DreamSettings field (a test checks)
+
+
+def keyword_option(name: str, panel: str):
+    """The option of a render keyword that is not a setting (video's --start, --end; params.KEYWORDS)."""
+    from ..params import KEYWORDS
+
+    p = next(k for k in KEYWORDS if k.name == name)
+    return Annotated[Optional[str], typer.Option(*p.cli_flags(), help=p.help, rich_help_panel=panel,
+                                                 show_default=False)]
+
+
+@functools.lru_cache(maxsize=None)
+def base_settings(mode: str):
+    """The Settings a `mode` command starts from (its own preset's, for video and zoom): the
+    defaults its --help shows."""
+    from .. import presets
+    from ..settings import Settings
+
+    try:
+        return presets.resolve_for(mode)
+    except Exception:  # noqa: BLE001 - a broken preset file must not break --help
+        return Settings()
+
+
+def option(section: str, name: str, mode: str, panel: str, *, type_=None, base=None, **extra):
+    """The Typer option of the catalogue's setting `section.name` (params.py) in a `mode`
+    command: its flags and metavar, its help ending in the range and the default that command
+    starts from. type_: instead of the kind's (a text the command parses itself)."""
+    from ..params import get
+    from ..settings import EXPRESSION_KEYS
+
+    p = get(section, name)
+    limits = p.range_text()
+    type_ = type_ or _TYPES.get(p.kind, Optional[str])
+    if (section, name) in EXPRESSION_KEYS.get(mode, ()):  # a number or an expression (expr.py)
+        type_, limits = Optional[str], f"{limits or 'a number'}, or an expression of {EXPRESSION_NAMES}"
+    if p.kind == "layers" and mode == "video":  # render/values.py: each entry's weight per frame
+        limits = f"W a number or an expression of {EXPRESSION_NAMES}, e.g. block4c_out:0.5+0.5*onset"
+    shown = _default_text(p, getattr(getattr(base or base_settings(mode), section), name), mode)
+    metavar = p.metavar or {"int": "N", "float": "X"}.get(p.kind)
+    return Annotated[type_, typer.Option(*p.cli_flags(), rich_help_panel=panel, show_default=False, metavar=metavar,
+                                         help=f"{p.help}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]
+
+
+def _default_text(p, value, mode: str) -> str:
+    """ [default: VALUE, the video preset's] for a setting's value in the settings a command starts
+    from; a bool as the flag in effect, None as what it means; nothing for a path or no classes."""
+    from .. import presets
+
+    whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
+    if p.kind == "path" or (p.kind == "lines" and not value) or p.name == "vary":
+        return ""
+    if value is None or (p.kind == "layers" and not value):
+        text, whose = p.none, ""
+    elif p.kind == "bool":
+        text = p.cli_flags()[0].split("/")[0 if value else 1]
+    elif p.kind in ("layers", "lines"):  # ((name or class index, weight), ...)
+        text = ", ".join(f"{n}:{w:g}" if not isinstance(w, str) else f"{n}:{w}" for n, w in value)
+    elif isinstance(value, tuple):
+        text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    else:
+        text = value
+    return f" \\[default: {text}{whose}]" if text != "" else ""
 
 
 def dream_options(mode: str) -> list[inspect.Parameter]:
     """The dream options of a `mode` command, each help line ending in its range and the
     default that command starts from (its own preset's, for video and zoom)."""
     from .. import presets
-    from ..settings import DreamSettings
 
-    try:
-        base = presets.resolve_for(mode).dream
-    except Exception:  # noqa: BLE001 - a broken preset file must not break --help
-        base = DreamSettings()
+    base = base_settings(mode)
     whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
     params = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[str], typer.Option("--preset", "-p", rich_help_panel=PANEL, show_default=False, metavar="NAME",
                                     help="Preset name (see `dreamvid presets`) or a .toml file"
                                          f"{f' (default: {presets.MODE_PRESET[mode]})' if whose else ''}.",
                                     autocompletion=complete_presets)])]
-    from ..settings import EXPRESSION_KEYS
-
-    for name, flags, type_, text, limits in DREAM_FIELDS:
-        if ("dream", name) in EXPRESSION_KEYS.get(mode, ()):  # a number or an expression (expr.py)
-            type_, limits = Optional[str], f"{limits}, or an expression of {EXPRESSION_NAMES}"
-        value = getattr(base, "layers" if name == "layer" else name)
-        if name == "layer":
-            if mode == "video":  # render/values.py: each entry's weight per frame
-                limits = f"W a number or an expression of {EXPRESSION_NAMES}, e.g. block4c_out:0.5+0.5*onset"
-            value = ", ".join(f"{n}:{w:g}" if not isinstance(w, str) else f"{n}:{w}" for n, w in value) or \
-                "the model's default layers"
-        elif name == "classes":
-            value = ", ".join(f"{k}:{w:g}" for k, w in value) or None
-        shown = f" \\[default: {value}{whose}]" if value is not None else ""
+    for name in DREAM_OPTIONS:
         extra = {"autocompletion": complete_models} if name == "model" else \
-            {"autocompletion": complete_layers} if name == "layer" else {}
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-            type_, typer.Option(*flags, rich_help_panel=PANEL, show_default=False, metavar=_metavar(name, type_),
-                                help=f"{text}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]))
+            {"autocompletion": complete_layers} if name == "layers" else {}
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=option("dream", name, mode, PANEL, base=base, **extra)))
     return params
-
-
-def _metavar(name: str, type_) -> str:
-    return {"model": "NAME", "layer": "NAME[/C][:W]", "weights": "FILE", "precision": "MODE", "classes": "NAME[:W]",
-            "guide": "IMAGE", "mask": "MASK"}.get(
-        name, "N" if type_ == Optional[int] else "X")
 
 
 def complete_presets(incomplete: str) -> list[str]:
@@ -202,8 +214,7 @@ def with_dream_options(fn: Callable) -> Callable:
             os.environ.setdefault("DREAMVID_TF_LOGS", "1")
         flags = {p.name: kwargs.pop(p.name) for p in options}
         preset = flags.pop("preset")
-        layer = flags.pop("layer")
-        flags["layers"] = layer or None
+        flags["layers"] = flags["layers"] or None
         flags["classes"] = flags["classes"] or None
         return fn(**kwargs, dream=flags, preset=preset)
 
