@@ -190,7 +190,16 @@ def check(p: Param, value: Any) -> None:
 
 def refuse(key: str, value: Any, what: str, hint: str | None) -> None:
     """SettingsError "KEY WHAT (got VALUE)", with the key kept for whoever shows it beside its field."""
-    raise SettingsError(f"{key} {what} (got {value!r})", hint=hint, key=key)
+    raise SettingsError(f"{key} {what} (got {short(value)})", hint=hint, key=key)
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters: a 5000-digit number or a pasted essay stays one line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit
+        text = f"a {value.bit_length()}-bit integer"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _refuse_unless(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:
