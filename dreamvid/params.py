@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from .errors import SettingsError
 
-KINDS = ("int", "float", "bool", "choice", "text", "lines", "model", "layers", "path", "pair")
+KINDS = ("int", "float", "bool", "choice", "text", "list", "lines", "model", "layers", "path", "pair")  # list: 40,80,120
 CHECKED = ("int", "float", "bool", "choice")  # kinds `check` validates alone; the others have code in settings.py
 
 
@@ -136,9 +136,13 @@ def of_mode(mode: str) -> dict[str, Param]:
 
 
 def modes_of(p: Param) -> tuple[str, ...]:
+    """The modes that read `p`: its own `modes`, else those whose sections hold it; a zoom reads
+    the video section only for what a field names (frame_iterations, frame_num_octave, crf)."""
     from .presets import MODE_SECTIONS
 
-    return p.modes if p.modes is not None else tuple(m for m, secs in MODE_SECTIONS.items() if p.section in secs)
+    if p.modes is not None:
+        return p.modes
+    return tuple(m for m, secs in MODE_SECTIONS.items() if p.section == secs[0] or p.section == "dream")
 
 
 def expression_keys() -> dict[str, tuple[tuple[str, str], ...]]:

@@ -82,7 +82,8 @@ class DreamSettings:
                       hi=2**32 - 1, hint="e.g. --seed 0", label="Variation (seed)")
     max_size: int | None = param(None, "int", "Downscale so the longest side is at most this (px).", lo=32,
                                  hi=1 << 16, unit="px", label="Size (longest side)", none="keep the size")
-    weights: str | None = param(None, "path", "Local weights file for a downloadable model.", metavar="FILE")
+    weights: str | None = param(None, "path", "Local weights file for a downloadable model.", metavar="FILE",
+                                 none="the model's own (bundled, or downloaded once)")
     # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (precision.py)
     precision: str = param("auto", "choice", "auto (the faster of the two on this machine and network, measured "
                            "once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a "
@@ -94,13 +95,15 @@ class DreamSettings:
     classes: Classes = param((), "lines", "ImageNet class to dream, NAME[:W] or its index (a negative weight "
                              "suppresses it); repeat for several (see `dreamvid classes`). Needs a model with its "
                              "classifier.", flags=("--class",), metavar="NAME[:W]", label="Dream of (ImageNet classes)")
-    guide: str | None = param(None, "path", "An image whose features the dream grows toward.", metavar="IMAGE")
+    guide: str | None = param(None, "path", "An image whose features the dream grows toward.", metavar="IMAGE",
+                               none="no guide")
     guide_weight: float = param(1.0, "float", "How much of the dream follows the guide (1: only the guide).", lo=0,
                                 hi=1, hint="1 dreams only toward the guide, 0.5 half the plain dream",
                                 label="Guide weight", needs="guide")
     mask: str | None = param(None, "path", "Where to dream: a mask image (white dreams, black keeps the picture, "
                              "grey between); for a video also a mask clip, motion (what moves) or still (what "
-                             "stands).", choices=MASK_KINDS, metavar="MASK", label="Dream only")
+                             "stands).", choices=MASK_KINDS, metavar="MASK", label="Dream only",
+                             none="everywhere")
 
     def layer_dict(self) -> dict[str, float]:
         return dict(self.layers)
@@ -191,7 +194,7 @@ class ZoomSettings:
 class TimelapseSettings:
     """How `dreamvid timelapse` samples the dream as iterations grow, and shows it."""
 
-    checkpoints: tuple[int, ...] | None = param(None, "text", "Iteration counts (per octave) rendered "
+    checkpoints: tuple[int, ...] | None = param(None, "list", "Iteration counts (per octave) rendered "
                                                 "independently, increasing.", flags=("--checkpoints", "-c"),
                                                 label="Checkpoints", none="40,80,120,160,200,240")
     every: int | None = param(None, "int", "Instead: ONE run of iterations, a snapshot every K steps (over all "
@@ -224,7 +227,8 @@ class SweepSettings:
                                                 "+), model, seed, ...", label="Vary (one axis a line)")
     cell_size: int = param(DEFAULT_CELL_SIZE, "int", "Longest side of each picture in the grid.", lo=16, hi=1 << 14,
                            unit="px", label="Picture size")
-    save_cells: str | None = param(None, "path", "Also save every cell at full size into this folder.")
+    save_cells: str | None = param(None, "path", "Also save every cell at full size into this folder.",
+                                     none="the grid only")
 
 
 @dataclass(frozen=True)
