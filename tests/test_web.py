@@ -264,6 +264,40 @@ def test_any_other_address_requires_the_token(studio):
     assert api.get("/api/options", headers={"Authorization": "Bearer s3cret-token-for-the-test"}).status_code == 200
 
 
+def test_a_browser_without_the_token_gets_a_page_that_asks_for_it(studio):
+    app = create_app(studio, host="0.0.0.0", token="s3cret-token-for-the-test")
+    lan = TestClient(app, base_url="http://192.168.1.20:7860", follow_redirects=False)
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    page = lan.get("/", headers=html)
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert '<form method="get" action="/">' in page.text and 'name="token"' in page.text
+    assert "not this studio's" not in page.text and "s3cret" not in page.text
+    assert "not this studio's" in lan.get("/?token=wrong", headers=html).text
+    assert lan.get("/static/studio.css").status_code == 200  # the page's own style, before the token
+    assert lan.get("/api/options", headers=html).json()["error"].startswith("this studio needs its token")
+    typed = lan.get("/?token=s3cret-token-for-the-test", headers=html)  # what the page's form sends
+    assert typed.status_code == 303 and lan.get("/", headers=html).status_code == 200
+
+
+def test_no_page_or_answer_of_the_studio_may_be_framed(client, studio):
+    lan = TestClient(create_app(studio, host="0.0.0.0", token="s3cret-token-for-the-test"),
+                     base_url="http://192.168.1.20:7860")
+    for r in (client.get("/"), client.get("/api/options"), client.get("/api/jobs/nope"), client.get("/static/studio.js"),
+              lan.get("/", headers={"Accept": "text/html"})):
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], r.url
+        assert r.headers["referrer-policy"] == "no-referrer"  # the token in a URL never leaves in a Referer
+
+
+def test_the_banner_says_who_can_open_the_studio(client, studio):
+    assert client.get("/api/options").json()["access"]["mode"] == "loopback"
+    lan = TestClient(create_app(studio, host="0.0.0.0", token="s3cret-token-for-the-test"),
+                     base_url="http://192.168.1.20:7860", headers={"Authorization": "Bearer s3cret-token-for-the-test"})
+    assert lan.get("/api/options").json()["access"]["mode"] == "token"
+    script = (Path(__file__).resolve().parent.parent / "dreamvid" / "web" / "static" / "studio.js").read_text()
+    assert "Everything stays on this machine" not in script and "Only this computer can open" in script
+
+
 def test_requests_from_another_site_are_refused(client):
     token = upload(client).json()["upload"]
     r = client.post("/api/jobs", json={"upload": token, "mode": "image"}, headers={"Origin": "http://evil.example"})

@@ -156,7 +156,7 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", token: str | None = N
             response = RedirectResponse("/", status_code=303)
         else:
             response = await call_next(request)
-        if guard.token and request.cookies.get(TOKEN_COOKIE) != guard.token:
+        if guard.token and request.cookies.get(TOKEN_COOKIE) != guard.token and guard.allowed(request):
             response.set_cookie(TOKEN_COOKIE, guard.token, max_age=COOKIE_AGE, httponly=True, samesite="lax")
         if new_client:
             response.set_cookie(CLIENT_COOKIE, new_client, max_age=COOKIE_AGE, httponly=True, samesite="lax")
