@@ -87,9 +87,7 @@ EXPRESSION_NAMES = "t, f, fps, duration and the audio's rms, onset, bass, mid, t
 
 _TYPES = {"int": Optional[int], "float": Optional[float], "bool": Optional[bool], "lines": Optional[list[str]],
           "layers": Optional[list[str]]}  # other kinds are text (a choice, a path, a pair, an fps)
-DREAM_OPTIONS = ("model", "layers", "classes", "guide", "guide_weight", "mask", "step", "num_octave", "octave_scale",
-                 "iterations", "max_loss", "jitter", "smooth", "tile", "tile_batch", "seed", "max_size", "weights",
-                 "precision")  # the order --help lists them in; every DreamSettings field (a test checks)
+SECTION_PANELS = {"dream": PANEL, "video": "Video", "zoom": "Camera path", "timelapse": "Timelapse", "sweep": "Sweep"}
 
 
 def keyword_option(name: str, panel: str):
@@ -155,24 +153,31 @@ def _default_text(p, value, mode: str) -> str:
     return f" \\[default: {text}{whose}]" if text != "" else ""
 
 
-def dream_options(mode: str) -> list[inspect.Parameter]:
-    """The dream options of a `mode` command, each help line ending in its range and the
-    default that command starts from (its own preset's, for video and zoom)."""
+def dream_options(mode: str, own: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """The options of a `mode` command that come from the catalogue by themselves: --preset,
+    every dream setting, then any other setting the mode reads that the command does not
+    declare itself (`own`: a new setting appears in its section's panel with no code here).
+    Each help line ends in its range and the default that command starts from (its own
+    preset's, for video and zoom)."""
     from .. import presets
+    from ..params import of_mode
 
     base = base_settings(mode)
     whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
-    params = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+    options = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[str], typer.Option("--preset", "-p", rich_help_panel=PANEL, show_default=False, metavar="NAME",
                                     help="Preset name (see `dreamvid presets`) or a .toml file"
                                          f"{f' (default: {presets.MODE_PRESET[mode]})' if whose else ''}.",
                                     autocompletion=complete_presets)])]
-    for name in DREAM_OPTIONS:
-        extra = {"autocompletion": complete_models} if name == "model" else \
-            {"autocompletion": complete_layers} if name == "layers" else {}
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=option("dream", name, mode, PANEL, base=base, **extra)))
-    return params
+    settings = sorted(of_mode(mode).values(), key=lambda p: p.section != "dream")  # the dream panel first
+    for p in settings:
+        if p.section == "render" or p.name in own:
+            continue
+        extra = {"autocompletion": complete_models} if p.name == "model" else \
+            {"autocompletion": complete_layers} if p.name == "layers" else {}
+        options.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option(
+            p.section, p.name, mode, SECTION_PANELS.get(p.section, PANEL), base=base, **extra)))
+    return options
 
 
 def complete_presets(incomplete: str) -> list[str]:
@@ -202,11 +207,12 @@ def complete_layers(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def with_dream_options(fn: Callable) -> Callable:
-    """Add the dream options to a command (named as its mode: image, video, zoom, timelapse,
-    sweep); they reach it as `dream=` {field: value or None} plus `preset=`."""
+    """Add the catalogue's options to a command (named as its mode: image, video, zoom,
+    timelapse, sweep; see dream_options); they reach it as `dream=` {field: value or None}
+    plus `preset=`, and the command passes them on to the library as keywords."""
     sig = inspect.signature(fn)
     own = [p for p in sig.parameters.values() if p.name not in ("dream", "preset")]
-    options = dream_options(fn.__name__.rstrip("_"))
+    options = dream_options(fn.__name__.rstrip("_"), tuple(p.name.rstrip("_") for p in own))  # zoom_: --zoom
 
     @functools.wraps(fn)
     def wrapper(**kwargs):

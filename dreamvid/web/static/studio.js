@@ -15,12 +15,18 @@ async function api(path, init = {}) {
   const r = await fetch(path, { credentials: "same-origin", ...init });
   const json = (r.headers.get("content-type") || "").includes("json") ? await r.json() : null;
   if (!r.ok) {
-    const e = new Error(json && json.error ? json.error + (json.hint ? ". " + json.hint : "") : `${r.status} ${r.statusText}`);
+    const e = new Error(json && json.error ? words(json.error, json.hint) : `${r.status} ${r.statusText}`);
     e.field = json && json.field;
     e.status = r.status;
     throw e;
   }
   return json;
+}
+
+// A message and its way out as two sentences: "max_size 32 makes ... side. Give max_size at least 48."
+function words(message, hint) {
+  const sentence = (t) => (t.endsWith(".") || t.endsWith("?") ? t : t + ".");
+  return sentence(message) + (hint ? " " + sentence(hint[0].toUpperCase() + hint.slice(1)) : "");
 }
 
 function el(tag, props = {}, ...children) {
@@ -156,11 +162,10 @@ function field(p) {
   input.name = p.name;
   input.dataset.kind = p.kind;
   const range = p.range ? ` Range: ${p.range}.` : "";
-  const none = p.optional && p.none ? ` Empty: ${p.none}.` : "";
-  return el("div", { cls: "field" + (p.kind === "lines" ? " wide" : ""), data: { name: p.name } },
+  return el("div", { cls: "field" + (p.kind === "lines" ? " wide" : ""), data: { name: p.name, none: p.none || "" } },
     el("label", { htmlFor: id }, p.label + " ", el("code", { textContent: p.name })),
     input,
-    el("p", { cls: "help", textContent: p.help + range + none }),
+    el("p", { cls: "help" }, p.help + range, el("span", { cls: "empty" })),
     el("p", { cls: "field-error error", role: "alert", data: { for: p.name } }));
 }
 
@@ -175,6 +180,8 @@ async function refreshDefaults() {
     const shown = v === null || v === undefined ? "" : String(v);
     if (input.tagName === "SELECT") input.options[0].textContent = shown ? `(the look's: ${shown})` : "(the look's)";
     else input.placeholder = shown;
+    const f = input.closest(".field"), empty = $(".empty", f);  // what an empty field means when the look sets nothing
+    if (empty) empty.textContent = !shown && f.dataset.none ? ` Empty: ${f.dataset.none}.` : "";
   }
   if ($("#model").value !== state.defaults.model && state.options.models.some((m) => m.name === state.defaults.model)) {
     $("#model").value = state.defaults.model;
@@ -256,7 +263,7 @@ async function upload(file) {
       headers: { "X-Filename": encodeURIComponent(file.name), "Content-Type": "application/octet-stream" } });
   } catch (e) {
     clearDrop();
-    showUploadError(`${file.name}: ${e.message}`);
+    showUploadError(e.message);  // the server's words name the file
     return;
   } finally { $("#drop").classList.remove("busy"); }
   await showUpload();
@@ -330,10 +337,11 @@ async function dream() {
 }
 
 function showNew(card, job) {
-  $("#form-note").textContent = `Dreaming ${job.source}: its card is at the top of "Your dreams".`;
+  $("#form-note").textContent = `Dreaming ${job.source}: its card is first in "Your dreams".`;
   card.classList.add("fresh");
   setTimeout(() => card.classList.remove("fresh"), 2500);
-  card.scrollIntoView({ behavior: "smooth", block: "nearest" });
+  const narrow = window.matchMedia("(max-width: 900px)").matches;  // one column: the gallery is below the form
+  (narrow ? $("#side") : card).scrollIntoView({ behavior: "smooth", block: narrow ? "start" : "nearest" });
   card.focus({ preventScroll: true });
 }
 
@@ -430,7 +438,7 @@ function update(card, job) {
   $(".fill", card).style.width = `${Math.round(fraction * 100)}%`;
   $(".bar", card).hidden = job.status === "done";
   $(".info", card).textContent = info(job, p);
-  $(".error", card).textContent = job.error ? job.error + (job.hint ? ". " + job.hint : "") : "";
+  $(".error", card).textContent = job.error ? words(job.error, job.hint) : "";
   const active = job.status === "queued" || job.status === "running";
   $(".cancel", card).hidden = !active;
   $(".resume", card).hidden = !(job.status === "cancelled" || (job.status === "failed" && job.resumable));
