@@ -138,22 +138,25 @@ def clip_and_sweep(page: Page, out: Path, kind: str) -> None:
     page.until("const t = document.querySelector('#thumb'); return !t.hidden && t.naturalWidth > 0")
     page.type("max_size", "192")
     page.type("end", "f12")
-    page.click("#dream")
-    page.until("return document.querySelector('.job[data-status=done] video:not([hidden])') !== null")
-    time.sleep(1.0)
-    page.show(".job", "start")
-    page.shot(out / f"{kind}-8-clip.jpg", width)
+    dream(page, "return document.querySelector('.job[data-status=done] video:not([hidden])') !== null",
+          out / f"{kind}-8-clip.jpg", width)
 
     page.css("#file").send_keys(str(ROOT / "samples" / "astronaut.jpg"))
     page.until("return document.querySelector('#drop-text').textContent.startsWith('astronaut')")
     page.click("#modes [data-mode=sweep]")
     page.type("vary", "step=0.01,0.03\nnum_octave=2,4")
     page.type("max_size", "160")
+    dream(page, "const i = document.querySelector('.job[data-status=done][data-id] img.result');"
+                "return i !== null && !i.hidden && i.naturalWidth > 0", out / f"{kind}-9-sweep.jpg", width)
+
+
+def dream(page: Page, done: str, path: Path, width: int) -> None:
+    """Dream, wait for `done` (a script) and take the newest card."""
     page.click("#dream")
-    page.until("const i = document.querySelector('.job[data-status=done][data-id] img.result');"
-               "return i !== null && !i.hidden && i.naturalWidth > 0", WAIT * 2)
+    page.until(done, WAIT * 2)
+    time.sleep(1.0)
     page.show(".job", "start")
-    page.shot(out / f"{kind}-9-sweep.jpg", width)
+    page.shot(path, width)
 
 
 def token_page(url: str, out: Path, profile: Path) -> None:

@@ -7,9 +7,7 @@ import json
 import re
 import time
 
-import pytest
-
-from .webtools import LOCAL, SAMPLE, TINY, Studio, client, png_header, studio, submit, upload, wait  # noqa: F401,F811
+from .webtools import LOCAL, SAMPLE, TINY, Studio, client, studio, submit, upload, wait  # noqa: F401,F811
 
 from fastapi.testclient import TestClient  # noqa: E402  (webtools skips without the web extra)
 
