@@ -25,6 +25,7 @@ Adding a parameter is one `param(...)` field in its section (docs/architecture.m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -110,8 +111,10 @@ def of(field: dataclasses.Field, section: str) -> Param:
     return dataclasses.replace(field.metadata["param"], name=field.name, section=section, default=field.default)
 
 
+@functools.lru_cache(maxsize=None)
 def catalogue() -> dict[tuple[str, str], Param]:
-    """{(section, name): Param} for every setting, in section and field order."""
+    """{(section, name): Param} for every setting, in section and field order (made once: the
+    CLI reads it for every option when it starts; do not change the dict)."""
     from .settings import SECTIONS
 
     return {(section, f.name): of(f, section) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}

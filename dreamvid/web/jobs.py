@@ -313,10 +313,12 @@ class Studio:
         with self.lock:
             creating = self._creating.setdefault(owner, threading.Lock())
         with creating:  # one creation per owner at a time, so the second of two finds the first's job
-            done = next((j for j in self.jobs.values() if key and j.owner == owner and j.key == key), None)
+            with self.lock:  # other owners' jobs come and go meanwhile
+                done = next((j for j in self.jobs.values() if key and j.owner == owner and j.key == key
+                             and not j.deleting), None)
+                active = sum(1 for j in self.jobs.values() if j.owner == owner and j.status in ACTIVE)
             if done is not None:
                 return done
-            active = sum(1 for j in self.jobs.values() if j.owner == owner and j.status in ACTIVE)
             if active >= self.max_queued:
                 raise UploadRefused(f"you have {active} jobs waiting or running, the most this studio takes from "
                                     f"one browser", status=429, hint="wait for one to finish, or cancel one")
