@@ -181,9 +181,9 @@ class Studio:
                 self._run(job)
             finally:
                 with self.lock:
-                    self.current = None
                     if job.deleting:
                         self._remove(job)
+                    self.current = None  # after the removal: no longer current means gone
 
     def _run(self, job: Job) -> None:
         from .. import render
