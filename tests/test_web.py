@@ -47,6 +47,17 @@ def test_options_list_modes_presets_models_and_parameters_with_ranges(client):
     assert defaults["step"] == 0.02 and defaults["model"] == "efficientnet_lite0"
 
 
+def test_every_look_the_page_offers_has_its_picture(client):
+    from bench.studio_presets import bundled_presets
+
+    cards = {p["name"]: p for p in client.get("/api/options").json()["presets"]}
+    for name in bundled_presets():
+        assert cards[name]["picture"] == f"/static/presets/{name}.jpg", f"{name}: run `make studio-presets`"
+        picture = client.get(cards[name]["picture"])
+        assert picture.status_code == 200 and picture.content[:3] == b"\xff\xd8\xff" and len(picture.content) < 30_000
+    assert cards["inception"]["picture"] is None  # its network downloads: its words only
+
+
 def test_layers_are_listed_from_the_model(client):
     layers = client.get("/api/models/tiny/layers").json()
     assert [entry["name"] for entry in layers if entry["name"].startswith("conv")] == ["conv1", "conv2", "conv3"]
