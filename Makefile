@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 GPU_PYTHON   ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 WHEEL_PYTHON ?= 3.12
 
-.PHONY: demo test bench gpu-check gpu-wheels gallery clean
+.PHONY: demo test bench gpu-check gpu-wheels gallery studio-presets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dreamvid needs Python >= 3.11 (set PYTHON=python3.12 ...)" if sys.version_info < (3, 11) else 0)'
@@ -48,6 +48,10 @@ gallery: $(STAMP)
 	$(BIN)/dreamvid -q image samples/chelsea.jpg -o docs/gallery/objective-mask.jpg --mask samples/chelsea-mask.png --max-size 360 --preset swirls
 	$(BIN)/dreamvid -q image samples/astronaut.jpg -o docs/gallery/objective-guide.jpg --guide samples/coffee.jpg --layer block5c_out --max-size 360 -i 30 --max-loss 1000
 	$(BIN)/dreamvid -q sweep samples/chelsea.jpg -o docs/gallery/objective-channels.jpg --layer block5c_out --vary channel=0-7 --max-size 180 -i 30 --max-loss 1000 --cell-size 180
+
+# The studio's preset pictures (dreamvid/web/static/presets/): samples/chelsea.jpg dreamed with each preset
+studio-presets: $(STAMP)
+	$(BIN)/python -m bench.studio_presets
 
 clean:
 	rm -rf out .pytest_cache

@@ -14,7 +14,7 @@ import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -83,89 +83,101 @@ def handle_errors(fn: Callable) -> Callable:
 
 PANEL = "Dream (defaults < --preset < these flags)"
 EXPRESSION_NAMES = "t, f, fps, duration and the audio's rms, onset, bass, mid, treble"  # expr.py
-PIX_FMT_HELP = ("H.264 pixel format: yuv420p (default: plays everywhere), yuv444p (the dream's full colour detail), "
-                "yuv420p10le or yuv444p10le (10-bit); 4:4:4 and 10-bit need a player such as VLC or mpv. Not for GIF.")
 
 
-# (parameter, flags, type, help, range): one definition for every command keeps the vocabulary
-# identical; the range is what settings.validate accepts, the default is shown per command.
-DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
-    ("model", ("--model", "-m"), Optional[str], "Backbone (see `dreamvid models`) or a .keras file.", ""),
-    ("layer", ("--layer", "-l"), Optional[list[str]],
-     "Layer to dream on: NAME, one channel NAME/CHANNEL, with :WEIGHT (a negative one suppresses it); repeat for "
-     "several (see `dreamvid layers MODEL --channels`).", ""),
-    ("classes", ("--class",), Optional[list[str]], "ImageNet class to dream, NAME[:W] or its index (a negative "
-     "weight suppresses it); repeat for several (see `dreamvid classes`). Needs a model with its classifier.", ""),
-    ("guide", ("--guide",), Optional[str], "An image whose features the dream grows toward.", ""),
-    ("guide_weight", ("--guide-weight",), Optional[float], "How much of the dream follows the guide (1: only the "
-     "guide).", "0..1"),
-    ("mask", ("--mask",), Optional[str], "Where to dream: a mask image (white dreams, black keeps the picture, grey "
-     "between); for a video also a mask clip, motion (what moves) or still (what stands).", ""),
-    ("step", ("--step",), Optional[float], "Gradient-ascent step size (0.01 subtle .. 0.05 strong).", "> 0"),
-    ("num_octave", ("--num-octave",), Optional[int], "Number of scales dreamed at.", "1..20"),
-    ("octave_scale", ("--octave-scale",), Optional[float], "Size ratio between octaves.", "> 1"),
-    ("iterations", ("--iterations", "-i"), Optional[int], "Gradient-ascent steps per octave.", "0..10000"),
-    ("max_loss", ("--max-loss",), Optional[float], "Stop an octave once the loss passes this.", "> 0"),
-    ("jitter", ("--jitter",), Optional[int], "Random roll in px applied before each step.", "0..4096"),
-    ("smooth", ("--smooth",), Optional[float], "Blur of each step's gradient, in % of the shorter side: calmer, "
-     "larger shapes (0: none).", "0..10"),
-    ("tile", ("--tile",), Optional[int], "Tile size in px for large images (bounds memory).", ">= 64"),
-    ("tile_batch", ("--tile-batch",), Optional[int], "Tiles per network call (default: up to 16 on a GPU, 1 on "
-     "a CPU; halved by itself if the GPU runs out of memory).", "1..64"),
-    ("seed", ("--seed",), Optional[int], "Random seed of the jitter.", "0..4294967295"),
-    ("max_size", ("--max-size",), Optional[int], "Downscale so the longest side is at most this (px).", ">= 32"),
-    ("weights", ("--weights",), Optional[str], "Local weights file for a downloadable model.", ""),
-    ("precision", ("--precision",), Optional[str], "auto (the faster of the two on this machine and network, "
-     "measured once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a CPU).",
-     "auto|float32|mixed"),
-    ("backend", ("--backend",), Optional[str], "What runs the dream: auto (the faster here, measured once per network; "
-     "see `dreamvid doctor`), tensorflow, or torch (CUDA, Apple MPS or the CPU; pip install 'dreamvid[torch]').",
-     "auto|tensorflow|torch"),
-]
+_TYPES = {"int": Optional[int], "float": Optional[float], "bool": Optional[bool], "lines": Optional[list[str]],
+          "layers": Optional[list[str]]}  # other kinds are text (a choice, a path, a pair, an fps)
+SECTION_PANELS = {"dream": PANEL, "video": "Video", "zoom": "Camera path", "timelapse": "Timelapse", "sweep": "Sweep"}
 
 
-def dream_options(mode: str) -> list[inspect.Parameter]:
-    """The dream options of a `mode` command, each help line ending in its range and the
-    default that command starts from (its own preset's, for video and zoom)."""
+def keyword_option(name: str, panel: str):
+    """The option of a render keyword that is not a setting (video's --start, --end; params.KEYWORDS)."""
+    from ..params import KEYWORDS
+
+    p = next(k for k in KEYWORDS if k.name == name)
+    return Annotated[Optional[str], typer.Option(*p.cli_flags(), help=p.help, rich_help_panel=panel,
+                                                 show_default=False)]
+
+
+@functools.lru_cache(maxsize=None)
+def base_settings(mode: str):
+    """The Settings a `mode` command starts from (its own preset's, for video and zoom): the
+    defaults its --help shows."""
     from .. import presets
-    from ..settings import DreamSettings
+    from ..settings import Settings
 
     try:
-        base = presets.resolve_for(mode).dream
+        return presets.resolve_for(mode)
     except Exception:  # noqa: BLE001 - a broken preset file must not break --help
-        base = DreamSettings()
+        return Settings()
+
+
+def option(section: str, name: str, mode: str, panel: str, *, type_=None, base=None, **extra):
+    """The Typer option of the catalogue's setting `section.name` (params.py) in a `mode`
+    command: its flags and metavar, its help ending in the range and the default that command
+    starts from. type_: instead of the kind's (a text the command parses itself)."""
+    from ..params import get
+    from ..settings import EXPRESSION_KEYS
+
+    p = get(section, name)
+    limits = p.range_text()
+    type_ = type_ or _TYPES.get(p.kind, Optional[str])
+    if (section, name) in EXPRESSION_KEYS.get(mode, ()):  # a number or an expression (expr.py)
+        type_, limits = Optional[str], f"{limits or 'a number'}, or an expression of {EXPRESSION_NAMES}"
+    if p.kind == "layers" and mode == "video":  # render/values.py: each entry's weight per frame
+        limits = f"W a number or an expression of {EXPRESSION_NAMES}, e.g. block4c_out:0.5+0.5*onset"
+    shown = _default_text(p, getattr(getattr(base or base_settings(mode), section), name), mode)
+    metavar = p.metavar or {"int": "N", "float": "X"}.get(p.kind)
+    return Annotated[type_, typer.Option(*p.cli_flags(), rich_help_panel=panel, show_default=False, metavar=metavar,
+                                         help=f"{p.help}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]
+
+
+def _default_text(p, value, mode: str) -> str:
+    """ [default: VALUE, the video preset's] for a setting's value in the settings a command starts
+    from; a bool as the flag in effect, None as what it means; nothing for a path or no classes."""
+    from .. import presets
+
     whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
-    params = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+    if p.kind == "path" or (p.kind == "lines" and not value) or p.name == "vary":
+        return ""
+    if value is None or (p.kind == "layers" and not value):
+        text, whose = p.none, ""
+    elif p.kind == "bool":
+        text = p.cli_flags()[0].split("/")[0 if value else 1]
+    elif p.kind in ("layers", "lines"):  # ((name or class index, weight), ...)
+        text = ", ".join(f"{n}:{w:g}" if not isinstance(w, str) else f"{n}:{w}" for n, w in value)
+    elif isinstance(value, tuple):
+        text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    else:
+        text = value
+    return f" \\[default: {text}{whose}]" if text != "" else ""
+
+
+def dream_options(mode: str, own: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """The options of a `mode` command that come from the catalogue by themselves: --preset,
+    every dream setting, then any other setting the mode reads that the command does not
+    declare itself (`own`: a new setting appears in its section's panel with no code here).
+    Each help line ends in its range and the default that command starts from (its own
+    preset's, for video and zoom)."""
+    from .. import presets
+    from ..params import of_mode
+
+    base = base_settings(mode)
+    whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
+    options = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[str], typer.Option("--preset", "-p", rich_help_panel=PANEL, show_default=False, metavar="NAME",
                                     help="Preset name (see `dreamvid presets`) or a .toml file"
                                          f"{f' (default: {presets.MODE_PRESET[mode]})' if whose else ''}.",
                                     autocompletion=complete_presets)])]
-    from ..settings import EXPRESSION_KEYS
-
-    for name, flags, type_, text, limits in DREAM_FIELDS:
-        if ("dream", name) in EXPRESSION_KEYS.get(mode, ()):  # a number or an expression (expr.py)
-            type_, limits = Optional[str], f"{limits}, or an expression of {EXPRESSION_NAMES}"
-        value = getattr(base, "layers" if name == "layer" else name)
-        if name == "layer":
-            if mode == "video":  # render/values.py: each entry's weight per frame
-                limits = f"W a number or an expression of {EXPRESSION_NAMES}, e.g. block4c_out:0.5+0.5*onset"
-            value = ", ".join(f"{n}:{w:g}" if not isinstance(w, str) else f"{n}:{w}" for n, w in value) or \
-                "the model's default layers"
-        elif name == "classes":
-            value = ", ".join(f"{k}:{w:g}" for k, w in value) or None
-        shown = f" \\[default: {value}{whose}]" if value is not None else ""
-        extra = {"autocompletion": complete_models} if name == "model" else \
-            {"autocompletion": complete_layers} if name == "layer" else {}
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-            type_, typer.Option(*flags, rich_help_panel=PANEL, show_default=False, metavar=_metavar(name, type_),
-                                help=f"{text}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]))
-    return params
-
-
-def _metavar(name: str, type_) -> str:
-    return {"model": "NAME", "layer": "NAME[/C][:W]", "weights": "FILE", "precision": "MODE", "backend": "NAME", "classes": "NAME[:W]",
-            "guide": "IMAGE", "mask": "MASK"}.get(
-        name, "N" if type_ == Optional[int] else "X")
+    settings = sorted(of_mode(mode).values(), key=lambda p: p.section != "dream")  # the dream panel first
+    for p in settings:
+        if p.section == "render" or p.name in own:
+            continue
+        extra = {"autocompletion": complete_models} if p.name == "model" else \
+            {"autocompletion": complete_layers} if p.name == "layers" else {}
+        options.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option(
+            p.section, p.name, mode, SECTION_PANELS.get(p.section, PANEL), base=base, **extra)))
+    return options
 
 
 def complete_presets(incomplete: str) -> list[str]:
@@ -195,11 +207,12 @@ def complete_layers(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def with_dream_options(fn: Callable) -> Callable:
-    """Add the dream options to a command (named as its mode: image, video, zoom, timelapse,
-    sweep); they reach it as `dream=` {field: value or None} plus `preset=`."""
+    """Add the catalogue's options to a command (named as its mode: image, video, zoom,
+    timelapse, sweep; see dream_options); they reach it as `dream=` {field: value or None}
+    plus `preset=`, and the command passes them on to the library as keywords."""
     sig = inspect.signature(fn)
     own = [p for p in sig.parameters.values() if p.name not in ("dream", "preset")]
-    options = dream_options(fn.__name__.rstrip("_"))
+    options = dream_options(fn.__name__.rstrip("_"), tuple(p.name.rstrip("_") for p in own))  # zoom_: --zoom
 
     @functools.wraps(fn)
     def wrapper(**kwargs):
@@ -207,8 +220,7 @@ def with_dream_options(fn: Callable) -> Callable:
             os.environ.setdefault("DREAMVID_TF_LOGS", "1")
         flags = {p.name: kwargs.pop(p.name) for p in options}
         preset = flags.pop("preset")
-        layer = flags.pop("layer")
-        flags["layers"] = layer or None
+        flags["layers"] = flags["layers"] or None
         flags["classes"] = flags["classes"] or None
         return fn(**kwargs, dream=flags, preset=preset)
 

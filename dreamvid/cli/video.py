@@ -8,13 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (EXPRESSION_NAMES, PIX_FMT_HELP, RenderBar, default_output, dream_flags, handle_errors, interrupted,
-                     keep_frames_option, ray_option, restart_option, with_dream_options, work_dir_option,
+from ..params import POSITION
+from .common import (RenderBar, default_output, dream_flags, handle_errors, interrupted, keep_frames_option,
+                     keyword_option, option, ray_option, restart_option, with_dream_options, work_dir_option,
                      workers_option)
 
 VIDEO_PANEL = "Video"
 OUTPUT_PANEL = "Output and resume"
-POSITION = "seconds (12, 1.5, 12s, 1:05.5) or a frame index (f30)"
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +22,9 @@ def register(app: typer.Typer) -> None:
     app.command("coherence")(coherence)
 
 
-def _video_opt(*names: str, help: str, type_=Optional[float], panel: str = VIDEO_PANEL):
-    return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=panel, show_default=False)]
+def _video_opt(name: str, panel: str = VIDEO_PANEL):
+    """A video setting's option, from the catalogue (params.py)."""
+    return option("video", name, "video", panel)
 
 
 @handle_errors
@@ -35,39 +36,22 @@ def video(
         "--output", "-o", show_default=False, rich_help_panel=OUTPUT_PANEL,
         help="Result: .mp4/.mov/.mkv (H.264 + the source's audio), .gif, or a folder for PNG frames "
              "(default: SOURCE.dream.mp4 beside the source).")] = None,
-    flow: _video_opt("--flow", help="Optical flow: dis, farneback, or none (independent frames, flickers).",
-                     type_=Optional[str]) = None,
-    flow_quality: _video_opt("--flow-quality", help="DIS preset: ultrafast, fast or medium.",
-                             type_=Optional[str]) = None,
-    blend: _video_opt("--blend", help="How much of the propagated dream carries into the next frame, 0..1, or an "
-                      f"expression of {EXPRESSION_NAMES} (the clip's own soundtrack), e.g. \"0.9-0.3*bass\".",
-                      type_=Optional[str]) = None,
-    frame_iterations: _video_opt("--frame-iterations", help="Iterations per octave for frames after the first "
-                                 "(they start from the warped previous dream), or an expression.",
-                                 type_=Optional[str]) = None,
-    frame_num_octave: _video_opt("--frame-num-octave", help="Octaves for frames after the first.",
-                                 type_=Optional[int]) = None,
-    temporal_weight: _video_opt("--temporal-weight", help="0..1: how much less re-dreaming a reliably tracked, "
-                                "already dreamed pixel gets (0: as much as new content; steadier toward 1).") = None,
-    strength_hold: _video_opt("--strength-hold", help="0..1: how fully each region keeps its dream strength from "
-                              "frame to frame (0: off; 1: no fading or growing).") = None,
-    scene_cuts: _video_opt("--scene-cuts/--no-scene-cuts", help="Restart the dream at hard cuts.",
-                           type_=Optional[bool]) = None,
-    start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
-    end: _video_opt("--end", help=f"Stop before this frame: {POSITION}.", type_=Optional[str]) = None,
-    fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio. "
-                    "With --interpolate: the playback rate (below the source's x K: slow motion).",
-                    type_=Optional[str], panel=OUTPUT_PANEL) = None,
-    cadence: _video_opt("--cadence", help="N: dream every Nth frame and carry the dream along the flow through the "
-                        "frames between (about N x faster; 1..12, default 1).", type_=Optional[int]) = None,
-    interpolate: _video_opt("--interpolate", help="K: write K-1 flow-interpolated frames between output frames "
-                            "(smooth at K x the frame rate, or slow motion with --fps; no model, 1..16).",
-                            type_=Optional[int], panel=OUTPUT_PANEL) = None,
-    crf: _video_opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
-                    panel=OUTPUT_PANEL) = None,
-    pix_fmt: _video_opt("--pix-fmt", help=PIX_FMT_HELP, type_=Optional[str], panel=OUTPUT_PANEL) = None,
-    keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
-                           "(default: keep).", type_=Optional[bool], panel=OUTPUT_PANEL) = None,
+    flow: _video_opt("flow") = None,
+    flow_quality: _video_opt("flow_quality") = None,
+    blend: _video_opt("blend") = None,
+    frame_iterations: _video_opt("frame_iterations") = None,
+    frame_num_octave: _video_opt("frame_num_octave") = None,
+    temporal_weight: _video_opt("temporal_weight") = None,
+    strength_hold: _video_opt("strength_hold") = None,
+    scene_cuts: _video_opt("scene_cuts") = None,
+    start: keyword_option("start", VIDEO_PANEL) = None,
+    end: keyword_option("end", VIDEO_PANEL) = None,
+    fps: _video_opt("fps", OUTPUT_PANEL) = None,
+    cadence: _video_opt("cadence") = None,
+    interpolate: _video_opt("interpolate", OUTPUT_PANEL) = None,
+    crf: _video_opt("crf", OUTPUT_PANEL) = None,
+    pix_fmt: _video_opt("pix_fmt", OUTPUT_PANEL) = None,
+    keep_audio: _video_opt("keep_audio", OUTPUT_PANEL) = None,
     restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
