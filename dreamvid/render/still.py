@@ -145,11 +145,16 @@ class StillsPlan(engine.Plan):
         self.skip_existing = skip_existing
         self.on_octave = on_octave
         self.dreamer = None  # loaded after the first photo is read: a bad photo is reported first
+        from .. import models
         from ..dream import check_objective
 
         check_objective(settings.dream, "image")
+        models.check_targets(settings.dream.model, settings.dream.targets())  # no TensorFlow for a known model
 
-    def open_store(self, *, work_dir=None, restart: bool = False) -> _ResultFiles:
+    def reserve(self, *, work_dir=None) -> None:
+        return None  # each result is written atomically on its own: no folder to lock
+
+    def open_store(self, *, work_dir=None, restart: bool = False, reserved=None) -> _ResultFiles:
         return _ResultFiles(self)
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:
