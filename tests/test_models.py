@@ -301,6 +301,25 @@ def test_every_model_lists_its_default_layers_without_downloading(name, tmp_path
     assert not any(tmp_path.rglob("*.h5"))
 
 
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_the_layer_table_is_what_the_network_builds(name):
+    """models/layers.json (layertable.py) holds every registered model's dreamable layers and
+    their shapes, read without TensorFlow; here they are compared with the network built by
+    the installed Keras (random weights: nothing downloads)."""
+    from dreamvid.models import layertable
+
+    spec = models.get_spec(name)
+    assert layertable.lookup(name) == models._layers_of(spec, models._listing_model(spec))
+
+
+def test_a_model_missing_from_the_table_is_built_instead(monkeypatch):
+    from dreamvid.models import layertable
+
+    monkeypatch.setattr(layertable, "_table", lambda: {})
+    listed = models.dreamable_layers("efficientnet_lite0")
+    assert ("block5c_out", (14, 14, 112)) in listed
+
+
 def test_classic_inception_layers_are_mixed0_to_mixed10():
     assert [n for n, _ in models.dreamable_layers("inception_v3")] == [f"mixed{i}" for i in range(11)]
 

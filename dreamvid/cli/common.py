@@ -176,14 +176,16 @@ def complete_models(incomplete: str) -> list[str]:
 
 
 def complete_layers(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Dreamable layers of the --model on the line (the default model otherwise). The network
-    is built without weights, so nothing is downloaded (a few seconds for TensorFlow)."""
-    from ..models import dreamable_layers
+    """Dreamable layers of the --model on the line (the default model otherwise): a registered
+    model's from its table at once; a .keras file's are read by Keras (a few seconds)."""
+    from ..models import dreamable_layers, is_user_model
     from ..settings import DEFAULT_MODEL
 
+    model = (ctx.params or {}).get("model") or DEFAULT_MODEL
     try:
-        import_tensorflow_quietly()
-        names = [n for n, _ in dreamable_layers((ctx.params or {}).get("model") or DEFAULT_MODEL)]
+        if is_user_model(model):
+            import_tensorflow_quietly()
+        names = [n for n, _ in dreamable_layers(model)]
     except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
         return []
     return [n for n in names if n.startswith(incomplete)]

@@ -77,7 +77,8 @@ def layers(model: Annotated[str, typer.Argument(help="Model name or .keras file.
     """List a model's dreamable layers with output shapes (at 224 px input); * marks the default."""
     from .. import models
 
-    import_tensorflow_quietly()
+    if models.is_user_model(model):  # a registered model's layers are a table: no TensorFlow
+        import_tensorflow_quietly()
     default = {n for n, _ in models.default_layers(model)}
     table = _table("layer", f"output at {models.LISTING_SIZE} px (h, w, channels)", "default",
                    *(["channels (--layer NAME/CHANNEL)"] if channels else []))

@@ -129,7 +129,7 @@ class VideoPlan(engine.Plan):
     finish_needs_prepare = False  # encoding needs no network
 
     def __init__(self, source, output, settings: Settings, *, start=None, end=None):
-        from .. import media
+        from .. import media, models
 
         self.settings = settings
         self.info = info = media.probe_video(source)
@@ -143,6 +143,7 @@ class VideoPlan(engine.Plan):
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
         _check_mask(info, settings, self.end)
+        models.check_targets(settings.dream.model, settings.dream.targets())  # no TensorFlow for a known model
         from .values import FrameValues
 
         self.values = FrameValues(settings, info, self.start, self.end)  # each frame's step, blend...: expressions
