@@ -337,6 +337,30 @@ def test_offline_download_names_both_ways_out(tmp_path, monkeypatch):
         models.load_trunk("mobilenet_v2")
     assert "could not download" in e.value.message
     assert "dreamvid models fetch mobilenet_v2" in e.value.hint and "--weights" in e.value.hint
+    assert f"then copy {tmp_path}/models to this machine" in e.value.hint  # $KERAS_HOME/models
+
+
+def test_the_inception_preset_offline_says_to_copy_the_keras_cache(tmp_path, monkeypatch):
+    """The README's way out, word for word: fetch where there is internet, then copy ~/.keras/models."""
+    from keras.src.utils import file_utils
+
+    from dreamvid import presets
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: [Errno -3] no network")
+
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", no_network)
+    models.load_trunk.cache_clear()
+    s = presets.resolve("inception").dream
+    with pytest.raises(ModelError) as e:
+        models.load_trunk(s.model)
+    assert "could not download the weights of inception_v3" in e.value.message
+    assert "dreamvid models fetch inception_v3` where there is internet, then copy ~/.keras/models" in e.value.hint
+    assert "--weights FILE" in e.value.hint
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "then copy `~/.keras/models`" in readme  # what the README says
 
 
 def test_local_weights_file_is_used_instead_of_downloading(tmp_path, monkeypatch):

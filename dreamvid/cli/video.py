@@ -22,8 +22,26 @@ def register(app: typer.Typer) -> None:
     app.command("coherence")(coherence)
 
 
-def _video_opt(*names: str, help: str, type_=Optional[float], panel: str = VIDEO_PANEL):
-    return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=panel, show_default=False)]
+def _video_defaults():
+    """The video preset's [video] section: what an option left out means (as the dream options say)."""
+    from .. import presets
+    from ..settings import VideoSettings
+
+    try:
+        return presets.resolve_for("video").video
+    except Exception:  # noqa: BLE001 - a broken preset file must not break --help
+        return VideoSettings()
+
+
+VIDEO = _video_defaults()
+PRESETS = ", the video preset's"
+
+
+def _video_opt(*names: str, help: str, type_=Optional[float], panel: str = VIDEO_PANEL, default=None):
+    """A video option; `default`: what leaving it out means, shown as [default: ...] (the
+    option's own default is None: the preset decides)."""
+    shown = f" \\[default: {default}]" if default is not None else ""
+    return Annotated[type_, typer.Option(*names, help=help + shown, rich_help_panel=panel, show_default=False)]
 
 
 @handle_errors
@@ -36,37 +54,42 @@ def video(
         help="Result: .mp4/.mov/.mkv (H.264 + the source's audio), .gif, or a folder for PNG frames "
              "(default: SOURCE.dream.mp4 beside the source).")] = None,
     flow: _video_opt("--flow", help="Optical flow: dis, farneback, or none (independent frames, flickers).",
-                     type_=Optional[str]) = None,
+                     type_=Optional[str], default=f"{VIDEO.flow}{PRESETS}") = None,
     flow_quality: _video_opt("--flow-quality", help="DIS preset: ultrafast, fast or medium.",
-                             type_=Optional[str]) = None,
+                             type_=Optional[str], default=f"{VIDEO.flow_quality}{PRESETS}") = None,
     blend: _video_opt("--blend", help="How much of the propagated dream carries into the next frame, 0..1, or an "
                       f"expression of {EXPRESSION_NAMES} (the clip's own soundtrack), e.g. \"0.9-0.3*bass\".",
-                      type_=Optional[str]) = None,
+                      type_=Optional[str], default=f"{VIDEO.blend}{PRESETS}") = None,
     frame_iterations: _video_opt("--frame-iterations", help="Iterations per octave for frames after the first "
                                  "(they start from the warped previous dream), or an expression.",
-                                 type_=Optional[str]) = None,
+                                 type_=Optional[str], default=f"{VIDEO.frame_iterations}{PRESETS}") = None,
     frame_num_octave: _video_opt("--frame-num-octave", help="Octaves for frames after the first.",
-                                 type_=Optional[int]) = None,
+                                 type_=Optional[int], default=f"{VIDEO.frame_num_octave}{PRESETS}") = None,
     temporal_weight: _video_opt("--temporal-weight", help="0..1: how much less re-dreaming a reliably tracked, "
-                                "already dreamed pixel gets (0: as much as new content; steadier toward 1).") = None,
+                                "already dreamed pixel gets (0: as much as new content; steadier toward 1).",
+                                default=f"{VIDEO.temporal_weight:g}{PRESETS}") = None,
     strength_hold: _video_opt("--strength-hold", help="0..1: how fully each region keeps its dream strength from "
-                              "frame to frame (0: off; 1: no fading or growing).") = None,
+                              "frame to frame (0: off; 1: no fading or growing).",
+                              default=f"{VIDEO.strength_hold:g}{PRESETS}") = None,
     scene_cuts: _video_opt("--scene-cuts/--no-scene-cuts", help="Restart the dream at hard cuts.",
-                           type_=Optional[bool]) = None,
-    start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str]) = None,
-    end: _video_opt("--end", help=f"Stop before this frame: {POSITION}.", type_=Optional[str]) = None,
+                           type_=Optional[bool], default="on") = None,
+    start: _video_opt("--start", help=f"First frame to dream: {POSITION}.", type_=Optional[str],
+                      default="the first frame") = None,
+    end: _video_opt("--end", help=f"Stop before this frame: {POSITION}.", type_=Optional[str],
+                    default="the clip's end") = None,
     fps: _video_opt("--fps", help="Output frame rate (24, 30000/1001) instead of the source's; drops the audio. "
                     "With --interpolate: the playback rate (below the source's x K: slow motion).",
-                    type_=Optional[str], panel=OUTPUT_PANEL) = None,
+                    type_=Optional[str], panel=OUTPUT_PANEL, default="the source's, exactly") = None,
     cadence: _video_opt("--cadence", help="N: dream every Nth frame and carry the dream along the flow through the "
-                        "frames between (about N x faster; 1..12, default 1).", type_=Optional[int]) = None,
+                        "frames between (about N x faster; 1..12).", type_=Optional[int],
+                        default=f"{VIDEO.cadence}{PRESETS}") = None,
     interpolate: _video_opt("--interpolate", help="K: write K-1 flow-interpolated frames between output frames "
                             "(smooth at K x the frame rate, or slow motion with --fps; no model, 1..16).",
-                            type_=Optional[int], panel=OUTPUT_PANEL) = None,
+                            type_=Optional[int], panel=OUTPUT_PANEL, default=f"{VIDEO.interpolate}") = None,
     crf: _video_opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
-                    panel=OUTPUT_PANEL) = None,
-    keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range "
-                           "(default: keep).", type_=Optional[bool], panel=OUTPUT_PANEL) = None,
+                    panel=OUTPUT_PANEL, default=f"{VIDEO.crf}") = None,
+    keep_audio: _video_opt("--keep-audio/--no-audio", help="Copy the source's audio, trimmed to the range.",
+                           type_=Optional[bool], panel=OUTPUT_PANEL, default="keep") = None,
     restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,

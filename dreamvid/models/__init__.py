@@ -334,8 +334,7 @@ def load_trunk(name: str, weights: str | None = None):
     except Exception as e:
         if spec.source == "keras" and weights is None and not is_cached(spec):
             raise DownloadError(f"could not download the weights of {name} ({_first_line(e)})",
-                             hint=f"run `dreamvid models fetch {name}` where there is internet, "
-                                  f"or pass --weights FILE with a local copy") from e
+                                hint=offline_hint(name)) from e
         raise ModelError(f"could not load the weights of {name}: {_first_line(e)}",
                          hint="check that the weights file matches this model") from e
 
@@ -348,6 +347,16 @@ def fetch(name: str) -> Path:
                          hint="only the models marked 'download' in `dreamvid models` are fetched")
     load_trunk(name)
     return spec.cached_path
+
+
+def offline_hint(name: str) -> str:
+    """The ways out for a downloadable model's weights on a machine without internet (README,
+    Troubleshooting): fetch them elsewhere and copy the Keras cache, or give a local file."""
+    cache = keras_cache_dir()
+    home = Path.home()
+    shown = f"~/{cache.relative_to(home)}" if cache.is_relative_to(home) else str(cache)
+    return (f"run `dreamvid models fetch {name}` where there is internet, then copy {shown} to this machine; "
+            f"or pass --weights FILE with a local copy")
 
 
 def _did_you_mean(name: str, known) -> str:

@@ -436,6 +436,8 @@ def _frame_range(info, start, end) -> tuple[int, int]:
     if first >= info.n_frames:
         raise InputError(f"--start {start} is beyond the end of {info.path.name} ({length})",
                          hint=f"give a start before frame {info.n_frames}")
+    if last is not None and last > info.n_frames:
+        log.warning("--end %s is beyond the end of %s (%s): dreaming to its last frame", end, info.path.name, length)
     if last is None or last > info.n_frames:
         last = info.n_frames
     if last <= first:
