@@ -56,7 +56,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         heavy = [k for k, v in s["imported"].items() if v]
         rows.append(("5. dreamvid --help", f"{s['seconds']:.2f} s; imported: {', '.join(heavy) or 'no TF, Keras, cv2'}",
                      "< 1 s, no TF", _mark(s["hit"])))
-        rows += _startup_lines(s)
+        rows += _startup_lines(s) + _newcomer_lines(s.get("newcomer"))
     for p in r.get("precisions", {}).get("rows", []):
         sec = p["seconds_per_step"]
         auto = p.get("auto", {}).get("precision", "—")
@@ -126,6 +126,27 @@ def _startup_lines(s: dict) -> list[tuple[str, str, str, str]]:
                      f"{w['seconds']['dreamvid']:.2f} s vs {w['seconds']['keras_example_script']:.2f} s = "
                      f"{w['speedup']:.2f}x", f">= {w['target']}x", _mark(w["speedup"] >= w["target"])))
     return rows
+
+
+def _newcomer_lines(n: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 27: a newcomer's first commands (bench/newcomer.py), none of which dreams."""
+    if n is None:
+        return []
+    slowest = max(n["rows"], key=lambda row: row["seconds"])
+    imported = sorted({m for row in n["rows"] for m in row["imported"]})
+    return [(f"5. a newcomer's first {len(n['rows'])} commands (help, typos, -o, layers, a second render)",
+             f"slowest {slowest['seconds']:.2f} s ({slowest['what']}); TensorFlow imported by "
+             f"{', '.join(imported) if imported else 'none'}", f"< {n['target_s']:g} s each, no TF", _mark(n["hit"]))]
+
+
+def _newcomer_details(n: dict) -> list[str]:
+    md = ["", f"A newcomer's first commands (bench/newcomer.py; tests/test_first_hour.py asserts the same), each a "
+          f"fresh process as typed, median of {n['runs']} rounds:", "",
+          "| command | seconds | imported | answered as expected |", "|---|---|---|---|"]
+    for row in n["rows"]:
+        md.append(f"| {row['what']}: `{row['command']}` | {row['seconds']:.2f} | "
+                  f"{', '.join(row['imported']) or 'no TF'} | {'yes' if row['answered'] else 'NO'} |")
+    return md
 
 
 def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
@@ -315,6 +336,8 @@ def _startup_details(s: dict) -> list[str]:
                f"{w['seconds']['keras_example_script']:.2f} s for the Keras-example-structured script "
                f"(bench/startup.py KERAS_SCRIPT) = {w['speedup']:.2f}x (target {w['target']}x), "
                f"{w['rounds']} alternated rounds."]
+    if "newcomer" in s:
+        md += _newcomer_details(s["newcomer"])
     a = s.get("against")
     if a:
         before = a["baseline"]["commit"]

@@ -1,5 +1,6 @@
 """Item 5: time to `dreamvid --help`, and proof that TensorFlow is not imported for it; where a
 fresh process's time goes before the first step; the whole `classic` command against a script;
+a newcomer's first commands (bench/newcomer.py: each answers without TensorFlow);
 with `python -m bench --only startup --against DIR`, both of those for this tree and for the
 dreamvid checkout in DIR, alternated in the same run (a before/after table in docs/bench.md).
 
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import common
+from . import common, newcomer
 
 TARGET_S = 1.0
 HEAVY = ("tensorflow", "keras", "cv2", "rich.progress")  # modules --help must not need (rich itself is fine)
@@ -56,6 +57,7 @@ def measure(quick: bool = False, against: str | None = None) -> dict:
             "seconds": round(seconds, 3), "imported": imported, "target_s": TARGET_S,
             "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras"),
             "breakdown": breakdown(2 if quick else 3), "whole_process": whole_process(2 if quick else 3),
+            "newcomer": newcomer.measure(quick),
             **({"against": before_after(Path(against), 2 if quick else 4)} if against else {})}
 
 
