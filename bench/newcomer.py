@@ -125,7 +125,7 @@ def measure(quick: bool = False) -> dict:
     """Median seconds of each of FIRST over a few rounds, and what any of them imported."""
     runs: list[list[Answer]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(2 if quick else 3):
+        for _ in range(1 if quick else 3):
             runs.append(first_hour(Path(tmp)))
     rows = []
     for k, (what, args, code, words) in enumerate(FIRST):

@@ -38,3 +38,20 @@ def test_the_probe_sees_tensorflow_when_a_command_does_import_it(tmp_path):
     """The check above can fail: `doctor` reports TensorFlow's version, so it imports it."""
     a = newcomer.run(["doctor"], tmp_path)
     assert a.code == 0 and "tensorflow" in a.imported
+
+
+@pytest.mark.parametrize("args,words", [
+    (["video", "samples/bunny.mp4", "-o", "v.mp4", "--layer", "block5c_out/200"], "has 112 channels"),
+    (["zoom", "samples/chelsea.jpg", "-o", "z.mp4", "--layer", "block5c_outt"], "did you mean 'block5c_out'"),
+    (["timelapse", "samples/chelsea.jpg", "-o", "t.png", "--class", "logits/1000"], "out of range"),
+    (["sweep", "samples/chelsea.jpg", "-o", "s.png", "--layer", "block5c_out", "--vary", "channel=110-113"],
+     "has 112 channels"),
+    (["sweep", "samples/chelsea.jpg", "-o", "s.png", "--vary", "layers=block4c_out,mixed4"], "no dreamable layer"),
+])
+def test_every_dreaming_command_checks_its_layers_before_tensorflow(args, words, tmp_path):
+    import shutil
+
+    shutil.copytree(newcomer.common.ROOT / "samples", tmp_path / "samples")
+    a = newcomer.run(args, tmp_path)
+    assert a.code == 2 and words in a.stderr and a.stderr.startswith("Error: "), a.stderr
+    assert a.imported == (), a.imported
