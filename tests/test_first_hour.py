@@ -43,7 +43,7 @@ def test_the_probe_sees_tensorflow_when_a_command_does_import_it(tmp_path):
 @pytest.mark.parametrize("args,words", [
     (["video", "samples/bunny.mp4", "-o", "v.mp4", "--layer", "block5c_out/200"], "has 112 channels"),
     (["zoom", "samples/chelsea.jpg", "-o", "z.mp4", "--layer", "block5c_outt"], "did you mean 'block5c_out'"),
-    (["timelapse", "samples/chelsea.jpg", "-o", "t.png", "--class", "logits/1000"], "out of range"),
+    (["timelapse", "samples/chelsea.jpg", "-o", "t.png", "--layer", "logits/1000"], "class index 1000 is out of range"),
     (["sweep", "samples/chelsea.jpg", "-o", "s.png", "--layer", "block5c_out", "--vary", "channel=110-113"],
      "has 112 channels"),
     (["sweep", "samples/chelsea.jpg", "-o", "s.png", "--vary", "layers=block4c_out,mixed4"], "no dreamable layer"),
