@@ -2,8 +2,13 @@
 
 Every ```python block runs in a fresh folder holding a copy of samples/ (the examples use
 sample paths); every `dreamvid ...` line of a ```sh block is parsed by the real CLI, so a
-renamed or removed flag, command or argument fails here. (The shell lines are not run:
-several are full-size dreams of files a reader brings.)
+renamed or removed flag, command or argument fails here. Then every command the README shows
+(the ```sh lines and the whole commands in its prose and tables) runs, its placeholders
+(photo.jpg, clip.mp4, holiday/) filled in with the samples and made small (FILES, SMALL), and
+what can be measured is checked against what the README says: a visible change, strong for
+the class and channel commands; a mask that keeps the photo outside it; frame counts; the
+coherence table, flow-guided far below independent frames. Clusters, the server and
+downloads are not run here (NOT_RUN names where they are tested).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -101,8 +102,6 @@ def forgotten_output(sources: list[Path], output: Path | None, kinds: tuple[str,
 
 def extra_argument_hint(message: str) -> str | None:
     """`dreamvid video clip.mp4 dream.mp4` (one source, one stray word): the -o it meant."""
-    import re
-
     m = re.fullmatch(r"Got unexpected extra argument(?:\(s\)|s)? \((.+)\)", message)
     return f"did you mean `-o {shlex.quote(m.group(1))}`?" if m and " " not in m.group(1) else None
 
