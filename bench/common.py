@@ -55,6 +55,13 @@ def matmul_call(n: int = MATMUL_N) -> tuple[Callable[[], object], float]:
     return (lambda: a @ b), 2.0 * n ** 3
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its children that have ended: the
+    work a run did, whatever else the shared machine ran meanwhile (its wall time is not)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 

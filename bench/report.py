@@ -16,13 +16,13 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
     if "steps" in r:
         for m in r["steps"]["rows"]:
             target = "" if m["target_fraction"] is None else f">= {_pct(m['target_fraction'])} of matmul"
-            rows.append((f"1. step 512x384, {m['model']} ({m['layer']})",
+            rows.append((f"1. step {m['size']}, {m['model']} ({m['layer']})",
                          f"{m['seconds_per_step']:.3f} s, {m['gflop_per_step']} GFLOP, {m['gflops']:.0f} GFLOP/s = "
                          f"{_pct(m['fraction_of_matmul'])} of {m['matmul_gflops']:.0f}", target, _mark(m["hit"])))
     if "still" in r:
         s = r["still"]
         sec, sp = s["seconds"], s["speedup"]
-        rows.append(("2. still 512 px classic vs (a) eager",
+        rows.append((f"2. still {s.get('max_size', 512)} px classic vs (a) eager",
                      f"{sec['dreamvid_cold']:.2f} s vs {sec['eager']:.2f} s = {sp['vs_eager']:.2f}x", ">= 4x",
                      _mark(s["hit"]["vs_eager"])))
         rows.append(("2. still vs (b) Keras-example structure",
@@ -38,7 +38,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
             rows.append(("3. video", "not measured: " + v["skipped"], "", "—"))
         else:
             f = v["seconds_per_frame"]
-            rows.append(("3. video 512 px, s/frame, pipeline", f"{f['pipeline']:.3f} s", "<= 1.0 s",
+            rows.append((f"3. video {v.get('width', 512)} px, s/frame, pipeline", f"{f['pipeline']:.3f} s", "<= 1.0 s",
                          _mark(v["hit"]["seconds_per_frame"])))
             rows.append(("3. pipeline / dream steps alone", f"{f['pipeline']:.3f} / {f['dream_steps_alone']:.3f} = "
                          f"{v['pipeline_over_dream']:.2f}", "<= 1.15", _mark(v["hit"]["pipeline_over_dream"])))
@@ -47,7 +47,10 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
     if "memory" in r:
         for key, label in (("video_frame_1080p", "4. peak RSS, 1080p video frame"),
                            ("still_4k", "4. peak RSS, 4K still")):
-            m = r["memory"][key]
+            m = r["memory"].get(key)
+            if m is None:
+                rows.append((label, "not in --quick", "", "—"))
+                continue
             rows.append((label, f"{m['peak_mb'] / 1024:.2f} GB "
                          f"(model loaded: {m['after_model_load_mb'] / 1024:.2f} GB)",
                          f"<= {m['target_mb'] / 1024:.0f} GB", _mark(m["hit"])))
@@ -56,7 +59,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         heavy = [k for k, v in s["imported"].items() if v]
         rows.append(("5. dreamvid --help", f"{s['seconds']:.2f} s; imported: {', '.join(heavy) or 'no TF, Keras, cv2'}",
                      "< 1 s, no TF", _mark(s["hit"])))
-        rows += _startup_lines(s)
+        rows += _startup_lines(s) + _newcomer_lines(s.get("newcomer"))
     for p in r.get("precisions", {}).get("rows", []):
         sec = p["seconds_per_step"]
         auto = p.get("auto", {}).get("precision", "—")
@@ -69,7 +72,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         rows_ = c["rows"]
         worst = max(rows_, key=lambda x: x["vs_source"])
         rows.append(("7. coherence, warping error vs source (worst kind)",
-                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kinds", "<= 2x",
+                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kind{'s' * (len(rows_) != 1)}", "<= 2x",
                      _mark(hit["vs_source"])))
         ind = [x for x in rows_ if "vs_independent" in x]
         if ind:
@@ -139,16 +142,38 @@ def _startup_lines(s: dict) -> list[tuple[str, str, str, str]]:
     rows = []
     if "breakdown" in s:
         b = s["breakdown"]
-        warm, cold = b["cache_warm"]["model_ready_and_traced_s"], b["no_cache"]["model_ready_and_traced_s"]
+        warm = b["cache_warm"]["model_ready_and_traced_s"]
+        cold = f"{b['no_cache']['model_ready_and_traced_s']:.2f} s" if "no_cache" in b else "not in --quick"
         phases = ", ".join(f"{k} {v:.2f}" for k, v in b["cache_warm"]["phases_s"].items())
-        rows.append(("5. model ready and traced, cache warm", f"{warm:.2f} s (no cache: {cold:.2f} s; {phases})",
+        rows.append(("5. model ready and traced, cache warm", f"{warm:.2f} s (no cache: {cold}; {phases})",
                      f"<= {b['target_s']} s", _mark(warm <= b["target_s"])))
     if "whole_process" in s:
         w = s["whole_process"]
-        rows.append(("5. whole `image -p classic` 512 px vs Keras-example script",
+        rows.append((f"5. whole `image -p classic` {w.get('size', 512)} px vs Keras-example script",
                      f"{w['seconds']['dreamvid']:.2f} s vs {w['seconds']['keras_example_script']:.2f} s = "
                      f"{w['speedup']:.2f}x", f">= {w['target']}x", _mark(w["speedup"] >= w["target"])))
     return rows
+
+
+def _newcomer_lines(n: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 27: a newcomer's first commands (bench/newcomer.py), none of which dreams."""
+    if n is None:
+        return []
+    slowest = max(n["rows"], key=lambda row: row["seconds"])
+    imported = sorted({m for row in n["rows"] for m in row["imported"]})
+    return [(f"5. a newcomer's first {len(n['rows'])} commands (help, typos, -o, layers, a second render)",
+             f"slowest {slowest['seconds']:.2f} s ({slowest['what']}); TensorFlow imported by "
+             f"{', '.join(imported) if imported else 'none'}", f"< {n['target_s']:g} s each, no TF", _mark(n["hit"]))]
+
+
+def _newcomer_details(n: dict) -> list[str]:
+    md = ["", f"A newcomer's first commands (bench/newcomer.py; tests/test_first_hour.py asserts the same), each a "
+          f"fresh process as typed, median of {n['runs']} rounds:", "",
+          "| command | seconds | imported | answered as expected |", "|---|---|---|---|"]
+    for row in n["rows"]:
+        md.append(f"| {row['what']}: `{row['command']}` | {row['seconds']:.2f} | "
+                  f"{', '.join(row['imported']) or 'no TF'} | {'yes' if row['answered'] else 'NO'} |")
+    return md
 
 
 def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
@@ -405,6 +430,8 @@ def _startup_details(s: dict) -> list[str]:
                f"{w['seconds']['keras_example_script']:.2f} s for the Keras-example-structured script "
                f"(bench/startup.py KERAS_SCRIPT) = {w['speedup']:.2f}x (target {w['target']}x), "
                f"{w['rounds']} alternated rounds."]
+    if "newcomer" in s:
+        md += _newcomer_details(s["newcomer"])
     a = s.get("against")
     if a:
         before = a["baseline"]["commit"]

@@ -320,3 +320,14 @@ def test_help_documents_the_position_syntax():
     assert r.exit_code == 0
     text = " ".join(r.output.split())
     assert "f30" in text and "1:05.5" in text and "--keep-audio" in text and "--no-audio" in text
+
+
+def test_an_end_past_the_clip_says_it_was_cut_in_one_line(make_clip, tiny, tmp_path):
+    src, _ = make_clip("short.mp4", n=5)  # 0.2 s at 25 fps
+    r = run("video", src, "-o", tmp_path / "o.mp4", "--model", tiny, *FAST, "--end", "8s")
+    assert r.exit_code == 0, r.output
+    said = [line for line in r.output.splitlines() if "--end" in line]
+    assert said == ["--end 8s is beyond the end of short.mp4 (0.20 s, 5 frames): dreaming to its last frame"], r.output
+    assert media.probe_video(tmp_path / "o.mp4").n_frames == 5
+    r = run("video", src, "-o", tmp_path / "p.mp4", "--model", tiny, *FAST, "--end", "f5")  # exactly its end
+    assert r.exit_code == 0 and "--end" not in r.output, r.output

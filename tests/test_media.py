@@ -786,7 +786,13 @@ def test_gif_video_and_empty_files_given_as_photos_say_what_to_do(tmp_path):
     gif.write_bytes(b"GIF89a" + b"\x00" * 40)
     with pytest.raises(InputError) as e:
         media.read_image(gif)
-    assert "dreamvid video anim.gif" in e.value.hint
+    assert f"`dreamvid video {gif}`" in e.value.hint  # the path as given, folder and all: it can be pasted
+    spaced = tmp_path / "my clips" / "anim.gif"
+    spaced.parent.mkdir()
+    spaced.write_bytes(gif.read_bytes())
+    with pytest.raises(InputError) as e:
+        media.read_image(spaced)
+    assert f"`dreamvid video '{spaced}'`" in e.value.hint
     mp4 = tmp_path / "clip.jpg"  # a video under a photo's name
     mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40)
     with pytest.raises(InputError, match="GIF or video"):

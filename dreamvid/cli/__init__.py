@@ -21,7 +21,8 @@ except ImportError:  # pragma: no cover - older Typer uses the click package
 from .. import __version__
 from ..errors import EXIT_USAGE
 from . import help as _help
-from .common import State, error_text, ignore_interrupts, quiet_opencv, setup_logging, stop_on_signals
+from .common import (State, error_text, extra_argument_hint, ignore_interrupts, quiet_opencv, setup_logging,
+                     stop_on_signals)
 
 
 class OneLineErrors(TyperGroup):
@@ -40,7 +41,8 @@ class OneLineErrors(TyperGroup):
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "dreamvid"
             message = " ".join(e.format_message().split())
-            typer.echo(error_text(message, f"see `{where} --help` for the options"), err=True)
+            output = extra_argument_hint(message) if _takes_output(e.ctx) else None
+            typer.echo(error_text(message, output or f"see `{where} --help` for the options"), err=True)
             code = EXIT_USAGE
         except click.ClickException as e:
             typer.echo(error_text(" ".join(e.format_message().split())), err=True)
@@ -49,6 +51,10 @@ class OneLineErrors(TyperGroup):
             typer.echo("Aborted.", err=True)
             code = 1
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _takes_output(ctx) -> bool:
+    return ctx is not None and any("-o" in getattr(p, "opts", ()) for p in ctx.command.params)
 
 
 _help.install()  # click-style metavars in --help (cli/help.py)

@@ -10,6 +10,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -77,6 +78,32 @@ def handle_errors(fn: Callable) -> Callable:
             fail("Terminated." if isinstance(e, Terminated) else "Interrupted.", interruption_exit_code(e))
 
     return wrapper
+
+
+def forgotten_output(sources: list[Path], output: Path | None, kinds: tuple[str, ...] = ("image", "frames")) -> None:
+    """Before any work: `dreamvid image photo.jpg dream.png` meant `-o dream.png`. The last of
+    several sources, when no -o is given, it does not exist, and it names an output of one of
+    `kinds` (media.output_kind: a picture, or a folder for a batch), is refused with the -o
+    that was forgotten, instead of dreaming the others and only then saying it is missing."""
+    from ..errors import InputError
+    from ..media.paths import output_kind
+
+    if output is not None or len(sources) < 2 or sources[-1].exists():
+        return
+    last = sources[-1]
+    try:
+        if output_kind(last) not in kinds:
+            return
+    except DreamvidError:  # not a name dreamvid writes: an ordinary missing photo
+        return
+    raise InputError(f"photo {last} does not exist",
+                     hint=f"to write the result there, did you mean `-o {shlex.quote(str(last))}`?")
+
+
+def extra_argument_hint(message: str) -> str | None:
+    """`dreamvid video clip.mp4 dream.mp4` (one source, one stray word): the -o it meant."""
+    m = re.fullmatch(r"Got unexpected extra argument(?:\(s\)|s)? \((.+)\)", message)
+    return f"did you mean `-o {shlex.quote(m.group(1))}`?" if m and " " not in m.group(1) else None
 
 
 # ---- the dream options, shared by image, video, zoom, timelapse and sweep ----------------
@@ -193,14 +220,16 @@ def complete_models(incomplete: str) -> list[str]:
 
 
 def complete_layers(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Dreamable layers of the --model on the line (the default model otherwise). The network
-    is built without weights, so nothing is downloaded (a few seconds for TensorFlow)."""
-    from ..models import dreamable_layers
+    """Dreamable layers of the --model on the line (the default model otherwise): a registered
+    model's from its table at once; a .keras file's are read by Keras (a few seconds)."""
+    from ..models import dreamable_layers, is_user_model
     from ..settings import DEFAULT_MODEL
 
+    model = (ctx.params or {}).get("model") or DEFAULT_MODEL
     try:
-        import_tensorflow_quietly()
-        names = [n for n, _ in dreamable_layers((ctx.params or {}).get("model") or DEFAULT_MODEL)]
+        if is_user_model(model):
+            import_tensorflow_quietly()
+        names = [n for n, _ in dreamable_layers(model)]
     except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
         return []
     return [n for n in names if n.startswith(incomplete)]
@@ -377,12 +406,17 @@ def progress_bar(transient: bool = False, console=None):
     def fixed(width: int) -> Column:
         return Column(no_wrap=True, min_width=width)
 
+    console = console or Console(stderr=True)
+    # A transient display in a pipe or a log has nothing to show at the end: rich would leave
+    # an empty line there, before the result or the Error: line.
+    disable = State.quiet or (transient and not console.is_terminal)
+
     return Progress(TextColumn("[bold]{task.description}", table_column=fixed(9)),
                     BarColumn(bar_width=16), MofNCompleteColumn(table_column=fixed(11)),
                     TimeElapsedColumn(table_column=fixed(7)), TextColumn("ETA", table_column=fixed(3)),
                     TimeRemainingColumn(table_column=fixed(7)),
                     TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
-                    console=console or Console(stderr=True), transient=transient, disable=State.quiet, expand=True)
+                    console=console, transient=transient, disable=disable, expand=True)
 
 
 class RenderBar:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import struct
 import zlib
 from pathlib import Path
@@ -75,7 +76,7 @@ def read_image_alpha(path: str | os.PathLike, *, max_size: int | None = None,
             raise InputError(f"{p} is empty (0 bytes)", hint="the file was not written or copied completely")
         if data[:6] in (b"GIF87a", b"GIF89a") or _looks_like_video(data):
             raise InputError(f"{p} is a GIF or video, which `dreamvid image` does not read",
-                             hint=f"dream it frame by frame with `dreamvid video {p.name}`")
+                             hint=f"dream it frame by frame with `dreamvid video {shlex.quote(os.fspath(path))}`")
         raise InputError(f"{p} is not an image we can read",
                          hint=f"give a {'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} file")
     problem = _damage(kind, data)

@@ -361,8 +361,7 @@ def load_trunk(name: str, weights: str | None = None):
     except Exception as e:
         if spec.source == "keras" and weights is None and not is_cached(spec):
             raise DownloadError(f"could not download the weights of {name} ({_first_line(e)})",
-                             hint=f"run `dreamvid models fetch {name}` where there is internet, "
-                                  f"or pass --weights FILE with a local copy") from e
+                                hint=offline_hint(name)) from e
         raise ModelError(f"could not load the weights of {name}: {_first_line(e)}",
                          hint="check that the weights file matches this model") from e
 
@@ -375,6 +374,16 @@ def fetch(name: str) -> Path:
                          hint="only the models marked 'download' in `dreamvid models` are fetched")
     load_trunk(name)
     return spec.cached_path
+
+
+def offline_hint(name: str) -> str:
+    """The ways out for a downloadable model's weights on a machine without internet (README,
+    Troubleshooting): fetch them elsewhere and copy the Keras cache, or give a local file."""
+    cache = keras_cache_dir()
+    home = Path.home()
+    shown = f"~/{cache.relative_to(home)}" if cache.is_relative_to(home) else str(cache)
+    return (f"run `dreamvid models fetch {name}` where there is internet, then copy {shown} to this machine; "
+            f"or pass --weights FILE with a local copy")
 
 
 def _did_you_mean(name: str, known) -> str:
@@ -394,11 +403,23 @@ def _first_line(e: BaseException) -> str:
 def dreamable_layers(name: str, model=None) -> list[tuple[str, tuple]]:
     """[(layer name, output shape at LISTING_SIZE px input)] for the layers worth dreaming on.
 
-    Built with random weights (for Keras models: weights=None), so no download is needed.
+    A registered model's come from its table (layertable.py): no TensorFlow, nothing built.
+    A user's .keras file, or `model` when given, is read from the network itself (a
+    registered model without a table entry is built with random weights: nothing downloads).
     """
+    from . import layertable
+
     spec = get_spec(name)
     if model is None:
+        known = layertable.lookup(spec.name) if spec.source != "file" else None
+        if known is not None:
+            return known
         model = _listing_model(spec)
+    return _layers_of(spec, model)
+
+
+def _layers_of(spec: ModelSpec, model) -> list[tuple[str, tuple]]:
+    """The dreamable layers of a built `model` with their output shapes (batch left out)."""
     pattern = re.compile(spec.dreamable)
     out = []
     for layer in model.layers:
@@ -435,6 +456,15 @@ def default_layers(name: str, model=None) -> Layers:
 
 def models_with_classes() -> list[str]:
     return [n for n, spec in MODELS.items() if spec.head]
+
+
+def check_targets(name: str, entries: Layers) -> None:
+    """Before any work, and without TensorFlow for a registered model: `name` is a model and
+    every entry (a layer, a channel "NAME/C", a class "logits/K") exists in it. ModelError
+    naming the first that does not. A user's .keras file is only checked to exist here: its
+    layers are known once Keras reads it, when it loads."""
+    if get_spec(name).source != "file":
+        resolve_layers(name, entries)
 
 
 def resolve_layers(name: str, layers: Layers, model=None) -> Layers:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -27,6 +28,10 @@ from . import engine
 log = logging.getLogger("dreamvid")
 
 RESULT_TAG = ".dream"  # photo.jpg -> photo.dream.png; results are left out when a folder is read
+# A folder's masks are not photos: chelsea-mask.png beside chelsea.jpg is what `--mask` reads.
+# Left out by name, the rule a user can see and predict: a name that is "mask" or ends in it
+# after - _ . or a space (chelsea-mask.png, face_mask.PNG, mask.png; not damask.jpg).
+MASK_NAME = re.compile(r"(^|[-_. ])mask$", re.I)
 
 
 def load_still(source, output) -> tuple[Path, np.ndarray, str | None]:
@@ -70,8 +75,9 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     """([(photo, result path)], whether this is a batch), checked before any work.
 
     Folders expand to the images directly inside them, sorted, leaving out earlier results
-    (NAME.dream.*). A batch (several photos, or any folder) writes into `output` as a folder,
-    or beside each photo; a single photo may also be given a folder as `output`.
+    (NAME.dream.*) and masks (MASK_NAME). A batch (several photos, or any folder) writes into
+    `output` as a folder, or beside each photo; a single photo may also be given a folder as
+    `output`.
     """
     from .. import media
     from ..media.paths import require_file, require_image_output
@@ -81,6 +87,11 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
         if s.is_dir():
             found = sorted(p for p in s.iterdir() if p.is_file() and p.suffix.lower() in media.IMAGE_EXTENSIONS
                            and not p.name.startswith(".") and not p.stem.endswith(RESULT_TAG))
+            masks = [p for p in found if MASK_NAME.search(p.stem)]
+            if masks:
+                log.info("left out of %s: %s (masks, by their names; give one by its path to dream it)", s,
+                         ", ".join(p.name for p in masks))
+            found = [p for p in found if p not in masks]
             if not found:
                 raise InputError(f"{s} holds no images", hint="give photos or a folder of JPEG/PNG/WebP/BMP/TIFF files")
             photos += found
@@ -145,11 +156,16 @@ class StillsPlan(engine.Plan):
         self.skip_existing = skip_existing
         self.on_octave = on_octave
         self.dreamer = None  # loaded after the first photo is read: a bad photo is reported first
+        from .. import models
         from ..dream import check_objective
 
         check_objective(settings.dream, "image")
+        models.check_targets(settings.dream.model, settings.dream.targets())  # no TensorFlow for a known model
 
-    def open_store(self, *, work_dir=None, restart: bool = False) -> _ResultFiles:
+    def reserve(self, *, work_dir=None) -> None:
+        return None  # each result is written atomically on its own: no folder to lock
+
+    def open_store(self, *, work_dir=None, restart: bool = False, reserved=None) -> _ResultFiles:
         return _ResultFiles(self)
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:

@@ -279,6 +279,10 @@ class SweepPlan(engine.Plan):
                                 hint="use --max-size, fewer --iterations or fewer values")
         self.amount = amount
         self.cells = list(itertools.chain.from_iterable(self.grid))
+        from .. import models
+
+        for cs in self.cells:  # every cell's model and entries (no TensorFlow for a known model)
+            models.check_targets(cs.model, cs.targets())
         self.picks = [[(axes[0], c), *zip(axes[1:], _row_index(axes, r))]
                       for r, row in enumerate(self.grid) for c in range(len(row))]
         self.end, self.seed = len(self.cells), self.base.seed

@@ -197,6 +197,9 @@ class TimelapsePlan(engine.Plan):
                                 hint="use fewer checkpoints or a larger --every, or write a video")
         self.image = image
         self.seed = s.seed
+        from .. import models
+
+        models.check_targets(s.model, s.targets())  # no TensorFlow for a known model
 
     def prepare(self) -> None:
         from ..dream import fit_max_size, get_dreamer, octave_sizes

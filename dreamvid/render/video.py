@@ -129,7 +129,7 @@ class VideoPlan(engine.Plan):
     finish_needs_prepare = False  # encoding needs no network
 
     def __init__(self, source, output, settings: Settings, *, start=None, end=None):
-        from .. import media
+        from .. import media, models
 
         self.settings = settings
         self.info = info = media.probe_video(source)
@@ -144,6 +144,7 @@ class VideoPlan(engine.Plan):
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
         _check_mask(info, settings, self.end)
+        models.check_targets(settings.dream.model, settings.dream.targets())  # no TensorFlow for a known model
         from .values import FrameValues
 
         self.values = FrameValues(settings, info, self.start, self.end)  # each frame's step, blend...: expressions
@@ -435,6 +436,8 @@ def _frame_range(info, start, end) -> tuple[int, int]:
     if first >= info.n_frames:
         raise InputError(f"--start {start} is beyond the end of {info.path.name} ({length})",
                          hint=f"give a start before frame {info.n_frames}")
+    if last is not None and last > info.n_frames:
+        log.warning("--end %s is beyond the end of %s (%s): dreaming to its last frame", end, info.path.name, length)
     if last is None or last > info.n_frames:
         last = info.n_frames
     if last <= first:

@@ -484,7 +484,7 @@ class ZoomPlan(engine.Plan):
     chained = True
 
     def __init__(self, source, output, settings: Settings, *, keyframes=None, audio=None, read: bool = False):
-        from .. import media
+        from .. import media, models
         from ..dream import fit_max_size
 
         if read:  # only the plan (zoom_schedule): the photo is read, nothing is written
@@ -509,6 +509,8 @@ class ZoomPlan(engine.Plan):
         self.path = plan_zoom((w, h), settings, keyframes=keyframes, default_layers=_default_layers(settings.dream),
                               audio=audio)
         self.settings, self.end = self.path.settings, self.path.n_frames
+        # every entry of every keyframe exists (no TensorFlow for a known model)
+        models.check_targets(settings.dream.model, tuple((name, 1.0) for name in self.path.layer_names))
         self.fps, self.seed = parse_fps(settings.zoom.fps), settings.dream.seed
 
     def prepare(self) -> None:
