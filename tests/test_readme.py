@@ -214,7 +214,7 @@ def check(argv: list[str], output: str) -> dict:
         if "--json" in argv:
             got["vs_source"] = json.loads(output)["ratio_to_source"]
         else:  # the table's output row: warping error, then its ratio to the source's
-            m = re.search(r"output:[^\d]*?([\d.]+)\s*│\s*([\d.]+)x", output)
+            m = re.search(r"output:\s*\S+\s+([\d.]+)\s+([\d.]+)x", output)
             assert m, output
             got["vs_source"] = float(m.group(2))
         assert 0 < got["vs_source"] < 100, got
