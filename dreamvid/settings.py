@@ -7,11 +7,11 @@ keywords all use them. No I/O here; presets.py turns TOML into these objects.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Mapping
 
+from . import numeric
 from .errors import SettingsError
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -217,12 +217,11 @@ def _weighted(v: Any, other):
 
 
 def _weight(weight: Any, message: str, hint: str) -> float:
-    """A weight as a float (not a bool), or SettingsError(message)."""
+    """A weight as a finite float (not a bool; text as numeric.literal reads it), or SettingsError(message)."""
     try:
-        if isinstance(weight, bool):
-            raise TypeError
-        return float(weight)
-    except (TypeError, ValueError):
+        value = numeric.literal(weight, "weight") if isinstance(weight, str) else weight
+        return numeric.real(value, "weight")
+    except SettingsError:
         raise SettingsError(message, hint=hint) from None
 
 
@@ -452,14 +451,10 @@ def parse_fps(text: str | float | None) -> Fraction | None:
     """"24", "30000/1001", "29.97", 25 -> Fraction; None stays None; SettingsError unless 0 < fps <= MAX_FPS."""
     if text is None:
         return None
-    try:
-        if isinstance(text, bool):
-            raise ValueError
-        fps = Fraction(str(text).strip())
-    except (ValueError, ZeroDivisionError):
-        raise SettingsError(f"fps {text!r} is not a number", hint="e.g. --fps 24 or --fps 30000/1001") from None
+    fps = numeric.fraction(text, "fps", hint="e.g. --fps 24 or --fps 30000/1001")  # bounded: never 10**100000000
     if not MIN_FPS <= fps <= MAX_FPS:
-        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
+        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {numeric.shown(text)})",
+                            hint="e.g. --fps 24")
     return fps
 
 
@@ -478,12 +473,11 @@ def _pair(value: Any, key: str) -> tuple:
 
 def _check(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:
     if not ok:
-        raise SettingsError(f"{key} {what} (got {value!r})", hint=hint)
+        raise SettingsError(f"{key} {what} (got {numeric.shown(value)})", hint=hint)
 
 
 def _finite(value: Any, key: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    _check(ok, key, value, "must be a finite number", None)
+    _check(numeric.is_finite(value), key, value, "must be a finite number", None)  # no OverflowError for 10**400
 
 
 def _int_in(value: Any, key: str, lo: int, hi: int) -> None:

@@ -29,16 +29,16 @@ from __future__ import annotations
 import bisect
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from dreamvid.errors import InputError, SettingsError
+from dreamvid import tomltext, userfiles
+from dreamvid.errors import SettingsError
 from dreamvid.expr import Expression
 from dreamvid.expr import parse as parse_expression
+from dreamvid.numeric import is_finite, shown
 
 # Motion defaults: a still camera looking at the middle of the frame.
 DEFAULT_ZOOM = 1.0  # factor per second; 1 = still
@@ -101,8 +101,10 @@ def ease(name: str, u: float) -> float:
 def _number(key: str, value: Any, where: str = "") -> float:
     """A finite float from a user value, or SettingsError naming the key."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SettingsError(f"{where}{key} must be a number (got {value!r})",
+        raise SettingsError(f"{where}{key} must be a number (got {shown(value)})",
                             hint=f"write {key} as a plain number, e.g. {key} = 1.0")
+    if isinstance(value, int) and not is_finite(value):  # 400 digits in a TOML file: float() would overflow
+        raise SettingsError(f"{where}{key} is too large (got {shown(value)})", hint=f"give {key} an ordinary number")
     value = float(value)
     if not math.isfinite(value):
         raise SettingsError(f"{where}{key} must be a finite number (got {value})",
@@ -113,7 +115,7 @@ def _number(key: str, value: Any, where: str = "") -> float:
 def _pair(key: str, value: Any, where: str = "") -> tuple[float, float]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)) \
             or len(value) != 2:
-        raise SettingsError(f"{where}{key} must be two numbers (got {value!r})",
+        raise SettingsError(f"{where}{key} must be two numbers (got {shown(value)})",
                             hint=f"write {key} as [x, y], e.g. {key} = [0, 0]")
     return (_number(key, value[0], where), _number(key, value[1], where))
 
@@ -419,25 +421,17 @@ def parse_keyframes(text_or_path: str | os.PathLike, dream_keys: Mapping[str, ty
     Unknown keys, bad values, unknown easings and times that do not strictly increase raise
     SettingsError naming the keyframe (1-based) and the key; an unreadable file InputError.
     """
+    how = "each keyframe starts with [[keyframe]]; see toml.io"
     if isinstance(text_or_path, os.PathLike) or (
             isinstance(text_or_path, str) and "\n" not in text_or_path and "=" not in text_or_path):
-        path = Path(text_or_path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise InputError(f"cannot read keyframes file {str(path)!r}: {e.strerror or e}",
-                             hint="check the path to the keyframes TOML file") from e
-        origin = f"keyframes file {str(path)!r}"
+        origin = f"keyframes file {str(text_or_path)!r}"  # a regular file, bounded, UTF-8 (userfiles)
+        text = userfiles.read_text(text_or_path, "keyframes file")
     else:
         text, origin = str(text_or_path), "keyframes"
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"{origin} is not valid TOML: {e}",
-                            hint="each keyframe starts with [[keyframe]]; see toml.io") from e
+    doc = tomltext.loads(text, origin, hint=how)
     for key in doc:
         if key != "keyframe":
-            raise SettingsError(f"{origin}: unknown top-level key {key!r}",
+            raise SettingsError(f"{origin}: unknown top-level key {shown(key)}",
                                 hint="the file holds only [[keyframe]] tables")
     return Keyframes.from_list(doc.get("keyframe", []), dream_keys, defaults)
 
@@ -447,12 +441,12 @@ def _read_keyframe(n: int, item: Any, dream_keys: Mapping[str, type],
     """Check keyframe number n (1-based) -> (time, easing or None if unset, values)."""
     where = f"keyframe {n}: "
     if not isinstance(item, Mapping):
-        raise SettingsError(f"keyframe {n} must be a table of values (got {item!r})",
+        raise SettingsError(f"keyframe {n} must be a table of values (got {shown(item)})",
                             hint="write each keyframe as a [[keyframe]] table")
     known = (*KEYFRAME_KEYS, *MOTION_KEYS, *dream_keys)
     for key in item:
         if key not in known:
-            raise SettingsError(f"{where}unknown key {key!r}",
+            raise SettingsError(f"{where}unknown key {shown(key)}",
                                 hint=f"known keys: {', '.join(known)}")
     if "time" not in item:
         raise SettingsError(f"{where}time is missing", hint="every keyframe needs time = SECONDS")
@@ -466,7 +460,7 @@ def _read_keyframe(n: int, item: Any, dream_keys: Mapping[str, type],
             hint="keyframe times must strictly increase, in file order")
     easing = item.get("easing")
     if easing is not None and (not isinstance(easing, str) or easing not in EASINGS):
-        raise SettingsError(f"{where}easing {easing!r} is not known",
+        raise SettingsError(f"{where}easing {shown(easing)} is not known",
                             hint=f"use one of: {', '.join(EASINGS)}")
     values = {k: v for k, v in item.items() if k not in KEYFRAME_KEYS}
     return t, easing, _check_values(values, dream_keys, where)
@@ -489,23 +483,23 @@ def _dream_value(key: str, value: Any, kind: type, where: str) -> Any:
     if kind is int:
         v = _number(key, value, where)
         if v != int(v):
-            raise SettingsError(f"{where}{key} must be a whole number (got {value!r})",
+            raise SettingsError(f"{where}{key} must be a whole number (got {shown(value)})",
                                 hint=f"write {key} without a fractional part")
         return int(v)
     if kind is bool:
         if not isinstance(value, bool):
-            raise SettingsError(f"{where}{key} must be true or false (got {value!r})",
+            raise SettingsError(f"{where}{key} must be true or false (got {shown(value)})",
                                 hint=f"write {key} = true or {key} = false")
         return value
     if kind is str:
         if not isinstance(value, str):
-            raise SettingsError(f"{where}{key} must be a string (got {value!r})",
+            raise SettingsError(f"{where}{key} must be a string (got {shown(value)})",
                                 hint=f'write {key} = "..."')
         return value
     # dict: a {name: weight} table such as layers
     if not isinstance(value, Mapping) or not value:
         raise SettingsError(f"{where}{key} must be a non-empty table of name = weight "
-                            f"(got {value!r})", hint=f"write {key} = {{ name = 1.0 }}")
+                            f"(got {shown(value)})", hint=f"write {key} = {{ name = 1.0 }}")
     return {str(name): _expression(f"{key}.{name}", w, where) if isinstance(w, (str, Expression))
             else _number(f"{key}.{name}", w, where) for name, w in value.items()}
 
@@ -545,7 +539,7 @@ def _motion_expression(key: str, value: Any, where: str) -> Any:
     if key in ("zoom", "rotate"):
         return _expression(key, value, where)
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise SettingsError(f"{where}{key} must be two numbers or expressions (got {value!r})",
+        raise SettingsError(f"{where}{key} must be two numbers or expressions (got {shown(value)})",
                             hint=f'write {key} as [x, y], e.g. {key} = ["10*sin(t)", 0]')
     return tuple(_expression(key, x, where) if isinstance(x, (str, Expression)) else _number(key, x, where)
                  for x in value)
@@ -690,7 +684,7 @@ def _frame_count(source: Motion | Keyframes, fps: float, duration: float | None,
                 hint="give a longer duration or a higher fps")
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) \
             or n_frames < 1:
-        raise SettingsError(f"frames must be a whole number > 0 (got {n_frames!r})",
+        raise SettingsError(f"frames must be a whole number > 0 (got {shown(n_frames)})",
                             hint="e.g. --frames 240")
     return int(n_frames)
 

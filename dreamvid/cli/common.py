@@ -424,7 +424,7 @@ def dream_flags(dream: dict) -> dict:
     number given to an option that takes expressions as a number)."""
     from ..expr import number_or_text
 
-    return {k: number_or_text(v) for k, v in dream.items() if v is not None}
+    return {k: number_or_text(v, k) for k, v in dream.items() if v is not None}
 
 
 def default_output(source: Path, suffix: str) -> Path:

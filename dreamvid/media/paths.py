@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from dreamvid.errors import InputError, OutputError
+from dreamvid.errors import OutputError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"})  # as input
@@ -70,15 +70,11 @@ def require_image_output(path: str | os.PathLike) -> Path:
 
 
 def require_file(path: str | os.PathLike, what: str = "input") -> Path:
-    """The path as a Path if it names a readable file, else InputError saying what is wrong."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise InputError(f"{what} {p} does not exist", hint="check the path and its spelling")
-    if p.is_dir():
-        raise InputError(f"{what} {p} is a folder, not a file", hint="give the path of a file inside it")
-    if not os.access(p, os.R_OK):
-        raise InputError(f"{what} {p} cannot be read (permission denied)", hint="check the file's permissions")
-    return p
+    """The path as a Path if it names a readable regular file, else InputError saying what is
+    wrong (userfiles.check: a pipe, device or socket is refused before anything opens it)."""
+    from dreamvid.userfiles import check
+
+    return check(path, what)
 
 
 def _same_file(a: Path, b: Path) -> bool:

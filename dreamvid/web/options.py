@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import numeric, tomltext
 from ..errors import SettingsError
 from ..settings import (FLOW_METHODS, FLOW_QUALITIES, INTERPOLATIONS, MASK_KINDS, MAX_ITERATIONS, MAX_OCTAVES,
                         MIN_TILE, PRECISIONS)
@@ -226,10 +226,7 @@ def _toml(text: Any, models: Mapping[str, str]) -> str | None:
         return None
     if not isinstance(text, str) or len(text.encode()) > MAX_TOML:
         raise SettingsError(f"the preset TOML must be text of at most {MAX_TOML // 1024} KB", hint=None)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"the preset TOML does not parse: {e}", hint="copy it from a result, or a preset") from None
+    data = tomltext.loads(text, "the preset TOML", hint="copy it from a result, or a preset")  # nesting bounded
     presets.check_keys(data, "the preset TOML")
     for section, key in PATH_KEYS:
         if data.get(section, {}).get(key) is not None:
@@ -253,8 +250,9 @@ def _layers(value: Any) -> list[tuple[str, float]]:
     out = []
     for name, weight in value.items():
         if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-            raise SettingsError(f"layer weight for {name!r} must be a number (got {weight!r})", hint=None)
-        out.append((str(name)[:200], float(weight)))
+            raise SettingsError(f"layer weight for {numeric.shown(name)} must be a number (got {numeric.shown(weight)})",
+                                hint=None)
+        out.append((str(name)[:200], numeric.real(weight, f"layer weight for {numeric.shown(name)}")))
     return out
 
 
@@ -276,7 +274,7 @@ def _params(mode: str, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _value(p: Param, value: Any) -> Any:
     """A form value as the library's type (the library checks the range itself)."""
-    wrong = SettingsError(f"{p.name} must be {_KIND_WORDS[p.kind]} (got {value!r})", hint=p.help)
+    wrong = SettingsError(f"{p.name} must be {_KIND_WORDS[p.kind]} (got {numeric.shown(value)})", hint=p.help)
     if p.kind == "bool":
         if not isinstance(value, bool):
             raise wrong
@@ -287,9 +285,9 @@ def _value(p: Param, value: Any) -> Any:
         return _text(p.name, value.strip())
     if isinstance(value, bool):
         raise wrong
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+    try:  # bounded: a 400-digit JSON int is refused, not an OverflowError (a 500)
+        number = numeric.real(numeric.number(value, p.name) if isinstance(value, str) else value, p.name)
+    except SettingsError:
         raise wrong from None
     if p.kind == "int":
         if number != int(number):
