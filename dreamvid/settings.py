@@ -243,10 +243,11 @@ def split_entry(entry: str) -> tuple[str, int | None]:
             raise SettingsError(f"the layer {CLASS_LAYER!r} needs a class: {CLASS_LAYER}/207",
                                 hint='or name the class: --class "golden retriever"')
         return base, None
-    if not base or not index.strip().isdigit():
-        raise SettingsError(f"layer {entry!r}: after the '/' comes a channel number, e.g. {base or 'block5c_out'}/17",
+    if not base or not (index.strip().isascii() and index.strip().isdigit()):
+        raise SettingsError(f"layer {numeric.shown(entry)}: after the '/' comes a channel number, e.g. "
+                            f"{numeric.shown(base or 'block5c_out', quote=False)}/17",
                             hint="`dreamvid layers MODEL --channels` lists each layer's channels")
-    return base, int(index)
+    return base, numeric.number(index, f"layer {numeric.shown(entry)}")  # bounded: no 5000-digit int()
 
 
 def parse_classes(value: Any) -> Classes:

@@ -27,6 +27,7 @@ Keyframes (TOML, `parse_keyframes`): see that function's docstring.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -185,7 +186,11 @@ def apply_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 # cv2 interpolation flags by name; imported lazily so this module needs no cv2 to load.
-from .settings import INTERPOLATIONS  # noqa: E402  (one list, validated in settings.py)
+from .settings import INTERPOLATIONS, MAX_ZOOM_SECONDS  # noqa: E402  (validated in settings.py)
+
+# Keyframes in one file: a keyframe a frame for 7 minutes at 24 fps (music is followed with expressions
+# of its envelopes, not a keyframe a beat). Planning costs ~0.4 ms a keyframe (its expressions parsed).
+MAX_KEYFRAMES = 10_000
 
 
 def apply(image: np.ndarray, m: np.ndarray, interpolation: str = "cubic") -> np.ndarray:
@@ -255,26 +260,43 @@ class Envelope:
 
 class Schedule:
     """What expressions see: t, f = round(t * fps), fps, duration and envelopes. Each
-    expression is evaluated once, vectorised, at every frame time; other times (the
-    mid-step rates of an affine) are evaluated on demand."""
+    expression is evaluated once, vectorised, at the frame times where it is used (all of
+    them, or its `Span`): the work is the frames times the expressions live at once, not
+    times every keyframe's. Other times (the mid-step rates of an affine) are evaluated on demand."""
 
     def __init__(self, fps: float, duration: float, envelopes: Mapping[str, Envelope], expressions):
         self.fps, self.duration, self.envelopes = float(fps), float(duration), envelopes
         n = max(1, int(math.floor(duration * fps + 0.5)))
         self.frame_times = np.arange(n) / self.fps
         env = {name: e(self.frame_times) for name, e in envelopes.items()}
-        self._frames = {id(x): x.at(self.frame_times, self.fps, duration=self.duration, **env) for x in expressions}
-        self._keep = list(expressions)  # the ids above stay valid while this lives
+        self._frames: dict[int, tuple[int, np.ndarray]] = {}  # id -> (first frame, values from it)
+        spans = [x if isinstance(x, Span) else Span(x) for x in expressions]
+        for span in spans:
+            a, b = np.searchsorted(self.frame_times, (span.start, span.end), side="left")
+            b = max(a, int(np.searchsorted(self.frame_times, span.end, side="right")))
+            cut = {name: v[a:b] for name, v in env.items()}
+            self._frames[id(span.expression)] = (int(a), span.expression.at(
+                self.frame_times[a:b], self.fps, duration=self.duration, **cut))
+        self._keep = spans  # the ids above stay valid while this lives
 
     def value(self, x: Expression, t: float) -> float:
         i = t * self.fps
         k = int(round(i))
-        cached = self._frames.get(id(x))
-        if cached is not None and abs(i - k) < 1e-9 and 0 <= k < len(cached):
-            return float(cached[k])
+        first, cached = self._frames.get(id(x), (0, None))
+        if cached is not None and abs(i - k) < 1e-9 and 0 <= k - first < len(cached):
+            return float(cached[k - first])
         env = {name: float(e(t)) for name, e in self.envelopes.items()}
         out = x.at(np.array([t]), self.fps, duration=self.duration, **env)
         return float(out[0])
+
+
+@dataclass(frozen=True)
+class Span:
+    """An expression and the times (seconds, inclusive) at which keyframes may evaluate it."""
+
+    expression: Expression
+    start: float = -math.inf
+    end: float = math.inf
 
 
 # --------------------------------------------------------------------------- keyframes
@@ -295,21 +317,29 @@ class Keyframes:
 
     def bind(self, fps: float, duration: float, envelopes: Mapping[str, Any] | None = None) -> "Keyframes":
         """These keyframes with what their expressions may use: fps, duration, and audio
-        envelopes (name -> Envelope). Expressions are evaluated once for every frame time."""
-        return replace(self, context=Schedule(fps, duration, dict(envelopes or {}), self._expressions()))
+        envelopes (name -> Envelope). Each expression is evaluated once for every frame time
+        between the keyframes around the states that hold it (`spans`)."""
+        return replace(self, context=Schedule(fps, duration, dict(envelopes or {}), self.spans))
 
-    def _expressions(self) -> list:
-        found = []
-        for state in self.states:
+    @functools.cached_property
+    def spans(self) -> tuple[Span, ...]:
+        """Each expression once (a value held from keyframe to keyframe is one object), with the
+        times `at` may need it: from the keyframe before the first state holding it to the
+        keyframe after the last one (open-ended at the first and last keyframe). One pass over
+        the states: planning stays linear in frames plus keyframes."""
+        held: dict[int, list] = {}  # id -> [expression, first state, last state]
+        for k, state in enumerate(self.states):
             for v in state.values():
                 for x in (v.values() if isinstance(v, dict) else v if isinstance(v, tuple) else (v,)):
                     if isinstance(x, Expression):
-                        found.append(x)
-        return found
+                        held.setdefault(id(x), [x, k, k])[2] = k
+        last = len(self.times) - 1
+        return tuple(Span(x, self.times[a - 1] if a > 0 else -math.inf, self.times[b + 1] if b < last else math.inf)
+                     for x, a, b in held.values())
 
     @property
     def has_expressions(self) -> bool:
-        return bool(self._expressions())
+        return bool(self.spans)
 
     @classmethod
     def from_list(cls, items: Sequence[Mapping[str, Any]], dream_keys: Mapping[str, type],
@@ -329,6 +359,10 @@ class Keyframes:
         if isinstance(items, Mapping) or not isinstance(items, Sequence) or not items:
             raise SettingsError("keyframes need at least one [[keyframe]] table",
                                 hint="start with [[keyframe]] then time = 0 and the values")
+        if len(items) > MAX_KEYFRAMES:  # before any is read: the plan's size is known from the count
+            raise SettingsError(f"there are {len(items)} keyframes, more than the {MAX_KEYFRAMES} a zoom may have",
+                                hint="ease between fewer keyframes, or follow a song with expressions of "
+                                     "its envelopes (--audio)")
         times: list[float] = []
         easings: list[str] = []
         raw: list[dict] = []
@@ -454,6 +488,9 @@ def _read_keyframe(n: int, item: Any, dream_keys: Mapping[str, type],
     if t < 0:
         raise SettingsError(f"{where}time must be >= 0 seconds (got {t:g})",
                             hint="times are seconds from the start of the animation")
+    if t > MAX_ZOOM_SECONDS:  # the zoom lasts to the last keyframe: held to the limit of --duration
+        raise SettingsError(f"{where}time {t:g} s is past the {MAX_ZOOM_SECONDS // 3600} h a zoom may last",
+                            hint="times are seconds from the start of the animation, e.g. time = 90")
     if previous_time is not None and t <= previous_time:
         raise SettingsError(
             f"keyframe {n} has time {t:g} but keyframe {n - 1} has time {previous_time:g}",
@@ -647,7 +684,8 @@ class Trajectory:
             return frame_affine(self.source, t1 - t0, self.size)
         # Split the step where a keyframe falls inside it, so 'hold' jumps and the kinks of
         # linear easing land on the right side at every fps; each piece uses mid-time rates.
-        cuts = [t for t in self.source.times if t0 < t < t1]
+        times = self.source.times  # the keyframes inside the step, found by bisection (not a scan per frame)
+        cuts = times[bisect.bisect_right(times, t0):bisect.bisect_left(times, t1)]
         m = identity()
         for a, b in zip([t0, *cuts], [*cuts, t1]):
             m = compose(frame_affine(self.source.motion_at((a + b) / 2), b - a, self.size), m)

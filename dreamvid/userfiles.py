@@ -35,6 +35,7 @@ _CHUNK = 1 << 20  # bytes per read() while reading a bounded file
 HEAD_BYTES = 1 << 20  # what read_bytes hands its `head` check first: a picture's header and EXIF fit in it
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_UTF8_HINT = "save it as UTF-8 (any editor's 'Save as' offers it)"
 _REGULAR_HINT = "give the path of a regular file (pipes, devices and sockets cannot be read)"
 
 
@@ -179,10 +180,10 @@ def read_text(path: str | os.PathLike, what: str, limit: int = MAX_TEXT_BYTES) -
 def decode_utf8(data: bytes, where: str) -> str:
     """`data` as UTF-8 text (a leading BOM dropped), or InputError naming `where` and the encoding."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise InputError(f"{where} is UTF-16 text, not UTF-8", hint="save it as UTF-8 (any editor's 'Save as' offers it)")
+        raise InputError(f"{where} is UTF-16 text, not UTF-8", hint=_UTF8_HINT)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise InputError(f"{where} is not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}; Latin-1 or "
-                         "another 8-bit encoding?)", hint="save it as UTF-8 (any editor's 'Save as' offers it)") from None
+                         "another 8-bit encoding?)", hint=_UTF8_HINT) from None

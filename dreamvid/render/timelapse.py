@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import SettingsError
+from ..numeric import literal, shown
 from ..settings import MAX_SNAPSHOTS, DreamSettings, Settings, TimelapseSettings, validate_timelapse
 from . import engine, sheet
 from .still import load_still
@@ -71,11 +72,11 @@ def parse_checkpoints(text: str) -> tuple[int, ...]:
         raise SettingsError("checkpoints is empty", hint="give iteration counts, e.g. --checkpoints 40,80,120")
     values = []
     for t in items:
-        try:
-            values.append(int(t))
-        except ValueError:
-            raise SettingsError(f"checkpoints must be whole numbers (got {t!r})",
-                                hint="e.g. --checkpoints 40,80,120,160,200,240") from None
+        value = literal(t, "checkpoints")  # bounded: no 5000-digit int()
+        if not isinstance(value, int):
+            raise SettingsError(f"checkpoints must be whole numbers (got {shown(t)})",
+                                hint="e.g. --checkpoints 40,80,120,160,200,240")
+        values.append(value)
     return check_checkpoints(values)
 
 

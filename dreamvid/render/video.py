@@ -48,6 +48,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DecodeError, DreamvidError, InputError, OutputError, SettingsError
+from ..numeric import MAX_LITERAL, shown
 from ..settings import Settings, parse_fps
 from . import engine, workdir
 
@@ -75,11 +76,14 @@ def frame_index(position: int | str | None, fps: Fraction, what: str = "position
             raise SettingsError(f"{what} must be >= 0 (got {position})", hint=POSITION_HELP)
         return position
     text = str(position).strip().lower()
-    if text.startswith("f") and text[1:].isdigit():
+    if len(text) > MAX_LITERAL:  # before any int() or Fraction(): 5000 digits would trip Python's limit
+        raise SettingsError(f"{what} {shown(position)} is {len(text)} characters long, more than {MAX_LITERAL}",
+                            hint=POSITION_HELP)
+    if text.startswith("f") and text[1:].isascii() and text[1:].isdigit():
         return int(text[1:])
     m = _TIME_RE.match(text)
     if not m:
-        raise SettingsError(f"{what} {position!r} is neither a time nor a frame index", hint=POSITION_HELP)
+        raise SettingsError(f"{what} {shown(position)} is neither a time nor a frame index", hint=POSITION_HELP)
     parts = [p for p in m.groups() if p is not None]
     seconds = Fraction(0)
     for p in parts:

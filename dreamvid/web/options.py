@@ -250,8 +250,8 @@ def _layers(value: Any) -> list[tuple[str, float]]:
     out = []
     for name, weight in value.items():
         if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-            raise SettingsError(f"layer weight for {numeric.shown(name)} must be a number (got {numeric.shown(weight)})",
-                                hint=None)
+            raise SettingsError(f"layer weight for {numeric.shown(name)} must be a number "
+                                f"(got {numeric.shown(weight)})", hint=None)
         out.append((str(name)[:200], numeric.real(weight, f"layer weight for {numeric.shown(name)}")))
     return out
 
