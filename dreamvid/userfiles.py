@@ -45,7 +45,7 @@ def kind(mode: int) -> str:
                 else "not a regular file")
 
 
-def _shown(p: Path) -> str:
+def shown_path(p: Path) -> str:
     """The path as a message names it: where a symlink leads as well, when it leads elsewhere."""
     try:
         target = os.path.realpath(p)
@@ -96,8 +96,8 @@ def require_regular(p: Path, st: os.stat_result, what: str) -> None:
     if stat.S_ISREG(st.st_mode):
         return
     if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{what} {_shown(p)} is a folder, not a file", hint="give the path of a file inside it")
-    raise InputError(f"{what} {_shown(p)} is {kind(st.st_mode)}, not a file", hint=_REGULAR_HINT)
+        raise InputError(f"{what} {shown_path(p)} is a folder, not a file", hint="give the path of a file inside it")
+    raise InputError(f"{what} {shown_path(p)} is {kind(st.st_mode)}, not a file", hint=_REGULAR_HINT)
 
 
 def check(path: str | os.PathLike, what: str = "input") -> Path:

@@ -143,17 +143,24 @@ def _looks_like_video(data: bytes) -> bool:
 
 def max_pixels() -> int:
     """The largest picture read, in pixels: $DREAMVID_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    return pixel_limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def pixel_limit(env: str, default: int) -> int:
+    """A pixel limit: the environment variable `env` (a number of pixels), else `default`.
+    SettingsError naming the variable for anything that is not a number from 1 to 2**62."""
+    text = os.environ.get(env, "").strip()
     if not text:
-        return DEFAULT_MAX_PIXELS
+        return default
+    from ..numeric import literal, shown
+
     try:
-        value = float(text)
-        if not 1 <= value < 2 ** 62:
-            raise ValueError
-    except ValueError:
-        raise SettingsError(f"{MAX_PIXELS_ENV} must be a number of pixels (got {text!r})",
-                            hint=f"e.g. {MAX_PIXELS_ENV}=500000000, or unset it for "
-                                 f"{DEFAULT_MAX_PIXELS // 1_000_000} megapixels") from None
+        value = literal(text, env)
+    except SettingsError:
+        value = None
+    if value is None or not 1 <= value < 2 ** 62:
+        raise SettingsError(f"{env} must be a number of pixels (got {shown(text)})",
+                            hint=f"e.g. {env}={default * 2}, or unset it for {default // 1_000_000} megapixels")
     return int(value)
 
 

@@ -27,6 +27,11 @@ MAX_PLAUSIBLE_FPS = 120  # a tbr above this is a time base, not a frame rate (e.
 VFR_TOLERANCE = 0.5  # frames; a timestamp further than this from the i/fps grid means variable rate
 IMAGE_DEMUXERS = ("image2", "_pipe")  # ffmpeg reads stills as one-frame "videos"; we refuse them
 NOPTS = -(2 ** 63)  # AV_NOPTS_VALUE, as framecrc prints a missing timestamp
+# Pixels of one video frame, at most: above 8K DCI (8192x4320 = 35.4 MP). A frame is decoded
+# in full, then held as float32 with its flows while it is dreamed (~60 bytes a pixel:
+# 2.4 GB at this size). Stills may be larger (images.DEFAULT_MAX_PIXELS): they are read once.
+DEFAULT_MAX_FRAME_PIXELS = 40_000_000
+MAX_FRAME_PIXELS_ENV = "DREAMVID_MAX_VIDEO_PIXELS"
 
 
 @dataclass(frozen=True)
@@ -107,10 +112,29 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     if video is None:
         what = "audio only" if any(s.kind == "Audio" for s in header.streams) else "no video stream"
         raise InputError(f"{p} has no video ({what})", hint="give a file with a video track")
+    check_frame_pixels(p, video.width, video.height)  # from the header: before any frame is decoded
     stamps, tb, scan_errors = _scan_packets(p, video.index)
     if not stamps:
         raise InputError(f"{p} contains no video frames", hint="the file is empty or was cut off; get a complete copy")
     return _make_info(p, header, video, stamps, tb, scan_errors)
+
+
+def max_frame_pixels() -> int:
+    """The largest video frame read, in pixels: $DREAMVID_MAX_VIDEO_PIXELS, else DEFAULT_MAX_FRAME_PIXELS."""
+    from .images import pixel_limit
+
+    return pixel_limit(MAX_FRAME_PIXELS_ENV, DEFAULT_MAX_FRAME_PIXELS)
+
+
+def check_frame_pixels(p: Path, width: int, height: int) -> None:
+    """InputError for a video whose header claims frames over `max_frame_pixels()`: ffmpeg
+    would decode each in full (a 2 MB PNG-in-MKV clip claiming 16000x16000 px took 5.5 GB)."""
+    limit = max_frame_pixels()
+    if width * height > limit:
+        raise InputError(f"{p} claims {width}x{height} px frames ({width * height / 1e6:.0f} megapixels), more than "
+                         f"the limit of {limit / 1e6:.0f} megapixels a frame",
+                         hint=f"if the video is real, scale it down first, or raise the limit: "
+                              f"{MAX_FRAME_PIXELS_ENV}={width * height}")
 
 
 def _make_info(p: Path, header: _Header, video: _Stream, stamps: list[int | None], tb: Fraction,

@@ -89,7 +89,7 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     batch = len(photos) > 1 or any(s.is_dir() for s in sources)
     folder = None
     if output is not None and (batch or output.is_dir() or media.output_kind(output) == "frames"):
-        if media.output_kind(output) != "frames":
+        if media.output_kind(output) != "frames" and not output.is_dir():  # an existing folder is one, named x.png too
             raise OutputError(f"-o {output} names one picture, but {len(photos)} photos were given",
                               hint="give a folder for -o; each result is written into it as NAME.dream.png")
         folder = _make_folder(output)

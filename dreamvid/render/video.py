@@ -146,7 +146,7 @@ class VideoPlan(engine.Plan):
         self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
-        _check_mask(info, settings, self.end)
+        _check_mask(info, settings, self.start, self.end)
         from .values import FrameValues
 
         self.values = FrameValues(settings, info, self.start, self.end)  # each frame's step, blend...: expressions
@@ -411,7 +411,7 @@ def _check_frame_size(info, settings: Settings) -> None:
     check_size(h, w, settings.frame_dream())
 
 
-def _check_mask(info, settings: Settings, end: int) -> None:
+def _check_mask(info, settings: Settings, start: int, end: int) -> None:
     """Before any work: the guide reads, the mask image or clip fits the frames, a motion mask has a flow."""
     from .. import media
     from ..dream import check_objective
@@ -421,7 +421,7 @@ def _check_mask(info, settings: Settings, end: int) -> None:
     check_objective(settings.dream, "video", (h, w))
     k = kind(settings.dream.mask)
     if k == "clip":
-        check_clip(settings.dream.mask, end, (h, w))
+        check_clip(settings.dream.mask, end, (h, w), start)
     elif k in ("motion", "still") and settings.video.flow == "none":
         raise SettingsError(f"--mask {settings.dream.mask} is computed from the optical flow, and --flow is none",
                             hint="use --flow dis (the default) with a motion mask")
