@@ -146,4 +146,6 @@ def fraction(value: Any, key: str, hint: str | None = None) -> Fraction:
             raise SettingsError(f"{key} {text!r} divides by zero", hint=hint)
         return Fraction(num, den)
     parsed = number(text, key, hint)
+    if not is_finite(parsed):  # "nan", "inf": Fraction() has no such values
+        raise SettingsError(f"{key} must be a finite number (got {shown(text)})", hint=hint)
     return Fraction(text) if isinstance(parsed, float) else Fraction(parsed)

@@ -196,13 +196,13 @@ def _layer_weight(name: str, weight: Any) -> float | str:
     here for syntax and names (`--layer "block4c_out:0.5+0.5*onset"`); `check_expressions`
     decides whether the mode can evaluate it, render/values.py evaluates it per frame."""
     if isinstance(weight, str):
-        try:
-            return float(weight)
-        except ValueError:
-            from .expr import parse
+        number = numeric.literal(weight, f"layers.{name}")  # bounded: 400 digits is refused, not inf
+        if number is not None:
+            return float(number)
+        from .expr import parse
 
-            parse(weight, f"layers.{name}")
-            return weight.strip()
+        parse(weight, f"layers.{name}")
+        return weight.strip()
     return _weight(weight, f"layer weight for {name!r} must be a number or an expression (got {weight!r})",
                    "write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0 (video: or block4c_out:0.5+0.5*onset)")
 

@@ -191,6 +191,7 @@ from .settings import INTERPOLATIONS, MAX_ZOOM_SECONDS  # noqa: E402  (validated
 # Keyframes in one file: a keyframe a frame for 7 minutes at 24 fps (music is followed with expressions
 # of its envelopes, not a keyframe a beat). Planning costs ~0.4 ms a keyframe (its expressions parsed).
 MAX_KEYFRAMES = 10_000
+_FEWER_KEYFRAMES = "ease between fewer keyframes, or follow a song with expressions of its envelopes (--audio)"
 
 
 def apply(image: np.ndarray, m: np.ndarray, interpolation: str = "cubic") -> np.ndarray:
@@ -361,8 +362,7 @@ class Keyframes:
                                 hint="start with [[keyframe]] then time = 0 and the values")
         if len(items) > MAX_KEYFRAMES:  # before any is read: the plan's size is known from the count
             raise SettingsError(f"there are {len(items)} keyframes, more than the {MAX_KEYFRAMES} a zoom may have",
-                                hint="ease between fewer keyframes, or follow a song with expressions of "
-                                     "its envelopes (--audio)")
+                                hint=_FEWER_KEYFRAMES)
         times: list[float] = []
         easings: list[str] = []
         raw: list[dict] = []
@@ -462,6 +462,9 @@ def parse_keyframes(text_or_path: str | os.PathLike, dream_keys: Mapping[str, ty
         text = userfiles.read_text(text_or_path, "keyframes file")
     else:
         text, origin = str(text_or_path), "keyframes"
+    if text.count("[[keyframe]]") > MAX_KEYFRAMES:  # before parsing: a 4 MB file of them parses for seconds
+        raise SettingsError(f"{origin} has {text.count('[[keyframe]]')} keyframes, more than the {MAX_KEYFRAMES} "
+                            "a zoom may have", hint=_FEWER_KEYFRAMES)
     doc = tomltext.loads(text, origin, hint=how)
     for key in doc:
         if key != "keyframe":

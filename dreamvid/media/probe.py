@@ -32,6 +32,7 @@ NOPTS = -(2 ** 63)  # AV_NOPTS_VALUE, as framecrc prints a missing timestamp
 # 2.4 GB at this size). Stills may be larger (images.DEFAULT_MAX_PIXELS): they are read once.
 DEFAULT_MAX_FRAME_PIXELS = 40_000_000
 MAX_FRAME_PIXELS_ENV = "DREAMVID_MAX_VIDEO_PIXELS"
+INT_MAX = 2 ** 31 - 1  # ffmpeg's -max_pixels is a C int
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class _Header:
     streams: list[_Stream] = dataclasses.field(default_factory=list)
     error: str = ""
     comment: str = ""
+    oversize: tuple[int, int] | None = None  # (w, h) of a frame ffmpeg would not decode (-max_pixels)
 
 
 _INPUT_RE = re.compile(r"^Input #0, (.+?), from ")
@@ -87,6 +89,7 @@ _SIZE_RE = re.compile(r"(?:^|[ ,])([1-9]\d*)x([1-9]\d*)(?=[ ,\[]|$)")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)")  # older ffmpeg: clockwise metadata tag
 _COMMENT_RE = re.compile(r"^\s*comment\s*:\s*(.*)$")
+_OVERSIZE_RE = re.compile(r"Picture size (\d{1,9})x(\d{1,9}) exceeds specified max pixel count")  # -max_pixels
 
 
 def frame_time(index: int, fps: Fraction) -> float:
@@ -103,6 +106,8 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     """
     p = require_file(path, "video")
     header = _read_header(p)
+    if header.oversize:
+        check_frame_pixels(p, *header.oversize)
     if header.error or not header.demuxer:
         raise InputError(f"{p} is not a video ffmpeg can read ({header.error or 'unknown format'})",
                          hint="give a video file (mp4, mov, mkv, webm, avi, gif); it may also be truncated")
@@ -186,7 +191,10 @@ def has_audio(path: str | os.PathLike) -> bool:
 
 
 def _read_header(p: Path) -> _Header:
-    proc = _ffmpeg.run(_ffmpeg.base_cmd("info") + ["-i", _ffmpeg.path_arg(p)])
+    # -max_pixels: ffmpeg decodes a first frame to fill in the stream's facts; a frame over the
+    # limit is not decoded (a 16000x16000 PNG frame took 780 MB and 6 s) and says its size instead.
+    limit = ["-max_pixels", str(min(max_frame_pixels(), INT_MAX))]
+    proc = _ffmpeg.run(_ffmpeg.base_cmd("info") + [*limit, "-i", _ffmpeg.path_arg(p)])
     return _parse_header(proc.stderr.decode("utf-8", "replace"))
 
 
@@ -209,6 +217,8 @@ def _parse_header(text: str) -> _Header:
             current.rotation = -float(m.group(1))  # the tag is clockwise, the display matrix is not
         elif current is None and not h.comment and (m := _COMMENT_RE.match(line)):
             h.comment = m.group(1).strip()
+        elif m := _OVERSIZE_RE.search(line):
+            h.oversize = (int(m.group(1)), int(m.group(2)))
         elif "Error opening input" in line or "Invalid data found" in line:
             h.error = line.split(":", 1)[-1].strip()
     return h

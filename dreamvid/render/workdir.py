@@ -393,7 +393,9 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
     ResumeMismatchError when the folder holds frames of another render (unless `restart`,
     which clears it); OutputError when it cannot be created.
     """
-    path = Path(work_dir).expanduser().resolve() if work_dir else default_work_dir(output)
+    from ..media.paths import resolved_output
+
+    path = resolved_output(work_dir) if work_dir else default_work_dir(output)  # a symlink loop: one line
     settings = {k: _jsonable(v) for k, v in settings.items()}
     wanted = {
         "format": FORMAT_VERSION, "kind": kind, "dreamvid": __version__,
@@ -410,6 +412,16 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
                               hint="choose another --work-dir") from None
         raise OutputError(f"cannot create the work folder {path}: its parent folder does not exist",
                           hint="create it, or choose another --work-dir") from None
+    except FileExistsError:  # a file, a pipe, a device: named, never opened
+        from ..userfiles import kind as file_kind
+
+        raise OutputError(f"the work folder {path} is {file_kind(path.stat().st_mode)}, not a folder",
+                          hint="choose another --work-dir, or move it out of the way") from None
+    except NotADirectoryError:
+        from ..media.paths import writable_dir_or_raise
+
+        writable_dir_or_raise(path.parent, "the work folder's parent")  # names the file on the way
+        raise
     except OSError as e:
         raise OutputError(f"cannot create the work folder {path}: {e.strerror}",
                           hint="choose another --work-dir") from None

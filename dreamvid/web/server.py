@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import secrets
 import socket
 import threading
@@ -36,7 +37,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import DreamvidError
 from .jobs import Studio, owner_key
-from .options import MODES, PARAMS, form_values
+from .options import MAX_TOML, MODES, PARAMS, form_values
 from .uploads import UploadRefused, too_large
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -44,6 +45,7 @@ DEFAULT_PORT = 7860  # what the field's local dream tools (Gradio apps) use; --p
 TOKEN_COOKIE, CLIENT_COOKIE = "dreamvid_token", "dreamvid_client"
 COOKIE_AGE = 365 * 24 * 3600  # s; the client key keeps a browser's gallery across server restarts
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+MAX_REQUEST = 2 * MAX_TOML  # bytes of a job request: its preset TOML (options.MAX_TOML) and room for the rest
 
 
 def is_loopback(host: str) -> bool:
@@ -156,7 +158,7 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", token: str | None = N
     @app.post("/api/uploads")
     async def upload(request: Request):
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > studio.max_upload_bytes:
+        if length.isascii() and length.isdigit() and int(length[:20]) > studio.max_upload_bytes:
             raise too_large(studio.max_upload_bytes)  # refused before a byte is read
         sink = studio.upload_sink(unquote(request.headers.get("x-filename", "")))
         try:
@@ -169,9 +171,14 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", token: str | None = N
 
     @app.post("/api/jobs", status_code=201)
     async def create(request: Request):
+        text = b""
+        async for chunk in request.stream():  # bounded: a request is a few hundred bytes and a preset's TOML
+            text += chunk
+            if len(text) > MAX_REQUEST:
+                return _error(413, f"a job request is at most {MAX_REQUEST // 1024} KB")
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(text)
+        except (ValueError, RecursionError):  # not JSON, a number past 4300 digits, arrays nested thousands deep
             return _error(400, "the request must be JSON")
         return (await run_in_threadpool(studio.create, request.state.owner, body)).public()
 
