@@ -179,14 +179,14 @@ def parse_layers(value: Any) -> Layers:
     elif isinstance(value, str):
         items = [_parse_layer_spec(value)]
     elif isinstance(value, (list, tuple)):
-        items = [_weighted(v, lambda v: _refuse(f"layers must name layers (got {v!r} in {value!r})", how))
-                 for v in value]
+        items = [_weighted(v, lambda v: _refuse(
+            f"layers must name layers (got {numeric.shown(v)} in {numeric.shown(value)})", how)) for v in value]
     else:
-        raise SettingsError(f"layers must be layer names with weights (got {value!r})", hint=how)
+        raise SettingsError(f"layers must be layer names with weights (got {numeric.shown(value)})", hint=how)
     out = []
     for name, weight in items:
         if not isinstance(name, str) or not name:
-            raise SettingsError(f"layers must name layers (got {name!r})", hint=how)
+            raise SettingsError(f"layers must name layers (got {numeric.shown(name)})", hint=how)
         out.append((str(name), _layer_weight(str(name), weight)))
     return tuple(out)
 
@@ -203,7 +203,8 @@ def _layer_weight(name: str, weight: Any) -> float | str:
 
         parse(weight, f"layers.{name}")
         return weight.strip()
-    return _weight(weight, f"layer weight for {name!r} must be a number or an expression (got {weight!r})",
+    return _weight(weight, f"layer weight for {numeric.shown(name)} must be a number or an expression "
+                           f"(got {numeric.shown(weight)})",
                    "write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0 (video: or block4c_out:0.5+0.5*onset)")
 
 
@@ -264,7 +265,8 @@ def parse_classes(value: Any) -> Classes:
         items = [_weighted(v, lambda v: (v, 1.0)) for v in values]
     out: dict[int, float] = {}
     for spec, weight in items:
-        w = _weight(weight, f"classes: the weight of {spec!r} must be a number (got {weight!r})",
+        w = _weight(weight, f"classes: the weight of {numeric.shown(spec)} must be a number "
+                            f"(got {numeric.shown(weight)})",
                     'write --class "NAME:WEIGHT", e.g. --class "golden retriever:1.5"')
         k = index(spec)
         out[k] = out.get(k, 0.0) + w

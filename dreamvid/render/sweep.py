@@ -76,7 +76,7 @@ def parse_vary(spec: str) -> Axis:
     key, sep, rest = spec.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise SettingsError(f"--vary {spec!r} is not KEY=VALUE,VALUE,...",
+        raise SettingsError(f"--vary {shown(spec)} is not KEY=VALUE,VALUE,...",
                             hint="e.g. --vary step=0.01,0.06")
     values = [v.strip() for v in rest.split(",")]
     _check_count(key, len(values))  # before anything is parsed or expanded
@@ -102,7 +102,7 @@ def make_axis(key: str, values: Sequence[Any]) -> Axis:
     known = sweepable()
     if key not in known:
         close = difflib.get_close_matches(key, known, n=1)
-        raise SettingsError(f"cannot vary {key!r}: it is not a setting",
+        raise SettingsError(f"cannot vary {shown(key)}: it is not a setting",
                             hint=(f"did you mean {close[0]!r}? " if close else "") + f"settings: {', '.join(known)}")
     if isinstance(values, (str, bytes)) or not [v for v in values if v != ""]:
         raise SettingsError(f"--vary {key} has no values", hint=f"give at least one, e.g. --vary {_example(key)}")

@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import SettingsError
-from ..numeric import literal, shown
+from ..numeric import is_finite, literal, shown
 from ..settings import MAX_SNAPSHOTS, DreamSettings, Settings, TimelapseSettings, validate_timelapse
 from . import engine, sheet
 from .still import load_still
@@ -348,8 +348,8 @@ def _write(out: Path, kind: str, run: Callable[[Callable[[Snapshot], None]], Non
 def _check_video(fps: float, hold: float, fade: float, n: int) -> tuple[Fraction, int, int]:
     """(exact fps, frames each snapshot is held, crossfade frames), or SettingsError."""
     for key, value in (("fps", fps), ("hold", hold), ("fade", fade)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SettingsError(f"{key} must be a finite number (got {value!r})", hint=None)
+        if not is_finite(value):  # no OverflowError for a 400-digit int
+            raise SettingsError(f"{key} must be a finite number (got {shown(value)})", hint=None)
     if fps <= 0:
         raise SettingsError(f"fps must be > 0 (got {fps:g})", hint="frames per second of the output, e.g. --fps 25")
     if hold <= 0:

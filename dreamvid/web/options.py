@@ -187,13 +187,14 @@ def parse_request(body: Any, models: Mapping[str, str]) -> JobSpec:
         raise SettingsError("the request must be a JSON object", hint=None)
     unknown = set(body) - {"upload", "mode", "preset", "toml", "model", "layers", "params", "format"}
     if unknown:
-        raise SettingsError(f"unknown field {sorted(unknown)[0]!r} in the request", hint=None)
+        raise SettingsError(f"unknown field {numeric.shown(sorted(unknown)[0])} in the request", hint=None)
     mode = body.get("mode")
     if mode not in MODES:
-        raise SettingsError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", hint=None)
+        raise SettingsError(f"unknown mode {numeric.shown(mode)}; modes: {', '.join(MODES)}", hint=None)
     fmt = body.get("format") or MODES[mode].formats[0]
     if fmt not in MODES[mode].formats:
-        raise SettingsError(f"a {mode} is written as {', '.join(MODES[mode].formats)} (got {fmt!r})", hint=None)
+        raise SettingsError(f"a {mode} is written as {', '.join(MODES[mode].formats)} (got {numeric.shown(fmt)})",
+                            hint=None)
     preset, toml = _preset(body.get("preset")), _toml(body.get("toml"), models)
     if preset and toml is not None:
         raise SettingsError("give a preset or preset TOML, not both", hint="the TOML is a whole preset")
@@ -213,7 +214,8 @@ def _preset(name: Any) -> str | None:
     if not name:
         return None
     if not isinstance(name, str) or name not in presets.available():
-        raise SettingsError(f"unknown preset {name!r}; presets: {', '.join(presets.available())}", hint=None)
+        raise SettingsError(f"unknown preset {numeric.shown(name)}; presets: {', '.join(presets.available())}",
+                            hint=None)
     return name
 
 
@@ -234,13 +236,14 @@ def _toml(text: Any, models: Mapping[str, str]) -> str | None:
                                 hint="remove it from the TOML")
     model = data.get("dream", {}).get("model")
     if model is not None and model not in models.values():
-        raise SettingsError(f"unknown model {model!r} in the preset TOML; models: {', '.join(models)}", hint=None)
+        raise SettingsError(f"unknown model {numeric.shown(model)} in the preset TOML; models: {', '.join(models)}",
+                            hint=None)
     return text
 
 
 def _model(name: Any, models: Mapping[str, str]) -> str:
     if not isinstance(name, str) or name not in models:
-        raise SettingsError(f"unknown model {name!r}; models: {', '.join(models)}", hint=None)
+        raise SettingsError(f"unknown model {numeric.shown(name)}; models: {', '.join(models)}", hint=None)
     return models[name]
 
 
@@ -264,7 +267,8 @@ def _params(mode: str, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     overrides, keywords = {}, {}
     for name, value in params.items():
         if name not in known:
-            raise SettingsError(f"{name!r} is not a parameter of {mode}; parameters: {', '.join(known)}", hint=None)
+            raise SettingsError(f"{numeric.shown(name)} is not a parameter of {mode}; parameters: {', '.join(known)}",
+                                hint=None)
         if value is None or value == "":
             continue
         p = known[name]
