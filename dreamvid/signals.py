@@ -33,10 +33,14 @@ def stop_on_signals() -> None:
     import signal
 
     def interrupt(signum, frame):
+        if _swallowed(frame):
+            return _later(signum)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     def terminate(signum, frame):
+        if _swallowed(frame):
+            return _later(signum)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise Terminated()
@@ -47,6 +51,22 @@ def stop_on_signals() -> None:
         signal.signal(signal.SIGTERM, terminate)
     except (ValueError, OSError):  # not the main thread (an embedding program): leave it alone
         pass
+
+
+# Where an exception is printed as "Exception ignored in ..." and lost: weakref callbacks (importlib
+# runs one, `cb`, after every import: a Ctrl-C there was lost, the command ran on) and __del__.
+_CALLBACKS = frozenset({"cb", "remove", "_remove", "__del__", "_callback"})
+
+
+def _swallowed(frame) -> bool:
+    return frame is not None and frame.f_code.co_name in _CALLBACKS
+
+
+def _later(signum: int) -> None:
+    """Deliver `signum` to our handler again at the next check, outside the callback."""
+    import _thread
+
+    _thread.interrupt_main(signum)
 
 
 def ignore_interrupts() -> None:

@@ -40,8 +40,8 @@ _REGULAR_HINT = "give the path of a regular file (pipes, devices and sockets can
 
 
 def kind(mode: int) -> str:
-    """What a stat mode is, in words ("a named pipe (FIFO)", "a folder"; "a regular file")."""
-    return next((words for test, words in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode)
+    """What a stat mode is, in words ("a named pipe (FIFO)", "a folder", "a file")."""
+    return next((words for test, words in _KINDS if test(mode)), "a file" if stat.S_ISREG(mode)
                 else "not a regular file")
 
 

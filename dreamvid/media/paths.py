@@ -138,6 +138,19 @@ def resolved_output(path: str | os.PathLike) -> Path:
                           hint="remove the link, or choose another output name") from None
 
 
+def output_folder(path: str | os.PathLike, what: str = "output folder", hint: str = "give a folder") -> Path:
+    """`path` as a folder for results, made if missing (its parent must exist and take new
+    files); OutputError naming a path that is a loop, a file, a pipe or a device instead."""
+    p = Path(path).expanduser()
+    resolved = resolved_output(p)
+    if os.path.lexists(resolved) and not resolved.is_dir():
+        raise OutputError(f"{what} {p} is {userfiles.kind(os.stat(resolved).st_mode)}, not a folder", hint=hint)
+    if not resolved.is_dir():
+        writable_dir_or_raise(resolved.parent)
+        p.mkdir()
+    return p
+
+
 def temp_sibling(dest: Path, suffix: str = "") -> Path:
     """A unique temporary name in dest's folder (same filesystem, so os.replace is atomic)."""
     return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TEMP_MARK}{suffix}")

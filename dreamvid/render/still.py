@@ -116,17 +116,15 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
 
 def _key(path: Path) -> str:
     """What makes two paths the same file (resolved, case kept)."""
-    return str(Path(path).expanduser().resolve())
+    from ..media.paths import resolved_output
+
+    return str(resolved_output(path))
 
 
 def _make_folder(folder: Path) -> Path:
-    from ..media.paths import writable_dir_or_raise
+    from ..media.paths import output_folder
 
-    folder = folder.expanduser()
-    if not folder.is_dir():
-        writable_dir_or_raise(folder.resolve().parent)
-        folder.mkdir()
-    return folder
+    return output_folder(folder, hint="give a folder for -o; each result is written into it as NAME.dream.png")
 
 
 class StillsPlan(engine.Plan):

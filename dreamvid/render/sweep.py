@@ -402,13 +402,8 @@ def cell_name(picks) -> str:
 
 
 def _cells_dir(save_cells) -> Path | None:
-    from ..media.paths import writable_dir_or_raise
+    from ..media.paths import output_folder
 
     if save_cells is None:
         return None
-    d = Path(save_cells).expanduser()
-    if d.exists() and not d.is_dir():
-        raise OutputError(f"--save-cells {d} is a file, not a folder", hint="give a folder for the cell pictures")
-    writable_dir_or_raise(d.parent.resolve())
-    d.mkdir(exist_ok=True)
-    return d
+    return output_folder(save_cells, "--save-cells", hint="give a folder for the cell pictures")

@@ -94,7 +94,9 @@ SAMPLE_BYTES = 2 << 20  # hashed from each end of a source: 4 MiB read, catches 
 
 def default_work_dir(output: str | os.PathLike) -> Path:
     """The work folder of an output: `dream.mp4` -> `dream.mp4.dreamvid-work` beside it."""
-    out = Path(os.fspath(output).rstrip("/" + os.sep) or ".").expanduser().resolve()
+    from ..media.paths import resolved_output
+
+    out = resolved_output(os.fspath(output).rstrip("/" + os.sep) or ".")
     return out.with_name(out.name + WORK_SUFFIX)
 
 
