@@ -79,7 +79,8 @@ def make_inputs(d: Path) -> None:
     for name, target in (("zero.jpg", "/dev/zero"), ("urandom.png", "/dev/urandom"), ("zero.toml", "/dev/zero"),
                          ("zero.mp4", "/dev/zero"), ("urandom.mp3", "/dev/urandom"), ("dangling.jpg", "nowhere.jpg"),
                          ("fifolink.jpg", "fifo.jpg"), ("loop1.jpg", "loop2.jpg"), ("loop2.jpg", "loop1.jpg"),
-                         ("oloop1.png", "oloop2.png"), ("oloop2.png", "oloop1.png"), ("ozero.png", "/dev/zero")):
+                         ("oloop1.png", "oloop2.png"), ("oloop2.png", "oloop1.png"), ("ozero.png", "/dev/zero"),
+                         ("dloop1", "dloop1")):
         os.symlink(target, d / name)
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(d / "sock.jpg"))
@@ -109,6 +110,11 @@ def _keyframes(d: Path) -> None:
     (d / "kf_latin1.toml").write_bytes(latin.encode("latin-1"))
     (d / "kf_utf16.toml").write_bytes(latin.encode("utf-16"))
     (d / "kf_bom.toml").write_bytes(b"\xef\xbb\xbf" + latin.encode("utf-8"))  # UTF-8 with a BOM: fine
+    (d / "kf_utf32.toml").write_bytes(latin.encode("utf-32"))
+    (d / "kf_binary.toml").write_bytes(bytes(range(256)) * 64)
+    (d / "kf_9mb.toml").write_text(kf.format(t=0, z=1.1) + "#" * (9 << 20) + "\n")
+    (d / "kf_longkey.toml").write_text(kf.format(t=0, z=1.1) + "k" * 1_000_000 + " = 1\n")
+    (d / "kf_longeasing.toml").write_text(kf.format(t=0, z=1.1) + 'easing = "' + "e" * 1_000_000 + '"\n')
 
 
 def _presets(d: Path) -> None:
@@ -136,12 +142,78 @@ def _media(d: Path) -> None:
     subprocess.run(run + ["-f", "lavfi", "-i", "color=c=black:s=320x180", "-frames:v", "1", str(d / "black.png")],
                    check=True)
     subprocess.run(run + ["-f", "lavfi", "-i", "sine=f=440:d=2", str(d / "song.wav")], check=True)
+    subprocess.run(run + ["-f", "lavfi", "-i", "color=c=black:s=16000x16000", "-frames:v", "1", str(d / "huge.png")],
+                   check=True)
+    _png_bomb(d / "bomb.png", 50_000, 50_000)
+    clip = (d / "clip.mp4").read_bytes()
+    (d / "cut.mp4").write_bytes(clip[: len(clip) // 3] if clip[4:8] != b"ftyp" else clip[:2000])
+    (d / "text.mp4").write_text("not a video\n")
+    subprocess.run(run + ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-t", "0.5", "-f", "lavfi", "-i",
+                          "color=s=64x48", "-frames:v", "0", "-map", "0", "-map", "1", str(d / "empty.mp4")],
+                   check=False)
+
+
+def _png_bomb(path: Path, w: int, h: int) -> None:
+    """A valid little PNG whose header claims w x h (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
 
 
 # ---- the cases ----------------------------------------------------------------------------------------------------
 
 def cases() -> list[Case]:
-    return [*_numbers(), *_files(), *_plans(), *_frames(), *_nesting(), *_interrupts(), *_messages()]
+    return [*_numbers(), *_files(), *_plans(), *_frames(), *_nesting(), *_interrupts(), *_messages(), *_studio()]
+
+
+# One request to the studio's app (its worker stopped: a job is only checked), from a child process.
+STUDIO = """
+import json, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from dreamvid.web.jobs import Studio
+from dreamvid.web.server import create_app
+d = Path(sys.argv[1])
+client = TestClient(create_app(Studio(d / "studio")), base_url="http://127.0.0.1:7860")
+body = Path(sys.argv[2]).read_text()
+name = "clip.mp4" if '"mode": "video"' in body else "photo.jpg"
+token = client.post("/api/uploads", content=(d / name).read_bytes(), headers={"X-Filename": name}).json()
+body = body.replace("TOKEN", token["upload"])
+r = client.post("/api/jobs", content=body.encode(), headers={"content-type": "application/json"})
+error = r.json().get("error") if r.headers.get("content-type", "").startswith("application/json") else r.text
+print(f"Error: HTTP {r.status_code}: {error}" if r.status_code >= 400 else f"HTTP {r.status_code}", file=sys.stderr)
+sys.exit(2 if 400 <= r.status_code < 500 else 1 if r.status_code >= 500 else 0)
+"""
+STUDIO_BODIES = {
+    "zoom fps 1e100000000": '"mode": "zoom", "params": {"fps": "1e100000000"}',
+    "step a 400-digit int": '"mode": "image", "params": {"step": 1' + "0" * 400 + "}",
+    "seed a 5000-digit int": '"mode": "image", "params": {"seed": ' + "1" * 5000 + "}",
+    "layer weight 1e400": '"mode": "image", "layers": {"block4c_out": 1e400}',
+    "layer weight 400 digits": '"mode": "image", "layers": {"block4c_out": 1' + "0" * 400 + "}",
+    "video start 390 digits": '"mode": "video", "params": {"start": "' + "1" * 390 + '"}',
+    "toml fps 1e100000000": '"mode": "zoom", "toml": "[zoom]\\nfps = \\"1e100000000\\"\\n"',
+    "toml step 400 digits": '"mode": "image", "toml": "[dream]\\nstep = 1' + "0" * 400 + '\\n"',
+    "toml nested 10000 deep": '"mode": "image", "toml": "[dream]\\nlayers = ' + "[" * 10_000 + "]" * 10_000 + '\\n"',
+    "toml dotted 10000 deep": '"mode": "image", "toml": "[dream]\\nlayers.' + ".".join("a" * 10_000) + ' = 1\\n"',
+    "params nested 50000 deep": '"mode": "image", "params": ' + "[" * 50_000 + "]" * 50_000,
+    "body of 1 MB": '"mode": "image", "params": {"classes": "' + "x" * 1_000_000 + '"}',
+    "vary 70 values": '"mode": "sweep", "params": {"vary": "seed=' + ",".join(map(str, range(70))) + '"}',
+    "checkpoints 300 digits": '"mode": "timelapse", "params": {"checkpoints": "40,' + "9" * 300 + '"}',
+    "classes 300 digits": '"mode": "image", "params": {"classes": "' + "1" * 300 + '"}',
+}
+
+
+def _studio() -> list[Case]:
+    out = []
+    for i, (name, body) in enumerate(STUDIO_BODIES.items()):
+        out.append(Case("studio", name, ["@studio", f"body{i}.json", '{"upload": "TOKEN", ' + body + "}"], 2))
+    return out
 
 
 def _numbers() -> list[Case]:
@@ -183,6 +255,19 @@ def _numbers() -> list[Case]:
             Case("numbers", "zoom --pan 400 digits", [*z, "--pan", big + ",0"], 2, "pan"),
             Case("numbers", "env DREAMVID_MAX_PIXELS=1e999", ["image", "{d}/photo.jpg", "-o", "{d}/i.png"], 2,
                  "DREAMVID_MAX_PIXELS", env={"DREAMVID_MAX_PIXELS": "1e999"})]
+    img = ["image", "{d}/photo.jpg", "-o", "{d}/i.png"]
+    out += [Case("numbers", f"image {flag} {what}", [*img, flag, val], 2) for flag in
+            ("--iterations", "--num-octave", "--octave-scale", "--jitter", "--tile", "--tile-batch", "--max-loss",
+             "--smooth", "--guide-weight", "--max-size") for what, val in (("400 digits", big), ("5000 digits", huge),
+                                                                           ("1e400", "1e400"), ("nan", "nan"))]
+    out += [Case("numbers", f"{cmd} {flag} {what}", [cmd, "{d}/photo.jpg", "-o", f"{{d}}/o{ext}", flag, val], 2)
+            for cmd, ext, flag in (("timelapse", ".mp4", "--hold"), ("timelapse", ".mp4", "--fade"),
+                                   ("timelapse", ".png", "--cell-size"), ("timelapse", ".png", "--columns"),
+                                   ("zoom", ".mp4", "--frames"), ("zoom", ".mp4", "--color-hold"),
+                                   ("zoom", ".mp4", "--interpolate"))
+            for what, val in (("400 digits", big), ("1e308", "1e308"))]
+    out += [Case("numbers", f"video {flag} 400 digits", [*v, flag, big], 2) for flag in
+            ("--cadence", "--interpolate", "--crf", "--frame-iterations", "--temporal-weight")]
     out += [Case("numbers", f"preset {name}", [*z, "--preset", f"{{d}}/{name}.toml"], 2, words) for name, words in
             (("p_fps", "fps"), ("p_fps_num", "fps"), ("p_bigint", "step"), ("p_bigint_iter", "iterations"),
              ("p_bigweight", "block4c_out"), ("p_5000", "TOML"))]
@@ -220,6 +305,20 @@ def _files() -> list[Case]:
     for name in ("fifo.mp3", "urandom.mp3", "loop1.jpg", "folder"):
         out.append(Case("files", f"zoom --audio {name}", ["zoom", "{d}/photo.jpg", "-o", "{d}/z.mp4", "--audio",
                                                          f"{{d}}/{name}", "--dry-run"], 2, "audio"))
+    out += [Case("files", "image /proc/kcore (128 TB)", ["image", "/proc/kcore", "-o", "{d}/o.png"], 2, "kcore"),
+            Case("files", "image /dev/null", ["image", "/dev/null", "-o", "{d}/o.png"], 2, "device"),
+            Case("files", "--keyframes /proc/self/environ", ["zoom", "{d}/photo.jpg", "-o", "{d}/z.mp4",
+                                                             "--keyframes", "/proc/self/environ", "--dry-run"], 2),
+            Case("files", "image a 5000-byte path", ["image", "{d}/" + "x" * 5000 + ".jpg", "-o", "{d}/o.png"], 2),
+            Case("files", "-o a 5000-byte name", ["image", "{d}/photo.jpg", "-o", "{d}/" + "x" * 5000 + ".png"], 2),
+            Case("files", "--save-cells a FIFO", ["sweep", "{d}/photo.jpg", "-o", "{d}/s.png", "--vary", "seed=0,1",
+                                                  "--save-cells", "{d}/fifo.png"], 2, "named pipe"),
+            Case("files", "--save-cells a loop", ["sweep", "{d}/photo.jpg", "-o", "{d}/s.png", "--vary", "seed=0,1",
+                                                  "--save-cells", "{d}/oloop1.png"], 2, "loop"),
+            Case("files", "image -o a loop without extension", ["image", "{d}/photo.jpg", "-o", "{d}/dloop1"], 2,
+                 "loop"),
+            Case("files", "video -o a folder-of-frames loop", ["video", "{d}/clip.mp4", "-o", "{d}/dloop1"], 2,
+                 "loop")]
     out += [Case("files", "image --weights fifo", ["image", "{d}/photo.jpg", "-o", "{d}/o.png", "--weights",
                                                    "{d}/fifo.pth", *TINY], 2, "weights", MODEL_S),
             Case("files", "image --model fifo.keras", ["image", "{d}/photo.jpg", "-o", "{d}/o.png", "--model",
@@ -274,6 +373,17 @@ def _frames() -> list[Case]:
                                                    "{d}/huge.mkv"], 2, "megapixels"),
         Case("frames", "coherence of a 16000x16000 clip", ["coherence", "{d}/huge.mkv", "{d}/huge.mkv"], 2,
              "megapixels"),
+        Case("frames", "image a 16000x16000 PNG (256 MP)", ["image", "{d}/huge.png", "-o", "{d}/o.png"], 2,
+             "megapixels"),
+        Case("frames", "--guide a 50000x50000 PNG bomb", ["image", "{d}/photo.jpg", "-o", "{d}/o.png", "--guide",
+                                                          "{d}/bomb.png"], 2, "megapixels"),
+        Case("frames", "video --mask a PNG bomb", ["video", "{d}/clip.mp4", "-o", "{d}/v.mp4", "--mask",
+                                                   "{d}/bomb.png"], 2, "megapixels"),
+        Case("frames", "--audio a 16000x16000 clip", ["zoom", "{d}/photo.jpg", "-o", "{d}/z.mp4", "--audio",
+                                                      "{d}/huge.mkv", "--dry-run"], 2, "audio"),
+        Case("frames", "video of 0 frames", ["video", "{d}/empty.mp4", "-o", "{d}/v.mp4"], 2),
+        Case("frames", "video cut short (no moov)", ["video", "{d}/cut.mp4", "-o", "{d}/v.mp4"], 2),
+        Case("frames", "text named .mp4", ["video", "{d}/text.mp4", "-o", "{d}/v.mp4"], 2),
         Case("frames", "a 1-px limit", ["video", "{d}/clip.mp4", "-o", "{d}/v.mp4"], 2, "megapixels",
              env={"DREAMVID_MAX_VIDEO_PIXELS": "1"}),
         Case("frames", "a bad limit", ["video", "{d}/clip.mp4", "-o", "{d}/v.mp4"], 2, "DREAMVID_MAX_VIDEO_PIXELS",
@@ -287,6 +397,9 @@ def _nesting() -> list[Case]:
            for name, words in (("kf_deep", "levels"), ("kf_deep_table", "levels"), ("kf_dotted", "levels"),
                                ("kf_latin1", "UTF-8"), ("kf_utf16", "UTF-16"))]
     out.append(Case("nesting", "keyframes with a UTF-8 BOM", [*z, "--keyframes", "{d}/kf_bom.toml"], 0))
+    out += [Case("nesting", f"keyframes {name}", [*z, "--keyframes", f"{{d}}/{name}.toml"], 2, words)
+            for name, words in (("kf_utf32", "UTF-8"), ("kf_binary", "UTF-8"), ("kf_9mb", "MB"),
+                                ("kf_longkey", "unknown key"), ("kf_longeasing", "easing"))]
     out += [Case("nesting", f"preset {name}", [*z, "--preset", f"{{d}}/{name}.toml"], 2, words)
             for name, words in (("p_deep", "levels"), ("p_dotted", "levels"), ("p_latin1", "UTF-8"),
                                 ("p_utf16", "UTF-16"), ("p_big", "MB"))]
@@ -330,6 +443,9 @@ def _messages() -> list[Case]:
 
 def run_case(case: Case, d: Path) -> Outcome:
     argv = [os.path.join(os.path.dirname(sys.executable), "dreamvid"), *(a.replace("{d}", str(d)) for a in case.argv)]
+    if case.argv[0] == "@studio":  # a JSON body posted to the studio's app
+        (d / case.argv[1]).write_text(case.argv[2])
+        argv = [sys.executable, "-c", STUDIO, str(d), str(d / case.argv[1])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **case.env}
     for name in ("z.mp4", "v.mp4", "o.png", "i.png", "s.png", "t.mp4", "w.png", "int.png"):
         (d / name).unlink(missing_ok=True)

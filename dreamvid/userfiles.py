@@ -28,8 +28,10 @@ import stat
 from pathlib import Path
 from typing import Callable
 
-from .errors import InputError
+from .errors import DreamvidError, InputError
 
+NAME_MAX = 255  # bytes of one part of a path (Linux, macOS, Windows file systems)
+PATH_MAX = 4095  # bytes of a whole path (Linux's PATH_MAX less the NUL)
 MAX_TEXT_BYTES = 8 << 20  # a preset is < 1 KB; 8 MiB holds a keyframe for each of 100 000 frames
 _CHUNK = 1 << 20  # bytes per read() while reading a bounded file
 HEAD_BYTES = 1 << 20  # what read_bytes hands its `head` check first: a picture's header and EXIF fit in it
@@ -54,8 +56,28 @@ def shown_path(p: Path) -> str:
     return str(p) if target == os.path.abspath(p) else f"{p} (-> {target})"
 
 
+def check_length(path: str | os.PathLike, what: str, error: type[DreamvidError] = InputError) -> None:
+    """`error` for a path the file system cannot hold: a part longer than NAME_MAX bytes or the
+    whole longer than PATH_MAX (os calls raise ENAMETOOLONG, which Path.exists() and is_dir()
+    do not catch). Nothing is touched."""
+    raw = os.fsencode(Path(path).expanduser())
+    longest = max(raw.split(b"/"), key=len, default=b"")
+    if len(longest) > NAME_MAX or len(raw) > PATH_MAX:
+        part = "a part of the path" if len(longest) > NAME_MAX else "the path"
+        size = len(longest) if len(longest) > NAME_MAX else len(raw)
+        limit = NAME_MAX if len(longest) > NAME_MAX else PATH_MAX
+        raise error(f"{what}: {part} is {size} bytes long, more than the {limit} a file system takes "
+                    f"({_short_path(raw)})", hint="give a shorter name")
+
+
+def _short_path(raw: bytes) -> str:
+    text = os.fsdecode(raw)
+    return text if len(text) <= 60 else f"{text[:28]}...{text[-28:]}"
+
+
 def stat_path(path: str | os.PathLike, what: str) -> tuple[Path, os.stat_result]:
     """(path, its os.stat, symlinks followed) or InputError saying why it cannot be reached."""
+    check_length(path, what)
     p = Path(path).expanduser()
     try:
         return p, os.stat(p)
@@ -74,9 +96,6 @@ def stat_path(path: str | os.PathLike, what: str) -> tuple[Path, os.stat_result]
         if e.errno == errno.ELOOP:
             raise InputError(f"{what} {p} is a symlink loop (a link that leads back to itself)",
                              hint="point the link at a file, or give the file's own path") from None
-        if e.errno == errno.ENAMETOOLONG:
-            raise InputError(f"{what}: the path is too long ({len(os.fsencode(p))} bytes)",
-                             hint="give a shorter path") from None
         raise InputError(f"{what} {p} cannot be read ({e.strerror or e})", hint="check the path") from None
     except ValueError:  # an embedded NUL byte
         raise InputError(f"{what} {p!r} is not a valid path (it holds a NUL character)",

@@ -128,6 +128,7 @@ def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike,
 def resolved_output(path: str | os.PathLike) -> Path:
     """The absolute path with links resolved; OutputError for a symlink loop or a path that
     cannot be resolved (Path.resolve raises RuntimeError or OSError for them)."""
+    userfiles.check_length(path, "output", OutputError)
     p = Path(path).expanduser()
     try:
         return p.resolve()

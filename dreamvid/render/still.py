@@ -75,7 +75,12 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     """
     from .. import media
     from ..media.paths import require_file, require_image_output
+    from ..userfiles import check_length
 
+    for s in sources:  # before any is_dir(), which raises for a name the file system cannot hold
+        check_length(s, "input")
+    if output is not None:
+        check_length(output, "output", OutputError)
     photos: list[Path] = []
     for s in sources:
         if s.is_dir():

@@ -357,13 +357,18 @@ def _check_video(fps: float, hold: float, fade: float, n: int) -> tuple[Fraction
     if fade < 0:
         raise SettingsError(f"fade must be >= 0 seconds (got {fade:g})",
                             hint="0 cuts, 0.5 crossfades for half a second")
+    _check_length((n + 1) * hold + max(0, n - 1) * fade)  # in seconds first: 1e308 s at 25 fps is no frame count
     rate = Fraction(fps).limit_denominator(1001)
     hold_n, fade_n = max(1, round(hold * fps)), round(fade * fps)
-    seconds = (n * hold_n + hold_n + (n - 1) * fade_n) / fps
-    if seconds > MAX_VIDEO_SECONDS:
-        raise SettingsError(f"the timelapse would last {seconds:.0f} s, more than the limit of {MAX_VIDEO_SECONDS} s",
-                            hint="use a shorter --hold and --fade, or fewer snapshots")
+    _check_length((n * hold_n + hold_n + (n - 1) * fade_n) / fps)
     return rate, hold_n, fade_n
+
+
+def _check_length(seconds: float) -> None:
+    if seconds > MAX_VIDEO_SECONDS:
+        length = f"{seconds:.4g} s" if math.isfinite(seconds) else "1.8e+308 s or more"
+        raise SettingsError(f"the timelapse would last {length}, more than the limit of {MAX_VIDEO_SECONDS} s",
+                            hint="use a shorter --hold and --fade, or fewer snapshots")
 
 
 class Crossfader:
