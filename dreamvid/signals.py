@@ -30,7 +30,7 @@ def stop_on_signals() -> None:
     shutdown. A second SIGTERM still kills at once, as `kill` twice means; Ctrl-\ (SIGQUIT)
     always does. Ctrl-C stays ignored where it was ignored at start (nohup, a background job).
     """
-    import signal
+    signal = _signal_module()
 
     def interrupt(signum, frame):
         if _swallowed(frame):
@@ -69,10 +69,19 @@ def _later(signum: int) -> None:
     _thread.interrupt_main(signum)
 
 
+def _signal_module():
+    """The C module under `signal`: the same functions and constants, without `signal`'s enums,
+    whose import (enum, collections, functools) took 48 ms of the start on a busy machine, time in
+    which a Ctrl-C found no handler yet."""
+    import _signal
+
+    return _signal
+
+
 def ignore_interrupts() -> None:
     """Once the command has its result and exit code: a Ctrl-C while the interpreter shuts
     down (TensorFlow's teardown takes a moment) must not turn them into death by SIGINT."""
-    import signal
+    signal = _signal_module()
 
     try:
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:

@@ -131,7 +131,7 @@ def clip(make_clip):
 
 
 @pytest.mark.parametrize("where", list(FILE_FLAGS))
-@pytest.mark.parametrize("kind", ["fifo", "zero", "loop"])
+@pytest.mark.parametrize("kind", ["fifo", "zero", "urandom", "fifo_link", "loop"])
 def test_a_pipe_a_device_or_a_loop_as_any_input_is_one_line_at_once(where, kind, photo, clip, tmp_path):
     path = special(tmp_path, kind, SUFFIX.get(where, SUFFIX.get(FILE_FLAGS[where][2], ".jpg")))
     t = time.perf_counter()

@@ -313,6 +313,11 @@ def _text(name: str, value: str) -> Any:
         for axis in axes:
             parse_vary(axis)  # a bad axis is refused now, in the library's words
         return axes
+    if name in ("start", "end"):  # checked now (syntax, length), where the CLI checks them when it plans
+        from ..render.video import frame_index
+
+        frame_index(value, 1, name)
+        return value
     if name == "classes":
         from ..settings import parse_classes
 
