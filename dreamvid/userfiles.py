@@ -62,12 +62,10 @@ def check_length(path: str | os.PathLike, what: str, error: type[DreamvidError] 
     do not catch). Nothing is touched."""
     raw = os.fsencode(Path(path).expanduser())
     longest = max(raw.split(b"/"), key=len, default=b"")
-    if len(longest) > NAME_MAX or len(raw) > PATH_MAX:
-        part = "a part of the path" if len(longest) > NAME_MAX else "the path"
-        size = len(longest) if len(longest) > NAME_MAX else len(raw)
-        limit = NAME_MAX if len(longest) > NAME_MAX else PATH_MAX
-        raise error(f"{what}: {part} is {size} bytes long, more than the {limit} a file system takes "
-                    f"({_short_path(raw)})", hint="give a shorter name")
+    for part, size, limit in (("a part of the path", len(longest), NAME_MAX), ("the path", len(raw), PATH_MAX)):
+        if size > limit:
+            raise error(f"{what}: {part} is {size} bytes long, more than the {limit} a file system takes "
+                        f"({_short_path(raw)})", hint="give a shorter name")
 
 
 def _short_path(raw: bytes) -> str:

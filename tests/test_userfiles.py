@@ -140,6 +140,15 @@ def test_a_pipe_a_device_or_a_loop_as_any_input_is_one_line_at_once(where, kind,
     assert time.perf_counter() - t < 15
 
 
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_a_name_the_file_system_cannot_hold_is_one_line(where, photo, tmp_path):
+    """Path.is_dir() and exists() raise ENAMETOOLONG instead of answering: a traceback."""
+    long = tmp_path / ("x" * 300 + ".png")
+    args = ("image", long, "-o", tmp_path / "o.png") if where == "input" else ("image", photo, "-o", long)
+    line = refused_or_planned(*args)
+    assert "304 bytes long, more than the 255" in line and where in line
+
+
 def test_a_preset_that_is_a_pipe_is_named_as_one_not_missing(tmp_path, photo):
     """It said "not found"."""
     line = refused_or_planned("image", photo, "-o", tmp_path / "o.png", "--preset", special(tmp_path, "fifo", ".toml"))
