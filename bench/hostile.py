@@ -57,6 +57,7 @@ class Outcome:
     peak_mb: float
     line: str
     why: str = ""
+    stderr: str = ""  # its tail, where the case was not clean
 
 
 # ---- the inputs ---------------------------------------------------------------------------------------------------
@@ -490,9 +491,10 @@ def _judge(case: Case, code: int, out: str, err: str, seconds: float, peak: floa
     last = lines[-1] if lines else ""
     why = []
     if "Traceback" in err:
-        why.append("traceback")
+        why.append("traceback" + ("" if "/dreamvid/" in err else " (in Python's own start-up: no dreamvid frame)"))
     if code != case.code:
-        why.append(f"exit {code}, expected {case.code}")
+        why.append(f"exit {code}, expected {case.code}" + (" (killed by the signal: no handler yet)"
+                                                            if case.stop is not None and code < 0 and not err else ""))
     if case.code == 0:
         pass  # a result: warnings and notes may come before it
     elif case.stop is not None:
@@ -508,7 +510,7 @@ def _judge(case: Case, code: int, out: str, err: str, seconds: float, peak: floa
         if peak * (1 << 20) > MAX_REFUSED_RSS:
             why.append(f"peak {peak:.0f} MB")
     return Outcome(case.group, case.name, not why, code, seconds, peak, last[:300] or out.strip()[-200:],
-                   "; ".join(why))
+                   "; ".join(why), err[-3000:] if why else "")
 
 
 # ---- the report ---------------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ def main() -> None:
     from dreamvid.errors import interruption_exit_code
     from dreamvid.signals import ignore_interrupts, stop_on_signals, stopped_line
 
-    stop_on_signals()
     try:
+        stop_on_signals()  # inside the try: a Ctrl-C a moment before it is installed is caught too
         from dreamvid.cli import main as cli
 
         cli()
