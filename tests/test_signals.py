@@ -35,6 +35,14 @@ def stopped(signum: int, delay: float, tmp_path, *args: str) -> tuple[int, list[
     return proc.returncode, [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
 
 
+def before_dreamvid(code: int, lines: list[str]) -> bool:
+    """The signal met Python's own defaults: it came before dreamvid's first line ran (a busy
+    machine can take over 0.1 s to get there): killed by it silently, or a traceback with no
+    frame in dreamvid's own files."""
+    text = "\n".join(lines)
+    return (code < 0 and not lines) or ("Traceback" in text and "/dreamvid/" not in text)
+
+
 def test_the_command_starts_where_the_handlers_are_installed_first():
     """The console script imports dreamvid.__main__, which imports only the standard library,
     errors.py and signals.py before the handlers are set."""
@@ -53,6 +61,8 @@ def test_a_stop_while_the_cli_loads_is_one_line_and_its_code(signum, code, line,
     got, lines = stopped(signum, delay, tmp_path)
     if got in (0, 2) and lines and lines[-1].startswith("Error:"):  # a fast machine: the command had finished
         return
+    if before_dreamvid(got, lines):
+        pytest.skip(f"the machine took over {delay} s to start Python: the signal came before dreamvid ran")
     assert got == code and lines == [line], (got, lines)
 
 
@@ -104,6 +114,8 @@ def test_a_stop_at_any_moment_of_the_start_is_one_line(signum, delay, tmp_path_f
     tmp = tmp_path_factory.mktemp("stop")
     got, lines = stopped(signum, delay, tmp)
     if got == 2 and len(lines) == 1 and lines[0].startswith("Error:"):  # it had refused the photo already
+        return
+    if before_dreamvid(got, lines):  # Python itself was still starting (a loaded machine)
         return
     assert got == (130 if signum == signal.SIGINT else 143) and len(lines) == 1, (delay, got, lines)
     assert lines[0].startswith(("Interrupted", "Terminated")) and "Traceback" not in lines[0]
