@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from .errors import SettingsError
+from .numeric import is_finite, shown
 
 KINDS = ("int", "float", "bool", "choice", "text", "list", "lines", "model", "layers", "path", "pair")  # list: 40,80,120
 CHECKED = ("int", "float", "bool", "choice")  # kinds `check` validates alone; the others have code in settings.py
@@ -174,7 +174,7 @@ def check(p: Param, value: Any) -> None:
     if p.kind == "int":
         _refuse_unless(isinstance(value, int) and not isinstance(value, bool), key, value, "must be a whole number", None)
     elif p.kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and is_finite(value)
         _refuse_unless(ok, key, value, "must be a finite number", None)
     elif p.kind == "bool":
         _refuse_unless(isinstance(value, bool), key, value, "must be true or false", None)
@@ -198,16 +198,7 @@ def check(p: Param, value: Any) -> None:
 
 def refuse(key: str, value: Any, what: str, hint: str | None) -> None:
     """SettingsError "KEY WHAT (got VALUE)", with the key kept for whoever shows it beside its field."""
-    raise SettingsError(f"{key} {what} (got {short(value)})", hint=hint, key=key)
-
-
-def short(value: Any, limit: int = 60) -> str:
-    """repr(value), cut to `limit` characters: a 5000-digit number or a pasted essay stays one line."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int past Python's digit limit
-        text = f"a {value.bit_length()}-bit integer"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    raise SettingsError(f"{key} {what} (got {shown(value)})", hint=hint, key=key)
 
 
 def _did_you_mean(value: Any, choices: tuple[str, ...]) -> str | None:
@@ -221,13 +212,6 @@ def _did_you_mean(value: Any, choices: tuple[str, ...]) -> str | None:
 def _refuse_unless(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:
     if not ok:
         refuse(key, value, what, hint)
-
-
-def _isfinite(value: int | float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float (a 400-digit literal in a preset)
-        return False
 
 
 def _g(x: float | None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Mapping
 
-from . import params
+from . import numeric, params
 from .errors import SettingsError
 from .params import CHECKED, check, param
 
@@ -287,14 +287,14 @@ def parse_layers(value: Any) -> Layers:
     elif isinstance(value, str):
         items = [_parse_layer_spec(value)]
     elif isinstance(value, (list, tuple)):
-        items = [_weighted(v, lambda v: _refuse(f"layers must name layers (got {v!r} in {value!r})", how))
-                 for v in value]
+        items = [_weighted(v, lambda v: _refuse(
+            f"layers must name layers (got {numeric.shown(v)} in {numeric.shown(value)})", how)) for v in value]
     else:
-        raise SettingsError(f"layers must be layer names with weights (got {value!r})", hint=how)
+        raise SettingsError(f"layers must be layer names with weights (got {numeric.shown(value)})", hint=how)
     out = []
     for name, weight in items:
         if not isinstance(name, str) or not name:
-            raise SettingsError(f"layers must name layers (got {name!r})", hint=how)
+            raise SettingsError(f"layers must name layers (got {numeric.shown(name)})", hint=how)
         out.append((str(name), _layer_weight(str(name), weight)))
     return tuple(out)
 
@@ -304,14 +304,15 @@ def _layer_weight(name: str, weight: Any) -> float | str:
     here for syntax and names (`--layer "block4c_out:0.5+0.5*onset"`); `check_expressions`
     decides whether the mode can evaluate it, render/values.py evaluates it per frame."""
     if isinstance(weight, str):
-        try:
-            return float(weight)
-        except ValueError:
-            from .expr import parse
+        number = numeric.literal(weight, f"layers.{name}")  # bounded: 400 digits is refused, not inf
+        if number is not None:
+            return float(number)
+        from .expr import parse
 
-            parse(weight, f"layers.{name}")
-            return weight.strip()
-    return _weight(weight, f"layer weight for {name!r} must be a number or an expression (got {weight!r})",
+        parse(weight, f"layers.{name}")
+        return weight.strip()
+    return _weight(weight, f"layer weight for {numeric.shown(name)} must be a number or an expression "
+                           f"(got {numeric.shown(weight)})",
                    "write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0 (video: or block4c_out:0.5+0.5*onset)")
 
 
@@ -325,12 +326,11 @@ def _weighted(v: Any, other):
 
 
 def _weight(weight: Any, message: str, hint: str) -> float:
-    """A weight as a float (not a bool), or SettingsError(message)."""
+    """A weight as a finite float (not a bool; text as numeric.literal reads it), or SettingsError(message)."""
     try:
-        if isinstance(weight, bool):
-            raise TypeError
-        return float(weight)
-    except (TypeError, ValueError):
+        value = numeric.literal(weight, "weight") if isinstance(weight, str) else weight
+        return numeric.real(value, "weight")
+    except SettingsError:
         raise SettingsError(message, hint=hint) from None
 
 
@@ -352,10 +352,11 @@ def split_entry(entry: str) -> tuple[str, int | None]:
             raise SettingsError(f"the layer {CLASS_LAYER!r} needs a class: {CLASS_LAYER}/207",
                                 hint='or name the class: --class "golden retriever"')
         return base, None
-    if not base or not index.strip().isdigit():
-        raise SettingsError(f"layer {entry!r}: after the '/' comes a channel number, e.g. {base or 'block5c_out'}/17",
+    if not base or not (index.strip().isascii() and index.strip().isdigit()):
+        raise SettingsError(f"layer {numeric.shown(entry)}: after the '/' comes a channel number, e.g. "
+                            f"{numeric.shown(base or 'block5c_out', quote=False)}/17",
                             hint="`dreamvid layers MODEL --channels` lists each layer's channels")
-    return base, int(index)
+    return base, numeric.number(index, f"layer {numeric.shown(entry)}")  # bounded: no 5000-digit int()
 
 
 def parse_classes(value: Any) -> Classes:
@@ -372,7 +373,8 @@ def parse_classes(value: Any) -> Classes:
         items = [_weighted(v, lambda v: (v, 1.0)) for v in values]
     out: dict[int, float] = {}
     for spec, weight in items:
-        w = _weight(weight, f"classes: the weight of {spec!r} must be a number (got {weight!r})",
+        w = _weight(weight, f"classes: the weight of {numeric.shown(spec)} must be a number "
+                            f"(got {numeric.shown(weight)})",
                     'write --class "NAME:WEIGHT", e.g. --class "golden retriever:1.5"')
         k = index(spec)
         out[k] = out.get(k, 0.0) + w
@@ -496,14 +498,10 @@ def parse_fps(text: str | float | None) -> Fraction | None:
     """"24", "30000/1001", "29.97", 25 -> Fraction; None stays None; SettingsError unless 0 < fps <= MAX_FPS."""
     if text is None:
         return None
-    try:
-        if isinstance(text, bool):
-            raise ValueError
-        fps = Fraction(str(text).strip())
-    except (ValueError, ZeroDivisionError):
-        raise SettingsError(f"fps {text!r} is not a number", hint="e.g. --fps 24 or --fps 30000/1001") from None
+    fps = numeric.fraction(text, "fps", hint="e.g. --fps 24 or --fps 30000/1001")  # bounded: never 10**100000000
     if not MIN_FPS <= fps <= MAX_FPS:
-        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
+        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {numeric.shown(text)})",
+                            hint="e.g. --fps 24")
     return fps
 
 

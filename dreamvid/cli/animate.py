@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
+from ..numeric import literal
 from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, option, ray_option,
                      restart_option, with_dream_options, work_dir_option, workers_option)
 
@@ -49,14 +50,13 @@ def _beside(source: Path, tag: str, suffix: str) -> Path:
     return source.with_name(f"{source.stem}.{tag}{suffix}")
 
 
-def parse_value(text: Optional[str]):
-    """'1.25' -> 1.25; '1.02+0.01*sin(t)' stays text (an expression, checked by the settings); None stays None."""
+def parse_value(text: Optional[str], key: str = "value"):
+    """'1.25' -> 1.25; '1.02+0.01*sin(t)' stays text (an expression, checked by the settings); None stays None.
+    A number too long to be meant is SettingsError naming `key` (numeric.literal)."""
     if text is None:
         return None
-    try:
-        return float(text)
-    except ValueError:
-        return text.strip()
+    number = literal(text, key)
+    return text.strip() if number is None else float(number)
 
 
 def parse_pair(text: Optional[str], flag: str, example: str) -> Optional[tuple]:
@@ -75,7 +75,7 @@ def parse_pair(text: Optional[str], flag: str, example: str) -> Optional[tuple]:
     parts.append(cur)
     if len(parts) != 2 or not all(p.strip() for p in parts):
         raise SettingsError(f"{flag} must be two numbers X,Y (got {text!r})", hint=f"e.g. {flag} {example}")
-    return parse_value(parts[0]), parse_value(parts[1])
+    return parse_value(parts[0], flag), parse_value(parts[1], flag)
 
 
 # ---- zoom ----------------------------------------------------------------------------------------------
@@ -132,7 +132,8 @@ def zoom(
     from ..render import zoom as zooming
 
     output = output or _beside(source, "zoom", ".mp4" if not preview else ".preview.mp4")
-    motion = {"zoom": parse_value(zoom_), "rotate": parse_value(rotate), "pan": parse_pair(pan, "--pan", "12,-4"),
+    motion = {"zoom": parse_value(zoom_, "zoom"), "rotate": parse_value(rotate, "rotate"),
+              "pan": parse_pair(pan, "--pan", "12,-4"),
               "center": parse_pair(center, "--center", "0.5,0.4"), "duration": duration, "frames": frames, "fps": fps,
               "interpolation": interpolation, "edges": edges, "color_hold": color_hold, "interpolate": interpolate,
               "frame_iterations": frame_iterations,

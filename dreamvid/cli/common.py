@@ -20,6 +20,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from ..errors import DreamvidError, Terminated, interruption_exit_code
+from ..signals import ignore_interrupts, stop_on_signals  # noqa: F401  (installed first by __main__)
 
 log = logging.getLogger("dreamvid")
 
@@ -336,51 +337,6 @@ def interrupted(ctx: typer.Context, output: Path, work_dir: Optional[Path], noun
     raise typer.Exit(interruption_exit_code(why))
 
 
-def stop_on_signals() -> None:
-    """Ctrl-C raises KeyboardInterrupt and SIGTERM raises `Terminated` in the main thread,
-    once: the clean-up that follows (finished frames kept, worker threads joined, ffmpeg
-    reaped, the resume command printed) then runs to its end, and the exit code is 130/143.
-
-    Later Ctrl-Cs are ignored (SIG_IGN). With Python's own handler a second Ctrl-C 10 ms
-    after the first raised a second KeyboardInterrupt inside that clean-up (a thread join,
-    ffmpeg's reaping), or arrived while the interpreter shut down, when Python has put
-    SIGINT back to its default action: dreamvid died by the signal (no exit code), or, with
-    a worker thread still inside OpenCV or TensorFlow, C++ aborted it ("terminate called
-    without an active exception", exit 134). SIG_IGN, unlike a Python handler, survives the
-    shutdown. A second SIGTERM still kills at once, as `kill` twice means; Ctrl-\ (SIGQUIT)
-    always does. Ctrl-C stays ignored where it was ignored at start (nohup, a background job).
-    """
-    import signal
-
-    def interrupt(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    def terminate(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise Terminated()
-
-    try:
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, interrupt)
-        signal.signal(signal.SIGTERM, terminate)
-    except (ValueError, OSError):  # not the main thread (an embedding program): leave it alone
-        pass
-
-
-def ignore_interrupts() -> None:
-    """Once the command has its result and exit code: a Ctrl-C while the interpreter shuts
-    down (TensorFlow's teardown takes a moment) must not turn them into death by SIGINT."""
-    import signal
-
-    try:
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except (ValueError, OSError):
-        pass
-
-
 def quiet_opencv() -> None:
     """Silence OpenCV's own log lines (`[ WARN:0@0.1] global loadsave.cpp ...`, `[ERROR:...]`):
     they came before our `Error:` line, which says the same in words. An OPENCV_LOG_LEVEL
@@ -475,7 +431,7 @@ def dream_flags(dream: dict) -> dict:
     number given to an option that takes expressions as a number)."""
     from ..expr import number_or_text
 
-    return {k: number_or_text(v) for k, v in dream.items() if v is not None}
+    return {k: number_or_text(v, k) for k, v in dream.items() if v is not None}
 
 
 def default_output(source: Path, suffix: str) -> Path:

@@ -73,8 +73,8 @@ def video(
         try:
             result = render_video(source, output, preset=preset, progress=bar, start=start, end=end,
                                   restart=restart, keep_frames=keep_frames, work_dir=work_dir, **dream_flags(dream),
-                                  flow=flow, flow_quality=flow_quality, blend=number_or_text(blend),
-                                  frame_iterations=number_or_text(frame_iterations),
+                                  flow=flow, flow_quality=flow_quality, blend=number_or_text(blend, "blend"),
+                                  frame_iterations=number_or_text(frame_iterations, "frame_iterations"),
                                   frame_num_octave=frame_num_octave, temporal_weight=temporal_weight,
                                   strength_hold=strength_hold, scene_cuts=scene_cuts, fps=fps, crf=crf, pix_fmt=pix_fmt,
                                   keep_audio=keep_audio, interpolate=interpolate, cadence=cadence,

@@ -313,9 +313,22 @@ def get_spec(name: str) -> ModelSpec:
                                                         "for your own network")
 
 
+def _user_file(path: str, what: str, flag: str) -> None:
+    """ModelError unless `path` is a regular file we may read: a pipe or a device is named and
+    never opened (userfiles.check), so no loader blocks on one or reads it whole."""
+    from ..errors import InputError
+    from ..userfiles import check
+
+    if not os.path.exists(path):
+        raise ModelError(f"{what} not found: {path}", hint=f"check the path given to {flag}")
+    try:
+        check(path, what)
+    except InputError as e:
+        raise ModelError(e.message, hint=e.hint) from None
+
+
 def _user_spec(path: str) -> ModelSpec:
-    if not Path(path).is_file():
-        raise ModelError(f"model file not found: {path}", hint="check the path given to --model")
+    _user_file(path, "model file", "--model")
 
     def build(_weights):
         import keras
@@ -350,8 +363,8 @@ def load_trunk(name: str, weights: str | None = None):
     setup_keras()
     if spec.source == "bundled" and weights is None:
         _check_bundled(spec)
-    if weights is not None and not Path(weights).is_file():
-        raise ModelError(f"weights file not found: {weights}", hint="check the path given to --weights")
+    if weights is not None:
+        _user_file(weights, "weights file", "--weights")
     if spec.source == "keras" and weights is None and not is_cached(spec):
         log.info("downloading the ImageNet weights of %s into %s", name, keras_cache_dir())
     try:

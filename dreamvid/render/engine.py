@@ -238,11 +238,8 @@ def render(plan: Plan, *, progress: ProgressFn | None = None, work_dir=None, res
             if todo:
                 ctx.report("start", todo[0])
                 _loop(plan, ctx)
-        except BaseException:
-            if plan.whole:  # the items of an unfinished whole computation are no use to a rerun
-                store.remove()
-            else:
-                remove_if_empty(store)
+        except BaseException as e:
+            clean_up(plan, store, e)
             raise
         if items is not None and _missing(plan, store):
             store.close()
@@ -312,6 +309,38 @@ def _noun(plan: Plan) -> str:
     return {"video": "frame", "zoom": "frame", "sweep": "cell", "timelapse": "snapshot"}.get(plan.mode, "item")
 
 
+class StoreFailed(DreamvidError):
+    """Storing a finished item failed mid-render (disk full, folder gone): a runtime failure
+    whose hint `clean_up` completes with what is kept, once it knows."""
+
+
+def clean_up(plan: Plan, store, error: BaseException) -> None:
+    """After a render stopped by `error`: an unfinished whole computation's items are removed
+    (no use to a rerun), an empty work folder too; a StoreFailed's hint then says what is kept
+    (never a folder just removed, never "None")."""
+    if plan.whole:
+        store.remove()
+    else:
+        remove_if_empty(store)
+    if isinstance(error, StoreFailed):
+        error.hint = f"{error.hint}; {_kept(plan, store)}"
+
+
+def _kept(plan: Plan, store) -> str:
+    path = getattr(store, "path", None)
+    if path is None:  # the still batch: each result is its own file, written as it was finished
+        return ("the results written before it are kept; run the same command with --skip-existing to go on"
+                if plan.end - plan.start > 1 else "nothing was written")
+    try:
+        n = len(store.done_indices()) if Path(path).is_dir() else 0
+    except OSError:
+        n = 0
+    if n == 0:
+        return "nothing was finished, so no work folder is kept"
+    noun = _noun(plan)
+    return f"the {n} finished {noun}{'s' * (n != 1)} are kept in {path}: run the same command again to resume"
+
+
 def remove_if_empty(store) -> None:
     """Leave no empty work folder behind a render that failed before its first item."""
     try:
@@ -370,9 +399,7 @@ class _Writer:
         if self._error is not None:
             e, self._error = self._error, None
             if isinstance(e, OutputError):  # mid-render (disk full, folder gone): a runtime failure, exit 1
-                where = getattr(self._store, "path", None)
-                raise DreamvidError(e.message, hint=f"{e.hint}; finished items are kept in {where}, "
-                                                    "run the same command again to resume", detail=e.detail) from e
+                raise StoreFailed(e.message, hint=e.hint, detail=e.detail) from e  # clean_up adds what is kept
             raise e
 
     def _run(self) -> None:

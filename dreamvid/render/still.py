@@ -81,7 +81,12 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     """
     from .. import media
     from ..media.paths import require_file, require_image_output
+    from ..userfiles import check_length
 
+    for s in sources:  # before any is_dir(), which raises for a name the file system cannot hold
+        check_length(s, "input")
+    if output is not None:
+        check_length(output, "output", OutputError)
     photos: list[Path] = []
     for s in sources:
         if s.is_dir():
@@ -100,7 +105,7 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     batch = len(photos) > 1 or any(s.is_dir() for s in sources)
     folder = None
     if output is not None and (batch or output.is_dir() or media.output_kind(output) == "frames"):
-        if media.output_kind(output) != "frames":
+        if media.output_kind(output) != "frames" and not output.is_dir():  # an existing folder is one, named x.png too
             raise OutputError(f"-o {output} names one picture, but {len(photos)} photos were given",
                               hint="give a folder for -o; each result is written into it as NAME.dream.png")
         folder = _make_folder(output)
@@ -127,17 +132,15 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
 
 def _key(path: Path) -> str:
     """What makes two paths the same file (resolved, case kept)."""
-    return str(Path(path).expanduser().resolve())
+    from ..media.paths import resolved_output
+
+    return str(resolved_output(path))
 
 
 def _make_folder(folder: Path) -> Path:
-    from ..media.paths import writable_dir_or_raise
+    from ..media.paths import output_folder
 
-    folder = folder.expanduser()
-    if not folder.is_dir():
-        writable_dir_or_raise(folder.resolve().parent)
-        folder.mkdir()
-    return folder
+    return output_folder(folder, hint="give a folder for -o; each result is written into it as NAME.dream.png")
 
 
 class StillsPlan(engine.Plan):

@@ -48,6 +48,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DecodeError, DreamvidError, InputError, OutputError, SettingsError
+from ..numeric import MAX_LITERAL, shown
 from ..settings import Settings, parse_fps
 from . import engine, workdir
 
@@ -75,11 +76,14 @@ def frame_index(position: int | str | None, fps: Fraction, what: str = "position
             raise SettingsError(f"{what} must be >= 0 (got {position})", hint=POSITION_HELP)
         return position
     text = str(position).strip().lower()
-    if text.startswith("f") and text[1:].isdigit():
+    if len(text) > MAX_LITERAL:  # before any int() or Fraction(): 5000 digits would trip Python's limit
+        raise SettingsError(f"{what} {shown(position)} is {len(text)} characters long, more than {MAX_LITERAL}",
+                            hint=POSITION_HELP)
+    if text.startswith("f") and text[1:].isascii() and text[1:].isdigit():
         return int(text[1:])
     m = _TIME_RE.match(text)
     if not m:
-        raise SettingsError(f"{what} {position!r} is neither a time nor a frame index", hint=POSITION_HELP)
+        raise SettingsError(f"{what} {shown(position)} is neither a time nor a frame index", hint=POSITION_HELP)
     parts = [p for p in m.groups() if p is not None]
     seconds = Fraction(0)
     for p in parts:
@@ -143,7 +147,7 @@ class VideoPlan(engine.Plan):
         self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
-        _check_mask(info, settings, self.end)
+        _check_mask(info, settings, self.start, self.end)
         models.check_targets(settings.dream.model, settings.dream.targets())  # no TensorFlow for a known model
         from .values import FrameValues
 
@@ -408,7 +412,7 @@ def _check_frame_size(info, settings: Settings) -> None:
     check_size(h, w, settings.frame_dream())
 
 
-def _check_mask(info, settings: Settings, end: int) -> None:
+def _check_mask(info, settings: Settings, start: int, end: int) -> None:
     """Before any work: the guide reads, the mask image or clip fits the frames, a motion mask has a flow."""
     from .. import media
     from ..dream import check_objective
@@ -418,7 +422,7 @@ def _check_mask(info, settings: Settings, end: int) -> None:
     check_objective(settings.dream, "video", (h, w))
     k = kind(settings.dream.mask)
     if k == "clip":
-        check_clip(settings.dream.mask, end, (h, w))
+        check_clip(settings.dream.mask, end, (h, w), start)
     elif k in ("motion", "still") and settings.video.flow == "none":
         raise SettingsError(f"--mask {settings.dream.mask} is computed from the optical flow, and --flow is none",
                             hint="use --flow dis (the default) with a motion mask")

@@ -94,7 +94,9 @@ SAMPLE_BYTES = 2 << 20  # hashed from each end of a source: 4 MiB read, catches 
 
 def default_work_dir(output: str | os.PathLike) -> Path:
     """The work folder of an output: `dream.mp4` -> `dream.mp4.dreamvid-work` beside it."""
-    out = Path(os.fspath(output).rstrip("/" + os.sep) or ".").expanduser().resolve()
+    from ..media.paths import resolved_output
+
+    out = resolved_output(os.fspath(output).rstrip("/" + os.sep) or ".")
     return out.with_name(out.name + WORK_SUFFIX)
 
 
@@ -450,7 +452,9 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
 
 
 def _work_path(output: str | os.PathLike, work_dir: str | os.PathLike | None) -> Path:
-    return Path(work_dir).expanduser().resolve() if work_dir else default_work_dir(output)
+    from ..media.paths import resolved_output
+
+    return resolved_output(work_dir) if work_dir else default_work_dir(output)  # a symlink loop: one line
 
 
 def _make_folder(path: Path) -> bool:
@@ -464,6 +468,16 @@ def _make_folder(path: Path) -> bool:
                               hint="choose another --work-dir") from None
         raise OutputError(f"cannot create the work folder {path}: its parent folder does not exist",
                           hint="create it, or choose another --work-dir") from None
+    except FileExistsError:  # a file, a pipe, a device: named, never opened
+        from ..userfiles import kind as file_kind
+
+        raise OutputError(f"the work folder {path} is {file_kind(path.stat().st_mode)}, not a folder",
+                          hint="choose another --work-dir, or move it out of the way") from None
+    except NotADirectoryError:
+        from ..media.paths import writable_dir_or_raise
+
+        writable_dir_or_raise(path.parent, "the work folder's parent")  # names the file on the way
+        raise
     except OSError as e:
         raise OutputError(f"cannot create the work folder {path}: {e.strerror}",
                           hint="choose another --work-dir") from None

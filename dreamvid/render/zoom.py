@@ -191,9 +191,10 @@ def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
             keyframes = parse_keyframes(keyframes, KEYFRAME_DREAM_KEYS, defaults)
     if duration is None and n_frames is None and keyframes is None:
         duration = DEFAULT_DURATION
-    if duration is not None and duration * fps > MAX_ZOOM_FRAMES:  # before the path allocates anything
-        raise SettingsError(f"the zoom would have {math.ceil(duration * fps)} frames, more than the limit of "
-                            f"{MAX_ZOOM_FRAMES}", hint="check --duration and --fps")
+    length = duration if duration is not None or n_frames is not None else keyframes.duration  # to the last keyframe
+    if length is not None and length * fps > MAX_ZOOM_FRAMES:  # before the path allocates anything
+        raise SettingsError(f"the zoom would have {math.ceil(length * fps)} frames, more than the limit of "
+                            f"{MAX_ZOOM_FRAMES}", hint="check --duration, --fps and the keyframes' times")
     n_guess = n_frames or (round(duration * fps) if duration is not None else round(keyframes.duration * fps) + 1)
     trajectory = Trajectory(keyframes if keyframes is not None else motion(zoom), fps, size,
                             duration=duration, n_frames=n_frames,

@@ -11,21 +11,19 @@ same words; this module only turns the page's text into the library's types.
 """
 from __future__ import annotations
 
-import math
 import re
 import shlex
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import numeric, tomltext
 from .. import params as catalogue
 from ..errors import SettingsError
 from ..params import Param
-from ..params import short as _short
+from ..numeric import shown as _short
 
 MAX_TOML = 64 * 1024  # bytes of preset text in a request; the bundled presets are < 1 KB
-MAX_TOML_DEPTH = 8  # nested tables and arrays in a preset: [sweep.vary] layers = [[...]] is 4
 MAX_TEXT = 400  # characters of a text parameter (checkpoints, vary lines, start/end)
 MAX_LAYERS = 32  # layers in one request (a network has at most a few dozen dreamable ones)
 MAX_NUMBER_TEXT = 40  # characters of a number typed in a field: more is not a number anyone means
@@ -219,30 +217,13 @@ def _toml(text: Any, models: Mapping[str, str]) -> tuple[str | None, str | None]
 
 
 def loads_toml(text: str) -> dict[str, Any]:
-    """TOML text -> data, or SettingsError: a syntax error, or nesting deeper than a preset has
-    (MAX_TOML_DEPTH; Python's parser recurses per level, so 30,000 `[` would exhaust its stack).
-    One function, so the lead can point it at the shared bounded reader (issue 25)."""
-    opened = max((len(m) for m in re.findall(r"[\[{][\s\[{]*", text)), default=0)  # a cheap upper bound of the depth
-    if opened > 4 * MAX_TOML_DEPTH:
-        raise SettingsError(f"the preset TOML nests deeper than {MAX_TOML_DEPTH} levels", hint=None, key="toml")
+    """TOML text -> data through the shared bounded reader (tomltext.py: nesting refused before
+    Python's recursive parser sees it, numbers bounded), or SettingsError beside the TOML field."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"the preset TOML does not parse: {e}", hint="copy it from a result, or a preset",
-                            key="toml") from None
-    except RecursionError:
-        raise SettingsError(f"the preset TOML nests deeper than {MAX_TOML_DEPTH} levels", hint=None,
-                            key="toml") from None
-    if _depth(data) > MAX_TOML_DEPTH:
-        raise SettingsError(f"the preset TOML nests deeper than {MAX_TOML_DEPTH} levels", hint=None, key="toml")
-    return data
-
-
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_TOML_DEPTH:
-        return level
-    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else None
-    return max((_depth(v, level + 1) for v in items), default=level + 1) if items is not None else level
+        return tomltext.loads(text, "the preset TOML", hint="copy it from a result, or a preset")
+    except SettingsError as e:
+        e.key = "toml"
+        raise
 
 
 def _model(name: Any, models: Mapping[str, str]) -> str:
@@ -317,6 +298,11 @@ def _parsed(name: str, value: str) -> Any:
             for axis in axes:
                 parse_vary(axis)  # a bad axis is refused now, in the library's words
             return axes
+        if name in ("start", "end"):  # checked now (syntax, length), where the CLI checks them when it plans
+            from ..render.video import frame_index
+
+            frame_index(value, 1, name)
+            return value
         if name == "classes":
             from ..settings import parse_classes
 
@@ -335,34 +321,25 @@ def _looks_numeric(text: str) -> bool:
 
 
 def number(value: Any, name: str, kind: str, key: str | None = None) -> int | float:
-    """A number from a field: a JSON number or text, bounded before it is converted ("1e400",
-    "inf", "nan", a 5000-digit integer and 1.5 in a whole-number field are refused with the
-    setting's name, never an OverflowError); its range is the library's to check. This is the
-    studio's one number parser; the lead may point it at the shared one (issue 25)."""
-    key, given = key or name, value
+    """A number from a field, a JSON number or text, read by the shared bounded parser
+    (numeric.py: "1e400", "inf", "nan" and a 5000-digit integer are refused with the setting's
+    name, never an OverflowError), and 1.5 refused in a whole-number field; its range is the
+    library's to check."""
+    key = key or name
     whole = kind == "int"
-    what = "a whole number" if whole else "a finite number"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise SettingsError(f"{name} must be {what} (got {_short(value)})", hint=None, key=key)
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) > MAX_NUMBER_TEXT or not NUMBER_RE.fullmatch(text):
-            raise SettingsError(f"{name} must be {what} (got {_short(value)})", hint=None, key=key)
-        value = int(text) if whole and text.lstrip("+-").isdigit() else _float(text)
-    if isinstance(value, int):
-        if not whole and value.bit_length() > 1023:  # beyond any float
-            raise SettingsError(f"{name} must be a finite number (got {_short(given)})", hint=None, key=key)
-        return value if whole else float(value)
-    if not math.isfinite(value) or (whole and not value.is_integer()):
-        raise SettingsError(f"{name} must be {what} (got {_short(given)})", hint=None, key=key)
-    return int(value) if whole else value
-
-
-def _float(text: str) -> float:
-    mantissa, _, exponent = text.lower().partition("e")
-    if exponent and abs(int(exponent)) > 400:  # 1e999999999: inf (or 0) without the float() of a huge literal
-        return math.inf if int(exponent) > 0 else 0.0
-    return float(text)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise SettingsError("not a number", hint=None)
+        value = numeric.number(value.strip(), name) if isinstance(value, str) else value
+        x = numeric.real(value, name)
+        if whole and not float(x).is_integer():
+            raise SettingsError("not whole", hint=None)
+    except SettingsError:
+        what = "a whole number" if whole else "a finite number"
+        raise SettingsError(f"{name} must be {what} (got {_short(value)})", hint=None, key=key) from None
+    if whole:
+        return value if isinstance(value, int) else int(x)
+    return x
 
 
 def form_values(mode: str, preset: str | None) -> dict[str, Any]:

@@ -211,7 +211,7 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", token: str | None = N
     @app.post("/api/uploads")
     async def upload(request: Request):
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > studio.max_upload_bytes:
+        if length.isascii() and length.isdigit() and int(length[:20]) > studio.max_upload_bytes:
             raise too_large(studio.max_upload_bytes)  # refused before a byte is read
         sink = studio.upload_sink(unquote(request.headers.get("x-filename", "")))
         try:
