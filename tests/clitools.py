@@ -66,7 +66,7 @@ def plan_only(*args, seconds: float = 10.0):
     Returns (result, planned: whether the input was accepted)."""
     with pytest.MonkeyPatch.context() as m, within(seconds):
         m.setattr("dreamvid.render.cluster.render", _planned)
-        m.setattr("dreamvid.dream._dreamer", _no_model)
+        m.setattr("dreamvid.dream.octaves._dreamer", _no_model)
         result = run(*args)
     planned = isinstance(result.exception, Planned)
     return result, planned

@@ -335,6 +335,8 @@ def number(value: Any, name: str, kind: str, key: str | None = None) -> int | fl
         if whole and not float(x).is_integer():
             raise SettingsError("not whole", hint=None)
     except SettingsError:
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > numeric.MAX_INT_BITS:
+            raise SettingsError(f"{name} is too large (got {_short(value)})", hint=None, key=key) from None
         what = "a whole number" if whole else "a finite number"
         raise SettingsError(f"{name} must be {what} (got {_short(value)})", hint=None, key=key) from None
     if whole:
