@@ -58,9 +58,11 @@ $(TORCH_STAMP): pyproject.toml requirements-torch.txt
 torch-env: $(TORCH_STAMP)
 
 # DREAMVID_TORCH_ONLY: tests/test_torch_only.py then insists that TensorFlow cannot be imported.
-# tests/test_readme.py imports click, which this install lacks (typer bundles its own), and has no torch test.
+# Not the slow ones (the GPU check's CPU dry run: the main environment runs it). tests/test_readme.py
+# imports click, which this install lacks (typer bundles its own), and has no torch test.
 test-torch: $(TORCH_STAMP)
-	DREAMVID_TORCH_ONLY=1 $(TORCH_BIN)/python -m pytest -q -m torch -p no:cacheprovider --ignore=tests/test_readme.py
+	DREAMVID_TORCH_ONLY=1 $(TORCH_BIN)/python -m pytest -q -m "torch and not slow" -p no:cacheprovider \
+	  --ignore=tests/test_readme.py
 
 test: test-torch  # make test also runs the torch-only selection, first (it is the shorter)
 
