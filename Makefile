@@ -3,7 +3,9 @@
 #   make test   run the test suite (what CI runs)
 # And the GPU check (bench/gpu.py), which sets up what it needs itself, also without network:
 #   make gpu-check    measure the GPU path; one line and exit 0 where there is no GPU (ARGS="--allow-cpu --quick": a CPU dry run)
-#   make gpu-wheels   download the wheels it needs into .whl/, for Python 3.12 (WHEEL_PYTHON=...; ARGS=--dry-run lists them)
+#   make gpu-wheels   download what a PyTorch GPU machine lacks into .whl/, within 60 MB, for Python 3.12
+#                     (WHEEL_PYTHON=...; ARGS=--dry-run lists them)
+#   GPU_PYTHON=...    the Python they run in (default: .venv's, else python3; .venv-torch/bin/python: on PyTorch)
 # And the install without TensorFlow (README "Without TensorFlow"), in a second environment:
 #   make torch-env    .venv-torch: dreamvid on PyTorch, no TensorFlow (TORCH=... picks the PyTorch build)
 #   make test-torch   the tests marked `torch` there (make test runs them too)
