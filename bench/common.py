@@ -92,8 +92,9 @@ def run_child(code: str, env: dict | None = None, timeout: float = 900, cwd: Pat
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def machine() -> dict:
-    """What the numbers were measured on."""
+def machine(tensorflow: bool = True) -> dict:
+    """What the numbers were measured on (and TensorFlow's facts, unless `tensorflow` is False:
+    the GPU check on PyTorch does not import it)."""
     info = {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -106,6 +107,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    if not tensorflow:
+        return info
     try:
         import tensorflow as tf
         from tensorflow.python.util import _pywrap_util_port

@@ -254,9 +254,10 @@ def markdown(r: dict) -> str:
     if m.get("gpus"):
         md.append(f"Measured on {m.get('gpu_name', 'a GPU')} (the figures above).")
     else:
-        md.append("GPU figures are not yet measured: this run saw no GPU. On a GPU the step runs there "
-                  "(memory growth on) and `--precision mixed` computes in float16; tests/test_precision.py "
-                  "holds the CPU-vs-GPU equivalence test, skipped without a GPU.")
+        md.append("This run saw no GPU. The GPU figures come from `make gpu-check` (bench/gpu.py; on PyTorch "
+                  "where TensorFlow is not installed) and stand in the README's GPU section. On a GPU the step "
+                  "runs there and `--precision mixed` computes in float16; tests/test_precision.py holds the "
+                  "CPU-vs-GPU equivalence tests (marked gpu), skipped without a GPU.")
     md += _details(r)
     return "\n".join(md) + "\n"
 
