@@ -36,7 +36,7 @@ from . import BORDER, GRAD_EPS, Ascent, Backend, Step, Terms
 log = logging.getLogger("dreamvid")
 
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # ImageNet channel means (models.CAFFE_BGR_MEAN)
-GOMP_SPINCOUNT = 10_000  # spins of an idle OpenMP thread before it sleeps (_before_import says why)
+GOMP_SPINCOUNT = 1_000  # spins of an idle OpenMP thread before it sleeps (_before_import says why)
 
 
 def _torch():
@@ -52,9 +52,11 @@ def _before_import() -> None:
     300,000 spins when cores are not oversubscribed). Between two of the thousand small parallel
     regions of a step that is fine on an idle machine, but beside dreamvid's own threads (the
     video's flow and PNG writer) or another process, spinning threads take the cores the work
-    needs: on a loaded 2-core Xeon the efficientnet_lite0 step took 3.1 s with the default and
-    0.43 s with a short spin (bench/backends.py). A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT
-    is kept."""
+    needs. On a 2-core Xeon shared with other work (load 4..5), the efficientnet_lite0 step at
+    512x384 took 1.23 s with libgomp's default, 0.245 s with 10,000 spins, 0.193 s with 1,000
+    and 0.188 s with none (OMP_WAIT_POLICY=PASSIVE; TensorFlow's step 0.08..0.10 s beside it);
+    a few spins still catch the next region of a step running alone. A user's own
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept."""
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", str(GOMP_SPINCOUNT))
 
