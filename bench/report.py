@@ -369,7 +369,7 @@ def _backends_details(b: dict) -> list[str]:
     md = ["", "## 10. Backends: TensorFlow and PyTorch", "",
           "One float32 step per bundled network at its default layer, 512x384 (one tile), the two backends' "
           "repetitions interleaved; `auto` is what `--backend auto` chose for that network in the same process "
-          "(it times both at 224 px). The AVX2 rows ran in a child process with oneDNN and ATen capped at AVX2 "
+          "(it times both at 512x384). The AVX2 rows ran in a child process with oneDNN and ATen capped at AVX2 "
           "(`ONEDNN_MAX_CPU_ISA=AVX2`, `ATEN_CPU_CAPABILITY=avx2`) on the same CPU: a proxy for an AVX2 CPU, whose "
           "caches and clocks differ.", "",
           "| CPU | network | TensorFlow | PyTorch | PyTorch / TensorFlow speed | auto | auto vs today's step | load |",
