@@ -10,7 +10,7 @@ re-forms wherever anything changes). So a GIF is written in two passes over its 
    transparent index the GIF encoder uses for pixels that keep the previous frame's colour).
 2. **Colours chosen with the previous frame in mind** (`SteadyQuantiser`): the previous GIF
    frame is moved onto this one along the flow between the two frames (DIS, as the video loop
-   computes it). Where that flow is consistent and the moved colour is within PULL_TOLERANCE of
+   computes it; bicubic: a bilinear warp softened the GIF's finest detail). Where that flow is consistent and the moved colour is within PULL_TOLERANCE of
    the pixel's true colour, the pixel takes the palette colour nearest to a point PULL of the way
    from its true colour to the moved one, i.e. the colour c that minimises
    |c - true|^2 + w |c - moved|^2 with w = PULL / (1 - PULL). A still or tracked texture keeps
@@ -47,7 +47,7 @@ from dreamvid.media import _ffmpeg
 # The pull toward the previous frame's moved colour, and where it stops (docs/coherence.md, "The
 # GIF": measured on the bench's 14 kinds of clip and a zoom).
 PULL = 0.5  # of the way from the true colour to the moved one: the dead band is half a palette step
-PULL_TOLERANCE = 40.0  # levels (RGB distance): a moved colour further from the true one is not pulled to
+PULL_TOLERANCE = 60.0  # levels (RGB distance): a moved colour further from the true one is not pulled to
 # px, Gaussian sigma of the neighbourhood whose mean gap (moved - true) is taken out of the pull: without
 # it a fade of 2 levels a frame left the GIF 4.7 levels darker than its frames for good, with it 1.7-2.5.
 SHARED_SIGMA = 4.0
@@ -120,7 +120,7 @@ class SteadyQuantiser:
         if is_scene_cut(previous, frame):
             return true
         back = self._flow.flow(frame, previous)
-        gap = warp(self._colours[previous_indices], back) - true
+        gap = warp(self._colours[previous_indices], back, cubic=True) - true
         near = ((gap ** 2).sum(axis=2) <= PULL_TOLERANCE ** 2) & ~occluded(back, self._flow.flow(previous, frame))
         weight = near.astype(np.float32)
         # What a whole neighbourhood moved by (a fade, a change of light) is followed, not held
