@@ -102,6 +102,8 @@ STEADY_FILE = ("issue 24: the encode keeps the frames' steadiness (chroma low-pa
 for _case in ("video-default", "video-none-gif", "video-farneback", "video-cadence3", "video-layers", "zoom-default",
               "timelapse-every-mp4"):
     CHANGED[_case] = f"{CHANGED[_case]}; {STEADY_FILE}" if _case in CHANGED else STEADY_FILE
+CHANGED["video-none-gif"] += ("; issue 24, the GIF: one palette for the clip, each pixel's colour chosen with the "
+                              "previous GIF frame moved along the flow (media/gif.py), no dither, no denoise")
 CHANGED["coherence"] += "; issue 24: it measures video-default's file, whose encode changed"
 
 

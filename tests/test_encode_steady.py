@@ -148,7 +148,7 @@ def test_the_gif_keeps_its_frames_steadiness(dreamlike, tmp_path):
         out = _encode(pngs, tmp_path / f"{name}.gif", **kw)
         ratio[name] = coherence(clip, out, frames=pngs)["output_over_frames"]
         error[name] = _mean_error(_decoded(out), frames)
-    # measured: steady 0.86x, before 2.01x; mean error 5.0 and 5.4 levels
+    # measured: steady 0.90x, before 2.01x; mean error 5.0 and 5.4 levels
     assert ratio["steady"] <= 1.0 and ratio["before"] > 1.6, ratio
     assert error["steady"] <= error["before"] + 0.5, error
 
@@ -183,7 +183,7 @@ def test_the_gif_follows_what_changes(tmp_path):
     for name, frames in (("crossing", crossing), ("fading", fading)):
         out = _decoded(_encode(_write_pngs(tmp_path / name, frames), tmp_path / f"{name}.gif"))
         errors = [float(np.abs(a.astype(np.float32) - b).mean()) for a, b in zip(out, frames)]
-        assert max(errors) < errors[0] + 1, (name, errors)  # measured: + 0.3 and + 0.6 levels
+        assert max(errors) < errors[0] + 1, (name, errors)  # measured: + 0.4 and + 0.6 levels
         left = (slice(20, 36), slice(0, 6 * (N - 1)))  # where the square has been, now the texture again
         assert np.abs(out[-1][left].astype(np.float32) - frames[-1][left]).mean() < errors[0] + 1, name
         # measured: 0.0 and -1.8 levels (-5.1 when the pull held back what the whole picture did)

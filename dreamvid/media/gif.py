@@ -10,8 +10,10 @@ re-forms wherever anything changes). So a GIF is written in two passes over its 
    transparent index the GIF encoder uses for pixels that keep the previous frame's colour).
 2. **Colours chosen with the previous frame in mind** (`SteadyQuantiser`): the previous GIF
    frame is moved onto this one along the flow between the two frames (DIS, as the video loop
-   computes it; bicubic: a bilinear warp softened the GIF's finest detail). Where that flow is consistent and the moved colour is within PULL_TOLERANCE of
-   the pixel's true colour, the pixel takes the palette colour nearest to a point PULL of the way
+   computes it; a bicubic warp: a bilinear one softened the GIF's finest detail to 0.76-0.91 of
+   the frames' sharpness on moving clips). Where that flow is consistent and the moved colour is
+   within PULL_TOLERANCE of the pixel's true colour, the pixel takes the palette colour nearest
+   to a point PULL of the way
    from its true colour to the moved one, i.e. the colour c that minimises
    |c - true|^2 + w |c - moved|^2 with w = PULL / (1 - PULL). A still or tracked texture keeps
    its palette colours until its true colour has moved well away from them; new content, an
@@ -19,8 +21,8 @@ re-forms wherever anything changes). So a GIF is written in two passes over its 
    as before. What a whole neighbourhood changed by (a fade) is taken out of the pull
    (SHARED_SIGMA), so that the GIF follows it instead of lagging behind.
 3. No dither: the dream's own texture hides the palette's steps, and a pattern fixed to the
-   screen swims against moving content (an ordered dither of 8 levels left the file at up to
-   1.19x its frames' warping error, of 16 levels 2.8x; none 1.14x).
+   screen swims against moving content (with the pull, an ordered dither of 8 levels left the
+   file at up to 1.19x its frames' warping error, of 16 levels 2.8x; none 1.14x).
 
 ffmpeg then writes the file (`paletteuse` maps each colour, already one of the palette's, to its
 index; the GIF encoder stores only the rectangle that changed and makes unchanged pixels
@@ -49,9 +51,12 @@ from dreamvid.media import _ffmpeg
 PULL = 0.5  # of the way from the true colour to the moved one: the dead band is half a palette step
 PULL_TOLERANCE = 60.0  # levels (RGB distance): a moved colour further from the true one is not pulled to
 # px, Gaussian sigma of the neighbourhood whose mean gap (moved - true) is taken out of the pull: without
-# it a fade of 2 levels a frame left the GIF 4.7 levels darker than its frames for good, with it 1.7-2.5.
+# it a fade of 2 levels a frame left the GIF 4.7 levels darker than its frames for good, with it 2.0
+# (30 frames of a fade of 1, 2 or 5 levels a frame: at most 2.3).
 SHARED_SIGMA = 4.0
-FLOW_QUALITY = "medium"  # DIS preset: "fast" left the fast pan at 1.19x its frames' error, medium 1.03x
+# DIS preset of the encode's flow: with "fast" the fast pan's GIF was at 0.90x its frames' error and
+# real_moving's at 1.19x, with "medium" 0.63x and 1.04x (at tolerance 40, bilinear).
+FLOW_QUALITY = "medium"
 LUT_BITS = 7  # bits a channel of the nearest-colour table (2 MB of int16, filled as colours appear)
 PALETTE_SIDE = 16  # the palette as ffmpeg passes it between filters: 16 x 16 RGBA pixels
 
@@ -66,8 +71,9 @@ class NearestColour:
     """
 
     def __init__(self, palette: np.ndarray):
-        self._colours = palette.astype(np.float32)
-        self._norms = (self._colours ** 2).sum(1)
+        colours = palette.astype(np.float32)
+        self._norms = (colours ** 2).sum(1)
+        self._minus_twice = np.ascontiguousarray(-2 * colours.T)  # (3, n): for one matrix product
         self._shift = 8 - LUT_BITS
         self._table = np.full(1 << (3 * LUT_BITS), -1, np.int16)
 
@@ -86,7 +92,8 @@ class NearestColour:
         mask = (1 << LUT_BITS) - 1
         cells = np.stack([keys >> (2 * LUT_BITS), (keys >> LUT_BITS) & mask, keys & mask], axis=1)
         centres = (cells.astype(np.float32) + 0.5) * (1 << self._shift) - 0.5
-        distances = self._norms[None, :] - 2 * centres @ self._colours.T  # |c - p|^2 - |c|^2
+        distances = cv2.gemm(centres, self._minus_twice, 1.0, None, 0.0)  # |c - p|^2 - |c|^2; numpy's @ is 2x slower
+        distances += self._norms
         self._table[keys] = distances.argmin(axis=1)
 
 
