@@ -270,6 +270,22 @@ def test_a_failing_gif_encode_carries_ffmpeg_s_words_and_leaves_nothing(dreamlik
     assert list(out.iterdir()) == [] and ffmpeg_children() == []
 
 
+def test_a_full_temporary_folder_is_one_line_and_leaves_nothing(dreamlike, tmp_path, monkeypatch):
+    from dreamvid.errors import OutputError
+
+    _, pngs, _ = dreamlike
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("dreamvid.media.gif.tempfile.mkstemp", full)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OutputError, match="cannot write the GIF's palette .* No space left on device") as e:
+        _encode(pngs, out / "o.gif")
+    assert "TMPDIR" in e.value.hint and list(out.iterdir()) == []
+
+
 def test_the_nearest_colour_table_finds_the_nearest_colour():
     """The table rounds a colour to its 2-level cell: the colour it picks is at most 2 sqrt(3)
     levels further away than the nearest one."""

@@ -232,7 +232,8 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     container's comment tag (mp4/mov/mkv), read back by probe_video. sar: the sample aspect
     ratio of the frames (an anamorphic source's), kept so the clip displays as the source did.
     pix_fmt: one of PIX_FMTS (H.264 only); steady: the pre-encode filtering and x264 settings
-    that keep the file as steady as its frames (False: the encode before issue 24).
+    that keep the file as steady as its frames, for a GIF `media.gif`'s palette and colour
+    choice (False: the encode before issue 24).
     Returns the output Path. EncoderError (ffmpeg failed; `detail` has its command and
     stderr), OutputError (bad extension, missing or unwritable folder).
     """

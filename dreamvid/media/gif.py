@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreamvid.errors import EncoderError
+from dreamvid.errors import EncoderError, OutputError
 from dreamvid.flow import FlowEstimator, is_scene_cut, occluded, warp
 from dreamvid.media import _ffmpeg
 
@@ -64,10 +64,9 @@ PALETTE_SIDE = 16  # the palette as ffmpeg passes it between filters: 16 x 16 RG
 class NearestColour:
     """The index of the nearest palette colour (RGB distance) of each pixel.
 
-    A table of 2^(3 LUT_BITS) entries, each computed the first time a colour falls in it (a
-    frame of a dream has a few thousand distinct colours at 7 bits, most shared with the frame
-    before), so a frame costs a look-up, not 256 distances a pixel. The colour is rounded to the
-    centre of its cell: at most 1 level a channel off at 7 bits.
+    A table of 2^(3 LUT_BITS) entries, each computed the first time a colour falls in it (most
+    of a frame's cells were filled by the frames before), so a pixel costs a look-up, not 256
+    distances. The colour is rounded to the centre of its cell: at most 1 level a channel off.
     """
 
     def __init__(self, palette: np.ndarray):
@@ -168,7 +167,11 @@ def _palette_file(palette: np.ndarray) -> Iterator[Path]:
     """A temporary file holding `palette` as one 16x16 RGBA frame (unused entries transparent)."""
     rgba = np.zeros((PALETTE_SIDE * PALETTE_SIDE, 4), np.uint8)
     rgba[:len(palette), :3], rgba[:len(palette), 3] = palette, 255
-    fd, name = tempfile.mkstemp(suffix=".rgba", prefix="dreamvid-palette-")
+    try:
+        fd, name = tempfile.mkstemp(suffix=".rgba", prefix="dreamvid-palette-")
+    except OSError as e:
+        raise OutputError(f"cannot write the GIF's palette to the temporary folder: {e.strerror}",
+                          hint="free some space there, or point TMPDIR at a folder with space") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(rgba.tobytes())
