@@ -152,8 +152,9 @@ def _grid(h: int, w: int) -> np.ndarray:
     return grid
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """out(x) = image(x + flow(x)): bilinear, edges replicated.
+def warp(image: np.ndarray, flow: np.ndarray, *, cubic: bool = False) -> np.ndarray:
+    """out(x) = image(x + flow(x)): bilinear (cubic: bicubic, which blurs fine detail less), edges
+    replicated.
 
     image: (H, W) or (H, W, C) uint8 or float32, any C; flow: (H, W, 2) float32.
     Returns an array of image's shape and dtype (uint8 rounded by OpenCV).
@@ -161,7 +162,7 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     if image.shape[:2] != flow.shape[:2]:
         raise ValueError(f"image {image.shape} and flow {flow.shape} sizes differ")
     coords = (_grid(*flow.shape[:2]) + flow).astype(np.float32, copy=False)  # remap: float32
-    out = cv2.remap(np.ascontiguousarray(image), coords, None, cv2.INTER_LINEAR,
+    out = cv2.remap(np.ascontiguousarray(image), coords, None, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(image.shape)  # remap drops a trailing channel axis of size 1
 

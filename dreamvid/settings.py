@@ -29,7 +29,7 @@ BACKENDS = ("auto", "tensorflow", "torch")  # what runs the step (dreamvid/backe
 INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
 EDGES = ("inpaint", "reflect")  # how a zoom fills the border it uncovers (render/zoom.py move)
 DEFAULT_CRF = 18  # x264 quality that looks lossless
-# H.264 pixel formats (media.encode.PIX_FMTS): yuv420p plays on every phone, browser and editor;
+# H.264 pixel formats (the one list; media.encode reads it): yuv420p plays on every phone, browser and editor;
 # 4:4:4 keeps the dream's finest colour detail and 10-bit its gradients, in fewer players.
 PIX_FMTS = ("yuv420p", "yuv444p", "yuv420p10le", "yuv444p10le")
 DEFAULT_CELL_SIZE = 384  # px; longest side of a picture in a contact sheet or grid

@@ -2,7 +2,8 @@
 
 Arrays are RGB uint8 at every edge: (H, W, 3) frames, (H, W) alpha. BGR never leaves the
 OpenCV calls. ffmpeg is the one bundled with imageio-ffmpeg; every process is reaped.
-Imports only numpy, cv2, imageio_ffmpeg (lazily) and the standard library.
+Imports only numpy, cv2, imageio_ffmpeg (lazily), the standard library, and of dreamvid the
+settings' constants and `flow` (the GIF's colours follow the motion: `media.gif`).
 """
 from dreamvid.media.decode import read_frames, scaled_size
 from dreamvid.media.encode import (DEFAULT_CRF, DEFAULT_PIX_FMT, FRAME_PATTERN, PIX_FMTS, VideoWriter, check_pix_fmt,

@@ -15,11 +15,11 @@ Encoding rules, the same for `encode_video` and `VideoWriter`:
 - yuv420p needs even sizes. An odd width or height is padded by one pixel that repeats the
   edge (`even_size`); nothing is rescaled. Edge repetition, not black: black padding would
   bleed into the real edge row through the shared 2x2 chroma samples.
-- GIF: one pass, `split` -> `palettegen` -> `paletteuse` (a palette made for this clip),
-  after a light temporal denoise (GIF_DENOISE) and with an ordered dither (GIF_DITHER): an
-  error-diffusion dither (ffmpeg's default) spreads each pixel's error to its neighbours, so
-  its pattern changes wherever anything changes and crawls over still areas. A GIF holds
-  RGB palettes, so a YUV `pix_fmt` other than the default is refused (`check_pix_fmt`).
+- GIF: `media.gif.write_gif`: one palette for the clip, each frame's colours chosen with the
+  previous GIF frame moved along the flow in mind (a still or tracked texture keeps its
+  palette colours), no dither; ffmpeg writes the file. `steady=False`: ffmpeg alone, `split`
+  -> `palettegen` -> `paletteuse` with its error-diffusion dither (the GIF before issue 24).
+  A GIF holds RGB palettes, so a YUV `pix_fmt` other than the default is refused (`check_pix_fmt`).
 - The output appears atomically: ffmpeg writes a temporary name in the output folder
   (`paths.TempFile`, locked while it is written), renamed over the output when it
   succeeded, deleted when it did not or was interrupted. The next encode of an output
@@ -32,6 +32,8 @@ import logging
 import os
 import shutil
 import struct
+import tempfile
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -40,15 +42,16 @@ import numpy as np
 
 from dreamvid.errors import EncoderError, InputError, OutputError, SettingsError
 from dreamvid.media import _ffmpeg
-from dreamvid.media.images import png_problem
+from dreamvid.media.gif import square_pixels, square_width, write_gif
+from dreamvid.media.images import png_problem, read_image
 from dreamvid.media.paths import (GIF_EXTENSION, VIDEO_OUTPUT_EXTENSIONS, TempFile, fsync_folder,
                                   remove_stale_temps, temp_sibling, writable_dir_or_raise)
 from dreamvid.media.probe import frame_time, has_audio
+from dreamvid.settings import DEFAULT_CRF, PIX_FMTS
 
 log = logging.getLogger(__name__)
 
 FRAME_PATTERN = "frame_%05d.png"  # frames in a work folder, numbered by SOURCE frame index
-DEFAULT_CRF = 18  # x264 constant quality: 18 is visually lossless for most content
 X264_PRESET = "medium"
 AUDIO_CODEC = ["-c:a", "aac", "-b:a", "192k"]
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".gif": "gif"}
@@ -56,11 +59,9 @@ MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".gif
 # ffmpeg 9 takes the tags from the frames and ignores those options after a filter chain.
 TO_YUV = "scale=out_color_matrix=bt709:out_range=tv"
 TAG_BT709 = "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
-# H.264 pixel formats: {pix_fmt: its full-chroma twin, where the chroma filter runs (None: 4:4:4)}.
-# yuv420p plays everywhere; 4:4:4 and 10-bit need a player with H.264 High 4:4:4 / High 10 (VLC,
-# mpv, ffplay, editors), not most browsers and phones.
-PIX_FMTS = {"yuv420p": "yuv444p", "yuv420p10le": "yuv444p10le", "yuv444p": None, "yuv444p10le": None}
-DEFAULT_PIX_FMT = "yuv420p"
+# The H.264 pixel formats are settings.PIX_FMTS (one list for the settings, the CLI, the studio and
+# this module); the first, yuv420p, is the default and plays everywhere.
+DEFAULT_PIX_FMT = PIX_FMTS[0]
 # Gaussian sigma in px of the chroma low-pass before a 4:2:0 encode. 4:2:0 holds chroma up to
 # 0.25 cycles/px; sigma 2 passes 0.05 cycles/px (shapes 20 px and larger) at 0.9 and 0.25 at
 # 0.007. Measured on 14 kinds of clip (docs/coherence.md): sigma 1 and 1.5 left the file at up
@@ -69,8 +70,6 @@ CHROMA_SIGMA = 2.0
 # x264 psy-rd and psy-trellis favour keeping texture "energy" over accuracy, differently on each
 # frame: off, the file's warping error fell by 0.01-0.03x of its frames' on every kind.
 X264_STEADY = "psy=0"
-GIF_DENOISE = "hqdn3d=0:0:4:4"  # temporal only (luma, chroma 4): a still area keeps its palette colours
-GIF_DITHER = "bayer:bayer_scale=4"  # ordered, fixed to the screen: it cannot crawl; scale 4 = weak
 
 
 def frame_path(folder: str | os.PathLike, index: int) -> Path:
@@ -107,15 +106,9 @@ def check_pix_fmt(output: str | os.PathLike, pix_fmt: str) -> None:
 
 def _yuv_chain(pix_fmt: str, steady: bool) -> list[str]:
     """RGB -> `pix_fmt`, BT.709: through its 4:4:4 twin with the chroma low-passed when steady."""
-    full = PIX_FMTS[pix_fmt]
+    full = pix_fmt.replace("420", "444") if "420" in pix_fmt else None  # the 4:4:4 twin; None: 4:4:4 already
     blur = [f"format={full}", f"gblur=sigma={CHROMA_SIGMA}:planes=6"] if steady and full else []  # planes: U, V
     return [TO_YUV, *blur, f"format={pix_fmt}", TAG_BT709]
-
-
-def _gif_graph(square: str, steady: bool) -> str:
-    if not steady:
-        return f"{square}split[a][b];[a]palettegen[p];[b][p]paletteuse"
-    return f"{square}{GIF_DENOISE},split[a][b];[a]palettegen[p];[b][p]paletteuse=dither={GIF_DITHER}"
 
 
 def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, sar: Fraction | None = None,
@@ -124,10 +117,11 @@ def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, s
     sample aspect ratio (anamorphic video: non-square pixels), kept in the output; a GIF has
     no such field, so its frames are resampled to square pixels instead."""
     anamorphic = sar is not None and Fraction(sar) != 1
-    if ext == GIF_EXTENSION:
+    if ext == GIF_EXTENSION:  # only the GIF before issue 24 (steady=False): the steady one is media.gif's
         square = f"scale=trunc(iw*{Fraction(sar).numerator}/{Fraction(sar).denominator}/2)*2:ih," \
                  f"setsar=1," if anamorphic else ""
-        return ["-filter_complex", f"[0:v]{_gif_graph(square, steady)}[v]", "-map", "[v]", "-loop", "0", "-f", "gif"]
+        return ["-filter_complex", f"[0:v]{square}split[a][b];[a]palettegen[p];[b][p]paletteuse[v]", "-map", "[v]",
+                "-loop", "0", "-f", "gif"]
     chain = _even_filter(width, height) + _yuv_chain(pix_fmt, steady)
     if anamorphic:
         chain.append(f"setsar={Fraction(sar).numerator}/{Fraction(sar).denominator}")
@@ -189,6 +183,31 @@ def _run_encoder(cmd: list[str], tmp: TempFile, out: Path) -> Path:
     return _move_into_place(tmp, out)
 
 
+def _gif_from_folder(folder: Path, start: int, n: int, out: Path, fps: Fraction, size: tuple[int, int],
+                     sar: Fraction | None) -> Path:
+    """The steady GIF of folder's frames [start, start + n), anamorphic ones resampled to square pixels."""
+    square = sar is not None and Fraction(sar) != 1
+
+    def frames():
+        for index in range(start, start + n):
+            frame = read_image(frame_path(folder, index))
+            yield square_pixels(frame, Fraction(sar)) if square else frame
+
+    width = square_width(size[0], Fraction(sar)) if square else size[0]
+    return _write_steady_gif(frames, out, fps, (width, size[1]))
+
+
+def _write_steady_gif(frames, out: Path, fps: Fraction, size: tuple[int, int]) -> Path:
+    """`gif.write_gif` into a temporary file, moved over `out` when it succeeded."""
+    tmp = _temp_file(out, GIF_EXTENSION)
+    try:
+        write_gif(frames, tmp.path, fps=fps, size=size, name=out.name)
+    except BaseException:  # ffmpeg failed, a frame could not be read, Ctrl-C: no partial GIF stays
+        tmp.discard()
+        raise
+    return _move_into_place(tmp, out)
+
+
 def _move_into_place(tmp: TempFile, out: Path) -> Path:
     try:
         return tmp.commit()
@@ -213,7 +232,8 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     container's comment tag (mp4/mov/mkv), read back by probe_video. sar: the sample aspect
     ratio of the frames (an anamorphic source's), kept so the clip displays as the source did.
     pix_fmt: one of PIX_FMTS (H.264 only); steady: the pre-encode filtering and x264 settings
-    that keep the file as steady as its frames (False: the encode before issue 24).
+    that keep the file as steady as its frames, for a GIF `media.gif`'s palette and colour
+    choice (False: the encode before issue 24).
     Returns the output Path. EncoderError (ffmpeg failed; `detail` has its command and
     stderr), OutputError (bad extension, missing or unwritable folder).
     """
@@ -222,6 +242,8 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     fps = Fraction(fps)
     out, ext = _check_output(output, pix_fmt)
     width, height = _check_frames(Path(frames_dir), start_number, n_frames)
+    if ext == GIF_EXTENSION and steady:
+        return _gif_from_folder(Path(frames_dir), start_number, n_frames, out, fps, (width, height), sar)
     audio = []
     if ext != GIF_EXTENSION:
         start = frame_time(start_number, fps) if audio_start is None else audio_start
@@ -320,6 +342,8 @@ class VideoWriter:
     Same rules as `encode_video` (H.264/GIF by extension, exact fps, even size by edge
     padding, pix_fmt, steady, atomic output); no audio. The output appears when the block exits cleanly;
     on an exception ffmpeg is killed and the partial file removed. EncoderError if ffmpeg fails.
+    A steady GIF takes two passes over its frames (`media.gif`): they are kept in an unnamed
+    temporary file in the output's folder and encoded when the block exits.
     """
 
     def __init__(self, output: str | os.PathLike, *, fps: Fraction, crf: int = DEFAULT_CRF,
@@ -333,6 +357,7 @@ class VideoWriter:
         self._err = None
         self._cmd: list[str] = []
         self._size: tuple[int, int] | None = None
+        self._spool: _FrameSpool | None = None  # a steady GIF's frames, until close()
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -342,18 +367,24 @@ class VideoWriter:
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {getattr(frame, 'shape', type(frame))}")
         h, w = frame.shape[:2]
-        if self._proc is None:
+        if self._size is None:
             self._start(w, h)
         elif (w, h) != self._size:
             raise ValueError(f"frame size {w}x{h} differs from the first frame's {self._size[0]}x{self._size[1]}")
-        try:
-            self._proc.stdin.write(np.ascontiguousarray(frame).data)
-        except (BrokenPipeError, OSError):
-            self._fail("ffmpeg stopped accepting frames")
+        if self._spool is not None:
+            self._spool.add(frame)
+        else:
+            try:
+                self._proc.stdin.write(np.ascontiguousarray(frame).data)
+            except (BrokenPipeError, OSError):
+                self._fail("ffmpeg stopped accepting frames")
         self.n_frames += 1
 
     def _start(self, width: int, height: int) -> None:
         self._size = (width, height)
+        if self._ext == GIF_EXTENSION and self.steady:
+            self._spool = _FrameSpool(self.output, self._size)
+            return
         self._cmd = _ffmpeg.base_cmd("error") + [
             "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
             "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
@@ -378,6 +409,10 @@ class VideoWriter:
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns the output Path."""
+        if self._spool is not None:
+            spool, self._spool = self._spool, None
+            with contextlib.closing(spool):
+                return _write_steady_gif(spool.frames, self.output, self.fps, self._size)
         if self._proc is None:
             if self.n_frames == 0:
                 raise ValueError("no frames were written")
@@ -392,6 +427,9 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Kill ffmpeg and remove the partial file (idempotent)."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
         if self._proc is not None:
             _ffmpeg.reap(self._proc, kill=True)
             _ffmpeg.read_tail(self._err)
@@ -405,3 +443,38 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+class _FrameSpool:
+    """(H, W, 3) uint8 frames kept in an unnamed temporary file beside the output (gone when
+    closed, or when the process dies), read back as often as asked: a steady GIF's two passes."""
+
+    def __init__(self, output: Path, size: tuple[int, int]):
+        self._output = output
+        self._shape = (size[1], size[0], 3)
+        self.count = 0
+        try:
+            self._file = tempfile.TemporaryFile(dir=output.parent)
+        except OSError as e:
+            raise OutputError(f"cannot write beside {output}: {e.strerror}",
+                              hint="choose an output path in a folder you can write to, with free space") from None
+
+    def add(self, frame: np.ndarray) -> None:
+        try:
+            self._file.write(np.ascontiguousarray(frame).data)
+        except OSError as e:
+            raise OutputError(f"cannot keep the frames of {self._output.name}: {e.strerror}",
+                              hint="a GIF's frames are kept beside it until it is written: check free disk space") \
+                from None
+        self.count += 1
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The frames from the first, one at a time."""
+        self._file.flush()
+        self._file.seek(0)
+        n = self._shape[0] * self._shape[1] * 3
+        for _ in range(self.count):
+            yield np.frombuffer(self._file.read(n), np.uint8).reshape(self._shape)
+
+    def close(self) -> None:
+        self._file.close()
