@@ -452,7 +452,7 @@ def run_case(case: Case, d: Path) -> Outcome:
     for name in ("z.mp4", "v.mp4", "o.png", "i.png", "s.png", "t.mp4", "w.png", "int.png"):
         (d / name).unlink(missing_ok=True)
     t0 = time.perf_counter()
-    proc = _Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=d)
+    proc = _Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=d, preexec_fn=_interruptible)
     if case.stop is not None:
         time.sleep(case.stop[1])
         proc.send_signal(getattr(signal, f"SIG{case.stop[0]}"))
@@ -465,6 +465,13 @@ def run_case(case: Case, d: Path) -> Outcome:
     seconds = time.perf_counter() - t0
     peak = _peak_rss(proc)
     return _judge(case, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds, peak)
+
+
+def _interruptible() -> None:
+    """In the child: Ctrl-C's default action back. A sweep started in the background of a
+    shell (`cmd &`, nohup) inherits SIGINT ignored, and dreamvid, as it should, leaves an
+    ignored SIGINT ignored: every SIGINT case then rendered to the end (exit 0), a false BAD."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _peak_rss(proc: subprocess.Popen) -> float:

@@ -119,3 +119,30 @@ def test_a_stop_at_any_moment_of_the_start_is_one_line(signum, delay, tmp_path_f
         return
     assert got == (130 if signum == signal.SIGINT else 143) and len(lines) == 1, (delay, got, lines)
     assert lines[0].startswith(("Interrupted", "Terminated")) and "Traceback" not in lines[0]
+
+
+def test_a_ctrl_c_while_dreamvids_own_modules_load_is_one_line(monkeypatch, capsys):
+    """The handlers' own module loads inside main's try: a Ctrl-C that arrives while it (or
+    errors.py under it) is being imported is the one line and 130, not a traceback."""
+    import importlib.abc
+
+    import dreamvid.__main__ as entry
+
+    class Interrupting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "dreamvid.signals":
+                sys.meta_path.remove(self)  # once: the clean-up imports it again
+                raise KeyboardInterrupt
+            return None
+
+    import _signal
+
+    monkeypatch.delitem(sys.modules, "dreamvid.signals", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    monkeypatch.setattr(_signal, "signal", lambda *a: None)  # pytest's own handlers stay as they are
+    try:
+        with pytest.raises(SystemExit) as stop:
+            entry.main()
+    except KeyboardInterrupt:  # (not left to reach pytest, which would stop the whole run)
+        pytest.fail("the Ctrl-C left main() as a traceback")
+    assert stop.value.code == 130 and capsys.readouterr().err == "Interrupted.\n"
