@@ -40,6 +40,10 @@ Classes = tuple[tuple[int, float], ...]
 CLASS_LAYER = "logits"  # the entry "logits/207" is ImageNet class 207's logit (models.classifier_entry)
 MASK_KINDS = ("motion", "still")  # --mask computed from a clip's own flow (video only; dreamvid/mask.py)
 OBJECTIVE_FIELDS = ("smooth", "classes", "guide", "guide_weight", "mask")  # left out of to_dict at their defaults
+# The step's techniques of the 2015 look (dream/techniques.py), also left out of to_dict when off
+TECHNIQUE_FIELDS = ("lapnorm", "decorrelate", "transform")
+MAX_LAPNORM = 8  # pyramid levels; 2^8 = 256x coarser than the octave, past any picture's useful band
+MAX_TRANSFORM = 3.0  # x (10% scale, 5 degrees) per step; more turns the picture too far for the network to follow
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class DreamSettings:
     guide: str | None = None  # an image whose features the dream grows toward (--guide)
     guide_weight: float = 1.0  # 0..1: how much of the objective is the guide's (1: all of it)
     mask: str | None = None  # a mask image (white dreams, black keeps the picture), a mask clip, "motion", "still"
+    # The step's techniques (dream/techniques.py), 0 = off: larger shapes, fewer rainbow pixels, creatures
+    lapnorm: int = 0  # Laplacian-pyramid levels the gradient is normalised over band by band (the DeepDream notebook's)
+    decorrelate: float = 0.0  # 0..1: the step in ImageNet's decorrelated colour space (Lucid): less rainbow noise
+    transform: float = 0.0  # random scale (+-10%) and rotation (+-5 degrees) per step, times this (Lucid's robustness)
 
     def layer_dict(self) -> dict[str, float]:
         return dict(self.layers)
@@ -153,7 +161,7 @@ class Settings:
         d = dataclasses.asdict(self)
         d["dream"]["layers"] = dict(self.dream.layers)
         d["dream"]["classes"] = {str(k): w for k, w in self.dream.classes}
-        for key in OBJECTIVE_FIELDS:  # a render without them keeps the resume key it always had
+        for key in (*OBJECTIVE_FIELDS, *TECHNIQUE_FIELDS):  # a render without them keeps the resume key it had
             if getattr(self.dream, key) == getattr(DreamSettings, key):
                 del d["dream"][key]
         return d
@@ -323,6 +331,13 @@ def validate(s: DreamSettings) -> DreamSettings:
            "1 dreams only toward the guide, 0.5 half the plain dream")
     _check(s.mask is None or (isinstance(s.mask, str) and s.mask != ""), "mask", s.mask,
            "must be an image, a clip, motion or still", "e.g. --mask mask.png (white dreams, black keeps)")
+    _int_in(s.lapnorm, "lapnorm", 0, MAX_LAPNORM)
+    _finite(s.decorrelate, "decorrelate")
+    _check(0.0 <= s.decorrelate <= 1.0, "decorrelate", s.decorrelate, "must be between 0 and 1",
+           "0 is off, 1 steps fully in the decorrelated colour space")
+    _finite(s.transform, "transform")
+    _check(0.0 <= s.transform <= MAX_TRANSFORM, "transform", s.transform, f"must be between 0 and {MAX_TRANSFORM:g}",
+           "0 is off, 1 scales by up to 10% and turns by up to 5 degrees each step")
     return s
 
 
