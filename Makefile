@@ -38,7 +38,7 @@ gpu-check:
 gpu-wheels:
 	$(GPU_PYTHON) -m bench --gpu --wheels --python-version $(WHEEL_PYTHON) $(ARGS)
 
-GALLERY_PRESETS := classic swirls coral eyes deep-octaves
+GALLERY_PRESETS := deepdream classic swirls coral eyes deep-octaves
 gallery: $(STAMP)
 	mkdir -p docs/gallery
 	for p in $(GALLERY_PRESETS); do \

@@ -2,7 +2,7 @@
 
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
 item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup,
-precisions, coherence, cluster. A full run takes about 20 minutes on 2 cores; --quick does fewer
+precisions, coherence, cluster, objectives, looks. A full run takes about 20 minutes on 2 cores; --quick does fewer
 repetitions (about 7). `python -m bench --gpu [...]` is the GPU check instead (bench/gpu.py,
 `make gpu-check`).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence", "cluster", "objectives")
+ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence", "cluster", "objectives", "looks")
 
 
 def main(argv=None) -> int:
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from dreamvid.models import setup_tensorflow
 
     setup_tensorflow()
-    from . import cluster, coherence, common, memory, objectives, precisions, startup, steps, still, video
+    from . import cluster, coherence, common, looks, memory, objectives, precisions, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -84,6 +84,8 @@ def main(argv=None) -> int:
             results["coherence"] = coherence.measure(args.quick)
         elif item == "objectives":
             results["objectives"] = objectives.measure(args.quick)
+        elif item == "looks":
+            results["looks"] = looks.measure(args.quick)
         elif item == "cluster":
             why_not = cluster.available()
             results["cluster"] = {"skipped": why_not} if why_not else cluster.measure(args.quick)

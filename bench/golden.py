@@ -96,6 +96,15 @@ CHANGED: dict[str, str] = {  # case -> why its output changes on purpose
     **{f"image-{k}": "issue 10: photos larger than --max-size are shrunk while decoding (memory follows the "
                      "output size), which differs from shrinking the float image by ~0.5 levels"
        for k in ("classic", "swirls", "coral", "eyes", "deep-octaves", "video", "zoom", "flags", "tiled", "batch")},
+    # Issue 23 (the 2015 look): with lapnorm, decorrelate and transform off the step is bit for bit
+    # the old one (every case above compared same with the presets unchanged); these change
+    # because what they render changed on purpose.
+    **{k: "issue 23: `dreamvid image` (and timelapse, sweep) without a preset start from the deepdream preset"
+       for k in ("image-flags", "image-tiled", "image-batch", "timelapse-sheet", "timelapse-every-mp4",
+                 "sweep-grid", "sweep-layers", "sweep-precision")},
+    **{f"image-{k}": "issue 23: the preset steps in decorrelated colour (no rainbow pixel noise)"
+       for k in ("swirls", "coral", "deep-octaves")},
+    "timelapse-frames": "issue 23: swirls steps in decorrelated colour (no rainbow pixel noise)",
 }
 
 

@@ -99,6 +99,24 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
                          "<= 3 levels, no trend", _mark(hit.get("brightness"))))
     rows += _cluster_lines(r.get("cluster"))
     rows += _objectives_lines(r.get("objectives"))
+    rows += _looks_lines(r.get("looks"))
+    return rows
+
+
+def _looks_lines(o: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 23: the techniques' step cost, the judge's verdict on the default and the class dreams."""
+    if o is None:
+        return []
+    rows = [(f"11. step with lapnorm, decorrelate, transform / plain ({b})",
+             f"{c['with_techniques']:.3f} vs {c['seconds_per_step']:.3f} s = {c['ratio']:.2f}x",
+             f"<= {c['target']}x", _mark(c["hit"])) for b, c in o["cost"]["backends"].items()]
+    for row in o.get("rows", []):
+        if row["label"] == "(no preset)":
+            rows.append(("11. `dreamvid image` (no preset): judge's animal share, fine chroma",
+                         f"{row['animal']:.2f}, {row['fine_chroma']:.3f}", "", "—"))
+        if "class_top1" in row:
+            rows.append((f"11. {row['label']}: the judge's top-1", f"{row['class_top1']} of {row['of']} photos",
+                         f">= {o['class_target']} of 4", _mark(row["class_top1"] >= o["class_target"] * row["of"] / 4)))
     return rows
 
 

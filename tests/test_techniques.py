@@ -85,11 +85,64 @@ def test_techniques_off_are_the_plain_step(identity):
     x = np.random.default_rng(1).uniform(-0.5, 0.5, (40, 56, 3)).astype(np.float32)
     plain = update(identity, x, shift=(2, -3))
     off = update(identity, x, shift=(2, -3), colour=None, lapnorm=0)
+    assert off[0] == plain[0]
+    np.testing.assert_array_equal(off[1], plain[1])
     identity_warp = np.stack([np.eye(2, 3)] * 2).astype(np.float32)
-    warped = update(identity, x, shift=(2, -3), warp=identity_warp)
-    for a in (off, warped):
-        assert a[0] == plain[0]
-        np.testing.assert_array_equal(a[1], plain[1])
+    warped = update(identity, x, shift=(2, -3), warp=identity_warp)  # reads every pixel at its centre
+    assert warped[0] == pytest.approx(plain[0], rel=1e-6)
+    np.testing.assert_allclose(warped[1], plain[1], atol=1e-3)
+
+
+def reference_sample(img: np.ndarray, a: np.ndarray, mirror: bool) -> np.ndarray:
+    """backends.Ascent's warp in numpy: img (h, w, c) at a @ (x, y, 1), bilinear; outside the
+    picture mirrored with the edge pixel repeated, or 0 per corner read."""
+    h, w = img.shape[:2]
+    gy, gx = np.mgrid[:h, :w].astype(np.float64)
+    u, v = a[0, 0] * gx + a[0, 1] * gy + a[0, 2], a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
+
+    def fold(t, n):  # -1 -> 0, -2 -> 1, n -> n - 1
+        m = np.mod(t + 0.5, 2 * n)
+        return np.clip(np.where(m >= n, 2 * n - m, m) - 0.5, 0, n - 1)
+
+    if mirror:
+        u, v = fold(u, w), fold(v, h)
+    x0, y0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fx, fy = (u - x0)[..., None], (v - y0)[..., None]
+
+    def at(yi, xi):
+        ok = ((yi >= 0) & (yi < h) & (xi >= 0) & (xi < w))[..., None]
+        return np.where(ok, img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)], 0.0)
+
+    return ((at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy)
+            + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mirror", [True, False], ids=["mirrored", "zero"])
+def test_each_backends_warp_reads_where_the_reference_does(backend, mirror):
+    """Zoomed out by half and turned, so that much of the view lies outside the picture, up
+    to a picture away: the mirrored edges and the zero fill as the reference says."""
+    rng = np.random.default_rng(5)
+    img = rng.uniform(-1, 1, (23, 31, 3)).astype(np.float32)
+    a = random_warp(rng, 1.0, img.shape[:2])[0].astype(np.float64)
+    a[:, :2] *= 2.0  # read from twice as far: half the view is outside
+    want = reference_sample(img, a, mirror)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        from dreamvid.backends.tensorflow import _sample
+
+        got = _sample(tf.constant(img), tf.constant(a, tf.float32), mirror).numpy()
+    else:
+        import torch
+
+        from dreamvid.backends.torch import _sample
+
+        t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(img, -1, 0)))[None]
+        got = np.moveaxis(_sample(t, torch.from_numpy(a.astype(np.float32)), mirror)[0].numpy(), 0, -1)
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    outside = np.count_nonzero(np.all(got == 0, axis=-1))
+    assert outside == 0 if mirror else outside > img.shape[0] * img.shape[1] // 4
 
 
 def test_the_warp_shows_the_network_the_picture_larger(identity):

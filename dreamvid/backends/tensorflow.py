@@ -48,46 +48,18 @@ def _guide_match(a, guide):
     return tf.reduce_mean(tf.reduce_max(dots, axis=-1), axis=1) / tf.cast(c, a.dtype)
 
 
-def _mirror(u, n):
-    """Coordinates u (float) folded into [0, n - 1]: outside the picture mirrored with the
-    edge pixel repeated (-1 -> 0, -2 -> 1, n -> n - 1)."""
-    import tensorflow as tf
-
-    m = tf.math.floormod(u + 0.5, 2.0 * n)
-    return tf.clip_by_value(tf.where(m >= n, 2.0 * n - m, m) - 0.5, 0.0, n - 1.0)
-
-
 def _sample(img, a, mirror: bool):
     """img (h, w, c) read through the affine map a (2, 3): output pixel (x, y) is img at
-    a @ (x, y, 1), bilinear (backends.Ascent's warp). Outside the picture: mirrored with the
-    edge pixel repeated (`mirror`: the picture the network sees), else 0 (the gradient read
+    a @ (x, y, 1), bilinear (backends.Ascent's warp), by TensorFlow's projective-transform
+    kernel. Outside the picture: mirrored with the edge pixel repeated (`mirror`: the picture
+    the network sees; REFLECT is "dcba|abcd|dcba"), else 0 per corner read (the gradient read
     back: what the network did not see gets none)."""
     import tensorflow as tf
 
-    h, w, c = tf.shape(img)[0], tf.shape(img)[1], tf.shape(img)[2]
-    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-    gy, gx = tf.meshgrid(tf.range(hf), tf.range(wf), indexing="ij")
-    u = a[0, 0] * gx + a[0, 1] * gy + a[0, 2]
-    v = a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
-    if mirror:
-        u, v = _mirror(u, wf), _mirror(v, hf)
-    x0, y0 = tf.floor(u), tf.floor(v)
-    wx1, wy1 = (u - x0)[..., None], (v - y0)[..., None]
-    wx0, wy0 = 1 - wx1, 1 - wy1
-    if not mirror:
-        def inside(t, n):
-            return tf.cast((t >= 0) & (t <= n - 1), tf.float32)[..., None]
-
-        wx0, wx1 = wx0 * inside(x0, wf), wx1 * inside(x0 + 1, wf)
-        wy0, wy1 = wy0 * inside(y0, hf), wy1 * inside(y0 + 1, hf)
-    x0, y0 = tf.cast(tf.clip_by_value(x0, 0, wf - 1), tf.int32), tf.cast(tf.clip_by_value(y0, 0, hf - 1), tf.int32)
-    x1, y1 = tf.minimum(x0 + 1, w - 1), tf.minimum(y0 + 1, h - 1)
-    flat = tf.reshape(img, [-1, c])
-
-    def at(yi, xi):
-        return tf.gather(flat, yi * w + xi)
-
-    return (at(y0, x0) * wx0 + at(y0, x1) * wx1) * wy0 + (at(y1, x0) * wx0 + at(y1, x1) * wx1) * wy1
+    transform = tf.concat([tf.reshape(a, [6]), tf.zeros([2], a.dtype)], 0)[tf.newaxis]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=img[tf.newaxis], transforms=transform, output_shape=tf.shape(img)[:2], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT" if mirror else "CONSTANT")[0]
 
 
 def _colour(g, m):
@@ -343,6 +315,9 @@ class TensorFlowStep(Step):
         self._no_colour = tf.zeros([0, 3], tf.float32)
         self._no_warp = tf.zeros([0, 2, 3], tf.float32)
         self._no_levels = tf.constant(0, tf.int32)
+        # The colour, levels and warp inputs that leave the three techniques off, for a caller of
+        # `single`, `tiled` or `batched` themselves (tests, the start-up bench): (..., gains, *off).
+        self.off = (self._no_colour, self._no_levels, self._no_warp)
 
     def run(self, x, shift, step, ys, xs, mask, smooth, gains=None, batch: int = 1, colour=None, levels=None,
             warp=None):

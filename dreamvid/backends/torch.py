@@ -299,41 +299,19 @@ def _blur(g, sigma: float):
     return F.conv2d(g, k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
 
 
-def _mirror(u, n: int):
-    """backends.tensorflow._mirror: coordinates folded into [0, n - 1], edges mirrored."""
-    torch = _torch()
-    m = torch.remainder(u + 0.5, 2.0 * n)
-    return torch.clamp(torch.where(m >= n, 2.0 * n - m, m) - 0.5, 0.0, n - 1.0)
-
-
 def _sample(img, a, mirror: bool):
-    """backends.tensorflow._sample on a (1, c, h, w) image: output pixel (x, y) is img at
-    a @ (x, y, 1), bilinear; outside mirrored (`mirror`) or 0."""
+    """backends.tensorflow._sample on a (1, c, h, w) image, by grid_sample: pixel centres at
+    (2x + 1) / w - 1 (align_corners=False), whose "reflection" padding mirrors about the
+    picture's edge as TensorFlow's REFLECT does, and "zeros" reads 0 per corner as CONSTANT."""
     torch = _torch()
-    _, c, h, w = img.shape
+    _, _, h, w = img.shape
     gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=img.device),
                             torch.arange(w, dtype=torch.float32, device=img.device), indexing="ij")
     u = a[0, 0] * gx + a[0, 1] * gy + a[0, 2]
     v = a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
-    if mirror:
-        u, v = _mirror(u, w), _mirror(v, h)
-    x0, y0 = torch.floor(u), torch.floor(v)
-    wx1, wy1 = u - x0, v - y0
-    wx0, wy0 = 1 - wx1, 1 - wy1
-    if not mirror:
-        def inside(t, n):
-            return ((t >= 0) & (t <= n - 1)).float()
-
-        wx0, wx1 = wx0 * inside(x0, w), wx1 * inside(x0 + 1, w)
-        wy0, wy1 = wy0 * inside(y0, h), wy1 * inside(y0 + 1, h)
-    x0, y0 = torch.clamp(x0, 0, w - 1).long(), torch.clamp(y0, 0, h - 1).long()
-    x1, y1 = torch.clamp(x0 + 1, max=w - 1), torch.clamp(y0 + 1, max=h - 1)
-    flat = img.reshape(c, h * w)
-
-    def at(yi, xi):
-        return flat[:, yi * w + xi]
-
-    return ((at(y0, x0) * wx0 + at(y0, x1) * wx1) * wy0 + (at(y1, x0) * wx0 + at(y1, x1) * wx1) * wy1)[None]
+    grid = torch.stack([(2 * u + 1) / w - 1, (2 * v + 1) / h - 1], dim=-1)[None]
+    return torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="reflection" if mirror else "zeros",
+                                           align_corners=False)
 
 
 def _lap_kernel(dev):

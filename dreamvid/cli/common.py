@@ -107,6 +107,12 @@ DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
     ("jitter", ("--jitter",), Optional[int], "Random roll in px applied before each step.", "0..4096"),
     ("smooth", ("--smooth",), Optional[float], "Blur of each step's gradient, in % of the shorter side: calmer, "
      "larger shapes (0: none).", "0..10"),
+    ("lapnorm", ("--lapnorm",), Optional[int], "Laplacian-pyramid levels the gradient is normalised over, band by "
+     "band: larger shapes grow as fast as fine texture (0: off).", "0..8"),
+    ("decorrelate", ("--decorrelate",), Optional[float], "How fully the step works in ImageNet's decorrelated colour "
+     "space: less rainbow pixel noise (0: off, 1: fully).", "0..1"),
+    ("transform", ("--transform",), Optional[float], "Random scale (up to 10%) and rotation (up to 5 degrees) of the "
+     "picture each step, times this: creatures instead of pixel patterns (0: off).", "0..3"),
     ("tile", ("--tile",), Optional[int], "Tile size in px for large images (bounds memory).", ">= 64"),
     ("tile_batch", ("--tile-batch",), Optional[int], "Tiles per network call (default: up to 16 on a GPU, 1 on "
      "a CPU; halved by itself if the GPU runs out of memory).", "1..64"),

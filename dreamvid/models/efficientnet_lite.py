@@ -23,13 +23,14 @@ BN_EPS = 1e-3
 N_PARAMS = 4_694_024  # with the classifier; checked by the tests
 
 
-def block_names() -> list[str]:
-    """block1a, block2a, block2b, ... block7a (16 blocks)."""
-    return [f"block{s + 1}{chr(97 + j)}" for s, st in enumerate(STAGES) for j in range(st[4])]
+def block_names(stages=STAGES) -> list[str]:
+    """block1a, block2a, block2b, ... block7a (16 blocks in Lite0)."""
+    return [f"block{s + 1}{chr(97 + j)}" for s, st in enumerate(stages) for j in range(st[4])]
 
 
-def build(include_top: bool = False, input_shape=(None, None, 3)):
-    """An untrained Lite0 as a functional keras.Model."""
+def build(include_top: bool = False, input_shape=(None, None, 3), stages=STAGES, name: str = "efficientnet_lite0"):
+    """An untrained Lite0 as a functional keras.Model (another Lite with its `stages`: the
+    bench's judge, bench/judge.py, is Lite1)."""
     import keras
     from keras import layers
 
@@ -38,8 +39,8 @@ def build(include_top: bool = False, input_shape=(None, None, 3)):
     x = layers.BatchNormalization(epsilon=BN_EPS, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_act")(x)
     cin = 32
-    names = iter(block_names())
-    for kernel, stride, expand, cout, repeats in STAGES:
+    names = iter(block_names(stages))
+    for kernel, stride, expand, cout, repeats in stages:
         for j in range(repeats):
             n, st, h = next(names), (stride if j == 0 else 1), x
             if expand != 1:
@@ -62,7 +63,7 @@ def build(include_top: bool = False, input_shape=(None, None, 3)):
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(1000, name="logits")(x)
-    return keras.Model(inp, x, name="efficientnet_lite0")
+    return keras.Model(inp, x, name=name)
 
 
 def _conv(w):  # torch (out, in, kh, kw) -> keras (kh, kw, in, out)
@@ -77,12 +78,12 @@ def _bn(sd, prefix):
     return [sd[prefix + k] for k in (".weight", ".bias", ".running_mean", ".running_var")]
 
 
-def load_state_dict(model, sd) -> None:
+def load_state_dict(model, sd, stages=STAGES) -> None:
     """Copy lukemelas keys (_conv_stem, _bn0, _blocks.i.*, _conv_head, _bn1, _fc) into `model`."""
     g = model.get_layer
     g("stem_conv").set_weights([_conv(sd["_conv_stem.weight"])])
     g("stem_bn").set_weights(_bn(sd, "_bn0"))
-    for i, n in enumerate(block_names()):
+    for i, n in enumerate(block_names(stages)):
         p = f"_blocks.{i}."
         if p + "_expand_conv.weight" in sd:
             g(n + "_expand_conv").set_weights([_conv(sd[p + "_expand_conv.weight"])])

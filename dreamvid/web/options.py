@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from ..errors import SettingsError
 from ..settings import (BACKENDS, FLOW_METHODS, FLOW_QUALITIES, INTERPOLATIONS, MASK_KINDS, MAX_ITERATIONS,
-                        MAX_OCTAVES, MIN_TILE, PRECISIONS)
+                        MAX_LAPNORM, MAX_OCTAVES, MAX_TRANSFORM, MIN_TILE, PRECISIONS)
 
 MAX_TOML = 64 * 1024  # bytes of preset text in a request; the bundled presets are < 1 KB
 MAX_TEXT = 400  # characters of a text parameter (checkpoints, vary lines, start/end)
@@ -85,6 +85,12 @@ PARAMS: tuple[Param, ...] = (
           "(a model with its classifier)"),
     Param("smooth", "float", "blur of each step's gradient, % of the shorter side: calmer, larger shapes",
           min=0.0, max=10.0),
+    Param("lapnorm", "int", "Laplacian-pyramid levels of gradient normalisation: larger shapes (0: off)",
+          min=0, max=MAX_LAPNORM),
+    Param("decorrelate", "float", "0..1: the step in ImageNet's decorrelated colours: less rainbow noise",
+          min=0.0, max=1.0),
+    Param("transform", "float", "random scale and rotation each step, times this: creatures, not pixel patterns "
+          "(0: off)", min=0.0, max=MAX_TRANSFORM),
     Param("mask", "choice", "dream only what moves (motion) or only what stands (still)", ("video",),
           choices=MASK_KINDS),
     # video
