@@ -21,6 +21,7 @@ import numpy as np
 from . import common
 
 SIZE = (384, 512)  # (h, w): one tile, as dreamvid's step sees a 512-px frame
+QUICK_SIZE = (192, 256)  # --quick: the default model only, at this size, on this CPU only
 NETWORKS = (("efficientnet_lite0", "block4c_out", 10), ("vgg16_hed", "block4_conv3", 4))  # (model, layer, reps)
 AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 TARGETS = {"vgg16_hed": 1.4, "efficientnet_lite0": 1.0}  # auto's step vs TensorFlow's, at least (issue 22, AVX2)
@@ -43,17 +44,22 @@ def compare(quick: bool = False) -> dict:
     """The side-by-side rows of this process (its CPU as it is, or capped by the environment)."""
     from dreamvid import backends
     from dreamvid.dream import auto
+    from dreamvid.settings import DEFAULT_MODEL
 
     names = backends.available()
+    size = QUICK_SIZE if quick else SIZE
     rows = []
     for model, layer, reps in NETWORKS:
-        times = common.interleaved({b: step_call(b, model, layer) for b in names}, max(2, reps // 3) if quick else reps)
+        if quick and model != DEFAULT_MODEL:
+            continue
+        times = common.interleaved({b: step_call(b, model, layer, size) for b in names},
+                                   2 if quick else reps)
         med = {b: common.median(v) for b, v in times.items()}
-        row = {"model": model, "layer": layer, "size": f"{SIZE[1]}x{SIZE[0]}",
+        row = {"model": model, "layer": layer, "size": f"{size[1]}x{size[0]}",
                "seconds_per_step": {b: round(v, 4) for b, v in med.items()}, "reps": len(times[names[0]])}
         if "torch" in med and "tensorflow" in med:
             row["torch_speedup"] = round(med["tensorflow"] / med["torch"], 2)
-            chosen = auto.choose(model, ((layer, 1.0),), None, precision="float32", size=SIZE)
+            chosen = auto.choose(model, ((layer, 1.0),), None, precision="float32", size=size)
             row["auto"] = {"backend": chosen.backend, "reason": chosen.reason}
             row["auto_vs_today"] = round(med["tensorflow"] / med[chosen.backend], 2)
             row["target"] = TARGETS.get(model)
@@ -77,6 +83,8 @@ def measure(quick: bool = False) -> dict:
     if not backends.installed("torch"):
         return {"skipped": "PyTorch is not installed (pip install 'dreamvid[torch]')"}
     out = {"native": compare(quick)}
+    if quick:
+        return out  # the AVX2 proxy is for the full run
     code = f"import json; from bench import backends; print(json.dumps(backends.compare({quick!r})))"
     with tempfile.TemporaryDirectory() as cache:  # auto's answers for the capped CPU are its own
         child = common.run_child(code, env={**AVX2_ENV, "DREAMVID_CACHE_DIR": cache})

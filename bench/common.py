@@ -55,6 +55,13 @@ def matmul_call(n: int = MATMUL_N) -> tuple[Callable[[], object], float]:
     return (lambda: a @ b), 2.0 * n ** 3
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its children that have ended: the
+    work a run did, whatever else the shared machine ran meanwhile (its wall time is not)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -85,8 +92,9 @@ def run_child(code: str, env: dict | None = None, timeout: float = 900, cwd: Pat
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def machine() -> dict:
-    """What the numbers were measured on."""
+def machine(tensorflow: bool = True) -> dict:
+    """What the numbers were measured on (and TensorFlow's facts, unless `tensorflow` is False:
+    the GPU check on PyTorch does not import it)."""
     info = {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -99,6 +107,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    if not tensorflow:
+        return info
     try:
         import tensorflow as tf
         from tensorflow.python.util import _pywrap_util_port

@@ -21,6 +21,7 @@ CASES = (
     ("guide (block4c_out)", (("block4c_out", 1.0),), (("block4c_out", 1.0),), "guide"),
     ("mask (block4c_out)", (("block4c_out", 1.0),), (("block4c_out", 1.0),), "mask"),
 )
+QUICK_CASES = 2  # --quick: the cases with a target (a channel, a class); each case builds and traces two networks
 
 
 def step_call(layers, kind=None, size=SIZE):
@@ -49,9 +50,9 @@ def step_call(layers, kind=None, size=SIZE):
 
 
 def measure(quick: bool = False) -> dict:
-    reps = 4 if quick else 10
+    reps = 2 if quick else 10
     rows = []
-    for label, layers, base, kind in CASES:
+    for label, layers, base, kind in CASES[:QUICK_CASES] if quick else CASES:
         times = common.interleaved({"objective": step_call(layers, kind), "layer": step_call(base)}, reps)
         t_obj, t_base = common.median(times["objective"]), common.median(times["layer"])
         ratio = t_obj / t_base

@@ -32,7 +32,7 @@ def measure(quick: bool = False) -> dict:
 
     reduced = "mixed_float16" if models.gpu_available() else "mixed_bfloat16"
     rows = []
-    for label, name, layer, reps in MODELS:
+    for label, name, layer, reps in steps.models_to_run(quick):
         m32 = steps.load_model(name, layer)
         m16 = steps.load_model(name, layer, precision=reduced)
         fns = {"float32": steps.step_call(m32, SIZE), reduced: steps.step_call(m16, SIZE)}

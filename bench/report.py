@@ -16,13 +16,13 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
     if "steps" in r:
         for m in r["steps"]["rows"]:
             target = "" if m["target_fraction"] is None else f">= {_pct(m['target_fraction'])} of matmul"
-            rows.append((f"1. step 512x384, {m['model']} ({m['layer']})",
+            rows.append((f"1. step {m['size']}, {m['model']} ({m['layer']})",
                          f"{m['seconds_per_step']:.3f} s, {m['gflop_per_step']} GFLOP, {m['gflops']:.0f} GFLOP/s = "
                          f"{_pct(m['fraction_of_matmul'])} of {m['matmul_gflops']:.0f}", target, _mark(m["hit"])))
     if "still" in r:
         s = r["still"]
         sec, sp = s["seconds"], s["speedup"]
-        rows.append(("2. still 512 px classic vs (a) eager",
+        rows.append((f"2. still {s.get('max_size', 512)} px classic vs (a) eager",
                      f"{sec['dreamvid_cold']:.2f} s vs {sec['eager']:.2f} s = {sp['vs_eager']:.2f}x", ">= 4x",
                      _mark(s["hit"]["vs_eager"])))
         rows.append(("2. still vs (b) Keras-example structure",
@@ -38,7 +38,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
             rows.append(("3. video", "not measured: " + v["skipped"], "", "—"))
         else:
             f = v["seconds_per_frame"]
-            rows.append(("3. video 512 px, s/frame, pipeline", f"{f['pipeline']:.3f} s", "<= 1.0 s",
+            rows.append((f"3. video {v.get('width', 512)} px, s/frame, pipeline", f"{f['pipeline']:.3f} s", "<= 1.0 s",
                          _mark(v["hit"]["seconds_per_frame"])))
             rows.append(("3. pipeline / dream steps alone", f"{f['pipeline']:.3f} / {f['dream_steps_alone']:.3f} = "
                          f"{v['pipeline_over_dream']:.2f}", "<= 1.15", _mark(v["hit"]["pipeline_over_dream"])))
@@ -47,7 +47,10 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
     if "memory" in r:
         for key, label in (("video_frame_1080p", "4. peak RSS, 1080p video frame"),
                            ("still_4k", "4. peak RSS, 4K still")):
-            m = r["memory"][key]
+            m = r["memory"].get(key)
+            if m is None:
+                rows.append((label, "not in --quick", "", "—"))
+                continue
             rows.append((label, f"{m['peak_mb'] / 1024:.2f} GB "
                          f"(model loaded: {m['after_model_load_mb'] / 1024:.2f} GB)",
                          f"<= {m['target_mb'] / 1024:.0f} GB", _mark(m["hit"])))
@@ -56,7 +59,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         heavy = [k for k, v in s["imported"].items() if v]
         rows.append(("5. dreamvid --help", f"{s['seconds']:.2f} s; imported: {', '.join(heavy) or 'no TF, Keras, cv2'}",
                      "< 1 s, no TF", _mark(s["hit"])))
-        rows += _startup_lines(s)
+        rows += _startup_lines(s) + _newcomer_lines(s.get("newcomer"))
     for p in r.get("precisions", {}).get("rows", []):
         sec = p["seconds_per_step"]
         auto = p.get("auto", {}).get("precision", "—")
@@ -69,7 +72,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
         rows_ = c["rows"]
         worst = max(rows_, key=lambda x: x["vs_source"])
         rows.append(("7. coherence, warping error vs source (worst kind)",
-                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kinds", "<= 2x",
+                     f"{worst['vs_source']:.2f}x ({worst['kind']}); {len(rows_)} kind{'s' * (len(rows_) != 1)}", "<= 2x",
                      _mark(hit["vs_source"])))
         ind = [x for x in rows_ if "vs_independent" in x]
         if ind:
@@ -97,9 +100,32 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
             rows.append((f"7. brightness offset, {c['long_still']['frames']}-frame still",
                          f"max {b['max_abs']:.2f} levels, trend {b['trend_per_100_frames']:+.2f}/100 frames",
                          "<= 3 levels, no trend", _mark(hit.get("brightness"))))
+        rows += _file_lines(c)
     rows += _cluster_lines(r.get("cluster"))
     rows += _objectives_lines(r.get("objectives"))
+    rows += _backends_lines(r.get("backends"))
     rows += _looks_lines(r.get("looks"))
+    return rows
+
+
+def _backends_lines(b: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 22: each bundled network's float32 step on TensorFlow and PyTorch, side by side, on
+    this CPU and with its kernels capped at AVX2; what auto picks against TensorFlow's step."""
+    if b is None:
+        return []
+    if "skipped" in b:
+        return [("10. backends", f"not measured: {b['skipped']}", "", "—")]
+    rows = []
+    for where, label in (("native", "this CPU"), ("avx2", "AVX2 (emulated)")):
+        for row in b.get(where, {}).get("rows", []):
+            sec = row["seconds_per_step"]
+            target = row.get("target")
+            hit = None if target is None or where != "avx2" else row["auto_vs_today"] >= target
+            rows.append((f"10. step {row['size']} {row['model']}, TensorFlow vs PyTorch, {label}",
+                         f"{sec['tensorflow']:.3f} s vs {sec['torch']:.3f} s = {row['torch_speedup']:.2f}x; "
+                         f"auto: {row['auto']['backend']} = {row['auto_vs_today']:.2f}x today's",
+                         f"auto >= {target}x" if target and where == "avx2" else "auto: the faster",
+                         _mark(hit) if hit is not None else _mark(row["auto_vs_today"] >= 0.95)))
     return rows
 
 
@@ -134,16 +160,38 @@ def _startup_lines(s: dict) -> list[tuple[str, str, str, str]]:
     rows = []
     if "breakdown" in s:
         b = s["breakdown"]
-        warm, cold = b["cache_warm"]["model_ready_and_traced_s"], b["no_cache"]["model_ready_and_traced_s"]
+        warm = b["cache_warm"]["model_ready_and_traced_s"]
+        cold = f"{b['no_cache']['model_ready_and_traced_s']:.2f} s" if "no_cache" in b else "not in --quick"
         phases = ", ".join(f"{k} {v:.2f}" for k, v in b["cache_warm"]["phases_s"].items())
-        rows.append(("5. model ready and traced, cache warm", f"{warm:.2f} s (no cache: {cold:.2f} s; {phases})",
+        rows.append(("5. model ready and traced, cache warm", f"{warm:.2f} s (no cache: {cold}; {phases})",
                      f"<= {b['target_s']} s", _mark(warm <= b["target_s"])))
     if "whole_process" in s:
         w = s["whole_process"]
-        rows.append(("5. whole `image -p classic` 512 px vs Keras-example script",
+        rows.append((f"5. whole `image -p classic` {w.get('size', 512)} px vs Keras-example script",
                      f"{w['seconds']['dreamvid']:.2f} s vs {w['seconds']['keras_example_script']:.2f} s = "
                      f"{w['speedup']:.2f}x", f">= {w['target']}x", _mark(w["speedup"] >= w["target"])))
     return rows
+
+
+def _newcomer_lines(n: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 27: a newcomer's first commands (bench/newcomer.py), none of which dreams."""
+    if n is None:
+        return []
+    slowest = max(n["rows"], key=lambda row: row["seconds"])
+    imported = sorted({m for row in n["rows"] for m in row["imported"]})
+    return [(f"5. a newcomer's first {len(n['rows'])} commands (help, typos, -o, layers, a second render)",
+             f"slowest {slowest['seconds']:.2f} s ({slowest['what']}); TensorFlow imported by "
+             f"{', '.join(imported) if imported else 'none'}", f"< {n['target_s']:g} s each, no TF", _mark(n["hit"]))]
+
+
+def _newcomer_details(n: dict) -> list[str]:
+    md = ["", f"A newcomer's first commands (bench/newcomer.py; tests/test_first_hour.py asserts the same), each a "
+          f"fresh process as typed, median of {n['runs']} rounds:", "",
+          "| command | seconds | imported | answered as expected |", "|---|---|---|---|"]
+    for row in n["rows"]:
+        md.append(f"| {row['what']}: `{row['command']}` | {row['seconds']:.2f} | "
+                  f"{', '.join(row['imported']) or 'no TF'} | {'yes' if row['answered'] else 'NO'} |")
+    return md
 
 
 def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
@@ -162,6 +210,27 @@ def _cluster_lines(c: dict | None) -> list[tuple[str, str, str, str]]:
          f"{vs['strength']:.2f}x, mean difference {vs['mean_abs_difference']:.1f}/255", "within 1.1x",
          _mark(c["hit"]["coherence"])),
     ]
+
+
+def _file_lines(c: dict) -> list[tuple]:
+    """Item 7, the file a user plays (issue 24): each encode's warping error over its frames'."""
+    files = [(x["kind"], x["file"]) for x in c["rows"] if "file" in x] + ([("zoom", c["zoom"])] if "zoom" in c else [])
+    if not files:
+        return []
+    hit, rows = c["hit"], []
+    for key, label in (("mp4", "mp4 (yuv420p)"), ("yuv444p", "--pix-fmt yuv444p"), ("gif", "GIF")):
+        kind, f = max(files, key=lambda kf: kf[1][key]["over_frames"])
+        before = f" (before: {f['before' if key != 'gif' else 'gif_before']['over_frames']:.2f}x)" \
+            if key != "yuv444p" else ""
+        rows.append((f"7. file / its frames, {label} (worst kind)", f"{f[key]['over_frames']:.2f}x ({kind}){before}",
+                     "<= 1.2x", _mark(hit.get(f"{key}_over_frames"))))
+    kind, f = max(files, key=lambda kf: kf[1]["mp4"]["bytes"] / kf[1]["before"]["bytes"])
+    rows.append(("7. file size / the crf-18 encode before (largest)",
+                 f"{f['mp4']['bytes'] / f['before']['bytes']:.2f}x ({kind})", "<= 2x", _mark(hit.get("file_size"))))
+    kind, f = max(files, key=lambda kf: kf[1]["encode_cost"])
+    rows.append(("7. steady encode's extra time / a frame's dream (most)", f"{100 * f['encode_cost']:+.1f}% ({kind})",
+                 "<= 10%", _mark(hit.get("encode_cost"))))
+    return rows
 
 
 def table(r: dict) -> str:
@@ -203,9 +272,10 @@ def markdown(r: dict) -> str:
     if m.get("gpus"):
         md.append(f"Measured on {m.get('gpu_name', 'a GPU')} (the figures above).")
     else:
-        md.append("GPU figures are not yet measured: this run saw no GPU. On a GPU the step runs there "
-                  "(memory growth on) and `--precision mixed` computes in float16; tests/test_precision.py "
-                  "holds the CPU-vs-GPU equivalence test, skipped without a GPU.")
+        md.append("This run saw no GPU. The GPU figures come from `make gpu-check` (bench/gpu.py; on PyTorch "
+                  "where TensorFlow is not installed) and stand in the README's GPU section. On a GPU the step "
+                  "runs there and `--precision mixed` computes in float16; tests/test_precision.py holds the "
+                  "CPU-vs-GPU equivalence tests (marked gpu), skipped without a GPU.")
     md += _details(r)
     return "\n".join(md) + "\n"
 
@@ -281,7 +351,8 @@ def _details(r: dict) -> list[str]:
     if "coherence" in r:
         c = r["coherence"]
         md += ["", "## 6. Coherence on every kind of footage", "",
-               f"bench/clips.py clips at {c['size'][0]}x{c['size'][1]}, {c['frames']} frames, preset `{c['preset']}`, "
+               f"bench/clips.py clips at {c['size'][0]}x{c['size'][1]} (real footage, real_*: at its own size), "
+               f"{c['frames']} frames, preset `{c['preset']}`, "
                "measured by `dreamvid coherence` (render/measure.py). vs independent: the first "
                f"{c['independent_frames']} frames against the same frames dreamed with `--flow none`. Long-term: "
                "frame t against t-6 by the direct source flow. Strength: mean |output - source|. s/frame: frames "
@@ -299,12 +370,57 @@ def _details(r: dict) -> list[str]:
             md.append(f"| {x['kind']} | {x['vs_source']:.2f}x | {ind} | {long_term} | "
                       f"{s['later_over_first']:.2f} | {s['first_over_median']:.2f} | {s['p90_over_p10']:.2f} | "
                       f"{x['brightness']['range']:.2f} | {x['seconds_per_frame']:.3f} |")
+        md += _file_table(c)
     if "memory" in r:
         md += ["", "## 4. Memory", "",
                f"Peak RSS of a fresh process; {r['memory']['iterations_per_octave']} iterations per "
                "octave (the peak comes with the first full-size step), tiles of 512 px."]
     if "startup" in r and "breakdown" in r["startup"]:
         md += _startup_details(r["startup"])
+    if "backends" in r and "skipped" not in r["backends"]:
+        md += _backends_details(r["backends"])
+    return md
+
+
+def _backends_details(b: dict) -> list[str]:
+    """Section 10: the backends side by side (bench/backends.py)."""
+    md = ["", "## 10. Backends: TensorFlow and PyTorch", "",
+          "One float32 step per bundled network at its default layer, 512x384 (one tile), the two backends' "
+          "repetitions interleaved; `auto` is what `--backend auto` chose for that network in the same process "
+          "(it times both at 512x384). The AVX2 rows ran in a child process with oneDNN and ATen capped at AVX2 "
+          "(`ONEDNN_MAX_CPU_ISA=AVX2`, `ATEN_CPU_CAPABILITY=avx2`) on the same CPU: a proxy for an AVX2 CPU, whose "
+          "caches and clocks differ.", "",
+          "| CPU | network | TensorFlow | PyTorch | PyTorch / TensorFlow speed | auto | auto vs today's step | load |",
+          "|---|---|---|---|---|---|---|---|"]
+    for where, label in (("native", "this CPU"), ("avx2", "AVX2 (emulated)")):
+        part = b.get(where, {})
+        for row in part.get("rows", []):
+            sec = row["seconds_per_step"]
+            md.append(f"| {label} | {row['model']} ({row['layer']}) | {sec['tensorflow']:.3f} s | {sec['torch']:.3f} s "
+                      f"| {row['torch_speedup']:.2f}x | {row['auto']['backend']} | {row['auto_vs_today']:.2f}x "
+                      f"| {part.get('load', '?')} |")
+    return md
+
+
+def _file_table(c: dict) -> list[str]:
+    """The file a user plays, per kind: frames and file against the source, file over frames now and
+    before issue 24, the size against the crf-18 encode before, and saturation over the frames'."""
+    files = [(x["kind"], x["file"]) for x in c["rows"] if "file" in x] + ([("zoom", c["zoom"])] if "zoom" in c else [])
+    if not files:
+        return []
+    md = ["", "The file a user plays (issue 24): the frames encoded as `dreamvid video` encodes them (mp4: "
+          "H.264 yuv420p, crf 18) and as before issue 24, each measured with `coherence --frames`; a zoom "
+          "against the camera's known motion. Size: over the crf-18 encode before. Saturation: mean HSV "
+          "saturation over the frames'.", "",
+          "| kind | frames vs source | mp4 vs source | mp4 / frames (before) | yuv444p / frames | GIF / frames "
+          "(before) | size vs crf 18 | saturation (before) |", "|---|---|---|---|---|---|---|---|"]
+    for kind, f in files:
+        m, b = f["mp4"], f["before"]
+        vs = (f"{m['frames_vs_source']:.2f}x", f"{m['vs_source']:.2f}x") if "vs_source" in m else ("", "")
+        md.append(f"| {kind} | {vs[0]} | {vs[1]} | {m['over_frames']:.2f}x ({b['over_frames']:.2f}x) | "
+                  f"{f['yuv444p']['over_frames']:.2f}x | {f['gif']['over_frames']:.2f}x "
+                  f"({f['gif_before']['over_frames']:.2f}x) | {m['bytes'] / b['bytes']:.2f}x | "
+                  f"{m['saturation_vs_frames']:.2f} ({b['saturation_vs_frames']:.2f}) |")
     return md
 
 
@@ -333,6 +449,8 @@ def _startup_details(s: dict) -> list[str]:
                f"{w['seconds']['keras_example_script']:.2f} s for the Keras-example-structured script "
                f"(bench/startup.py KERAS_SCRIPT) = {w['speedup']:.2f}x (target {w['target']}x), "
                f"{w['rounds']} alternated rounds."]
+    if "newcomer" in s:
+        md += _newcomer_details(s["newcomer"])
     a = s.get("against")
     if a:
         before = a["baseline"]["commit"]

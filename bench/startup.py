@@ -1,5 +1,6 @@
 """Item 5: time to `dreamvid --help`, and proof that TensorFlow is not imported for it; where a
 fresh process's time goes before the first step; the whole `classic` command against a script;
+a newcomer's first commands (bench/newcomer.py: each answers without TensorFlow);
 with `python -m bench --only startup --against DIR`, both of those for this tree and for the
 dreamvid checkout in DIR, alternated in the same run (a before/after table in docs/bench.md).
 
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import common
+from . import common, newcomer
 
 TARGET_S = 1.0
 HEAVY = ("tensorflow", "keras", "cv2", "rich.progress")  # modules --help must not need (rich itself is fine)
@@ -46,7 +47,7 @@ def command() -> list[str]:
 def measure(quick: bool = False, against: str | None = None) -> dict:
     cmd = command()
     times = []
-    for _ in range(3 if quick else 7):
+    for _ in range(2 if quick else 7):
         t = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, cwd=common.ROOT)
         times.append(time.perf_counter() - t)
@@ -55,7 +56,11 @@ def measure(quick: bool = False, against: str | None = None) -> dict:
     return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
             "seconds": round(seconds, 3), "imported": imported, "target_s": TARGET_S,
             "hit": seconds < TARGET_S and not imported.get("tensorflow") and not imported.get("keras"),
-            "breakdown": breakdown(2 if quick else 3), "whole_process": whole_process(2 if quick else 3),
+            # --quick: one round each, the cache warm only, the whole command at 256 px with its
+            # warm-up left to the breakdown's (the same network cache)
+            "breakdown": breakdown(1, cold=False) if quick else breakdown(3),
+            "whole_process": whole_process(1, warm=False, size=256) if quick else whole_process(3),
+            "newcomer": newcomer.measure(quick),
             **({"against": before_after(Path(against), 2 if quick else 4)} if against else {})}
 
 
@@ -110,21 +115,21 @@ spec = models.get_spec(s.model)
 layers = spec.default_layers
 features = keras.Model(trunk.input, [trunk.get_layer(n).output for n, _ in layers])
 model = models.calibrated(models.DreamModel(s.model, layers, features, spec.preprocessing, spec.min_size))
-image = fit_max_size(cv2.imread(sys.argv[1])[..., ::-1].astype(np.float32), 512)
+image = fit_max_size(cv2.imread(sys.argv[1])[..., ::-1].astype(np.float32), int(sys.argv[3]))
 out = references.dream(references.keras_example_step(model), image, s)
 cv2.imwrite(sys.argv[2], to_uint8(out)[..., ::-1])
 print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
 
-def breakdown(runs: int = 3) -> dict:
+def breakdown(runs: int = 3, cold: bool = True) -> dict:
     """Median seconds per phase of a fresh process, without the network cache (as before issue
-    12) and with it warm (each process of a round alternated)."""
+    12; not if `cold` is False) and with it warm (each process of a round alternated)."""
     out = {}
     common.run_child(BREAKDOWN, env={"DREAMVID_NETWORK_CACHE": "1"})  # warm the caches (and time auto once)
-    results: dict[str, list] = {"no_cache": [], "cache_warm": []}
+    results: dict[str, list] = {"no_cache": [], "cache_warm": []} if cold else {"cache_warm": []}
     for _ in range(runs):
-        for label, flag in (("no_cache", "0"), ("cache_warm", "1")):
+        for label, flag in (("no_cache", "0"), ("cache_warm", "1")) if cold else (("cache_warm", "1"),):
             results[label].append(common.run_child(BREAKDOWN, env={"DREAMVID_NETWORK_CACHE": flag})["marks"])
     for label, marks in results.items():
         out[label] = _phases(marks)
@@ -137,27 +142,29 @@ def _phases(marks: list[dict]) -> dict:
             "model_ready_and_traced_s": round(common.median([sum(m[k] for k in READY) for m in marks]), 3)}
 
 
-def whole_process(rounds: int = 3) -> dict:
-    """`dreamvid image astronaut.jpg -p classic --max-size 512` against KERAS_SCRIPT, each a fresh
-    process, alternated; wall seconds, medians."""
+def whole_process(rounds: int = 3, warm: bool = True, size: int = 512) -> dict:
+    """`dreamvid image astronaut.jpg -p classic --max-size SIZE` against KERAS_SCRIPT, each a fresh
+    process, alternated; wall seconds, medians. warm: run the command once first (the network
+    cache and precision auto's choice), unless a run before this one did."""
     import tempfile
 
     image = common.ROOT / "samples" / "astronaut.jpg"
-    cli = [sys.executable, "-m", "dreamvid", "-q", "image", str(image), "-p", "classic", "--max-size", "512"]
+    cli = [sys.executable, "-m", "dreamvid", "-q", "image", str(image), "-p", "classic", "--max-size", str(size)]
     times: dict[str, list[float]] = {"dreamvid": [], "keras_example_script": []}
     env = {**os.environ, "DREAMVID_NETWORK_CACHE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT, env=env)
+        if warm:
+            subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT, env=env)
         for _ in range(rounds):
             t = time.perf_counter()
             subprocess.run([*cli, "-o", f"{tmp}/d.png"], check=True, capture_output=True, cwd=common.ROOT, env=env)
             times["dreamvid"].append(time.perf_counter() - t)
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png"], check=True,
+            subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png", str(size)], check=True,
                            capture_output=True, cwd=common.ROOT)
             times["keras_example_script"].append(time.perf_counter() - t)
     med = {k: common.median(v) for k, v in times.items()}
-    return {"seconds": {k: round(v, 2) for k, v in med.items()},
+    return {"seconds": {k: round(v, 2) for k, v in med.items()}, "size": size,
             "speedup": round(med["keras_example_script"] / med["dreamvid"], 2), "target": 1.3, "rounds": rounds}
 
 
@@ -191,7 +198,7 @@ def before_after(baseline: Path, rounds: int = 4) -> dict:
     whole: dict[str, list] = {**{k: [] for k in trees}, "keras_example_script": []}
     with tempfile.TemporaryDirectory() as tmp:
         cmd = ["-m", "dreamvid", "-q", "image", str(image), "-p", "classic", "--max-size", "512", "-o", f"{tmp}/d.png"]
-        keras = ["-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png"]
+        keras = ["-c", KERAS_SCRIPT, str(image), f"{tmp}/k.png", "512"]
         for tree in trees.values():  # warm each tree's network cache and precision choice
             _child(BREAKDOWN, tree)
             _wall(cmd, tree)

@@ -23,6 +23,7 @@ MODELS = (
     ("vgg16_hed", "vgg16_hed", "block4_conv3", 3),
     ("inception_v3 (random weights)", "inception_v3_random", "mixed5", 6),
 )
+QUICK_MODELS = ("efficientnet_lite0",)  # --quick: the default model only (a vgg16_hed step alone takes 1-2 s)
 # Targets of issue 5: effective GFLOP/s as a fraction of the matmul rate.
 TARGET_FRACTION = {"efficientnet_lite0": 0.30, "inception_v3 (random weights)": 0.75}
 # TensorFlow's own defaults on this CPU, against which dreamvid's process settings are measured.
@@ -84,7 +85,7 @@ def measure(quick: bool = False) -> dict:
     """Item 1 in this process (dreamvid's TensorFlow settings)."""
     matmul, matmul_flop = common.matmul_call()
     rows = []
-    for label, name, layer, reps in MODELS:
+    for label, name, layer, reps in models_to_run(quick):
         model = load_model(name, layer)
         gflop = 2 * forward_gflop(model)
         fns = {"step": step_call(model), "step_unfolded": step_call(model, fold=False), "matmul": matmul}
@@ -102,6 +103,11 @@ def measure(quick: bool = False) -> dict:
             "reps": len(times["step"]),
         })
     return {"rows": rows}
+
+
+def models_to_run(quick: bool) -> tuple:
+    """MODELS, or the --quick run's few of them (QUICK_MODELS)."""
+    return tuple(m for m in MODELS if not quick or m[0] in QUICK_MODELS)
 
 
 def op_breakdown(model, steps: int = 5, top: int = 8) -> dict:

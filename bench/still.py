@@ -23,6 +23,8 @@ from . import common, references
 IMAGE = common.ROOT / "samples" / "astronaut.jpg"  # 512x512
 PRESET = "classic"
 MAX_SIZE = 512  # px
+QUICK_SIZE = 256  # px, --quick: a quarter of the pixels (the eager loop alone takes ~18 s at 512 px on 2 cores)
+QUICK_ITERATIONS = 5  # per octave, --quick (classic: 20); every octave and its trace all the same
 TARGETS = {"eager": 4.0, "keras_example": 1.3}  # dreamvid faster by at least this (issue 5)
 # Per-step equivalence: mean |difference| of one step from the same input, 0..255 px units.
 # One step moves pixels by 1.3 px on average (step 0.01); float rounding (BN folding, oneDNN
@@ -31,11 +33,11 @@ STEP_TOLERANCE_PX = 0.01
 CHANGE_TOLERANCE = 0.10  # whole runs: the amount of change agrees within 10%
 
 
-def load_image():
+def load_image(size: int = MAX_SIZE):
     from dreamvid.dream import fit_max_size
     from dreamvid.media import read_image
 
-    return fit_max_size(read_image(IMAGE).astype(np.float32), MAX_SIZE)
+    return fit_max_size(read_image(IMAGE).astype(np.float32), size)
 
 
 def measure(quick: bool = False) -> dict:
@@ -43,7 +45,9 @@ def measure(quick: bool = False) -> dict:
     from dreamvid.dream import Dreamer, get_dreamer
 
     s = presets.resolve(PRESET).dream
-    image = load_image()
+    if quick:
+        s = dataclasses.replace(s, iterations=QUICK_ITERATIONS)
+    image = load_image(QUICK_SIZE if quick else MAX_SIZE)
     warm = get_dreamer(s)
     model = warm.model
     as_loaded = dataclasses.replace(model, network=None)
@@ -74,7 +78,7 @@ def measure(quick: bool = False) -> dict:
     times = common.interleaved(fns, 1 if quick else 3, warmup=0)
     med = {k: common.median(v) for k, v in times.items()}
     result = {
-        "image": f"{IMAGE.name} {image.shape[1]}x{image.shape[0]}", "preset": PRESET,
+        "image": f"{IMAGE.name} {image.shape[1]}x{image.shape[0]}", "max_size": max(image.shape[:2]), "preset": PRESET,
         "settings": {k: v for k, v in dataclasses.asdict(s).items() if k in
                      ("model", "step", "num_octave", "octave_scale", "iterations", "max_loss", "jitter", "tile")},
         "seconds": {k: round(v, 3) for k, v in med.items()},

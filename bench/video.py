@@ -21,7 +21,8 @@ from . import common, references
 
 CLIP = common.ROOT / "samples" / "bunny.mp4"  # 320x180, 25 fps, 75 frames, with audio
 WIDTH, HEIGHT = 512, 288  # px: the "512 px wide"
-FRAMES = 12  # per repetition of a full run (quick: 6)
+FRAMES = 12  # per repetition of a full run (quick: 4)
+QUICK_SIZE = (256, 144)  # px, --quick: a quarter of the pixels
 PRESET = "video"
 TARGETS = {"seconds_per_frame": 1.0, "pipeline_over_dream": 1.15, "vs_keras_example": 2.0}
 
@@ -54,14 +55,14 @@ def measure(quick: bool = False) -> dict:
     from dreamvid.dream import get_dreamer
     from dreamvid.render import render_video
 
-    n = 6 if quick else FRAMES
+    n = 4 if quick else FRAMES
     settings = presets.resolve(PRESET)
     s = settings.dream
     model = get_dreamer(s).model
     ref_step = references.keras_example_step(model)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clip = make_clip(tmp, n)
+        clip = make_clip(tmp, n, *(QUICK_SIZE if quick else (WIDTH, HEIGHT)))
         frames = [f.astype(np.float32) for _, f in media.read_frames(clip)]
         results = []
 
@@ -83,7 +84,8 @@ def measure(quick: bool = False) -> dict:
     loop_s = float(np.median([r.seconds for r in timed])) / n
     ref_s = common.median(times["keras_example_frame_by_frame"]) / n
     out = {
-        "clip": f"{CLIP.name} scaled to {WIDTH}x{HEIGHT}, {n} frames", "preset": PRESET,
+        "clip": f"{CLIP.name} scaled to {'x'.join(map(str, QUICK_SIZE if quick else (WIDTH, HEIGHT)))}, {n} frames",
+        "width": (QUICK_SIZE if quick else (WIDTH, HEIGHT))[0], "preset": PRESET,
         "settings": {"iterations": s.iterations, "num_octave": s.num_octave,
                      "frame_iterations": settings.video.frame_iterations,
                      "frame_num_octave": settings.video.frame_num_octave, "flow": settings.video.flow},

@@ -8,8 +8,6 @@ The heavy modules (TensorFlow, OpenCV) load on first use, so `import dreamvid` a
 """
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily, PEP 562)
@@ -30,5 +28,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 def __getattr__(name: str):
     if name in _EXPORTS:
+        import importlib  # here, not above: `dreamvid` runs its first line (the signal handlers) sooner
+
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'dreamvid' has no attribute {name!r}")

@@ -8,10 +8,12 @@ computed again, never trusted, and deleting the folder is always safe.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,13 @@ def file_digest(path: str | Path) -> str:
     """Size, mtime and a SHA-256 of three 1 MiB samples of a file: changes when the file does,
     in milliseconds even for a 500 MB weights file."""
     p = Path(path)
-    st = p.stat()
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)  # a pipe opens at once instead of blocking
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # a pipe or device: never read (OSError, as a missing file is)
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{p} is not a regular file")
     h = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode())
-    with open(p, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
         for offset in sorted({0, max(0, st.st_size // 2 - SAMPLE_BYTES // 2), max(0, st.st_size - SAMPLE_BYTES)}):
             f.seek(offset)
             h.update(f.read(SAMPLE_BYTES))

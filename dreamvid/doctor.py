@@ -49,10 +49,9 @@ def torch() -> dict[str, Any]:
     if not backends.installed("torch"):
         return {"error": f"not installed (the torch backend: {backends.MODULES['torch'][2]})"}
     try:
-        import torch as t
-
         from .backends import torch as tb
 
+        t = tb._torch()  # as the backend imports it (its OpenMP settings first)
         b = backends.get("torch")
         return {"version": t.__version__, "cuda_build": t.version.cuda, "device": str(tb.device()), "gpu": b.gpu(),
                 "threads": t.get_num_threads()}

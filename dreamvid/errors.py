@@ -51,9 +51,14 @@ class OutputError(DreamvidError):
 
 
 class SettingsError(DreamvidError):
-    """An out-of-range or malformed parameter value."""
+    """An out-of-range or malformed parameter value; `key`: the setting it concerns, where one
+    does (the studio shows the message beside that field)."""
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None, detail: str | None = None, key: str | None = None):
+        super().__init__(message, hint=hint, detail=detail)
+        self.key = key
 
 
 class PresetError(DreamvidError):

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from . import numeric
 from .errors import SettingsError
 
 MAX_LENGTH = 500  # characters; a schedule is a formula, not a program
@@ -102,16 +103,13 @@ class Expression:
 _AUDIO_HINT = "rms, onset, bass, mid and treble come from --audio FILE (dreamvid zoom --audio song.mp3)"
 
 
-def number_or_text(value: Any) -> Any:
-    """A command-line value that may be an expression: "12" -> 12, "0.5" -> 0.5, anything else as it is."""
+def number_or_text(value: Any, key: str = "value") -> Any:
+    """A command-line value that may be an expression: "12" -> 12, "0.5" -> 0.5, anything else
+    as it is. A number too long to be meant is SettingsError naming `key` (numeric.literal)."""
     if not isinstance(value, str):
         return value
-    for kind in (int, float):
-        try:
-            return kind(value.strip())
-        except ValueError:
-            pass
-    return value
+    number = numeric.literal(value, key)
+    return value if number is None else number
 
 
 def parse(text: str, key: str = "value", names: tuple[str, ...] = (*TIME_NAMES, *AUDIO_NAMES)) -> Expression:
@@ -149,7 +147,10 @@ def _build(node: ast.AST, text: str, key: str, allowed: set[str], used: set[str]
     """A closure computing `node` from a dict of name values (numbers or numpy arrays)."""
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise _refuse(node, text, key, f"{node.value!r} is not a number")
+            raise _refuse(node, text, key, f"{numeric.shown(node.value)} is not a number")
+        if not numeric.is_finite(node.value):  # 1e999 is inf; 400 digits overflow float()
+            raise _refuse(node, text, key, f"the number {numeric.shown(node.value)} is too large",
+                          hint="numbers in an expression are ordinary floats, below 1e308")
         value = float(node.value)
         return lambda v: value
     if isinstance(node, ast.Name):

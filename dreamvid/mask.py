@@ -36,6 +36,8 @@ ASPECT_TOLERANCE = 0.02  # a mask's aspect ratio may differ from the picture's b
 MOTION_PX = 0.0015  # residual motion (px per frame, fraction of the diagonal) that counts as moving
 MIN_MOTION_PX = 0.8  # px per frame, at least: below it, DIS flow noise on a noisy pan marked 6% of the frame (bench/clips.py)
 HOLD = 0.85  # how much of the previous frame's motion mask a pixel keeps (a car that stops)
+BLACK_LEVEL = 4  # of 255: a mask clip whose brightest pixel stays at this dreams nothing (codec noise near black)
+SCAN_SIZE = 64  # px, longest side a mask clip is decoded at to find a frame that is not black
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm", ".gif")
 
 
@@ -106,9 +108,9 @@ def _read_cached(path: str, _mtime: int, _size: int, size: tuple[int, int]) -> n
     return m
 
 
-def check_clip(path: str | os.PathLike, end: int, size: tuple[int, int]):
-    """The mask clip's VideoInfo, after checking it covers source frames [0, end) and has the
-    picture's shape. InputError otherwise."""
+def check_clip(path: str | os.PathLike, end: int, size: tuple[int, int], start: int = 0):
+    """The mask clip's VideoInfo, after checking it covers source frames [0, end), has the
+    picture's shape and is not black in every frame of [start, end). InputError otherwise."""
     from .media import probe_video
 
     try:
@@ -120,7 +122,28 @@ def check_clip(path: str | os.PathLike, end: int, size: tuple[int, int]):
                          hint="give a mask clip at least as long as the source (frame i masks frame i), "
                               "or render a shorter range with --end")
     fit(np.zeros((info.height, info.width), np.float32), size, f"the mask clip {info.path.name}")
+    _refuse_black(info, start, end)
     return info
+
+
+def _refuse_black(info, start: int, end: int) -> None:
+    """InputError if every frame of the mask clip in [start, end) is black (nothing would be
+    dreamed), found by decoding it at SCAN_SIZE px; the scan stops at the first frame that is
+    not, usually the first."""
+    from .errors import DecodeError
+    from .media import read_frames
+
+    frames = read_frames(info.path, start=start, end=end, max_size=SCAN_SIZE, info=info)
+    try:
+        for _, frame in frames:
+            if int(frame.max()) > BLACK_LEVEL:
+                return
+    except DecodeError:  # a damaged clip: VideoMasks says so at the frame where it stops
+        return
+    finally:
+        frames.close()
+    raise InputError(f"the mask clip {info.path.name} is black in every frame of the range, so nothing would be "
+                     "dreamed", hint="white marks what dreams, black what stays the video")
 
 
 class MotionMasks:

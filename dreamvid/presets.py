@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import PresetError, SettingsError
+from . import tomltext, userfiles
+from .errors import InputError, PresetError, SettingsError
+from .numeric import shown
 from .settings import SECTIONS, Settings, check_expressions, parse_classes, parse_layers, validate_all
 
 # Which sections a mode reads, in the order a keyword override is looked up (`fps` of a zoom
@@ -60,15 +62,17 @@ def available() -> dict[str, Path]:
 def find(name_or_path: str) -> Path:
     """A bundled preset by name, or a .toml file by path."""
     if name_or_path.endswith(".toml") or "/" in name_or_path:
-        path = Path(name_or_path)
-        if not path.is_file():
+        if not os.path.lexists(name_or_path):
             raise PresetError(f"preset file not found: {name_or_path}", hint="check the path given to --preset")
-        return path
+        try:  # a regular file: a pipe or a device is named as such, never opened
+            return userfiles.check(name_or_path, "preset")
+        except InputError as e:
+            raise PresetError(e.message, hint=e.hint) from None
     known = available()
     if name_or_path not in known:
         close = difflib.get_close_matches(name_or_path, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise PresetError(f"unknown preset {name_or_path!r}; presets: {', '.join(known)}",
+        raise PresetError(f"unknown preset {shown(name_or_path)}; presets: {', '.join(known)}",
                           hint=hint + "run `dreamvid presets`, or pass a .toml file")
     return known[name_or_path]
 
@@ -76,10 +80,10 @@ def find(name_or_path: str) -> Path:
 def read(name_or_path: str) -> dict[str, Any]:
     """The raw, key-checked contents of a preset."""
     path = find(name_or_path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise PresetError(f"preset {path} is not valid TOML: {e}", hint="fix the file's syntax") from None
+    try:  # bounded: size, encoding, nesting (tomltext)
+        data = tomltext.load(path, "preset", PresetError, hint="fix the file's syntax")
+    except InputError as e:
+        raise PresetError(e.message, hint=e.hint) from None
     check_keys(data, str(path))
     return data
 
@@ -89,14 +93,14 @@ def check_keys(data: Mapping[str, Any], where: str) -> None:
         if key in TOP_LEVEL_KEYS:
             continue
         if key not in SECTIONS:
-            raise PresetError(f"{where}: unknown section or key {key!r}",
+            raise PresetError(f"{where}: unknown section or key {shown(key)}",
                               hint=_suggest(key, [*SECTIONS, *TOP_LEVEL_KEYS]))
         if not isinstance(value, Mapping):
-            raise PresetError(f"{where}: {key!r} must be a table ([{key}])", hint=None)
+            raise PresetError(f"{where}: {shown(key)} must be a table ([{key}])", hint=None)
         fields = {f.name for f in dataclasses.fields(SECTIONS[key])}
         for k in value:
             if k not in fields:
-                raise PresetError(f"{where}: unknown key {key}.{k}", hint=_suggest(k, fields))
+                raise PresetError(f"{where}: unknown key {key}.{shown(k, quote=False)}", hint=_suggest(k, fields))
 
 
 def _suggest(key: str, known) -> str:
@@ -148,7 +152,7 @@ def resolve_for(mode: str, settings: Settings | None = None, preset: str | None 
         section = next((n for n in names if key in fields[n]), None)
         if section is None:
             known = sorted(set().union(*fields.values()))
-            raise SettingsError(f"{key!r} is not a setting of {mode}", hint=_suggest(key, known))
+            raise SettingsError(f"{shown(key)} is not a setting of {mode}", hint=_suggest(key, known))
         changes[section][key] = value
     if changes.get("dream", {}).get("layers") is not None:
         changes["dream"]["layers"] = parse_layers(changes["dream"]["layers"])

@@ -2,17 +2,20 @@
 
 The names are the users' own (the Keras DeepDream example's): `step`, `num_octave`,
 `octave_scale`, `iterations`, `max_loss`, `layers`. CLI flags, TOML keys and library
-keywords all use them. No I/O here; presets.py turns TOML into these objects.
+keywords all use them. Each field is also the parameter's catalogue entry (params.py): its
+kind, range, unit, help and the page's words, which the CLI's options and the studio read.
+No I/O here; presets.py turns TOML into these objects.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Mapping
 
+from . import numeric, params
 from .errors import SettingsError
+from .params import CHECKED, check, param
 
 DEFAULT_MODEL = "efficientnet_lite0"
 MAX_ITERATIONS = 10_000  # per octave; past this a typo is likelier than intent
@@ -26,6 +29,9 @@ BACKENDS = ("auto", "tensorflow", "torch")  # what runs the step (dreamvid/backe
 INTERPOLATIONS = ("nearest", "linear", "cubic", "lanczos")  # cv2 warp kernels (trajectory.py)
 EDGES = ("inpaint", "reflect")  # how a zoom fills the border it uncovers (render/zoom.py move)
 DEFAULT_CRF = 18  # x264 quality that looks lossless
+# H.264 pixel formats (media.encode.PIX_FMTS): yuv420p plays on every phone, browser and editor;
+# 4:4:4 keeps the dream's finest colour detail and 10-bit its gradients, in fewer players.
+PIX_FMTS = ("yuv420p", "yuv444p", "yuv420p10le", "yuv444p10le")
 DEFAULT_CELL_SIZE = 384  # px; longest side of a picture in a contact sheet or grid
 MAX_FPS = 1000  # frames per second; more is a typo
 MIN_FPS = Fraction(1, 10)  # a frame every 10 s; slower is a typo (1e-9 only failed at the encode)
@@ -45,36 +51,84 @@ TECHNIQUE_FIELDS = ("lapnorm", "decorrelate", "transform")
 MAX_LAPNORM = 8  # pyramid levels; 2^8 = 256x coarser than the octave, past any picture's useful band
 MAX_TRANSFORM = 3.0  # x (10% scale, 5 degrees) per step; more turns the picture too far for the network to follow
 
+# Each field is a catalogue entry (params.py): name, type and default here, with its kind,
+# range, unit, help and the page's words in `param(...)`. A new setting is one such field.
+
 
 @dataclass(frozen=True)
 class DreamSettings:
     """How one image is dreamed. Defaults are the Keras DeepDream example's (the `classic` preset)."""
 
-    model: str = DEFAULT_MODEL  # registry name (see `dreamvid models`) or a path to a .keras file
-    layers: Layers = ()  # ((layer name, weight), ...); empty = the model's default layers (video: a weight may be an expression)
-    step: float | str = 0.01  # gradient-ascent step size, in units of the image scaled to [-1, 1] (video, zoom: or an expression)
-    num_octave: int = 3  # number of scales the image is dreamed at
-    octave_scale: float = 1.4  # size ratio between successive octaves
-    iterations: int | str = 20  # gradient-ascent steps per octave (video: or an expression)
-    max_loss: float | None = 10.0  # stop an octave early once the loss passes this (None: never)
-    jitter: int = 32  # px; random roll applied before each step, hides tile seams and grid artefacts
-    tile: int = 512  # px; images larger than this are processed in tiles of this size (bounded memory)
-    tile_batch: int | None = None  # tiles per network call; None: as many as fit on a GPU (<= 16), 1 on a CPU
-    seed: int = 0  # seeds the jitter; frame index is mixed in for video
-    max_size: int | None = None  # px; downscale so the longest side is at most this (None: keep size)
-    weights: str | None = None  # a local weights file for a downloadable model, instead of fetching it
-    precision: str = "auto"  # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (dream/auto.py)
-    backend: str = "auto"  # "tensorflow", "torch" (CUDA, Apple MPS or CPU), or "auto": the faster here (dream/auto.py)
-    smooth: float = 0.0  # blur of each step's gradient, % of the shorter side (0: none); calmer, larger shapes
+    model: str = param(DEFAULT_MODEL, "model", "Backbone (see `dreamvid models`) or a .keras file.",
+                       flags=("--model", "-m"), metavar="NAME", label="Network")
+    # ((layer name, weight), ...); empty = the model's default layers (video: a weight may be an expression)
+    layers: Layers = param((), "layers", "Layer to dream on: NAME, one channel NAME/CHANNEL, with :WEIGHT (a negative "
+                           "one suppresses it); repeat for several (see `dreamvid layers MODEL --channels`).",
+                           flags=("--layer", "-l"), metavar="NAME[/C][:W]", label="Layers",
+                           none="the model's default layers")
+    # in units of the image scaled to [-1, 1]; past 1 one step jumps across the whole range
+    step: float | str = param(0.01, "float", "Gradient-ascent step size (0.01 subtle .. 0.05 strong).", lo=0,
+                              lo_open=True, hi=1, hint="try 0.01 (subtle) to 0.05 (strong)", label="Strength",
+                              expression=("video", "zoom"))
+    num_octave: int = param(3, "int", "Number of scales dreamed at.", lo=1, hi=MAX_OCTAVES, label="Scales")
+    octave_scale: float = param(1.4, "float", "Size ratio between octaves.", lo=1.0, lo_open=True,
+                                hint="the classic value is 1.4", label="Scale ratio")
+    iterations: int | str = param(20, "int", "Gradient-ascent steps per octave.", lo=0, hi=MAX_ITERATIONS,
+                                  flags=("--iterations", "-i"), label="Steps per scale", expression=("video",))
+    max_loss: float | None = param(10.0, "float", "Stop an octave once the loss passes this.", lo=0, lo_open=True,
+                                   hint="omit it to never stop early", label="Stop at loss", none="never stop early")
+    # hides tile seams and grid artefacts
+    jitter: int = param(32, "int", "Random roll in px applied before each step.", lo=0, hi=4096, unit="px",
+                        label="Jitter")
+    # images larger than this are processed in tiles of this size (bounded memory)
+    tile: int = param(512, "int", "Tile size in px for large images (bounds memory).", lo=MIN_TILE, hi=1 << 16,
+                      unit="px", label="Tile size")
+    tile_batch: int | None = param(None, "int", "Tiles per network call (halved by itself if the GPU runs out of "
+                                   "memory).", lo=1, hi=MAX_TILE_BATCH, label="Tiles per call",
+                                   none="as many as fit on a GPU (up to 16), 1 on a CPU")
+    seed: int = param(0, "int", "Random seed of the jitter (the frame index is mixed in for a video).", lo=0,
+                      hi=2**32 - 1, hint="e.g. --seed 0", label="Variation (seed)")
+    max_size: int | None = param(None, "int", "Downscale so the longest side is at most this (px).", lo=32,
+                                 hi=1 << 16, unit="px", label="Size (longest side)", none="keep the size")
+    weights: str | None = param(None, "path", "Local weights file for a downloadable model.", metavar="FILE",
+                                 none="the model's own (bundled, or downloaded once)")
+    # "mixed": float16 (GPU) / bfloat16 (CPU) compute; "auto": the faster here (dream/auto.py)
+    precision: str = param("auto", "choice", "auto (the faster of the two on this machine and network, measured "
+                           "once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a "
+                           "CPU).", choices=PRECISIONS, metavar="MODE", label="Precision")
+    # what runs the step (dreamvid/backends/); "auto": the faster here (dream/auto.py)
+    backend: str = param("auto", "choice", "What runs the dream: auto (the faster here, measured once per network; "
+                         "see `dreamvid doctor`), tensorflow, or torch (CUDA, Apple MPS or the CPU; pip install "
+                         "'dreamvid[torch]').", choices=BACKENDS, metavar="NAME", label="Backend")
+    smooth: float = param(0.0, "float", "Blur of each step's gradient, in % of the shorter side: calmer, larger "
+                          "shapes (0: none).", lo=0, hi=10, unit="%", hint="0 is off; 0.3 calms a class dream",
+                          label="Smoothness")
     # What to dream of besides `layers` (entries "NAME", "NAME/CHANNEL"), and where:
-    classes: Classes = ()  # ((ImageNet class index, weight), ...): --class "golden retriever"
-    guide: str | None = None  # an image whose features the dream grows toward (--guide)
-    guide_weight: float = 1.0  # 0..1: how much of the objective is the guide's (1: all of it)
-    mask: str | None = None  # a mask image (white dreams, black keeps the picture), a mask clip, "motion", "still"
-    # The step's techniques (dream/techniques.py), 0 = off: larger shapes, fewer rainbow pixels, creatures
-    lapnorm: int = 0  # Laplacian-pyramid levels the gradient is normalised over band by band (the DeepDream notebook's)
-    decorrelate: float = 0.0  # 0..1: the step in ImageNet's decorrelated colour space (Lucid): less rainbow noise
-    transform: float = 0.0  # random scale (+-10%) and rotation (+-5 degrees) per step, times this (Lucid's robustness)
+    classes: Classes = param((), "lines", "ImageNet class to dream, NAME[:W] or its index (a negative weight "
+                             "suppresses it); repeat for several (see `dreamvid classes`). Needs a model with its "
+                             "classifier.", flags=("--class",), metavar="NAME[:W]", label="Dream of (ImageNet classes)")
+    guide: str | None = param(None, "path", "An image whose features the dream grows toward.", metavar="IMAGE",
+                               none="no guide")
+    guide_weight: float = param(1.0, "float", "How much of the dream follows the guide (1: only the guide).", lo=0,
+                                hi=1, hint="1 dreams only toward the guide, 0.5 half the plain dream",
+                                label="Guide weight", needs="guide")
+    mask: str | None = param(None, "path", "Where to dream: a mask image (white dreams, black keeps the picture, "
+                             "grey between); for a video also a mask clip, motion (what moves) or still (what "
+                             "stands).", choices=MASK_KINDS, metavar="MASK", label="Dream only",
+                             none="everywhere")
+    # The step's techniques of the 2015 look (dream/techniques.py), 0 = off
+    lapnorm: int = param(0, "int", "Laplacian-pyramid levels the gradient is normalised over, band by band (the "
+                         "DeepDream notebook's lapnorm): larger shapes grow as fast as fine texture (0: off).", lo=0,
+                         hi=MAX_LAPNORM, hint="0 is off; 4 is the deepdream preset's", label="Large shapes (levels)")
+    decorrelate: float = param(0.0, "float", "How fully the step works in ImageNet's decorrelated colour space "
+                               "(Lucid's): less rainbow pixel noise (0: off, 1: fully).", lo=0, hi=1,
+                               hint="0 is off, 1 steps fully in the decorrelated colour space",
+                               label="Calm colours")
+    transform: float = param(0.0, "float", "Random scale (up to 10%) and rotation (up to 5 degrees) of the picture "
+                             "each step, times this (Lucid's transformation robustness): creatures instead of pixel "
+                             "patterns (0: off).", lo=0, hi=MAX_TRANSFORM,
+                             hint="0 is off, 1 scales by up to 10% and turns by up to 5 degrees each step",
+                             label="Robustness (scale, turn)")
 
     def layer_dict(self) -> dict[str, float]:
         return dict(self.layers)
@@ -88,19 +142,44 @@ class DreamSettings:
 class VideoSettings:
     """How a clip is dreamed frame by frame (on top of DreamSettings for each frame)."""
 
-    flow: str = "dis"  # optical flow: dis | farneback | none (independent frames, flickers)
-    flow_quality: str = "fast"  # DIS preset: ultrafast | fast | medium
-    blend: float | str = 0.9  # how much of the propagated dream carries into the next frame, 0..1 (or an expression)
-    frame_iterations: int | str | None = None  # iterations per octave after the first frame (None: as DreamSettings)
-    frame_num_octave: int | None = None  # octaves after the first frame (None: as DreamSettings)
-    temporal_weight: float = 0.9  # 0..1: how much less re-dreaming a tracked, dreamed pixel gets (0: none less)
-    strength_hold: float = 1.0  # 0..1: how fully each region keeps its dream strength from frame to frame (0: off)
-    scene_cuts: bool = True  # reset the chain at hard cuts
-    crf: int = DEFAULT_CRF  # x264 quality, 0 (lossless) .. 51
-    keep_audio: bool = True
-    fps: str | None = None  # override the source frame rate ("24", "30000/1001"); with interpolate: the playback rate
-    interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between output frames (smooth, or slow with fps)
-    cadence: int = 1  # N > 1: dream every Nth frame, carry the dream along the flow through the frames between
+    flow: str = param("dis", "choice", "Optical flow: dis, farneback, or none (independent frames, flickers).",
+                      choices=FLOW_METHODS, label="Optical flow")
+    flow_quality: str = param("fast", "choice", "DIS preset: ultrafast, fast or medium.", choices=FLOW_QUALITIES,
+                              label="Flow quality")
+    blend: float | str = param(0.9, "float", "How much of the propagated dream carries into the next frame.", lo=0,
+                               hi=1, hint="0.9 keeps the dream coherent", label="Carry-over",
+                               expression=("video",))
+    frame_iterations: int | str | None = param(
+        None, "int", "Iterations per octave of each frame after the first (it starts from the carried previous "
+        "dream).", lo=0, hi=MAX_ITERATIONS, expression=("video",), modes=("video", "zoom"),
+        label="Steps per later frame", none="as iterations")
+    frame_num_octave: int | None = param(None, "int", "Octaves of each frame after the first.", lo=1, hi=MAX_OCTAVES,
+                                         modes=("video", "zoom"), label="Scales per later frame",
+                                         none="as num_octave")
+    temporal_weight: float = param(0.9, "float", "How much less re-dreaming a reliably tracked, already dreamed "
+                                   "pixel gets (0: as much as new content; steadier toward 1).", lo=0, hi=1,
+                                   hint="0 = off, 1 = full (the video preset uses 0.9)", label="Temporal hold")
+    strength_hold: float = param(1.0, "float", "How fully each region keeps its dream strength from frame to frame "
+                                 "(0: off; 1: no fading or growing).", lo=0, hi=1,
+                                 hint="0 = off, 1 = full (the video preset uses 1.0)", label="Strength hold")
+    scene_cuts: bool = param(True, "bool", "Restart the dream at hard cuts.", label="Restart at cuts")
+    crf: int = param(DEFAULT_CRF, "int", "H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", lo=0, hi=51,
+                     modes=("video", "zoom"), label="Video quality (crf)")
+    pix_fmt: str = param(PIX_FMTS[0], "choice", "Pixel format of an H.264 file: yuv420p plays everywhere (the dream's "
+                         "colour detail above what 4:2:0 holds is smoothed first, so it does not flicker); yuv444p "
+                         "and the 10-bit ones keep it, for players such as VLC or mpv. A GIF takes only the default.",
+                         choices=PIX_FMTS, modes=("video", "zoom"), label="Pixel format",
+                         hint="yuv420p plays everywhere; yuv444p keeps the dream's full colour detail")
+    keep_audio: bool = param(True, "bool", "Copy the source's audio, trimmed to the range.",
+                             flags=("--keep-audio/--no-audio",), label="Keep the sound")
+    fps: str | None = param(None, "text", "Output frame rate (24, 30000/1001) instead of the source's; drops the "
+                            "audio. With interpolate: the playback rate (below the source's x K: slow motion).",
+                            label="Frame rate", none="the source's")
+    interpolate: int = param(1, "int", "K: write K-1 flow-interpolated frames between output frames (smooth at K x "
+                             "the frame rate, or slow motion with fps; no model).", lo=1, hi=MAX_INTERPOLATE,
+                             label="Smoothing frames")
+    cadence: int = param(1, "int", "N: dream every Nth frame and carry the dream along the flow through the frames "
+                         "between (about N x faster).", lo=1, hi=MAX_CADENCE, label="Dream every Nth frame")
 
 
 @dataclass(frozen=True)
@@ -109,41 +188,77 @@ class ZoomSettings:
 
     # Each motion value is a number or an expression of t, f, fps, duration (and the audio
     # envelopes rms, onset, bass, mid, treble with --audio): "1.02 + 0.01*sin(2*pi*t/4)" (expr.py).
-    zoom: float | str = 1.25  # scale factor per second, > 0 (1 still, > 1 in, < 1 out); 30 s travel ~800x deep
-    rotate: float | str = 0.0  # degrees per second, + counter-clockwise
-    pan: tuple[float | str, float | str] = (0.0, 0.0)  # px per second (right, down) at the output size
-    center: tuple[float | str, float | str] = (0.5, 0.5)  # zoom/rotation centre, fractions of (width, height)
-    fps: str = "24"  # frames per second: "24", "30000/1001" (the path does not depend on it)
-    duration: float | None = None  # s; None: the keyframes' last time, else DEFAULT_ZOOM_DURATION
-    frames: int | None = None  # length in frames, instead of duration
-    interpolation: str = "lanczos"  # warp kernel: sharpest of cv2's; blur must not compound frame after frame
-    edges: str = "inpaint"  # what fills a border that zoom-out, rotation or pan uncovers: inpaint | reflect
-    color_hold: float = 0.5  # fraction of the colour gap to frame 0 closed per frame: 0 free (rainbow) .. 1 locked
-    interpolate: int = 1  # K > 1: K - 1 flow-interpolated frames between dreamed frames, played K times faster
+    zoom: float | str = param(1.25, "float", "Zoom factor per second: 1 still, 1.25 flies in, 0.8 flies out; 30 s "
+                              "travel ~800x deep.", lo=0, lo_open=True,
+                              hint="zoom is a factor per second: 1 is still, 1.1 zooms in, 0.9 zooms out",
+                              label="Zoom per second", expression=("zoom",))
+    rotate: float | str = param(0.0, "float", "Rotation in degrees per second, + counter-clockwise.",
+                                label="Rotation (degrees per second)", expression=("zoom",))
+    pan: tuple[float | str, float | str] = param((0.0, 0.0), "pair", "Pan in pixels per second, X,Y (right, down) "
+                                                 "at the output size, e.g. 12,-4.", label="Pan")
+    center: tuple[float | str, float | str] = param((0.5, 0.5), "pair", "Zoom/rotation centre as fractions of "
+                                                    "width,height.", label="Centre")
+    fps: str = param("24", "text", "Frames per second (24, 30000/1001); the path does not depend on it.",
+                     label="Frame rate")
+    duration: float | None = param(None, "float", "Length in seconds.", lo=0, lo_open=True, hi=MAX_ZOOM_SECONDS,
+                                   unit="s", hint="e.g. --duration 10", flags=("--duration", "-d"), label="Length",
+                                   none="the keyframes' last time, else 10 s")
+    frames: int | None = param(None, "int", "Length in frames, instead of duration.", lo=1, hi=MAX_ZOOM_FRAMES,
+                               label="Length in frames", none="from the duration")
+    # sharpest of cv2's kernels: blur must not compound frame after frame
+    interpolation: str = param("lanczos", "choice", "Warp kernel: lanczos (sharpest), cubic, linear, nearest.",
+                               choices=INTERPOLATIONS, label="Warp kernel")
+    edges: str = param("inpaint", "choice", "What fills the border a zoom-out, rotation or pan uncovers: inpaint "
+                       "(grown from the picture, then dreamed) or reflect (mirrored).", choices=EDGES,
+                       hint="inpaint grows the uncovered border from the picture; reflect mirrors it", label="Edges")
+    color_hold: float = param(0.5, "float", "How firmly colours are held to the first frame's (0 lets them run to a "
+                              "saturated rainbow).", lo=0, hi=1, flags=("--color-hold", "--colour-hold"),
+                              hint="0 lets colours drift, 1 holds frame 0's palette; 0.5 is the default",
+                              label="Colour hold")
+    interpolate: int = param(1, "int", "K: write K-1 flow-interpolated frames between dreamed frames, played K times "
+                             "faster (smoother at the same speed; no model).", lo=1, hi=MAX_INTERPOLATE,
+                             label="Smoothing frames")
 
 
 @dataclass(frozen=True)
 class TimelapseSettings:
     """How `dreamvid timelapse` samples the dream as iterations grow, and shows it."""
 
-    checkpoints: tuple[int, ...] | None = None  # iterations per octave, each an independent render
-    every: int | None = None  # instead: ONE run of dream.iterations, a snapshot every K steps
-    fps: float = 25.0  # of a video output; 25 also gives GIF its exact 4 cs frame delay
-    hold: float = 1.0  # s each snapshot stays on screen (the last one twice as long)
-    fade: float = 0.5  # s of crossfade between snapshots (0 cuts)
-    labels: bool = True  # write the count on video frames
-    cell_size: int = DEFAULT_CELL_SIZE  # px, longest side of a picture in a contact sheet
-    columns: int | None = None  # pictures per row of a contact sheet (None: about 16:9)
-    crf: int = DEFAULT_CRF
+    checkpoints: tuple[int, ...] | None = param(None, "list", "Iteration counts (per octave) rendered "
+                                                "independently, increasing.", flags=("--checkpoints", "-c"),
+                                                label="Checkpoints", none="40,80,120,160,200,240")
+    every: int | None = param(None, "int", "Instead: ONE run of iterations, a snapshot every K steps (over all "
+                              "octaves) and of the result.", lo=1, hi=1 << 30, label="Snapshot every",
+                              none="independent checkpoints")
+    # 25 also gives GIF its exact 4 cs frame delay
+    fps: float = param(25.0, "float", "Video frame rate.", lo=float(MIN_FPS), hi=MAX_FPS, hint="e.g. --fps 25",
+                       label="Frame rate")
+    hold: float = param(1.0, "float", "Seconds each snapshot is shown in a video (the last one twice as long).",
+                        lo=0, lo_open=True, unit="s", label="Seconds per snapshot")
+    fade: float = param(0.5, "float", "Seconds of crossfade between snapshots (0 cuts).", lo=0, unit="s",
+                        hint="0 cuts, 0.5 crossfades for half a second", label="Crossfade")
+    labels: bool = param(True, "bool", "Write the iteration count on video frames.", label="Labels")
+    cell_size: int = param(DEFAULT_CELL_SIZE, "int", "Longest side of each picture in a contact sheet.", lo=16,
+                           hi=1 << 14, unit="px", label="Picture size")
+    columns: int | None = param(None, "int", "Pictures per row of a contact sheet.", lo=1, hi=1000, label="Columns",
+                                none="about 16:9")
+    crf: int = param(DEFAULT_CRF, "int", "H.264 quality, 0 (lossless) .. 51.", lo=0, hi=51,
+                     label="Video quality (crf)")
 
 
 @dataclass(frozen=True)
 class SweepSettings:
     """The axes of `dreamvid sweep` and how its grid is drawn."""
 
-    vary: tuple[tuple[str, tuple], ...] = ()  # ((setting, values), ...); the first axis runs along the columns
-    cell_size: int = DEFAULT_CELL_SIZE  # px, longest side of a picture in the grid
-    save_cells: str | None = None  # a folder that also receives every cell at full size
+    # ((setting, values), ...); the first axis runs along the columns
+    vary: tuple[tuple[str, tuple], ...] = param((), "lines", "KEY=V1,V2,... a setting and its values; repeat for "
+                                                "more axes (the first runs along the columns). Any setting: step, "
+                                                "num_octave, octave_scale, iterations, max_loss, layers (join with "
+                                                "+), model, seed, ...", label="Vary (one axis a line)")
+    cell_size: int = param(DEFAULT_CELL_SIZE, "int", "Longest side of each picture in the grid.", lo=16, hi=1 << 14,
+                           unit="px", label="Picture size")
+    save_cells: str | None = param(None, "path", "Also save every cell at full size into this folder.",
+                                     none="the grid only")
 
 
 @dataclass(frozen=True)
@@ -189,14 +304,14 @@ def parse_layers(value: Any) -> Layers:
     elif isinstance(value, str):
         items = [_parse_layer_spec(value)]
     elif isinstance(value, (list, tuple)):
-        items = [_weighted(v, lambda v: _refuse(f"layers must name layers (got {v!r} in {value!r})", how))
-                 for v in value]
+        items = [_weighted(v, lambda v: _refuse(
+            f"layers must name layers (got {numeric.shown(v)} in {numeric.shown(value)})", how)) for v in value]
     else:
-        raise SettingsError(f"layers must be layer names with weights (got {value!r})", hint=how)
+        raise SettingsError(f"layers must be layer names with weights (got {numeric.shown(value)})", hint=how)
     out = []
     for name, weight in items:
         if not isinstance(name, str) or not name:
-            raise SettingsError(f"layers must name layers (got {name!r})", hint=how)
+            raise SettingsError(f"layers must name layers (got {numeric.shown(name)})", hint=how)
         out.append((str(name), _layer_weight(str(name), weight)))
     return tuple(out)
 
@@ -206,14 +321,15 @@ def _layer_weight(name: str, weight: Any) -> float | str:
     here for syntax and names (`--layer "block4c_out:0.5+0.5*onset"`); `check_expressions`
     decides whether the mode can evaluate it, render/values.py evaluates it per frame."""
     if isinstance(weight, str):
-        try:
-            return float(weight)
-        except ValueError:
-            from .expr import parse
+        number = numeric.literal(weight, f"layers.{name}")  # bounded: 400 digits is refused, not inf
+        if number is not None:
+            return float(number)
+        from .expr import parse
 
-            parse(weight, f"layers.{name}")
-            return weight.strip()
-    return _weight(weight, f"layer weight for {name!r} must be a number or an expression (got {weight!r})",
+        parse(weight, f"layers.{name}")
+        return weight.strip()
+    return _weight(weight, f"layer weight for {numeric.shown(name)} must be a number or an expression "
+                           f"(got {numeric.shown(weight)})",
                    "write --layer NAME:WEIGHT, e.g. --layer block4c_out:1.0 (video: or block4c_out:0.5+0.5*onset)")
 
 
@@ -227,12 +343,11 @@ def _weighted(v: Any, other):
 
 
 def _weight(weight: Any, message: str, hint: str) -> float:
-    """A weight as a float (not a bool), or SettingsError(message)."""
+    """A weight as a finite float (not a bool; text as numeric.literal reads it), or SettingsError(message)."""
     try:
-        if isinstance(weight, bool):
-            raise TypeError
-        return float(weight)
-    except (TypeError, ValueError):
+        value = numeric.literal(weight, "weight") if isinstance(weight, str) else weight
+        return numeric.real(value, "weight")
+    except SettingsError:
         raise SettingsError(message, hint=hint) from None
 
 
@@ -254,10 +369,11 @@ def split_entry(entry: str) -> tuple[str, int | None]:
             raise SettingsError(f"the layer {CLASS_LAYER!r} needs a class: {CLASS_LAYER}/207",
                                 hint='or name the class: --class "golden retriever"')
         return base, None
-    if not base or not index.strip().isdigit():
-        raise SettingsError(f"layer {entry!r}: after the '/' comes a channel number, e.g. {base or 'block5c_out'}/17",
+    if not base or not (index.strip().isascii() and index.strip().isdigit()):
+        raise SettingsError(f"layer {numeric.shown(entry)}: after the '/' comes a channel number, e.g. "
+                            f"{numeric.shown(base or 'block5c_out', quote=False)}/17",
                             hint="`dreamvid layers MODEL --channels` lists each layer's channels")
-    return base, int(index)
+    return base, numeric.number(index, f"layer {numeric.shown(entry)}")  # bounded: no 5000-digit int()
 
 
 def parse_classes(value: Any) -> Classes:
@@ -274,41 +390,34 @@ def parse_classes(value: Any) -> Classes:
         items = [_weighted(v, lambda v: (v, 1.0)) for v in values]
     out: dict[int, float] = {}
     for spec, weight in items:
-        w = _weight(weight, f"classes: the weight of {spec!r} must be a number (got {weight!r})",
+        w = _weight(weight, f"classes: the weight of {numeric.shown(spec)} must be a number "
+                            f"(got {numeric.shown(weight)})",
                     'write --class "NAME:WEIGHT", e.g. --class "golden retriever:1.5"')
         k = index(spec)
         out[k] = out.get(k, 0.0) + w
     return tuple(out.items())
 
 
+def check_fields(section: str, obj: Any, skip: tuple[str, ...] = ()) -> None:
+    """Every field of a settings section whose kind the catalogue checks alone (params.CHECKED),
+    in its range; a value that may be an expression in some mode is checked for syntax here and
+    for its values where it is evaluated (render/values.py, render/zoom.py)."""
+    for f in dataclasses.fields(obj):
+        p = f.metadata["param"]
+        if p.kind not in CHECKED or f.name in skip:
+            continue
+        value = getattr(obj, f.name)
+        if p.expression and _expression(value, f.name):
+            continue
+        check(params.of(f, section), value)
+
+
 def validate(s: DreamSettings) -> DreamSettings:
     """Return `s` if every value is in range, else raise SettingsError naming the key."""
-    if not _expression(s.step, "step"):  # an expression's values are checked per frame (render/values.py)
-        _finite(s.step, "step")
-        _check(s.step > 0, "step", s.step, "must be > 0", "try 0.01 (subtle) to 0.05 (strong)")
-    _int_in(s.num_octave, "num_octave", 1, MAX_OCTAVES)
-    _finite(s.octave_scale, "octave_scale")
-    _check(s.octave_scale > 1.0, "octave_scale", s.octave_scale, "must be > 1.0", "the classic value is 1.4")
-    if not _expression(s.iterations, "iterations"):
-        _int_in(s.iterations, "iterations", 0, MAX_ITERATIONS)
-    if s.max_loss is not None:
-        _finite(s.max_loss, "max_loss")
-        _check(s.max_loss > 0, "max_loss", s.max_loss, "must be > 0", "omit it to never stop early")
-    _int_in(s.jitter, "jitter", 0, 4096)
-    _int_in(s.tile, "tile", MIN_TILE, 1 << 16)
-    if s.tile_batch is not None:
-        _int_in(s.tile_batch, "tile_batch", 1, MAX_TILE_BATCH)
+    check_fields("dream", s)
     _check(isinstance(s.model, str) and s.model != "", "model", s.model, "must be a model name or a .keras path",
            "see `dreamvid models`")
     _check(s.weights is None or isinstance(s.weights, str), "weights", s.weights, "must be a file path", None)
-    _check(isinstance(s.seed, int) and not isinstance(s.seed, bool), "seed", s.seed, "must be an integer",
-           "e.g. --seed 0")
-    _check(0 <= s.seed < 2**32, "seed", s.seed, f"must be between 0 and {2**32 - 1}", "e.g. --seed 0")
-    if s.max_size is not None:
-        _int_in(s.max_size, "max_size", 32, 1 << 16)
-    _check(s.precision in PRECISIONS, "precision", s.precision, f"must be one of {', '.join(PRECISIONS)}", None)
-    _check(s.backend in BACKENDS, "backend", s.backend, f"must be one of {', '.join(BACKENDS)}",
-           _close(s.backend, BACKENDS))
     for name, w in s.layers:
         if not _expression(w, f"layers.{name}"):  # an expression's values are checked per frame (render/values.py)
             _finite(w, f"layers.{name}")
@@ -321,47 +430,15 @@ def validate(s: DreamSettings) -> DreamSettings:
     if targets and not any(w != 0 for _, w in targets):
         raise SettingsError("every layer weight is 0, so there is nothing to dream",
                             hint="give at least one layer a non-zero weight")
-    _finite(s.smooth, "smooth")
-    _check(0.0 <= s.smooth <= 10.0, "smooth", s.smooth, "must be between 0 and 10 (% of the shorter side)",
-           "0 is off; 0.3 calms a class dream")
     _check(s.guide is None or (isinstance(s.guide, str) and s.guide != ""), "guide", s.guide,
            "must be an image file", "e.g. --guide flowers.jpg")
-    _finite(s.guide_weight, "guide_weight")
-    _check(0.0 <= s.guide_weight <= 1.0, "guide_weight", s.guide_weight, "must be between 0 and 1",
-           "1 dreams only toward the guide, 0.5 half the plain dream")
     _check(s.mask is None or (isinstance(s.mask, str) and s.mask != ""), "mask", s.mask,
            "must be an image, a clip, motion or still", "e.g. --mask mask.png (white dreams, black keeps)")
-    _int_in(s.lapnorm, "lapnorm", 0, MAX_LAPNORM)
-    _finite(s.decorrelate, "decorrelate")
-    _check(0.0 <= s.decorrelate <= 1.0, "decorrelate", s.decorrelate, "must be between 0 and 1",
-           "0 is off, 1 steps fully in the decorrelated colour space")
-    _finite(s.transform, "transform")
-    _check(0.0 <= s.transform <= MAX_TRANSFORM, "transform", s.transform, f"must be between 0 and {MAX_TRANSFORM:g}",
-           "0 is off, 1 scales by up to 10% and turns by up to 5 degrees each step")
     return s
 
 
 def validate_video(v: VideoSettings) -> VideoSettings:
-    _check(v.flow in FLOW_METHODS, "flow", v.flow, f"must be one of {', '.join(FLOW_METHODS)}", None)
-    _check(v.flow_quality in FLOW_QUALITIES, "flow_quality", v.flow_quality,
-           f"must be one of {', '.join(FLOW_QUALITIES)}", None)
-    if not _expression(v.blend, "blend"):  # an expression's values are checked per frame (render/values.py)
-        _finite(v.blend, "blend")
-        _check(0.0 <= v.blend <= 1.0, "blend", v.blend, "must be between 0 and 1", "0.9 keeps the dream coherent")
-    for key in ("temporal_weight", "strength_hold"):
-        value = getattr(v, key)
-        _finite(value, key)
-        _check(0.0 <= value <= 1.0, key, value, "must be between 0 and 1",
-               "0 = off, 1 = full (the video preset uses " + ("0.9)" if key == "temporal_weight" else "1.0)"))
-    if v.frame_iterations is not None and not _expression(v.frame_iterations, "frame_iterations"):
-        _int_in(v.frame_iterations, "frame_iterations", 0, MAX_ITERATIONS)
-    if v.frame_num_octave is not None:
-        _int_in(v.frame_num_octave, "frame_num_octave", 1, MAX_OCTAVES)
-    _int_in(v.crf, "crf", 0, 51)
-    _int_in(v.interpolate, "interpolate", 1, MAX_INTERPOLATE)
-    _int_in(v.cadence, "cadence", 1, MAX_CADENCE)
-    for key in ("scene_cuts", "keep_audio"):
-        _check(isinstance(getattr(v, key), bool), key, getattr(v, key), "must be true or false", None)
+    check_fields("video", v)
     if v.fps is not None:
         parse_fps(v.fps)
     return v
@@ -371,34 +448,14 @@ def validate_zoom(z: ZoomSettings) -> ZoomSettings:
     """Return `z` with pan/center as pairs if every value is in range, else SettingsError.
     Expressions are checked for syntax and names here, for their values at every frame when
     the zoom is planned (render/zoom.py)."""
-    if not _expression(z.zoom, "zoom"):
-        _finite(z.zoom, "zoom")
-        _check(z.zoom > 0, "zoom", z.zoom, "must be > 0",
-               "zoom is a factor per second: 1 is still, 1.1 zooms in, 0.9 zooms out")
-    if not _expression(z.rotate, "rotate"):
-        _finite(z.rotate, "rotate")
+    check_fields("zoom", z)
     pan, center = _pair(z.pan, "pan"), _pair(z.center, "center")
     _check(all(isinstance(c, str) or 0.0 <= c <= 1.0 for c in center), "center", z.center,
            "must be fractions of width and height in [0, 1]",
            "center = [0.5, 0.5] is the middle of the frame, [0, 0] its top-left corner")
     parse_fps(z.fps)
-    if z.duration is not None:
-        _finite(z.duration, "duration")
-        _check(z.duration > 0, "duration", z.duration, "must be > 0", "e.g. --duration 10")
-        _check(z.duration <= MAX_ZOOM_SECONDS, "duration", z.duration, f"must be at most {MAX_ZOOM_SECONDS} s",
-               "e.g. --duration 10")
-    if z.frames is not None:
-        _int_in(z.frames, "frames", 1, MAX_ZOOM_FRAMES)
     _check(z.duration is None or z.frames is None, "duration", z.duration, "and frames cannot both be given",
            "give --duration in seconds or --frames, not both")
-    _check(z.interpolation in INTERPOLATIONS, "interpolation", z.interpolation,
-           f"must be one of {', '.join(INTERPOLATIONS)}", None)
-    _check(z.edges in EDGES, "edges", z.edges, f"must be one of {', '.join(EDGES)}",
-           "inpaint grows the uncovered border from the picture; reflect mirrors it")
-    _int_in(z.interpolate, "interpolate", 1, MAX_INTERPOLATE)
-    _finite(z.color_hold, "color_hold")
-    _check(0.0 <= z.color_hold <= 1.0, "color_hold", z.color_hold, "must be between 0 and 1",
-           "0 lets colours drift, 1 holds frame 0's palette; 0.5 is the default")
     return dataclasses.replace(z, pan=pan, center=center, zoom=z.zoom if isinstance(z.zoom, str) else float(z.zoom),
                                rotate=z.rotate if isinstance(z.rotate, str) else float(z.rotate))
 
@@ -433,20 +490,7 @@ def validate_timelapse(t: TimelapseSettings) -> TimelapseSettings:
                 raise SettingsError(f"checkpoints must increase, but {b} comes after {a}",
                                     hint="list iteration counts in increasing order, e.g. 40,80,120")
         t = dataclasses.replace(t, checkpoints=values)
-    if t.every is not None:
-        _int_in(t.every, "every", 1, 1 << 30)
-    for key, lo in (("fps", 0.0), ("hold", 0.0)):
-        _finite(getattr(t, key), key)
-        _check(getattr(t, key) > lo, key, getattr(t, key), "must be > 0", None)
-    _check(MIN_FPS <= t.fps <= MAX_FPS, "fps", t.fps, f"must be between {float(MIN_FPS):g} and {MAX_FPS}",
-           "e.g. --fps 25")
-    _finite(t.fade, "fade")
-    _check(t.fade >= 0, "fade", t.fade, "must be >= 0 seconds", "0 cuts, 0.5 crossfades for half a second")
-    _check(isinstance(t.labels, bool), "labels", t.labels, "must be true or false", None)
-    _int_in(t.cell_size, "cell_size", 16, 1 << 14)
-    if t.columns is not None:
-        _int_in(t.columns, "columns", 1, 1000)
-    _int_in(t.crf, "crf", 0, 51)
+    check_fields("timelapse", t)
     return t
 
 
@@ -455,7 +499,7 @@ def validate_sweep(s: SweepSettings) -> SweepSettings:
         isinstance(a, (list, tuple)) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], (list, tuple))
         for a in s.vary)
     _check(ok, "vary", s.vary, "must be axes of values", "in a preset: [sweep.vary] step = [0.01, 0.03]")
-    _int_in(s.cell_size, "cell_size", 16, 1 << 14)
+    check_fields("sweep", s)
     _check(s.save_cells is None or isinstance(s.save_cells, str), "save_cells", s.save_cells,
            "must be a folder name", None)
     return s
@@ -471,14 +515,10 @@ def parse_fps(text: str | float | None) -> Fraction | None:
     """"24", "30000/1001", "29.97", 25 -> Fraction; None stays None; SettingsError unless 0 < fps <= MAX_FPS."""
     if text is None:
         return None
-    try:
-        if isinstance(text, bool):
-            raise ValueError
-        fps = Fraction(str(text).strip())
-    except (ValueError, ZeroDivisionError):
-        raise SettingsError(f"fps {text!r} is not a number", hint="e.g. --fps 24 or --fps 30000/1001") from None
+    fps = numeric.fraction(text, "fps", hint="e.g. --fps 24 or --fps 30000/1001")  # bounded: never 10**100000000
     if not MIN_FPS <= fps <= MAX_FPS:
-        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {text})", hint="e.g. --fps 24")
+        raise SettingsError(f"fps must be between {float(MIN_FPS):g} and {MAX_FPS} (got {numeric.shown(text)})",
+                            hint="e.g. --fps 24")
     return fps
 
 
@@ -497,32 +537,25 @@ def _pair(value: Any, key: str) -> tuple:
 
 def _check(ok: bool, key: str, value: Any, what: str, hint: str | None) -> None:
     if not ok:
-        raise SettingsError(f"{key} {what} (got {value!r})", hint=hint)
-
-
-def _close(value: Any, known) -> str | None:
-    """"did you mean 'torch'?" for a mistyped choice, or None."""
-    import difflib
-
-    close = difflib.get_close_matches(str(value), list(known), n=1) if isinstance(value, str) else []
-    return f"did you mean {close[0]!r}?" if close else None
+        params.refuse(key, value, what, hint)
 
 
 def _finite(value: Any, key: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    _check(ok, key, value, "must be a finite number", None)
+    check(params.Param("float", "", name=key), value)
 
 
-def _int_in(value: Any, key: str, lo: int, hi: int) -> None:
-    _check(isinstance(value, int) and not isinstance(value, bool), key, value, "must be a whole number", None)
-    _check(lo <= value <= hi, key, value, f"must be between {lo} and {hi}", None)
+def _expression_keys() -> dict[str, tuple[tuple[str, str], ...]]:
+    out: dict[str, list] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            for mode in f.metadata["param"].expression:
+                out.setdefault(mode, []).append((section, f.name))
+    return {mode: tuple(keys) for mode, keys in out.items()}
 
 
-# Values that may be expressions of time (expr.py), per mode; other modes have no time and refuse them.
-EXPRESSION_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
-    "video": (("dream", "step"), ("dream", "iterations"), ("video", "blend"), ("video", "frame_iterations")),
-    "zoom": (("dream", "step"),),  # and every keyframe value (trajectory.py)
-}
+# Values that may be expressions of time (expr.py), per mode, from the catalogue (`expression=`);
+# other modes have no time and refuse them.
+EXPRESSION_KEYS: dict[str, tuple[tuple[str, str], ...]] = _expression_keys()
 
 
 def check_expressions(mode: str, s: Settings) -> Settings:
@@ -531,11 +564,11 @@ def check_expressions(mode: str, s: Settings) -> Settings:
     for section in ("dream", "video"):
         for f in dataclasses.fields(SECTIONS[section]):
             value = getattr(getattr(s, section), f.name)
-            if isinstance(value, str) and f.name in ("step", "iterations", "blend", "frame_iterations") \
-                    and (section, f.name) not in allowed:
+            if isinstance(value, str) and f.metadata["param"].expression and (section, f.name) not in allowed:
                 where = {"video": "dreamvid video", "zoom": "dreamvid zoom (step only)"}
                 raise SettingsError(f"{f.name} = {value!r} is an expression, but {mode} has no time to evaluate it in",
-                                    hint=f"give a number; expressions work in {' and '.join(where.values())}")
+                                    hint=f"give a number; expressions work in {' and '.join(where.values())}",
+                                    key=f.name)
     if mode != "video":  # a layer weight of time: the video plan eases it per frame (render/values.py)
         refuse_layer_expressions(s.dream.layers, mode)
     return s
@@ -552,4 +585,4 @@ def refuse_layer_expressions(layers: Layers, mode: str) -> None:
         hint = ("ease layers over time in --keyframes: layers = { NAME = \"EXPRESSION\" }" if mode == "zoom"
                 else "give a number; layer weights may be expressions in dreamvid video")
         raise SettingsError(f"layers.{name} = {w!r} is an expression, but {mode} has no time to evaluate it in",
-                            hint=hint)
+                            hint=hint, key="layers")

@@ -27,18 +27,19 @@ Keyframes (TOML, `parse_keyframes`): see that function's docstring.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from dreamvid.errors import InputError, SettingsError
+from dreamvid import tomltext, userfiles
+from dreamvid.errors import SettingsError
 from dreamvid.expr import Expression
 from dreamvid.expr import parse as parse_expression
+from dreamvid.numeric import is_finite, shown
 
 # Motion defaults: a still camera looking at the middle of the frame.
 DEFAULT_ZOOM = 1.0  # factor per second; 1 = still
@@ -101,8 +102,10 @@ def ease(name: str, u: float) -> float:
 def _number(key: str, value: Any, where: str = "") -> float:
     """A finite float from a user value, or SettingsError naming the key."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SettingsError(f"{where}{key} must be a number (got {value!r})",
+        raise SettingsError(f"{where}{key} must be a number (got {shown(value)})",
                             hint=f"write {key} as a plain number, e.g. {key} = 1.0")
+    if isinstance(value, int) and not is_finite(value):  # 400 digits in a TOML file: float() would overflow
+        raise SettingsError(f"{where}{key} is too large (got {shown(value)})", hint=f"give {key} an ordinary number")
     value = float(value)
     if not math.isfinite(value):
         raise SettingsError(f"{where}{key} must be a finite number (got {value})",
@@ -113,7 +116,7 @@ def _number(key: str, value: Any, where: str = "") -> float:
 def _pair(key: str, value: Any, where: str = "") -> tuple[float, float]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)) \
             or len(value) != 2:
-        raise SettingsError(f"{where}{key} must be two numbers (got {value!r})",
+        raise SettingsError(f"{where}{key} must be two numbers (got {shown(value)})",
                             hint=f"write {key} as [x, y], e.g. {key} = [0, 0]")
     return (_number(key, value[0], where), _number(key, value[1], where))
 
@@ -183,7 +186,12 @@ def apply_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 # cv2 interpolation flags by name; imported lazily so this module needs no cv2 to load.
-from .settings import INTERPOLATIONS  # noqa: E402  (one list, validated in settings.py)
+from .settings import INTERPOLATIONS, MAX_ZOOM_SECONDS  # noqa: E402  (validated in settings.py)
+
+# Keyframes in one file: a keyframe a frame for 7 minutes at 24 fps (music is followed with expressions
+# of its envelopes, not a keyframe a beat). Planning costs ~0.4 ms a keyframe (its expressions parsed).
+MAX_KEYFRAMES = 10_000
+_FEWER_KEYFRAMES = "ease between fewer keyframes, or follow a song with expressions of its envelopes (--audio)"
 
 
 def apply(image: np.ndarray, m: np.ndarray, interpolation: str = "cubic") -> np.ndarray:
@@ -253,26 +261,43 @@ class Envelope:
 
 class Schedule:
     """What expressions see: t, f = round(t * fps), fps, duration and envelopes. Each
-    expression is evaluated once, vectorised, at every frame time; other times (the
-    mid-step rates of an affine) are evaluated on demand."""
+    expression is evaluated once, vectorised, at the frame times where it is used (all of
+    them, or its `Span`): the work is the frames times the expressions live at once, not
+    times every keyframe's. Other times (the mid-step rates of an affine) are evaluated on demand."""
 
     def __init__(self, fps: float, duration: float, envelopes: Mapping[str, Envelope], expressions):
         self.fps, self.duration, self.envelopes = float(fps), float(duration), envelopes
         n = max(1, int(math.floor(duration * fps + 0.5)))
         self.frame_times = np.arange(n) / self.fps
         env = {name: e(self.frame_times) for name, e in envelopes.items()}
-        self._frames = {id(x): x.at(self.frame_times, self.fps, duration=self.duration, **env) for x in expressions}
-        self._keep = list(expressions)  # the ids above stay valid while this lives
+        self._frames: dict[int, tuple[int, np.ndarray]] = {}  # id -> (first frame, values from it)
+        spans = [x if isinstance(x, Span) else Span(x) for x in expressions]
+        for span in spans:
+            a, b = np.searchsorted(self.frame_times, (span.start, span.end), side="left")
+            b = max(a, int(np.searchsorted(self.frame_times, span.end, side="right")))
+            cut = {name: v[a:b] for name, v in env.items()}
+            self._frames[id(span.expression)] = (int(a), span.expression.at(
+                self.frame_times[a:b], self.fps, duration=self.duration, **cut))
+        self._keep = spans  # the ids above stay valid while this lives
 
     def value(self, x: Expression, t: float) -> float:
         i = t * self.fps
         k = int(round(i))
-        cached = self._frames.get(id(x))
-        if cached is not None and abs(i - k) < 1e-9 and 0 <= k < len(cached):
-            return float(cached[k])
+        first, cached = self._frames.get(id(x), (0, None))
+        if cached is not None and abs(i - k) < 1e-9 and 0 <= k - first < len(cached):
+            return float(cached[k - first])
         env = {name: float(e(t)) for name, e in self.envelopes.items()}
         out = x.at(np.array([t]), self.fps, duration=self.duration, **env)
         return float(out[0])
+
+
+@dataclass(frozen=True)
+class Span:
+    """An expression and the times (seconds, inclusive) at which keyframes may evaluate it."""
+
+    expression: Expression
+    start: float = -math.inf
+    end: float = math.inf
 
 
 # --------------------------------------------------------------------------- keyframes
@@ -293,21 +318,29 @@ class Keyframes:
 
     def bind(self, fps: float, duration: float, envelopes: Mapping[str, Any] | None = None) -> "Keyframes":
         """These keyframes with what their expressions may use: fps, duration, and audio
-        envelopes (name -> Envelope). Expressions are evaluated once for every frame time."""
-        return replace(self, context=Schedule(fps, duration, dict(envelopes or {}), self._expressions()))
+        envelopes (name -> Envelope). Each expression is evaluated once for every frame time
+        between the keyframes around the states that hold it (`spans`)."""
+        return replace(self, context=Schedule(fps, duration, dict(envelopes or {}), self.spans))
 
-    def _expressions(self) -> list:
-        found = []
-        for state in self.states:
+    @functools.cached_property
+    def spans(self) -> tuple[Span, ...]:
+        """Each expression once (a value held from keyframe to keyframe is one object), with the
+        times `at` may need it: from the keyframe before the first state holding it to the
+        keyframe after the last one (open-ended at the first and last keyframe). One pass over
+        the states: planning stays linear in frames plus keyframes."""
+        held: dict[int, list] = {}  # id -> [expression, first state, last state]
+        for k, state in enumerate(self.states):
             for v in state.values():
                 for x in (v.values() if isinstance(v, dict) else v if isinstance(v, tuple) else (v,)):
                     if isinstance(x, Expression):
-                        found.append(x)
-        return found
+                        held.setdefault(id(x), [x, k, k])[2] = k
+        last = len(self.times) - 1
+        return tuple(Span(x, self.times[a - 1] if a > 0 else -math.inf, self.times[b + 1] if b < last else math.inf)
+                     for x, a, b in held.values())
 
     @property
     def has_expressions(self) -> bool:
-        return bool(self._expressions())
+        return bool(self.spans)
 
     @classmethod
     def from_list(cls, items: Sequence[Mapping[str, Any]], dream_keys: Mapping[str, type],
@@ -327,6 +360,9 @@ class Keyframes:
         if isinstance(items, Mapping) or not isinstance(items, Sequence) or not items:
             raise SettingsError("keyframes need at least one [[keyframe]] table",
                                 hint="start with [[keyframe]] then time = 0 and the values")
+        if len(items) > MAX_KEYFRAMES:  # before any is read: the plan's size is known from the count
+            raise SettingsError(f"there are {len(items)} keyframes, more than the {MAX_KEYFRAMES} a zoom may have",
+                                hint=_FEWER_KEYFRAMES)
         times: list[float] = []
         easings: list[str] = []
         raw: list[dict] = []
@@ -419,25 +455,20 @@ def parse_keyframes(text_or_path: str | os.PathLike, dream_keys: Mapping[str, ty
     Unknown keys, bad values, unknown easings and times that do not strictly increase raise
     SettingsError naming the keyframe (1-based) and the key; an unreadable file InputError.
     """
+    how = "each keyframe starts with [[keyframe]]; see toml.io"
     if isinstance(text_or_path, os.PathLike) or (
             isinstance(text_or_path, str) and "\n" not in text_or_path and "=" not in text_or_path):
-        path = Path(text_or_path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise InputError(f"cannot read keyframes file {str(path)!r}: {e.strerror or e}",
-                             hint="check the path to the keyframes TOML file") from e
-        origin = f"keyframes file {str(path)!r}"
+        origin = f"keyframes file {str(text_or_path)!r}"  # a regular file, bounded, UTF-8 (userfiles)
+        text = userfiles.read_text(text_or_path, "keyframes file")
     else:
         text, origin = str(text_or_path), "keyframes"
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"{origin} is not valid TOML: {e}",
-                            hint="each keyframe starts with [[keyframe]]; see toml.io") from e
+    if text.count("[[keyframe]]") > MAX_KEYFRAMES:  # before parsing: a 4 MB file of them parses for seconds
+        raise SettingsError(f"{origin} has {text.count('[[keyframe]]')} keyframes, more than the {MAX_KEYFRAMES} "
+                            "a zoom may have", hint=_FEWER_KEYFRAMES)
+    doc = tomltext.loads(text, origin, hint=how)
     for key in doc:
         if key != "keyframe":
-            raise SettingsError(f"{origin}: unknown top-level key {key!r}",
+            raise SettingsError(f"{origin}: unknown top-level key {shown(key)}",
                                 hint="the file holds only [[keyframe]] tables")
     return Keyframes.from_list(doc.get("keyframe", []), dream_keys, defaults)
 
@@ -447,12 +478,12 @@ def _read_keyframe(n: int, item: Any, dream_keys: Mapping[str, type],
     """Check keyframe number n (1-based) -> (time, easing or None if unset, values)."""
     where = f"keyframe {n}: "
     if not isinstance(item, Mapping):
-        raise SettingsError(f"keyframe {n} must be a table of values (got {item!r})",
+        raise SettingsError(f"keyframe {n} must be a table of values (got {shown(item)})",
                             hint="write each keyframe as a [[keyframe]] table")
     known = (*KEYFRAME_KEYS, *MOTION_KEYS, *dream_keys)
     for key in item:
         if key not in known:
-            raise SettingsError(f"{where}unknown key {key!r}",
+            raise SettingsError(f"{where}unknown key {shown(key)}",
                                 hint=f"known keys: {', '.join(known)}")
     if "time" not in item:
         raise SettingsError(f"{where}time is missing", hint="every keyframe needs time = SECONDS")
@@ -460,13 +491,16 @@ def _read_keyframe(n: int, item: Any, dream_keys: Mapping[str, type],
     if t < 0:
         raise SettingsError(f"{where}time must be >= 0 seconds (got {t:g})",
                             hint="times are seconds from the start of the animation")
+    if t > MAX_ZOOM_SECONDS:  # the zoom lasts to the last keyframe: held to the limit of --duration
+        raise SettingsError(f"{where}time {t:g} s is past the {MAX_ZOOM_SECONDS // 3600} h a zoom may last",
+                            hint="times are seconds from the start of the animation, e.g. time = 90")
     if previous_time is not None and t <= previous_time:
         raise SettingsError(
             f"keyframe {n} has time {t:g} but keyframe {n - 1} has time {previous_time:g}",
             hint="keyframe times must strictly increase, in file order")
     easing = item.get("easing")
     if easing is not None and (not isinstance(easing, str) or easing not in EASINGS):
-        raise SettingsError(f"{where}easing {easing!r} is not known",
+        raise SettingsError(f"{where}easing {shown(easing)} is not known",
                             hint=f"use one of: {', '.join(EASINGS)}")
     values = {k: v for k, v in item.items() if k not in KEYFRAME_KEYS}
     return t, easing, _check_values(values, dream_keys, where)
@@ -489,23 +523,23 @@ def _dream_value(key: str, value: Any, kind: type, where: str) -> Any:
     if kind is int:
         v = _number(key, value, where)
         if v != int(v):
-            raise SettingsError(f"{where}{key} must be a whole number (got {value!r})",
+            raise SettingsError(f"{where}{key} must be a whole number (got {shown(value)})",
                                 hint=f"write {key} without a fractional part")
         return int(v)
     if kind is bool:
         if not isinstance(value, bool):
-            raise SettingsError(f"{where}{key} must be true or false (got {value!r})",
+            raise SettingsError(f"{where}{key} must be true or false (got {shown(value)})",
                                 hint=f"write {key} = true or {key} = false")
         return value
     if kind is str:
         if not isinstance(value, str):
-            raise SettingsError(f"{where}{key} must be a string (got {value!r})",
+            raise SettingsError(f"{where}{key} must be a string (got {shown(value)})",
                                 hint=f'write {key} = "..."')
         return value
     # dict: a {name: weight} table such as layers
     if not isinstance(value, Mapping) or not value:
         raise SettingsError(f"{where}{key} must be a non-empty table of name = weight "
-                            f"(got {value!r})", hint=f"write {key} = {{ name = 1.0 }}")
+                            f"(got {shown(value)})", hint=f"write {key} = {{ name = 1.0 }}")
     return {str(name): _expression(f"{key}.{name}", w, where) if isinstance(w, (str, Expression))
             else _number(f"{key}.{name}", w, where) for name, w in value.items()}
 
@@ -545,7 +579,7 @@ def _motion_expression(key: str, value: Any, where: str) -> Any:
     if key in ("zoom", "rotate"):
         return _expression(key, value, where)
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise SettingsError(f"{where}{key} must be two numbers or expressions (got {value!r})",
+        raise SettingsError(f"{where}{key} must be two numbers or expressions (got {shown(value)})",
                             hint=f'write {key} as [x, y], e.g. {key} = ["10*sin(t)", 0]')
     return tuple(_expression(key, x, where) if isinstance(x, (str, Expression)) else _number(key, x, where)
                  for x in value)
@@ -653,7 +687,8 @@ class Trajectory:
             return frame_affine(self.source, t1 - t0, self.size)
         # Split the step where a keyframe falls inside it, so 'hold' jumps and the kinks of
         # linear easing land on the right side at every fps; each piece uses mid-time rates.
-        cuts = [t for t in self.source.times if t0 < t < t1]
+        times = self.source.times  # the keyframes inside the step, found by bisection (not a scan per frame)
+        cuts = times[bisect.bisect_right(times, t0):bisect.bisect_left(times, t1)]
         m = identity()
         for a, b in zip([t0, *cuts], [*cuts, t1]):
             m = compose(frame_affine(self.source.motion_at((a + b) / 2), b - a, self.size), m)
@@ -690,7 +725,7 @@ def _frame_count(source: Motion | Keyframes, fps: float, duration: float | None,
                 hint="give a longer duration or a higher fps")
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) \
             or n_frames < 1:
-        raise SettingsError(f"frames must be a whole number > 0 (got {n_frames!r})",
+        raise SettingsError(f"frames must be a whole number > 0 (got {shown(n_frames)})",
                             hint="e.g. --frames 240")
     return int(n_frames)
 

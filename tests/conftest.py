@@ -223,6 +223,14 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="needs a GPU that a backend can see")
         for item in gpu_items:
             item.add_marker(skip)
+    # The torch-only environment's selection (`make test-torch` runs `-m torch`): besides the tests
+    # marked `torch`, every test that runs on the torch backend through the BACKENDS parameter,
+    # unless its thresholds hold only for the tiny network Keras draws on TensorFlow (`tf_draw`:
+    # Keras on PyTorch draws other random weights from the same seed).
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "torch" and not item.get_closest_marker("tf_draw"):
+            item.add_marker(pytest.mark.torch)
 
 
 # ---- dream mechanics: a tiny random-weight network and a small photo -----------------------
@@ -247,8 +255,10 @@ def photo(tmp_path) -> Path:
 
 # ---- the backends: every test of the dream's mechanics runs on each one installed -----------
 
-BACKENDS = ["tensorflow", pytest.param("torch", marks=pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install 'dreamvid[torch]')"))]
+BACKENDS = [pytest.param("tensorflow", marks=pytest.mark.skipif(
+                importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed (the torch-only env)")),
+            pytest.param("torch", marks=pytest.mark.skipif(
+                importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install 'dreamvid[torch]')"))]
 
 
 def network(backend: str, path, layers, precision: str = "float32"):
@@ -270,6 +280,15 @@ def _dreamvid_cache_dir(tmp_path_factory):
         os.environ.pop("DREAMVID_CACHE_DIR", None)
     else:
         os.environ["DREAMVID_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A fresh, empty dreamvid cache folder for one test (auto.json, networks/), and auto
+    measuring for itself ($DREAMVID_BACKEND unset)."""
+    monkeypatch.setenv("DREAMVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("DREAMVID_BACKEND", raising=False)
+    return tmp_path / "cache"
 
 
 def graph_structure(concrete) -> collections.Counter:

@@ -22,11 +22,6 @@ LAYERS = (("block4c_out", 1.0),)
 needs_torch = pytest.mark.skipif(not backends.installed("torch"), reason="PyTorch is not installed")
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DREAMVID_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv(auto.ENV_BACKEND, raising=False)
-    return tmp_path / "cache"
 
 
 def timer(seconds, calls=None):

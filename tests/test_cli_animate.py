@@ -77,7 +77,7 @@ def test_zoom_refuses_what_image_refuses(tmp_path, photo):
     not_image.write_text("hello")
     one_line_error(run("zoom", not_image, "-o", tmp_path / "z.mp4"), 2, "not an image")
     one_line_error(run("zoom", photo, "-o", tmp_path / "z.mp4", "--keyframes", tmp_path / "none.toml"), 2,
-                   "cannot read keyframes file")
+                   "keyframes file", "does not exist")
 
 
 def test_zoom_interrupted_keeps_frames_and_resumes(photo, tiny, tmp_path, monkeypatch):

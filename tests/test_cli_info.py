@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,87 @@ def test_dream_options_show_their_range_and_the_default_of_that_command():
     assert "[default: 0.02, the deepdream preset's]" in image and "(default: deepdream)" in image
     assert "Range: 0..8" in image and "--lapnorm" in image and "--decorrelate" in image and "--transform" in image
     assert "(default: zoom)" in wide_help("zoom")
+
+
+def narrow(*args: str) -> str:
+    """What a command prints in an 80-column terminal."""
+    from dreamvid.cli import app
+
+    from .clitools import runner
+
+    r = runner.invoke(app, list(args), env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+@pytest.mark.parametrize("command", [["presets"], ["models"], ["doctor"], ["layers", "vgg16_hed", "--channels"],
+                                     ["classes", "--search", "retriever"]])
+def test_lists_fit_80_columns_without_padding(command):
+    out = narrow(*command)
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    assert not [line for line in lines if line != line.rstrip()]  # no trailing spaces
+    assert lines[0].strip()  # no empty line first
+
+
+def test_doctor_breaks_no_value_inside_a_word():
+    """A value wider than its column wraps between words, or after a `/` of a path: joined
+    again at those places, every value of the JSON report reads whole."""
+    report = json.loads(run("doctor", "--json").stdout)
+    text = narrow("doctor")
+    joined = " ".join(line[17:].strip() if line.startswith(" " * 17) else line.split(None, 2)[-1] if
+                      line.split()[0] in ("dreamvid", "CPU", "GPUs", "TensorFlow", "ffmpeg", "extras") else line
+                      for line in text.splitlines()).replace("/ ", "/")
+    for value in (report["models"]["bundled"]["efficientnet_lite0"], report["models"]["bundled"]["vgg16_hed"],
+                  report["ffmpeg"]["path"], report["platform"]):
+        assert value in joined, value
+
+
+def test_wrap_breaks_between_words_and_after_slashes_only():
+    from dreamvid.cli.listing import table, wrap
+
+    words = "a long sentence of ordinary words that must wrap somewhere"
+    for room in (10, 24, 40):
+        lines = wrap(words, room)
+        assert " ".join(lines) == words and all(len(line) <= room for line in lines)
+    path = "/usr/lib/python3/site-packages/some_package/weights/model-file-1234.pth"
+    lines = wrap(f"weights: {path}; done", 30)
+    assert "".join(line + ("" if line.endswith("/") else " ") for line in lines).strip() == f"weights: {path}; done"
+    assert all(len(line) <= 30 for line in lines) and all(line.endswith("/") for line in lines[1:-2])
+    assert wrap("unbreakable_" * 5, 20) == ["unbreakable_" * 5]  # no / in it: it stands whole
+    assert table(["a", "b"], [["x", words]], 30).splitlines() == [
+        "a  b", "x  a long sentence of ordinary", "   words that must wrap", "   somewhere"]
+
+
+def test_help_names_arguments_in_upper_case_with_their_type():
+    image = narrow("image", "--help")
+    assert "Usage: dreamvid image [OPTIONS] SOURCES..." in image and "{sources}" not in image
+    layers = narrow("layers", "--help")
+    assert "Usage: dreamvid layers [OPTIONS] MODEL" in layers and "{model}" not in layers
+    assert re.search(r"model +TEXT +Model name or \.keras file", layers), layers
+    assert "Usage: dreamvid classes [OPTIONS] [MODEL]" in narrow("classes", "--help")
+
+
+def test_help_prose_has_no_line_break_inside_a_sentence():
+    """Docstrings are joined into paragraphs the terminal wraps: the doctor's summary fills its
+    line in the command list, and image's second paragraph is not broken at the source's breaks."""
+    top = narrow("--help")
+    assert "model cache, ffmpeg, extras): paste it into a bug report." in top, top
+    image = narrow("image", "--help")
+    assert "the other with the\n network\n" not in image
+    assert re.search(r"one after the other with the\s+network loaded once", image)
+    assert not [line for line in image.splitlines() if re.fullmatch(r" \w+ *", line)]  # no one-word lines
+
+
+@pytest.mark.parametrize("command,flags", [
+    ("video", ("--flow", "--blend", "--crf", "--fps")),
+    ("serve", ("--data", "--host", "--max-pixels")),
+])
+def test_options_show_their_defaults(command, flags):
+    text = wide_help(command)
+    for flag in flags:
+        line = next(line for line in text.splitlines() if re.match(rf"│ {flag} ", line))
+        assert "[default: " in line, line
 
 
 def test_a_near_miss_layer_or_model_name_gets_a_suggestion(photo, tmp_path):

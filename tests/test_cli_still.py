@@ -380,3 +380,55 @@ def test_the_cli_imports_tensorflow_with_onednn_on():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "True"
+
+
+# ---- a newcomer's mistakes (issue 27) --------------------------------------------------------
+
+def test_a_forgotten_o_is_caught_before_any_work(tmp_path, monkeypatch, tiny):
+    monkeypatch.chdir(tmp_path)
+    (photo,) = photos(tmp_path / "in", ["a.jpg"])
+    for name in ("dream.png", "dreams"):  # a picture, or a folder for a batch
+        one_line_error(run("image", photo, name, "--model", tiny), 2, f"photo {name} does not exist",
+                       f"did you mean `-o {name}`?")
+    assert not list((tmp_path / "in").glob("*.dream.*"))  # a.jpg was not dreamed first
+    # a missing name that no output could have (a video): an ordinary missing photo of a batch
+    r = run("image", photo, "clip.mp4", "-o", tmp_path / "out", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 2 and "clip.mp4 does not exist (skipped)" in r.output and "-o clip.mp4" not in r.output
+    assert (tmp_path / "out" / "a.dream.png").is_file()
+
+
+def test_a_stray_word_after_a_single_source_is_the_o_it_meant():
+    for command, name in (("video", "dream.mp4"), ("zoom", "zoom.mp4"), ("timelapse", "lapse.mp4")):
+        one_line_error(run(command, "in.mp4", name), 2, f"unexpected extra argument(s) ({name})",
+                       f"did you mean `-o {name}`?")
+    one_line_error(run("layers", "efficientnet_lite0", "more"), 2, "see `dreamvid layers --help`")  # no -o there
+
+
+def test_a_folder_leaves_out_its_masks_by_name(tmp_path, tiny):
+    photos(tmp_path / "in", ["cat.jpg", "cat-mask.png", "face_MASK.png", "mask.png", "damask.jpg"])
+    r = run("image", tmp_path / "in", "-o", tmp_path / "out", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cat.dream.png", "damask.dream.png"]
+    assert "left out of" in r.output and "cat-mask.png, face_MASK.png, mask.png (masks, by their names" in r.output
+    r = run("image", tmp_path / "in" / "cat-mask.png", "-o", tmp_path / "m.png", "--model", tiny, *TINY_FAST)
+    assert r.exit_code == 0 and (tmp_path / "m.png").is_file()  # given by its path, a mask is dreamed
+
+
+def test_a_video_given_to_image_gets_a_hint_to_paste(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "bunny.mp4").write_bytes((SAMPLES / "bunny.mp4").read_bytes())
+    one_line_error(run("image", "clips/bunny.mp4"), 2, "`dreamvid video clips/bunny.mp4`")
+
+
+def test_an_error_after_the_progress_started_is_not_preceded_by_an_empty_line(tmp_path):
+    """In a pipe (a log, a script) the image command's transient progress display shows nothing:
+    the one Error: line is all of stderr, even when the error comes once the work has started."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "dreamvid", "image", str(SAMPLES / "chelsea.jpg"), "-o",
+                           str(tmp_path / "x.png"), "--max-size", "64", "--weights", str(tmp_path / "none.h5")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith("Error: weights file not found"), proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""

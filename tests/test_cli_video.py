@@ -53,7 +53,7 @@ def test_end_to_end_with_the_bundled_model_then_coherence(make_clip, tmp_path):
     numbers = json.loads(r.output)
     assert numbers["pairs"] == 5 and numbers["warping_error"]["output"] > numbers["warping_error"]["source"] > 0
     r = run("coherence", src, out)
-    assert r.exit_code == 0 and "Warping error" in r.output and "vs source" in r.output
+    assert r.exit_code == 0 and "Warping error" in r.output and "/source" in r.output
     assert "Dream strength" in r.output and "later/first" in r.output
     assert numbers["strength"]["later_over_first"] > 0.6 and len(numbers["strength"]["per_frame"]) == 6
 
@@ -320,3 +320,14 @@ def test_help_documents_the_position_syntax():
     assert r.exit_code == 0
     text = " ".join(r.output.split())
     assert "f30" in text and "1:05.5" in text and "--keep-audio" in text and "--no-audio" in text
+
+
+def test_an_end_past_the_clip_says_it_was_cut_in_one_line(make_clip, tiny, tmp_path):
+    src, _ = make_clip("short.mp4", n=5)  # 0.2 s at 25 fps
+    r = run("video", src, "-o", tmp_path / "o.mp4", "--model", tiny, *FAST, "--end", "8s")
+    assert r.exit_code == 0, r.output
+    said = [line for line in r.output.splitlines() if "--end" in line]
+    assert said == ["--end 8s is beyond the end of short.mp4 (0.20 s, 5 frames): dreaming to its last frame"], r.output
+    assert media.probe_video(tmp_path / "o.mp4").n_frames == 5
+    r = run("video", src, "-o", tmp_path / "p.mp4", "--model", tiny, *FAST, "--end", "f5")  # exactly its end
+    assert r.exit_code == 0 and "--end" not in r.output, r.output

@@ -72,6 +72,18 @@ def frames_of(folder: Path) -> list[np.ndarray]:
     return [media.read_image(p) for p in sorted(Path(folder).glob("frame_*.png"))]
 
 
+def test_workers_10000_on_this_machine_are_capped_with_a_note(local_cluster, caplog):
+    """--workers 10000 on 2 CPUs started up to 200 Ray workers (an 8-cell sweep peaked at 6 GB)."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="dreamvid"):
+        pool = cluster.connect(10_000)
+    cores = int(ray.cluster_resources()["CPU"])
+    assert pool.workers <= cores and pool.options["num_cpus"] >= 1
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--workers 10000:")]
+    assert len(notes) == 1 and f"{pool.workers} at a time" in notes[0]
+
+
 def test_workers_import_this_checkout(local_cluster):
     @ray.remote
     def where():

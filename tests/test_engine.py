@@ -12,7 +12,7 @@ import pytest
 
 from dreamvid import backends, presets
 from dreamvid.dream import EasedMeanSquares, MeanSquares, get_dreamer, network_key
-from dreamvid.errors import ResumeMismatchError, SettingsError
+from dreamvid.errors import ModelError, OutputError, ResumeMismatchError, SettingsError
 from dreamvid.render import engine, workdir
 from dreamvid.settings import DreamSettings, Settings
 
@@ -113,6 +113,54 @@ def test_a_failure_before_the_first_item_leaves_no_folder(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         engine.render(Toy(tmp_path / "f", fail_at=0))
     assert not workdir.default_work_dir(tmp_path / "f").exists()
+
+
+class Loading(Toy):
+    """A Toy whose prepare() stands for loading the network: it records the call, or fails."""
+
+    def __init__(self, output: Path, fail: bool = False):
+        super().__init__(output)
+        self.fail, self.prepared = fail, False
+
+    def prepare(self):
+        self.prepared = True
+        if self.fail:
+            raise ModelError("the network would not load")
+
+
+def test_a_render_already_running_is_refused_before_the_network_loads(tmp_path):
+    out = tmp_path / "busy"
+    held = workdir.reserve(out)  # another render of the same output, still loading its network
+    try:
+        second = Loading(out)
+        with pytest.raises(OutputError, match="another dreamvid render is using the work folder"):
+            engine.render(second)
+        assert not second.prepared
+    finally:
+        held.release()
+    assert not workdir.default_work_dir(out).exists()  # the folder made for the first is gone with it
+    engine.render(Loading(out))  # released: the next render runs
+
+
+def test_the_lock_taken_before_loading_is_held_through_the_render(tmp_path):
+    out = tmp_path / "held"
+    refusals = []
+
+    def another(p):
+        if p.stage == "item" and p.index == 1:
+            with pytest.raises(OutputError, match="another dreamvid render"):
+                workdir.reserve(out)
+            refusals.append(p.index)
+
+    engine.render(Loading(out), progress=another)
+    assert refusals == [1]
+
+
+def test_a_network_that_fails_to_load_leaves_no_folder(tmp_path):
+    plan = Loading(tmp_path / "bad", fail=True)
+    with pytest.raises(ModelError):
+        engine.render(plan)
+    assert plan.prepared and not workdir.default_work_dir(tmp_path / "bad").exists()
 
 
 def test_a_whole_plan_keeps_nothing_of_an_unfinished_run(tmp_path):

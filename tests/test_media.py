@@ -181,6 +181,45 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, image_files, 
         assert len(data) < 300 and "50000x50000" in e.value.message and "2500 megapixels" in e.value.message
 
 
+# ---- video frames of absurd size (issue 25, class 4): a pixel limit read from the header --------------------------
+
+def _claimed_clip(path: Path, w: int, h: int) -> Path:
+    """A one-frame PNG-in-MKV clip of w x h black pixels (a few KB that decode to w * h * 3 bytes)."""
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"color=c=black:s={w}x{h}:r=1", "-frames:v", "1", "-c:v", "png", str(path)], check=True)
+    return path
+
+
+def test_a_video_claiming_frames_over_the_limit_is_refused_from_the_header(tmp_path):
+    """A 2.2 MB PNG-in-MKV clip claiming 16000x16000 peaked at 5.5 GB (2.3 GB with --max-size 96).
+    Now ffmpeg reads the header with -max_pixels: the frame is never decoded, its size is named."""
+    from dreamvid.media.probe import _read_header
+
+    clip = _claimed_clip(tmp_path / "big.mkv", 8000, 6000)  # 48 MP: over the 40 MP default
+    with pytest.raises(InputError, match=r"claims 8000x6000 px frames \(48 megapixels\), more than the limit") as e:
+        media.probe_video(clip)
+    assert "DREAMVID_MAX_VIDEO_PIXELS=48000000" in e.value.hint
+    assert _read_header(clip).oversize == (8000, 6000)  # ffmpeg declined to decode it: its size is all it read
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(limit=st.one_of(st.integers(1, 64 * 48 * 2), st.sampled_from(["lots", "-1", "0", "1e40", "nan", "1" * 5000])))
+def test_any_video_pixel_limit_refuses_exactly_the_larger_frames(limit, make_clip, monkeypatch):
+    from dreamvid.errors import SettingsError
+
+    clip = make_clip("c.mp4", n=2)[0]  # 64 x 48
+    monkeypatch.setenv("DREAMVID_MAX_VIDEO_PIXELS", str(limit))
+    if isinstance(limit, str):
+        with pytest.raises(SettingsError, match="DREAMVID_MAX_VIDEO_PIXELS must be a number of pixels"):
+            media.probe_video(clip)
+    elif 64 * 48 > limit:
+        with pytest.raises(InputError, match="claims 64x48 px frames"):
+            media.probe_video(clip)
+    else:
+        assert media.probe_video(clip).width == 64
+        assert len(list(media.read_frames(clip))) == 2  # the decoder's own -max_pixels lets it through
+
+
 def test_a_bad_pixel_limit_setting_is_a_settings_error(tmp_path, image_files, monkeypatch):
     from dreamvid.errors import SettingsError
 
@@ -786,7 +825,13 @@ def test_gif_video_and_empty_files_given_as_photos_say_what_to_do(tmp_path):
     gif.write_bytes(b"GIF89a" + b"\x00" * 40)
     with pytest.raises(InputError) as e:
         media.read_image(gif)
-    assert "dreamvid video anim.gif" in e.value.hint
+    assert f"`dreamvid video {gif}`" in e.value.hint  # the path as given, folder and all: it can be pasted
+    spaced = tmp_path / "my clips" / "anim.gif"
+    spaced.parent.mkdir()
+    spaced.write_bytes(gif.read_bytes())
+    with pytest.raises(InputError) as e:
+        media.read_image(spaced)
+    assert f"`dreamvid video '{spaced}'`" in e.value.hint
     mp4 = tmp_path / "clip.jpg"  # a video under a photo's name
     mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40)
     with pytest.raises(InputError, match="GIF or video"):

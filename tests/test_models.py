@@ -301,6 +301,25 @@ def test_every_model_lists_its_default_layers_without_downloading(name, tmp_path
     assert not any(tmp_path.rglob("*.h5"))
 
 
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_the_layer_table_is_what_the_network_builds(name):
+    """models/layers.json (layertable.py) holds every registered model's dreamable layers and
+    their shapes, read without TensorFlow; here they are compared with the network built by
+    the installed Keras (random weights: nothing downloads)."""
+    from dreamvid.models import layertable
+
+    spec = models.get_spec(name)
+    assert layertable.lookup(name) == models._layers_of(spec, models._listing_model(spec))
+
+
+def test_a_model_missing_from_the_table_is_built_instead(monkeypatch):
+    from dreamvid.models import layertable
+
+    monkeypatch.setattr(layertable, "_table", lambda: {})
+    listed = models.dreamable_layers("efficientnet_lite0")
+    assert ("block5c_out", (14, 14, 112)) in listed
+
+
 def test_classic_inception_layers_are_mixed0_to_mixed10():
     assert [n for n, _ in models.dreamable_layers("inception_v3")] == [f"mixed{i}" for i in range(11)]
 
@@ -318,6 +337,30 @@ def test_offline_download_names_both_ways_out(tmp_path, monkeypatch):
         models.load_trunk("mobilenet_v2")
     assert "could not download" in e.value.message
     assert "dreamvid models fetch mobilenet_v2" in e.value.hint and "--weights" in e.value.hint
+    assert f"then copy {tmp_path}/models to this machine" in e.value.hint  # $KERAS_HOME/models
+
+
+def test_the_inception_preset_offline_says_to_copy_the_keras_cache(tmp_path, monkeypatch):
+    """The README's way out, word for word: fetch where there is internet, then copy ~/.keras/models."""
+    from keras.src.utils import file_utils
+
+    from dreamvid import presets
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: [Errno -3] no network")
+
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", no_network)
+    models.load_trunk.cache_clear()
+    s = presets.resolve("inception").dream
+    with pytest.raises(ModelError) as e:
+        models.load_trunk(s.model)
+    assert "could not download the weights of inception_v3" in e.value.message
+    assert "dreamvid models fetch inception_v3` where there is internet, then copy ~/.keras/models" in e.value.hint
+    assert "--weights FILE" in e.value.hint
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "then copy `~/.keras/models`" in readme  # what the README says
 
 
 def test_local_weights_file_is_used_instead_of_downloading(tmp_path, monkeypatch):

@@ -12,10 +12,6 @@ from .conftest import texture
 LAYERS = (("block4c_out", 1.0),)
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DREAMVID_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 def test_cached_network_equals_freshly_computed(cache_dir):

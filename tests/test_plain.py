@@ -140,10 +140,6 @@ def test_weights_that_do_not_fit_the_config_are_refused(damage):
 LAYERS = (("block4c_out", 1.0),)
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DREAMVID_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 def test_a_warm_cache_runs_the_bundled_network_plain(cache_dir):

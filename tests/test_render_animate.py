@@ -179,7 +179,7 @@ def test_timelapse_outputs(tiny, picture, tmp_path):
 
 def test_timelapse_video_checks(tiny, picture, tmp_path):
     s = settings(tiny)
-    for kw, words in [({"fps": 0}, "fps must be > 0"), ({"hold": 0}, "hold"), ({"fade": -1}, "fade")]:
+    for kw, words in [({"fps": 0}, "fps must be between 0.1 and 1000"), ({"hold": 0}, "hold"), ({"fade": -1}, "fade")]:
         with pytest.raises(SettingsError, match=words):
             lapse.render_timelapse(picture, tmp_path / "x.mp4", s, checkpoints=(1,), **kw)
     with pytest.raises(SettingsError, match="limit of 100"):

@@ -11,11 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import shlex
-import shutil
-import struct
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,54 +25,7 @@ from dreamvid.web import uploads  # noqa: E402
 from dreamvid.web.jobs import Studio  # noqa: E402
 from dreamvid.web.server import Guard, create_app, running  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.jpg"
-LOCAL = "http://127.0.0.1:7860"
-TINY = {"model": "tiny", "params": {"iterations": 2, "num_octave": 2, "max_size": 64}}
-WAIT = 60.0  # s; the longest any job here may take on a 2-core CPU
-
-
-@pytest.fixture
-def studio(tmp_path, tiny):
-    s = Studio(tmp_path / "data", {"tiny": tiny})
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def client(studio):
-    studio.start()
-    return TestClient(create_app(studio), base_url=LOCAL)
-
-
-def upload(client, data: bytes | Path = SAMPLE, name: str = "chelsea.jpg"):
-    body = data.read_bytes() if isinstance(data, Path) else data
-    return client.post("/api/uploads", content=body, headers={"X-Filename": name})
-
-
-def submit(client, mode: str = "image", **request) -> dict:
-    token = upload(client).json()["upload"]
-    r = client.post("/api/jobs", json={"upload": token, "mode": mode, **TINY, **request})
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def wait(client, job_id: str, until=("done", "failed", "cancelled"), timeout: float = WAIT) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in until:
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A valid little PNG whose header claims width x height (a decompression bomb's shape)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+from .webtools import LOCAL, SAMPLE, WAIT, client, png_header, studio, submit, upload, wait  # noqa: E402,F401,F811
 
 
 # ---- what the page offers -------------------------------------------------------------------
@@ -85,37 +35,71 @@ def test_options_list_modes_presets_models_and_parameters_with_ranges(client):
     assert [m["name"] for m in o["modes"]] == ["image", "video", "zoom", "timelapse", "sweep"]
     assert {"classic", "coral"} <= {p["name"] for p in o["presets"]}
     assert {"efficientnet_lite0", "tiny"} <= {m["name"] for m in o["models"]}
-    step = next(p for p in o["params"] if p["name"] == "step")
-    assert step["flag"] == "--step" and step["min"] > 0 and step["max"] >= 0.05
-    octaves = next(p for p in o["params"] if p["name"] == "num_octave")
-    assert (octaves["min"], octaves["max"]) == (1, 20)
+    image = {p["name"]: p for p in o["modes"][0]["params"]}
+    step = image["step"]
+    assert step["flag"] == "--step" and (step["lo"], step["lo_open"], step["hi"]) == (0, True, 1)
+    assert step["essential"] and step["label"] == "Strength" and "0.05 strong" in step["help"]
+    assert (image["num_octave"]["lo"], image["num_octave"]["hi"]) == (1, 20)
+    assert not {"weights", "guide", "guide_weight", "mask", "model", "layers"} & set(image)  # files, or widgets
+    video = {p["name"]: p for p in o["modes"][1]["params"]}
+    assert video["mask"]["choices"] == ["motion", "still"] and video["start"]["section"] == "render"
     defaults = client.get("/api/defaults", params={"mode": "image", "preset": "coral"}).json()
     assert defaults["step"] == 0.02 and defaults["model"] == "efficientnet_lite0"
+
+
+def test_every_look_the_page_offers_has_its_picture(client):
+    from bench.studio_presets import bundled_presets
+
+    cards = {p["name"]: p for p in client.get("/api/options").json()["presets"]}
+    for name in bundled_presets():
+        assert cards[name]["picture"] == f"/static/presets/{name}.jpg", f"{name}: run `make studio-presets`"
+        picture = client.get(cards[name]["picture"])
+        assert picture.status_code == 200 and picture.content[:3] == b"\xff\xd8\xff" and len(picture.content) < 30_000
+    assert cards["inception"]["picture"] is None  # its network downloads: its words only
 
 
 def test_layers_are_listed_from_the_model(client):
     layers = client.get("/api/models/tiny/layers").json()
     assert [entry["name"] for entry in layers if entry["name"].startswith("conv")] == ["conv1", "conv2", "conv3"]
     assert [entry["name"] for entry in layers if entry["default"]] == ["conv2"]
+    assert [entry["name"] for entry in layers if entry["short"]] == ["conv1", "conv2", "conv3"]  # not the input: the stem
     assert client.get("/api/models/nope/layers").status_code == 404
+
+
+def test_the_short_list_of_layers_is_each_stage_s_last_shallow_to_deep():
+    from dreamvid.web.options import short_layers
+
+    names = ["stem_act", "block1a_out", "block2a_out", "block2b_out", "block3a_out", "block3b_out", "block4a_out",
+             "block4b_out", "block4c_out", "block5a_out", "block5b_out", "block5c_out", "block6a_out", "block6d_out",
+             "block7a_out", "top_act"]
+    short = short_layers(names, {"block4c_out"})
+    assert list(short) == ["block1a_out", "block2b_out", "block3b_out", "block4c_out", "block5c_out", "block6d_out",
+                           "block7a_out", "top_act"]
+    assert short["block2b_out"] == "lines and fine texture" and short["top_act"] == "whole objects, abstract"
+    vgg = [f"block{b}_{k}" for b in range(1, 6) for k in ("conv1", "conv2", "pool")]
+    assert list(short_layers(vgg, {"block4_conv2"})) == ["block2_conv2", "block3_conv2", "block4_conv2",
+                                                          "block5_conv2"]
 
 
 # ---- jobs ---------------------------------------------------------------------------------------
 
-def test_a_still_is_dreamed_with_progress_preview_toml_and_the_equivalent_command(client, studio, tmp_path):
+def test_a_still_is_dreamed_with_progress_preview_toml_and_the_equivalent_command(client, studio, tmp_path, tiny,
+                                                                                    monkeypatch):
     from typer.testing import CliRunner
 
     from dreamvid import presets
     from dreamvid.cli import app
     from dreamvid.media import read_image
 
-    job = submit(client, params={"iterations": 6, "num_octave": 2, "max_size": 96})  # 2 octaves of >= 32 px
     seen = []
-    deadline = time.monotonic() + WAIT
-    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job['id']}").json()
-        seen.append(job["progress"])
-        time.sleep(0.005)
+    report = studio._progress
+
+    def progress(job, p):  # what a poll would see after each report (polling alone misses them on a busy CPU)
+        report(job, p)
+        seen.append(client.get(f"/api/jobs/{job.id}").json()["progress"])
+
+    studio._progress = progress
+    job = wait(client, submit(client, params={"iterations": 6, "num_octave": 2, "max_size": 96})["id"])  # 2 octaves
     assert job["status"] == "done", job
     assert job["progress"]["preview"] == 2  # one picture after each octave
     assert any(0 < p.get("fraction", 0) < 1 and p.get("total_steps") == 12 for p in seen), seen
@@ -132,9 +116,12 @@ def test_a_still_is_dreamed_with_progress_preview_toml_and_the_equivalent_comman
     assert (resolved.dream.iterations, resolved.dream.max_size) == (6, 96)
 
     words = shlex.split(job["command"])
-    assert words[:2] == ["dreamvid", "image"]
+    assert words[:3] == ["dreamvid", "image", "input/chelsea.jpg"] and str(tmp_path) not in job["command"]
+    assert words[words.index("--model") + 1] == Path(tiny).name  # the server's own model, by its file name
     again = tmp_path / "again.png"
     words[words.index("-o") + 1] = str(again)
+    words[words.index("--model") + 1] = tiny  # where this machine keeps that file
+    monkeypatch.chdir(folder)  # the command is written for the job's folder
     result = CliRunner().invoke(app, ["-q", *words[1:]])
     assert result.exit_code == 0, result.output
     web = read_image(folder / "output" / job["output"])
@@ -284,10 +271,44 @@ def test_any_other_address_requires_the_token(studio):
     assert lan.get("/api/options", headers={"Authorization": "Bearer wrong"}).status_code == 401
     first = lan.get("/?token=s3cret-token-for-the-test")  # the printed URL: kept in a cookie, then a clean URL
     assert first.status_code == 303 and first.headers["location"] == "/"
-    assert "httponly" in first.headers["set-cookie"].lower() and "samesite=strict" in first.headers["set-cookie"].lower()
+    assert "httponly" in first.headers["set-cookie"].lower() and "samesite=lax" in first.headers["set-cookie"].lower()
     assert lan.get("/api/options").status_code == 200
     api = TestClient(app, base_url="http://192.168.1.20:7860")  # a script, without the cookie
     assert api.get("/api/options", headers={"Authorization": "Bearer s3cret-token-for-the-test"}).status_code == 200
+
+
+def test_a_browser_without_the_token_gets_a_page_that_asks_for_it(studio):
+    app = create_app(studio, host="0.0.0.0", token="s3cret-token-for-the-test")
+    lan = TestClient(app, base_url="http://192.168.1.20:7860", follow_redirects=False)
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    page = lan.get("/", headers=html)
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert '<form method="get" action="/">' in page.text and 'name="token"' in page.text
+    assert "not this studio's" not in page.text and "s3cret" not in page.text
+    assert "not this studio's" in lan.get("/?token=wrong", headers=html).text
+    assert lan.get("/static/studio.css").status_code == 200  # the page's own style, before the token
+    assert lan.get("/api/options", headers=html).json()["error"].startswith("this studio needs its token")
+    typed = lan.get("/?token=s3cret-token-for-the-test", headers=html)  # what the page's form sends
+    assert typed.status_code == 303 and lan.get("/", headers=html).status_code == 200
+
+
+def test_no_page_or_answer_of_the_studio_may_be_framed(client, studio):
+    lan = TestClient(create_app(studio, host="0.0.0.0", token="s3cret-token-for-the-test"),
+                     base_url="http://192.168.1.20:7860")
+    for r in (client.get("/"), client.get("/api/options"), client.get("/api/jobs/nope"), client.get("/static/studio.js"),
+              lan.get("/", headers={"Accept": "text/html"})):
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], r.url
+        assert r.headers["referrer-policy"] == "no-referrer"  # the token in a URL never leaves in a Referer
+
+
+def test_the_banner_says_who_can_open_the_studio(client, studio):
+    assert client.get("/api/options").json()["access"]["mode"] == "loopback"
+    lan = TestClient(create_app(studio, host="0.0.0.0", token="s3cret-token-for-the-test"),
+                     base_url="http://192.168.1.20:7860", headers={"Authorization": "Bearer s3cret-token-for-the-test"})
+    assert lan.get("/api/options").json()["access"]["mode"] == "token"
+    script = (Path(__file__).resolve().parent.parent / "dreamvid" / "web" / "static" / "studio.js").read_text()
+    assert "Everything stays on this machine" not in script and "Only this computer can open" in script
 
 
 def test_requests_from_another_site_are_refused(client):
@@ -403,14 +424,22 @@ def test_one_clients_jobs_and_files_are_invisible_to_another(client, studio):
     job = wait(client, submit(client)["id"])
     mine = upload(client).json()["upload"]
     other = TestClient(create_app(studio), base_url=LOCAL)  # another browser: its own client key
-    assert other.get("/api/jobs").json() == []
-    for path in (f"/api/jobs/{job['id']}", f"/api/jobs/{job['id']}/files/output",
-                 f"/api/jobs/{job['id']}/files/input"):
+    assert other.get("/api/jobs").json()["jobs"] == []
+    for path in (f"/api/jobs/{job['id']}", *(f"/api/jobs/{job['id']}/files/{which}" for which in studio_files())):
         assert other.get(path).status_code == 404
-    assert other.post(f"/api/jobs/{job['id']}/cancel").status_code == 404
+    for action in ("cancel", "resume", "reuse"):
+        assert other.post(f"/api/jobs/{job['id']}/{action}").status_code == 404
+    assert other.delete(f"/api/jobs/{job['id']}").status_code == 404
+    assert other.get(f"/api/uploads/{mine}/poster").status_code == 404
     r = other.post("/api/jobs", json={"upload": mine, "mode": "image"})  # someone else's upload token
     assert r.status_code == 404
     assert client.get(f"/api/jobs/{job['id']}/files/output").status_code == 200
+
+
+def studio_files():
+    from dreamvid.web.jobs import FILES
+
+    return FILES
 
 
 # ---- the command ------------------------------------------------------------------------------------
@@ -426,77 +455,51 @@ def test_serve_without_the_web_extra_says_what_to_install(monkeypatch, tmp_path)
     assert 'pip install "dreamvid[web]"' in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_serve_on_another_address_prints_a_url_with_its_token(monkeypatch, tmp_path):
+def test_serve_on_another_address_prints_urls_with_a_token_kept_across_restarts(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     from dreamvid.cli import app
     from dreamvid.web import server
 
-    served = {}
-    monkeypatch.setattr(server, "bind", lambda host, port: served.setdefault("sock", server.socket.socket()))
+    served = []
+    monkeypatch.setattr(server, "bind", lambda host, port: server.socket.socket())
+    monkeypatch.setattr(server, "machine_addresses", lambda family=None: ["192.168.1.20"])
 
     def serve(studio, sock, *, host, token, ready):  # nothing is bound: the guard is built as it would be
         guard = Guard(host, token)
-        served["guard"] = guard
-        ready(f"http://{host}:7860/?token={guard.token}")
+        served.append(guard)
+        sock.close()
+        where = "127.0.0.1" if guard.loopback else "192.168.1.20"
+        ready([f"http://{where}:7860/" + (f"?token={guard.token}" if guard.token else "")])
 
     monkeypatch.setattr(server, "serve", serve)
-    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--data", str(tmp_path / "d")])
-    served["sock"].close()
-    assert result.exit_code == 0, result.output
-    assert f"?token={served['guard'].token}" in result.output and not served["guard"].loopback
+    runs = [CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--data", str(tmp_path / "d")]) for _ in range(2)]
+    for result in runs:
+        assert result.exit_code == 0, result.output
+        assert f"Open http://192.168.1.20:7860/?token={served[0].token} from any device" in result.output
+    assert served[0].token == served[1].token and not served[0].loopback  # the same URL after a restart
+    assert (tmp_path / "d" / "token").stat().st_mode & 0o077 == 0  # readable by its owner only
+    local = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "d")])
+    assert "only this computer" in local.output and "token" not in local.output and served[2].token is None
 
 
-# ---- a real browser --------------------------------------------------------------------------------
+def test_a_wildcard_address_prints_this_machines_addresses_or_a_note(monkeypatch):
+    from dreamvid.cli.serve import opening
+    from dreamvid.web import server
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,1000")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver; .ci/run installs them)")
-def test_a_browser_uploads_a_photo_dreams_it_and_sees_the_result(tmp_path, tiny):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    studio = Studio(tmp_path / "data")  # the bundled default model
-    with running(studio) as url:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # no driver download
-        try:
-            driver.set_page_load_timeout(30)
-            driver.get(url)
-            wait = WebDriverWait(driver, WAIT)
-            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#layers input[type=checkbox]:checked"))
-            driver.find_element(By.ID, "file").send_keys(str(SAMPLE))
-            wait.until(lambda d: d.find_element(By.ID, "dream").is_enabled())
-            for name, value in (("max_size", "128"), ("iterations", "3"), ("num_octave", "2"), ("step", "0.05")):
-                driver.find_element(By.CSS_SELECTOR, f"#params [name={name}]").send_keys(value)
-            driver.find_element(By.ID, "dream").click()
-            wait.until(lambda d: d.execute_script(
-                "const i = document.querySelector('.job[data-status=done] img.result');"
-                "return i !== null && !i.hidden && i.complete && i.naturalWidth > 0"))
-            size = driver.execute_script("const i = document.querySelector('img.result');"
-                                         "return [i.naturalWidth, i.naturalHeight]")
-            assert size == [128, 85]  # chelsea.jpg (451x300) dreamed at max_size 128
-            assert "made in" in driver.find_element(By.CSS_SELECTOR, ".job .info").text
-            for details in driver.find_elements(By.CSS_SELECTOR, ".job details"):
-                details.click()
-            driver.execute_script("window.scrollTo(0, 0)")
-            shot = tmp_path / "studio.png"
-            driver.save_screenshot(str(shot))
-            assert shot.stat().st_size > 10_000
-            print(f"screenshot: {shot}")
-        finally:
-            driver.quit()
+    sock = server.bind("0.0.0.0", 0)
+    try:
+        port = sock.getsockname()[1]
+        monkeypatch.setattr(server, "machine_addresses", lambda family=None: ["10.1.2.3", "192.168.0.7"])
+        lines = opening("0.0.0.0", server.urls(Guard("0.0.0.0", "t" * 20), sock))
+        assert f"http://10.1.2.3:{port}/?token={'t' * 20}" in lines and "192.168.0.7" in lines
+        assert "0.0.0.0" not in lines
+        monkeypatch.setattr(server, "machine_addresses", lambda family=None: [])
+        note = opening("0.0.0.0", server.urls(Guard("0.0.0.0", "t" * 20), sock))
+        assert "0.0.0.0" not in note and "THIS-COMPUTERS-ADDRESS" in note and "ip addr" in note
+    finally:
+        sock.close()
+    assert all(not a.startswith("127.") for a in server.machine_addresses())  # the real ones: never loopback
 
 
 def test_classes_smooth_and_a_motion_mask_reach_the_render_and_its_command(tmp_path):
@@ -505,7 +508,7 @@ def test_classes_smooth_and_a_motion_mask_reach_the_render_and_its_command(tmp_p
 
     spec = parse_request({"mode": "image", "params": {"classes": "golden retriever\npug:0.5", "smooth": 1}}, {})
     assert spec.overrides["classes"] == ((207, 1.0), (254, 0.5)) and spec.overrides["smooth"] == 1.0
-    command = spec.command(tmp_path / "a.jpg", tmp_path / "a.dream.png", tmp_path)
+    command = spec.command(Path("input/a.jpg"), Path("output/a.dream.png"), None)
     assert "--class 207:1 --class 254:0.5" in command and "--smooth 1.0" in command
     assert spec.settings(tmp_path).dream.classes == ((207, 1.0), (254, 0.5))
     assert parse_request({"mode": "video", "params": {"mask": "motion"}}, {}).overrides["mask"] == "motion"

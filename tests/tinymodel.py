@@ -9,8 +9,11 @@ LAYERS = ("conv1", "conv2", "conv3")
 
 
 def build(seed: int = 0):
-    import keras
+    from dreamvid.models import setup_keras
 
+    # Keras on TensorFlow, or on PyTorch where TensorFlow is not installed. The seeded draw
+    # depends on the framework: the torch-only environment dreams on other random weights.
+    keras = setup_keras()
     keras.utils.set_random_seed(seed)
     inp = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)

@@ -19,15 +19,39 @@ except ImportError:  # pragma: no cover - older Typer uses the click package
     from click.exceptions import Abort
 
 from .. import __version__
-from ..errors import EXIT_USAGE
+from ..errors import EXIT_USAGE, interruption_exit_code
+from ..signals import stopped_line
 from . import help as _help
-from .common import State, error_text, ignore_interrupts, quiet_opencv, setup_logging, stop_on_signals
+from .common import (State, error_text, extra_argument_hint, ignore_interrupts, quiet_opencv, setup_logging,
+                     stop_on_signals)
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM (`cause`) outside a command's own handling (parsing its options,
+    the root callback), carried past Typer, which turns a KeyboardInterrupt into a silent
+    exit 130 (for SIGTERM too, whose documented code is 143)."""
+
+    def __init__(self, cause: KeyboardInterrupt):
+        super().__init__()
+        self.cause = cause
 
 
 class OneLineErrors(TyperGroup):
     """The app's group: a usage error (unknown flag or command, a value that does not parse,
     a missing argument) is one `Error:` line with the way out and exit 2, like every other
-    error, instead of Typer's usage text and box."""
+    error, instead of Typer's usage text and box; a stop anywhere is one line and 130 / 143."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            raise _Stopped(e) from e
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise _Stopped(e) from e
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -40,7 +64,8 @@ class OneLineErrors(TyperGroup):
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "dreamvid"
             message = " ".join(e.format_message().split())
-            typer.echo(error_text(message, f"see `{where} --help` for the options"), err=True)
+            output = extra_argument_hint(message) if _takes_output(e.ctx) else None
+            typer.echo(error_text(message, output or f"see `{where} --help` for the options"), err=True)
             code = EXIT_USAGE
         except click.ClickException as e:
             typer.echo(error_text(" ".join(e.format_message().split())), err=True)
@@ -48,7 +73,14 @@ class OneLineErrors(TyperGroup):
         except Abort:  # end of input at a prompt (dreamvid asks none)
             typer.echo("Aborted.", err=True)
             code = 1
+        except _Stopped as e:
+            typer.echo(stopped_line(e.cause), err=True)
+            code = interruption_exit_code(e.cause)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _takes_output(ctx) -> bool:
+    return ctx is not None and any("-o" in getattr(p, "opts", ()) for p in ctx.command.params)
 
 
 _help.install()  # click-style metavars in --help (cli/help.py)

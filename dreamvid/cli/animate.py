@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SettingsError
-from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, ray_option,
+from ..numeric import literal
+from .common import (RenderBar, dream_flags, handle_errors, interrupted, keep_frames_option, option, ray_option,
                      restart_option, with_dream_options, work_dir_option, workers_option)
 
 MOTION_PANEL = "Camera path"
@@ -26,6 +27,15 @@ def _opt(*names: str, help: str, type_=Optional[float], panel: str):
     return Annotated[type_, typer.Option(*names, help=help, rich_help_panel=panel, show_default=False)]
 
 
+def _zoom_opt(name: str, panel: str, section: str = "zoom"):
+    """A zoom's setting as its option, from the catalogue (params.py)."""
+    return option(section, name, "zoom", panel)
+
+
+def _lapse_opt(name: str, type_=None):
+    return option("timelapse", name, "timelapse", LAPSE_PANEL, type_=type_)
+
+
 def _output_opt(what: str):
     return Annotated[Optional[Path], typer.Option("--output", "-o", show_default=False, help=what)]
 
@@ -40,14 +50,13 @@ def _beside(source: Path, tag: str, suffix: str) -> Path:
     return source.with_name(f"{source.stem}.{tag}{suffix}")
 
 
-def parse_value(text: Optional[str]):
-    """'1.25' -> 1.25; '1.02+0.01*sin(t)' stays text (an expression, checked by the settings); None stays None."""
+def parse_value(text: Optional[str], key: str = "value"):
+    """'1.25' -> 1.25; '1.02+0.01*sin(t)' stays text (an expression, checked by the settings); None stays None.
+    A number too long to be meant is SettingsError naming `key` (numeric.literal)."""
     if text is None:
         return None
-    try:
-        return float(text)
-    except ValueError:
-        return text.strip()
+    number = literal(text, key)
+    return text.strip() if number is None else float(number)
 
 
 def parse_pair(text: Optional[str], flag: str, example: str) -> Optional[tuple]:
@@ -66,7 +75,7 @@ def parse_pair(text: Optional[str], flag: str, example: str) -> Optional[tuple]:
     parts.append(cur)
     if len(parts) != 2 or not all(p.strip() for p in parts):
         raise SettingsError(f"{flag} must be two numbers X,Y (got {text!r})", hint=f"e.g. {flag} {example}")
-    return parse_value(parts[0]), parse_value(parts[1])
+    return parse_value(parts[0], flag), parse_value(parts[1], flag)
 
 
 # ---- zoom ----------------------------------------------------------------------------------------------
@@ -78,19 +87,12 @@ def zoom(
     source: _source_arg(),
     output: _output_opt("Result: .mp4/.mov/.mkv, .gif, or a folder for PNG frames "
                         "(default: SOURCE.zoom.mp4 beside the source).") = None,
-    zoom_: _opt("--zoom", help="Zoom factor per second: 1 still, 1.25 flies in (default), 0.8 flies out; or an "
-                "expression of t, f, fps, duration (and rms, onset, bass, mid, treble with --audio), e.g. "
-                "'1.02+0.01*sin(2*pi*t/4)'.", type_=Optional[str], panel=MOTION_PANEL) = None,
-    rotate: _opt("--rotate", help="Rotation in degrees per second, + counter-clockwise (default 0); or an "
-                 "expression, e.g. '3*t'.", type_=Optional[str], panel=MOTION_PANEL) = None,
-    pan: _opt("--pan", help="Pan in pixels per second, X,Y (right, down), e.g. 12,-4 (default 0,0).",
-              type_=Optional[str], panel=MOTION_PANEL) = None,
-    center: _opt("--center", help="Zoom/rotation centre as fractions of width,height (default 0.5,0.5).",
-                 type_=Optional[str], panel=MOTION_PANEL) = None,
-    duration: _opt("--duration", "-d", help="Length in seconds (default: the keyframes' last time, else 10).",
-                   panel=MOTION_PANEL) = None,
-    frames: _opt("--frames", help="Length in frames, instead of --duration.", type_=Optional[int],
-                 panel=MOTION_PANEL) = None,
+    zoom_: _zoom_opt("zoom", MOTION_PANEL) = None,
+    rotate: _zoom_opt("rotate", MOTION_PANEL) = None,
+    pan: _zoom_opt("pan", MOTION_PANEL) = None,
+    center: _zoom_opt("center", MOTION_PANEL) = None,
+    duration: _zoom_opt("duration", MOTION_PANEL) = None,
+    frames: _zoom_opt("frames", MOTION_PANEL) = None,
     audio: _opt("--audio", help="A song the zoom follows: the length is the song's unless given, expressions may "
                 "use its envelopes (rms, onset, bass, mid, treble, each 0..1), and the output carries it.",
                 type_=Optional[Path], panel=MOTION_PANEL) = None,
@@ -102,28 +104,18 @@ def zoom(
                                                "stop.")] = False,
     as_json: Annotated[bool, typer.Option("--json", rich_help_panel=MOTION_PANEL,
                                           help="With --dry-run: JSON instead of a table.")] = False,
-    fps: _opt("--fps", help="Frames per second (24 default, 30000/1001); the path does not depend on it.",
-              type_=Optional[str], panel=MOTION_PANEL) = None,
+    fps: _zoom_opt("fps", MOTION_PANEL) = None,
     keyframes: _opt("--keyframes", "-k", help="TOML file of keyframe tables easing zoom, rotate, pan, "
                     "center and step, iterations, num_octave, octave_scale, max_loss, jitter, layers over time.",
                     type_=Optional[Path], panel=MOTION_PANEL) = None,
-    frame_iterations: _opt("--frame-iterations", help="Iterations per octave of each frame after the first "
-                           "(it starts from the moved previous dream).", type_=Optional[int],
-                           panel=FRAME_PANEL) = None,
-    frame_num_octave: _opt("--frame-num-octave", help="Octaves of each frame after the first.",
-                           type_=Optional[int], panel=FRAME_PANEL) = None,
-    interpolation: _opt("--interpolation", help="Warp kernel: lanczos (default, sharpest), cubic, linear, "
-                        "nearest.", type_=Optional[str], panel=FRAME_PANEL) = None,
-    interpolate: _opt("--interpolate", help="K: write K-1 flow-interpolated frames between dreamed frames, played "
-                      "K times faster (smoother at the same speed; no model, 1..16).", type_=Optional[int],
-                      panel=FRAME_PANEL) = None,
-    edges: _opt("--edges", help="What fills the border a zoom-out, rotation or pan uncovers: inpaint (default: "
-                "grown from the picture, then dreamed) or reflect (mirrored).", type_=Optional[str],
-                panel=FRAME_PANEL) = None,
-    color_hold: _opt("--color-hold", "--colour-hold", help="0..1: how firmly colours are held to the first "
-                     "frame's (0 lets them run to a saturated rainbow; default 0.5).", panel=FRAME_PANEL) = None,
-    crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51; 18 looks lossless.", type_=Optional[int],
-              panel=OUTPUT_PANEL) = None,
+    frame_iterations: _zoom_opt("frame_iterations", FRAME_PANEL, "video") = None,
+    frame_num_octave: _zoom_opt("frame_num_octave", FRAME_PANEL, "video") = None,
+    interpolation: _zoom_opt("interpolation", FRAME_PANEL) = None,
+    interpolate: _zoom_opt("interpolate", FRAME_PANEL) = None,
+    edges: _zoom_opt("edges", FRAME_PANEL) = None,
+    color_hold: _zoom_opt("color_hold", FRAME_PANEL) = None,
+    crf: _zoom_opt("crf", OUTPUT_PANEL, "video") = None,
+    pix_fmt: _zoom_opt("pix_fmt", OUTPUT_PANEL, "video") = None,
     restart: restart_option(OUTPUT_PANEL) = False,
     keep_frames: keep_frames_option(OUTPUT_PANEL) = False,
     work_dir: work_dir_option(OUTPUT_PANEL) = None,
@@ -140,11 +132,12 @@ def zoom(
     from ..render import zoom as zooming
 
     output = output or _beside(source, "zoom", ".mp4" if not preview else ".preview.mp4")
-    motion = {"zoom": parse_value(zoom_), "rotate": parse_value(rotate), "pan": parse_pair(pan, "--pan", "12,-4"),
+    motion = {"zoom": parse_value(zoom_, "zoom"), "rotate": parse_value(rotate, "rotate"),
+              "pan": parse_pair(pan, "--pan", "12,-4"),
               "center": parse_pair(center, "--center", "0.5,0.4"), "duration": duration, "frames": frames, "fps": fps,
               "interpolation": interpolation, "edges": edges, "color_hold": color_hold, "interpolate": interpolate,
               "frame_iterations": frame_iterations,
-              "frame_num_octave": frame_num_octave, "crf": crf}
+              "frame_num_octave": frame_num_octave, "crf": crf, "pix_fmt": pix_fmt}
     if dry_run:
         rows = zooming.zoom_schedule(source, preset=preset, keyframes=keyframes, audio=audio, **dream_flags(dream),
                                      **motion)
@@ -197,22 +190,15 @@ def timelapse(
     output: _output_opt("Result: .mp4/.mov/.mkv or .gif (crossfaded snapshots), .png/.jpg (a labelled "
                         "contact sheet), or a folder (the snapshots as PNG) "
                         "(default: SOURCE.timelapse.mp4 beside the source).") = None,
-    checkpoints: _opt("--checkpoints", "-c", help="Iteration counts (per octave) rendered independently, "
-                      "increasing: 40,80,120,160,200,240 (the default).", type_=Optional[str],
-                      panel=LAPSE_PANEL) = None,
-    every: _opt("--every", help="Instead: ONE run of --iterations, a snapshot every K steps (over all octaves) "
-                "and of the result.", type_=Optional[int], panel=LAPSE_PANEL) = None,
-    fps: _opt("--fps", help="Video frame rate (default 25).", type_=Optional[str], panel=LAPSE_PANEL) = None,
-    hold: _opt("--hold", help="Seconds each snapshot is shown in a video (default 1).", panel=LAPSE_PANEL) = None,
-    fade: _opt("--fade", help="Seconds of crossfade between snapshots (default 0.5; 0 cuts).",
-               panel=LAPSE_PANEL) = None,
-    labels: Annotated[bool, typer.Option("--labels/--no-labels", rich_help_panel=LAPSE_PANEL,
-                                         help="Write the iteration count on video frames.")] = True,
-    cell_size: _opt("--cell-size", help="Longest side of each picture in a contact sheet, px (default 384).",
-                    type_=Optional[int], panel=LAPSE_PANEL) = None,
-    columns: _opt("--columns", help="Pictures per row of a contact sheet (default: about 16:9).",
-                  type_=Optional[int], panel=LAPSE_PANEL) = None,
-    crf: _opt("--crf", help="H.264 quality, 0 (lossless) .. 51.", type_=Optional[int], panel=LAPSE_PANEL) = None,
+    checkpoints: _lapse_opt("checkpoints") = None,
+    every: _lapse_opt("every") = None,
+    fps: _lapse_opt("fps", type_=Optional[str]) = None,  # 30000/1001 too: parsed by settings.parse_fps
+    hold: _lapse_opt("hold") = None,
+    fade: _lapse_opt("fade") = None,
+    labels: _lapse_opt("labels", type_=bool) = True,
+    cell_size: _lapse_opt("cell_size") = None,
+    columns: _lapse_opt("columns") = None,
+    crf: _lapse_opt("crf") = None,
     restart: restart_option(LAPSE_PANEL, "checkpoints") = False,
     work_dir: work_dir_option(LAPSE_PANEL, "checkpoints") = None,
     workers: workers_option() = None,
@@ -255,16 +241,10 @@ def _fps(text: str):
 def sweep(
     ctx: typer.Context,
     source: _source_arg(),
-    vary: Annotated[list[str], typer.Option(
-        "--vary", show_default=False, rich_help_panel=SWEEP_PANEL,
-        help="KEY=V1,V2,... a setting and its values; repeat for more axes (the first runs along the columns). "
-             "Any setting: step, num_octave, octave_scale, iterations, max_loss, layers (join with +), model, "
-             "seed, ...")],
+    vary: option("sweep", "vary", "sweep", SWEEP_PANEL, type_=list[str]),
     output: _output_opt("The labelled grid: .png/.jpg/.webp (default: SOURCE.sweep.png beside the source).") = None,
-    save_cells: _opt("--save-cells", help="Also save every cell at full size into this folder.",
-                     type_=Optional[Path], panel=SWEEP_PANEL) = None,
-    cell_size: _opt("--cell-size", help="Longest side of each picture in the grid, px (default 384).",
-                    type_=Optional[int], panel=SWEEP_PANEL) = None,
+    save_cells: option("sweep", "save_cells", "sweep", SWEEP_PANEL, type_=Optional[Path]) = None,
+    cell_size: option("sweep", "cell_size", "sweep", SWEEP_PANEL) = None,
     restart: restart_option(SWEEP_PANEL, "cells") = False,
     work_dir: work_dir_option(SWEEP_PANEL, "cells") = None,
     workers: workers_option() = None,

@@ -10,15 +10,17 @@ import functools
 import inspect
 import logging
 import os
+import re
 import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
 from ..errors import DreamvidError, Terminated, interruption_exit_code
+from ..signals import ignore_interrupts, stop_on_signals  # noqa: F401  (installed first by __main__)
 
 log = logging.getLogger("dreamvid")
 
@@ -79,97 +81,131 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def forgotten_output(sources: list[Path], output: Path | None, kinds: tuple[str, ...] = ("image", "frames")) -> None:
+    """Before any work: `dreamvid image photo.jpg dream.png` meant `-o dream.png`. The last of
+    several sources, when no -o is given, it does not exist, and it names an output of one of
+    `kinds` (media.output_kind: a picture, or a folder for a batch), is refused with the -o
+    that was forgotten, instead of dreaming the others and only then saying it is missing."""
+    from ..errors import InputError
+    from ..media.paths import output_kind
+
+    if output is not None or len(sources) < 2 or sources[-1].exists():
+        return
+    last = sources[-1]
+    try:
+        if output_kind(last) not in kinds:
+            return
+    except DreamvidError:  # not a name dreamvid writes: an ordinary missing photo
+        return
+    raise InputError(f"photo {last} does not exist",
+                     hint=f"to write the result there, did you mean `-o {shlex.quote(str(last))}`?")
+
+
+def extra_argument_hint(message: str) -> str | None:
+    """`dreamvid video clip.mp4 dream.mp4` (one source, one stray word): the -o it meant."""
+    m = re.fullmatch(r"Got unexpected extra argument(?:\(s\)|s)? \((.+)\)", message)
+    return f"did you mean `-o {shlex.quote(m.group(1))}`?" if m and " " not in m.group(1) else None
+
+
 # ---- the dream options, shared by image, video, zoom, timelapse and sweep ----------------
 
 PANEL = "Dream (defaults < --preset < these flags)"
 EXPRESSION_NAMES = "t, f, fps, duration and the audio's rms, onset, bass, mid, treble"  # expr.py
 
 
-# (parameter, flags, type, help, range): one definition for every command keeps the vocabulary
-# identical; the range is what settings.validate accepts, the default is shown per command.
-DREAM_FIELDS: list[tuple[str, tuple[str, ...], Any, str, str]] = [
-    ("model", ("--model", "-m"), Optional[str], "Backbone (see `dreamvid models`) or a .keras file.", ""),
-    ("layer", ("--layer", "-l"), Optional[list[str]],
-     "Layer to dream on: NAME, one channel NAME/CHANNEL, with :WEIGHT (a negative one suppresses it); repeat for "
-     "several (see `dreamvid layers MODEL --channels`).", ""),
-    ("classes", ("--class",), Optional[list[str]], "ImageNet class to dream, NAME[:W] or its index (a negative "
-     "weight suppresses it); repeat for several (see `dreamvid classes`). Needs a model with its classifier.", ""),
-    ("guide", ("--guide",), Optional[str], "An image whose features the dream grows toward.", ""),
-    ("guide_weight", ("--guide-weight",), Optional[float], "How much of the dream follows the guide (1: only the "
-     "guide).", "0..1"),
-    ("mask", ("--mask",), Optional[str], "Where to dream: a mask image (white dreams, black keeps the picture, grey "
-     "between); for a video also a mask clip, motion (what moves) or still (what stands).", ""),
-    ("step", ("--step",), Optional[float], "Gradient-ascent step size (0.01 subtle .. 0.05 strong).", "> 0"),
-    ("num_octave", ("--num-octave",), Optional[int], "Number of scales dreamed at.", "1..20"),
-    ("octave_scale", ("--octave-scale",), Optional[float], "Size ratio between octaves.", "> 1"),
-    ("iterations", ("--iterations", "-i"), Optional[int], "Gradient-ascent steps per octave.", "0..10000"),
-    ("max_loss", ("--max-loss",), Optional[float], "Stop an octave once the loss passes this.", "> 0"),
-    ("jitter", ("--jitter",), Optional[int], "Random roll in px applied before each step.", "0..4096"),
-    ("smooth", ("--smooth",), Optional[float], "Blur of each step's gradient, in % of the shorter side: calmer, "
-     "larger shapes (0: none).", "0..10"),
-    ("lapnorm", ("--lapnorm",), Optional[int], "Laplacian-pyramid levels the gradient is normalised over, band by "
-     "band: larger shapes grow as fast as fine texture (0: off).", "0..8"),
-    ("decorrelate", ("--decorrelate",), Optional[float], "How fully the step works in ImageNet's decorrelated colour "
-     "space: less rainbow pixel noise (0: off, 1: fully).", "0..1"),
-    ("transform", ("--transform",), Optional[float], "Random scale (up to 10%) and rotation (up to 5 degrees) of the "
-     "picture each step, times this: creatures instead of pixel patterns (0: off).", "0..3"),
-    ("tile", ("--tile",), Optional[int], "Tile size in px for large images (bounds memory).", ">= 64"),
-    ("tile_batch", ("--tile-batch",), Optional[int], "Tiles per network call (default: up to 16 on a GPU, 1 on "
-     "a CPU; halved by itself if the GPU runs out of memory).", "1..64"),
-    ("seed", ("--seed",), Optional[int], "Random seed of the jitter.", "0..4294967295"),
-    ("max_size", ("--max-size",), Optional[int], "Downscale so the longest side is at most this (px).", ">= 32"),
-    ("weights", ("--weights",), Optional[str], "Local weights file for a downloadable model.", ""),
-    ("precision", ("--precision",), Optional[str], "auto (the faster of the two on this machine and network, "
-     "measured once; see `dreamvid doctor`), float32, or mixed (float16 compute on a GPU, bfloat16 on a CPU).",
-     "auto|float32|mixed"),
-    ("backend", ("--backend",), Optional[str], "What runs the dream: auto (the faster here, measured once per network; "
-     "see `dreamvid doctor`), tensorflow, or torch (CUDA, Apple MPS or the CPU; pip install 'dreamvid[torch]').",
-     "auto|tensorflow|torch"),
-]
+_TYPES = {"int": Optional[int], "float": Optional[float], "bool": Optional[bool], "lines": Optional[list[str]],
+          "layers": Optional[list[str]]}  # other kinds are text (a choice, a path, a pair, an fps)
+SECTION_PANELS = {"dream": PANEL, "video": "Video", "zoom": "Camera path", "timelapse": "Timelapse", "sweep": "Sweep"}
 
 
-def dream_options(mode: str) -> list[inspect.Parameter]:
-    """The dream options of a `mode` command, each help line ending in its range and the
-    default that command starts from (its own preset's, for video and zoom)."""
+def keyword_option(name: str, panel: str):
+    """The option of a render keyword that is not a setting (video's --start, --end; params.KEYWORDS)."""
+    from ..params import KEYWORDS
+
+    p = next(k for k in KEYWORDS if k.name == name)
+    return Annotated[Optional[str], typer.Option(*p.cli_flags(), help=p.help, rich_help_panel=panel,
+                                                 show_default=False)]
+
+
+@functools.lru_cache(maxsize=None)
+def base_settings(mode: str):
+    """The Settings a `mode` command starts from (its own preset's, for video and zoom): the
+    defaults its --help shows."""
     from .. import presets
-    from ..settings import DreamSettings
+    from ..settings import Settings
 
     try:
-        base = presets.resolve_for(mode).dream
+        return presets.resolve_for(mode)
     except Exception:  # noqa: BLE001 - a broken preset file must not break --help
-        base = DreamSettings()
+        return Settings()
+
+
+def option(section: str, name: str, mode: str, panel: str, *, type_=None, base=None, **extra):
+    """The Typer option of the catalogue's setting `section.name` (params.py) in a `mode`
+    command: its flags and metavar, its help ending in the range and the default that command
+    starts from. type_: instead of the kind's (a text the command parses itself)."""
+    from ..params import get
+    from ..settings import EXPRESSION_KEYS
+
+    p = get(section, name)
+    limits = p.range_text()
+    type_ = type_ or _TYPES.get(p.kind, Optional[str])
+    if (section, name) in EXPRESSION_KEYS.get(mode, ()):  # a number or an expression (expr.py)
+        type_, limits = Optional[str], f"{limits or 'a number'}, or an expression of {EXPRESSION_NAMES}"
+    if p.kind == "layers" and mode == "video":  # render/values.py: each entry's weight per frame
+        limits = f"W a number or an expression of {EXPRESSION_NAMES}, e.g. block4c_out:0.5+0.5*onset"
+    shown = _default_text(p, getattr(getattr(base or base_settings(mode), section), name), mode)
+    metavar = p.metavar or {"int": "N", "float": "X"}.get(p.kind)
+    return Annotated[type_, typer.Option(*p.cli_flags(), rich_help_panel=panel, show_default=False, metavar=metavar,
+                                         help=f"{p.help}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]
+
+
+def _default_text(p, value, mode: str) -> str:
+    """ [default: VALUE, the video preset's] for a setting's value in the settings a command starts
+    from; a bool as the flag in effect, None as what it means; nothing for a path or no classes."""
+    from .. import presets
+
     whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
-    params = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+    if p.kind == "path" or (p.kind == "lines" and not value) or p.name == "vary":
+        return ""
+    if value is None or (p.kind == "layers" and not value):
+        text, whose = p.none, ""
+    elif p.kind == "bool":
+        text = p.cli_flags()[0].split("/")[0 if value else 1]
+    elif p.kind in ("layers", "lines"):  # ((name or class index, weight), ...)
+        text = ", ".join(f"{n}:{w:g}" if not isinstance(w, str) else f"{n}:{w}" for n, w in value)
+    elif isinstance(value, tuple):
+        text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    else:
+        text = value
+    return f" \\[default: {text}{whose}]" if text != "" else ""
+
+
+def dream_options(mode: str, own: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """The options of a `mode` command that come from the catalogue by themselves: --preset,
+    every dream setting, then any other setting the mode reads that the command does not
+    declare itself (`own`: a new setting appears in its section's panel with no code here).
+    Each help line ends in its range and the default that command starts from (its own
+    preset's, for video and zoom)."""
+    from .. import presets
+    from ..params import of_mode
+
+    base = base_settings(mode)
+    whose = f", the {presets.MODE_PRESET[mode]} preset's" if mode in presets.MODE_PRESET else ""
+    options = [inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[str], typer.Option("--preset", "-p", rich_help_panel=PANEL, show_default=False, metavar="NAME",
                                     help="Preset name (see `dreamvid presets`) or a .toml file"
                                          f"{f' (default: {presets.MODE_PRESET[mode]})' if whose else ''}.",
                                     autocompletion=complete_presets)])]
-    from ..settings import EXPRESSION_KEYS
-
-    for name, flags, type_, text, limits in DREAM_FIELDS:
-        if ("dream", name) in EXPRESSION_KEYS.get(mode, ()):  # a number or an expression (expr.py)
-            type_, limits = Optional[str], f"{limits}, or an expression of {EXPRESSION_NAMES}"
-        value = getattr(base, "layers" if name == "layer" else name)
-        if name == "layer":
-            if mode == "video":  # render/values.py: each entry's weight per frame
-                limits = f"W a number or an expression of {EXPRESSION_NAMES}, e.g. block4c_out:0.5+0.5*onset"
-            value = ", ".join(f"{n}:{w:g}" if not isinstance(w, str) else f"{n}:{w}" for n, w in value) or \
-                "the model's default layers"
-        elif name == "classes":
-            value = ", ".join(f"{k}:{w:g}" for k, w in value) or None
-        shown = f" \\[default: {value}{whose}]" if value is not None else ""
-        extra = {"autocompletion": complete_models} if name == "model" else \
-            {"autocompletion": complete_layers} if name == "layer" else {}
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-            type_, typer.Option(*flags, rich_help_panel=PANEL, show_default=False, metavar=_metavar(name, type_),
-                                help=f"{text}{f' Range: {limits}.' if limits else ''}{shown}", **extra)]))
-    return params
-
-
-def _metavar(name: str, type_) -> str:
-    return {"model": "NAME", "layer": "NAME[/C][:W]", "weights": "FILE", "precision": "MODE", "backend": "NAME", "classes": "NAME[:W]",
-            "guide": "IMAGE", "mask": "MASK"}.get(
-        name, "N" if type_ == Optional[int] else "X")
+    settings = sorted(of_mode(mode).values(), key=lambda p: p.section != "dream")  # the dream panel first
+    for p in settings:
+        if p.section == "render" or p.name in own:
+            continue
+        extra = {"autocompletion": complete_models} if p.name == "model" else \
+            {"autocompletion": complete_layers} if p.name == "layers" else {}
+        options.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option(
+            p.section, p.name, mode, SECTION_PANELS.get(p.section, PANEL), base=base, **extra)))
+    return options
 
 
 def complete_presets(incomplete: str) -> list[str]:
@@ -185,25 +221,28 @@ def complete_models(incomplete: str) -> list[str]:
 
 
 def complete_layers(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Dreamable layers of the --model on the line (the default model otherwise). The network
-    is built without weights, so nothing is downloaded (a few seconds for TensorFlow)."""
-    from ..models import dreamable_layers
+    """Dreamable layers of the --model on the line (the default model otherwise): a registered
+    model's from its table at once; a .keras file's are read by Keras (a few seconds)."""
+    from ..models import dreamable_layers, is_user_model
     from ..settings import DEFAULT_MODEL
 
+    model = (ctx.params or {}).get("model") or DEFAULT_MODEL
     try:
-        import_tensorflow_quietly()
-        names = [n for n, _ in dreamable_layers((ctx.params or {}).get("model") or DEFAULT_MODEL)]
+        if is_user_model(model):
+            import_tensorflow_quietly()
+        names = [n for n, _ in dreamable_layers(model)]
     except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
         return []
     return [n for n in names if n.startswith(incomplete)]
 
 
 def with_dream_options(fn: Callable) -> Callable:
-    """Add the dream options to a command (named as its mode: image, video, zoom, timelapse,
-    sweep); they reach it as `dream=` {field: value or None} plus `preset=`."""
+    """Add the catalogue's options to a command (named as its mode: image, video, zoom,
+    timelapse, sweep; see dream_options); they reach it as `dream=` {field: value or None}
+    plus `preset=`, and the command passes them on to the library as keywords."""
     sig = inspect.signature(fn)
     own = [p for p in sig.parameters.values() if p.name not in ("dream", "preset")]
-    options = dream_options(fn.__name__.rstrip("_"))
+    options = dream_options(fn.__name__.rstrip("_"), tuple(p.name.rstrip("_") for p in own))  # zoom_: --zoom
 
     @functools.wraps(fn)
     def wrapper(**kwargs):
@@ -211,8 +250,7 @@ def with_dream_options(fn: Callable) -> Callable:
             os.environ.setdefault("DREAMVID_TF_LOGS", "1")
         flags = {p.name: kwargs.pop(p.name) for p in options}
         preset = flags.pop("preset")
-        layer = flags.pop("layer")
-        flags["layers"] = layer or None
+        flags["layers"] = flags["layers"] or None
         flags["classes"] = flags["classes"] or None
         return fn(**kwargs, dream=flags, preset=preset)
 
@@ -299,51 +337,6 @@ def interrupted(ctx: typer.Context, output: Path, work_dir: Optional[Path], noun
     raise typer.Exit(interruption_exit_code(why))
 
 
-def stop_on_signals() -> None:
-    """Ctrl-C raises KeyboardInterrupt and SIGTERM raises `Terminated` in the main thread,
-    once: the clean-up that follows (finished frames kept, worker threads joined, ffmpeg
-    reaped, the resume command printed) then runs to its end, and the exit code is 130/143.
-
-    Later Ctrl-Cs are ignored (SIG_IGN). With Python's own handler a second Ctrl-C 10 ms
-    after the first raised a second KeyboardInterrupt inside that clean-up (a thread join,
-    ffmpeg's reaping), or arrived while the interpreter shut down, when Python has put
-    SIGINT back to its default action: dreamvid died by the signal (no exit code), or, with
-    a worker thread still inside OpenCV or TensorFlow, C++ aborted it ("terminate called
-    without an active exception", exit 134). SIG_IGN, unlike a Python handler, survives the
-    shutdown. A second SIGTERM still kills at once, as `kill` twice means; Ctrl-\ (SIGQUIT)
-    always does. Ctrl-C stays ignored where it was ignored at start (nohup, a background job).
-    """
-    import signal
-
-    def interrupt(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    def terminate(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise Terminated()
-
-    try:
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, interrupt)
-        signal.signal(signal.SIGTERM, terminate)
-    except (ValueError, OSError):  # not the main thread (an embedding program): leave it alone
-        pass
-
-
-def ignore_interrupts() -> None:
-    """Once the command has its result and exit code: a Ctrl-C while the interpreter shuts
-    down (TensorFlow's teardown takes a moment) must not turn them into death by SIGINT."""
-    import signal
-
-    try:
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except (ValueError, OSError):
-        pass
-
-
 def quiet_opencv() -> None:
     """Silence OpenCV's own log lines (`[ WARN:0@0.1] global loadsave.cpp ...`, `[ERROR:...]`):
     they came before our `Error:` line, which says the same in words. An OPENCV_LOG_LEVEL
@@ -369,12 +362,17 @@ def progress_bar(transient: bool = False, console=None):
     def fixed(width: int) -> Column:
         return Column(no_wrap=True, min_width=width)
 
+    console = console or Console(stderr=True)
+    # A transient display in a pipe or a log has nothing to show at the end: rich would leave
+    # an empty line there, before the result or the Error: line.
+    disable = State.quiet or (transient and not console.is_terminal)
+
     return Progress(TextColumn("[bold]{task.description}", table_column=fixed(9)),
                     BarColumn(bar_width=16), MofNCompleteColumn(table_column=fixed(11)),
                     TimeElapsedColumn(table_column=fixed(7)), TextColumn("ETA", table_column=fixed(3)),
                     TimeRemainingColumn(table_column=fixed(7)),
                     TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
-                    console=console or Console(stderr=True), transient=transient, disable=State.quiet, expand=True)
+                    console=console, transient=transient, disable=disable, expand=True)
 
 
 class RenderBar:
@@ -433,7 +431,7 @@ def dream_flags(dream: dict) -> dict:
     number given to an option that takes expressions as a number)."""
     from ..expr import number_or_text
 
-    return {k: number_or_text(v) for k, v in dream.items() if v is not None}
+    return {k: number_or_text(v, k) for k, v in dream.items() if v is not None}
 
 
 def default_output(source: Path, suffix: str) -> Path:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import handle_errors, import_tensorflow_quietly
+from .listing import echo_table, paragraph
 
 
 def register(app: typer.Typer) -> None:
@@ -24,21 +25,6 @@ presets_app = typer.Typer(help="List the presets; `presets show NAME` prints one
                           invoke_without_command=True, no_args_is_help=False)
 
 
-def _table(*columns: str):
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    return table
-
-
-def _print(renderable) -> None:
-    from rich.console import Console
-
-    Console(soft_wrap=False, width=140).print(renderable)
-
-
 @models_app.callback()
 @handle_errors
 def models_list(ctx: typer.Context) -> None:
@@ -48,13 +34,14 @@ def models_list(ctx: typer.Context) -> None:
     from .. import models
     from ..settings import DEFAULT_MODEL
 
-    table = _table("model", "weights", "ready", "look")
+    rows = []
     for name, spec in models.MODELS.items():
-        ready = "yes" if models.is_cached(spec) else "no (downloads on first use)"
         source = "bundled" if spec.source == "bundled" else "download"
-        table.add_row(name + (" *" if name == DEFAULT_MODEL else ""), source, ready, spec.look)
-    _print(table)
-    typer.echo("* default. Your own network: --model PATH.keras. Local weights: --weights FILE.")
+        rows.append((name + (" *" if name == DEFAULT_MODEL else ""), source,
+                     "yes" if models.is_cached(spec) else "no", spec.look))
+    echo_table(("model", "weights", "ready", "look"), rows)
+    typer.echo(paragraph("* default. ready no: the weights download on first use (`dreamvid models fetch NAME` "
+                         "ahead). Your own network: --model PATH.keras. Local weights: --weights FILE."))
 
 
 @models_app.command("fetch")
@@ -77,19 +64,22 @@ def layers(model: Annotated[str, typer.Argument(help="Model name or .keras file.
     """List a model's dreamable layers with output shapes (at 224 px input); * marks the default."""
     from .. import models
 
-    import_tensorflow_quietly()
+    if models.is_user_model(model):  # a registered model's layers are a table: no TensorFlow
+        import_tensorflow_quietly()
     default = {n for n, _ in models.default_layers(model)}
-    table = _table("layer", f"output at {models.LISTING_SIZE} px (h, w, channels)", "default",
-                   *(["channels (--layer NAME/CHANNEL)"] if channels else []))
+    rows = []
     for name, shape in models.dreamable_layers(model):
         row = [name, " x ".join("?" if d is None else str(d) for d in shape), "*" if name in default else ""]
         if channels:
-            row.append(f"{name}/0 .. {name}/{shape[-1] - 1}" if shape and shape[-1] else "?")
-        table.add_row(*row)
-    _print(table)
-    spec = models.get_spec(model)
-    if channels and spec.head:
-        typer.echo("and the ImageNet classes: logits/0 .. logits/999, or --class NAME (`dreamvid classes`)")
+            row.append(f"0 .. {shape[-1] - 1}" if shape and shape[-1] else "?")
+        rows.append(row)
+    echo_table(("layer", f"h x w x channels at {models.LISTING_SIZE} px", "default",
+                *(["channels"] if channels else [])), rows)
+    if channels:
+        last = rows[-1][0] if rows else "LAYER"
+        typer.echo(paragraph(f"One channel: --layer NAME/CHANNEL, e.g. --layer {last}/0."
+                             + (" And the ImageNet classes: logits/0 .. logits/999, or --class NAME "
+                                "(`dreamvid classes`)." if models.get_spec(model).head else "")))
 
 
 @handle_errors
@@ -115,12 +105,9 @@ def classes(model: Annotated[Optional[str], typer.Argument(help="Model (default:
         near = imagenet.nearest(search or "")
         typer.echo(f"no class name contains {search!r}" + (f"; close: {', '.join(near)}" if near else ""))
         raise typer.Exit(1)
-    table = _table("index", "wordnet", "names")
-    for i, w, n in found:
-        table.add_row(str(i), w, n)
-    _print(table)
-    typer.echo(f'{len(found)} of {imagenet.N_CLASSES} classes. Dream one: --class "{found[0][2].split(", ")[0]}" '
-               f"or --class {found[0][0]}")
+    echo_table(("index", "wordnet", "names"), [(str(i), w, n) for i, w, n in found])
+    typer.echo(paragraph(f'{len(found)} of {imagenet.N_CLASSES} classes. Dream one: '
+                         f'--class "{found[0][2].split(", ")[0]}" or --class {found[0][0]}'))
 
 
 @presets_app.callback()
@@ -131,11 +118,11 @@ def presets_list(ctx: typer.Context) -> None:
         return
     from .. import presets
 
-    table = _table("preset", "model", "description")
+    rows = []
     for name in presets.available():
         data = presets.read(name)
-        table.add_row(name, data.get("dream", {}).get("model", "(default)"), data.get("description", ""))
-    _print(table)
+        rows.append((name, data.get("dream", {}).get("model", "(default)"), data.get("description", "")))
+    echo_table(("preset", "model", "description"), rows)
 
 
 @presets_app.command("show")
@@ -177,10 +164,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print the repor
         ("ffmpeg", r["ffmpeg"].get("error") or f"{r['ffmpeg']['version']} ({r['ffmpeg']['path']})"),
         ("extras", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in r["extras"].items())),
     ]
-    table = _table("", "")
-    for k, v in rows:
-        table.add_row(k, v)
-    _print(table)
+    echo_table(None, rows)
 
 
 def _auto_line(a: dict) -> str:

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import interruption_exit_code
-from .common import (RenderBar, dream_flags, error_text, fail, handle_errors, ray_option, resume_command,
-                     with_dream_options, workers_option)
+from .common import (RenderBar, dream_flags, error_text, fail, forgotten_output, handle_errors, ray_option,
+                     resume_command, with_dream_options, workers_option)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +39,7 @@ def image(
     """
     from ..render.still import render_images
 
+    forgotten_output(sources, output)
     written, total = [], [0]
 
     def on_item(p):

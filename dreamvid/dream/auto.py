@@ -14,11 +14,11 @@ and the backend computes reduced precision natively here (a GPU, or a CPU with A
 AVX512-BF16). In preference order: TensorFlow before PyTorch, float32 before mixed. The
 decision (`choose`), in order:
 1. one candidate: it, not timed;
-2. an image smaller than TIMING_SIZE on its longer side: the first candidate, with a note
+2. an image smaller than SMALL_SIZE on its longer side: the first candidate, with a note
    (the timing would cost more than the dream, and such a step is overhead-bound anyway);
 3. an entry of the cache file (cache.cache_dir()/auto.json) for this CPU model and flags,
    the candidates' GPUs and versions, dreamvid's version, model, layers and weights: its answer;
-4. else a timing: the compiled step of every candidate at TIMING_SIZE, one warm-up and
+4. else a timing: the compiled step of every candidate at TIMING_SHAPE, one warm-up and
    TIMING_STEPS steps each, interleaved; a later candidate replaces the best so far only if
    at least MIN_SPEEDUP faster (a tie keeps TensorFlow's and float32's results). A timing
    that fails falls back to the first candidate with a note. The result is cached.
@@ -44,7 +44,11 @@ from ..settings import DreamSettings, Layers
 
 log = logging.getLogger("dreamvid")
 
-TIMING_SIZE = 224  # px, square: the image the steps are timed on (and the smallest image that is timed)
+# (h, w) px the steps are timed on: a 512-px frame, as the bench's. At 224 px fixed costs hide
+# what decides: vgg16_hed's torch step was 1.11x TensorFlow's there, 1.2x at 320 and 1.33x at
+# 512x384 (a 2-core Xeon, bench/backends.py), so a timing at 224 px picked TensorFlow.
+TIMING_SHAPE = (384, 512)
+SMALL_SIZE = 224  # px: an image smaller than this on its longer side is not timed (the first candidate)
 TIMING_STEPS = 3  # timed steps per candidate, after one warm-up step each
 MIN_SPEEDUP = 1.1  # a later candidate must be this much faster than the best so far to be chosen
 CACHE_FILE = "auto.json"
@@ -63,7 +67,7 @@ class Choice:
     backend: str  # "tensorflow" | "torch"
     precision: str  # "float32" | "mixed"
     reason: str  # one line for --verbose and `dreamvid doctor`
-    seconds: dict[str, float] | None = None  # per step at TIMING_SIZE, by "backend/precision", when measured
+    seconds: dict[str, float] | None = None  # per step at TIMING_SHAPE, by "backend/precision", when measured
     cached: bool = False  # read from the cache file
 
     def as_dict(self) -> dict[str, Any]:
@@ -168,9 +172,9 @@ def choose(model: str, layers: Layers, weights: str | None, *, backend: str = "a
     first = order[0]
     if len(order) == 1:
         return Choice(*first, _only(backend, precision, first, facts))
-    if size is not None and max(size) < TIMING_SIZE:
-        return Choice(*first, f"image {size[1]}x{size[0]} px is smaller than the {TIMING_SIZE}-px timing: "
-                              f"{label(first)}")
+    if size is not None and max(size) < SMALL_SIZE:
+        return Choice(*first, f"image {size[1]}x{size[0]} px is smaller than {SMALL_SIZE} px, not worth a "
+                              f"timing: {label(first)}")
     key = _key(facts, model, layers, weights, order)
     entry = read_entries().get(key)
     if entry is not None:
@@ -209,7 +213,7 @@ def _why(seconds: dict[str, float], order: list[Candidate], facts: dict) -> str:
     best = decide(seconds, order)
     where = next((facts[b]["gpu"] for b, _ in order if facts[b]["gpu"]), None) or facts["cpu"]
     timed = ", ".join(f"{k} {v:.3f} s" for k, v in sorted(seconds.items(), key=lambda kv: kv[1]))
-    return f"per step at {TIMING_SIZE} px on {where}: {timed}: {label(best)}"
+    return f"per step at {TIMING_SHAPE[1]}x{TIMING_SHAPE[0]} px on {where}: {timed}: {label(best)}"
 
 
 def _interleaved(timer: Callable[[str, str], float], order: list[Candidate]) -> dict[str, float]:
@@ -224,12 +228,12 @@ def _interleaved(timer: Callable[[str, str], float], order: list[Candidate]) -> 
 
 
 def time_step(model: str, layers: Layers, weights: str | None, backend: str, precision: str) -> float:
-    """Seconds of one compiled step of this network at TIMING_SIZE px, through the backend's
+    """Seconds of one compiled step of this network at TIMING_SHAPE, through the backend's
     public step (the Dreamer's own, compiled once per candidate and kept for the next call)."""
     from .. import models
 
-    step, side = _timing_step(model, layers, weights, backend, precision)
-    ascent = step.start(models.pink_noise(side), step=0.01, ys=[0, side], xs=[0, side], mask=None, smooth=0.0,
+    step, (h, w) = _timing_step(model, layers, weights, backend, precision)
+    ascent = step.start(models.pink_noise(w)[:h], step=0.01, ys=[0, h], xs=[0, w], mask=None, smooth=0.0,
                         gains=None)
     t = time.perf_counter()
     float(ascent((3, -5), 1))
@@ -243,7 +247,7 @@ def _timing_step(model: str, layers: Layers, weights: str | None, backend: str, 
     b = backends.get(backend)
     network = b.load(model, layers, weights, precision)
     step = b.compile(network, MeanSquares().terms(network, lambda x: b.activations(network, x)))
-    return step, max(TIMING_SIZE, network.min_size)
+    return step, tuple(max(d, network.min_size) for d in TIMING_SHAPE)
 
 
 _memo: dict[tuple, Choice] = {}  # network and its backend/precision settings -> choice, once per process

@@ -38,18 +38,40 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     from .paths import require_file
 
     p = require_file(path, "audio")
+    _require_audio_stream(p)
     cmd = _ffmpeg.base_cmd("error") + ["-i", _ffmpeg.path_arg(p), "-map", "0:a:0", "-vn", "-ac", "1",
                                        "-ar", str(RATE), "-t", str(MAX_SECONDS), "-f", "f32le", "pipe:1"]
     proc = _ffmpeg.run(cmd)
     samples = np.frombuffer(proc.stdout, np.float32)
     if proc.returncode != 0 or samples.size == 0:
         why = _ffmpeg.last_line(_ffmpeg.tail(proc.stderr)) or "no audio stream"
-        raise InputError(f"cannot read audio from {p.name} ({why})",
-                         hint="give a sound file (mp3, wav, flac, ogg, m4a) or a video with a soundtrack")
+        raise InputError(f"cannot read audio from {p.name} ({why})", hint=_AUDIO_HINT)
     if float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) < SILENT_RMS:
         raise InputError(f"{p.name} is silent, so there is nothing for the animation to follow",
                          hint="check the file, or leave --audio out")
     return samples, RATE
+
+
+_AUDIO_HINT = "give a sound file (mp3, wav, flac, ogg, m4a) or a video with a soundtrack"
+
+
+def _require_audio_stream(p) -> None:
+    """InputError naming what the file is when it has no audio stream (a still, a silent
+    video, text): ffmpeg's own answer to `-map 0:a:0` is only "Invalid argument"."""
+    from .probe import IMAGE_DEMUXERS, _read_header
+
+    header = _read_header(p)
+    if any(s.kind == "Audio" for s in header.streams):
+        return
+    if header.error or not header.demuxer:
+        what = f" ({header.error or 'not a format ffmpeg reads'})"
+    elif any(header.demuxer == d or header.demuxer.endswith(d) for d in IMAGE_DEMUXERS):
+        what = ": it is a still image, not a sound file"
+    elif any(s.kind == "Video" for s in header.streams):
+        what = ": it is a video without a soundtrack"
+    else:
+        what = ": it has no audio stream"
+    raise InputError(f"cannot read audio from {p.name}{what}", hint=_AUDIO_HINT)
 
 
 def duration(samples: np.ndarray, rate: int) -> float:

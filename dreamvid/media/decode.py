@@ -26,7 +26,7 @@ import numpy as np
 
 from dreamvid.errors import DecodeError
 from dreamvid.media import _ffmpeg
-from dreamvid.media.probe import VideoInfo, frame_time, probe_video
+from dreamvid.media.probe import INT_MAX, VideoInfo, frame_time, max_frame_pixels, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,9 @@ def _decode_cmd(path: Path, info: VideoInfo, start: int, count: int, width: int,
         # Half a frame early: frame `start` is the first one at or after this time.
         seek = frame_time(start, info.fps) - 0.5 / float(info.fps) + info.start_offset
         cmd += ["-ss", f"{max(0.0, seek):.6f}"]
-    cmd += ["-i", _ffmpeg.path_arg(path), "-map", f"0:{info.stream_index}", "-an", "-sn", "-dn"]
+    # A frame larger than the header said (a stream that changes size) stops the decoder, not memory.
+    cmd += ["-max_pixels", str(min(max_frame_pixels(), INT_MAX)), "-i", _ffmpeg.path_arg(path),
+            "-map", f"0:{info.stream_index}", "-an", "-sn", "-dn"]
     if (width, height) != (info.width, info.height):
         filters.append(f"scale={width}:{height}:flags={SCALE_FLAGS}")
     if filters:

@@ -1,14 +1,25 @@
 """Writing video: PNG frame folders -> mp4/mov/mkv (H.264) or GIF, and a streaming writer.
 
 Encoding rules, the same for `encode_video` and `VideoWriter`:
-- H.264 (libx264), yuv420p, constant quality `crf`, `+faststart` (mp4/mov play while
-  downloading), tagged BT.709 and converted with that matrix, so players show the colours
-  we wrote.
+- H.264 (libx264), yuv420p by default (`pix_fmt`: PIX_FMTS), constant quality `crf`,
+  `+faststart` (mp4/mov play while downloading), tagged BT.709 and converted with that
+  matrix, so players show the colours we wrote.
+- Steady (issue 24, docs/coherence.md "The file"): a dream's fine colour texture is finer than
+  4:2:0 chroma can hold, and subsampling turned it into flicker the frames did not have
+  (the file's warping error was up to 2.5x its frames'). So before a 4:2:0 encode the
+  chroma planes are low-passed (Gaussian, CHROMA_SIGMA px; luma untouched), and x264 runs
+  without its psychovisual optimisations (X264_STEADY), which add texture energy that
+  differs from frame to frame. A 4:4:4 `pix_fmt` holds the chroma and is not filtered.
+  `steady=False` gives the encode before issue 24 (the bench compares the two).
 - The frame rate is the exact rational (`-framerate 30000/1001`), never a rounded float.
 - yuv420p needs even sizes. An odd width or height is padded by one pixel that repeats the
   edge (`even_size`); nothing is rescaled. Edge repetition, not black: black padding would
   bleed into the real edge row through the shared 2x2 chroma samples.
-- GIF: one pass, `split` -> `palettegen` -> `paletteuse` (a palette made for this clip).
+- GIF: one pass, `split` -> `palettegen` -> `paletteuse` (a palette made for this clip),
+  after a light temporal denoise (GIF_DENOISE) and with an ordered dither (GIF_DITHER): an
+  error-diffusion dither (ffmpeg's default) spreads each pixel's error to its neighbours, so
+  its pattern changes wherever anything changes and crawls over still areas. A GIF holds
+  RGB palettes, so a YUV `pix_fmt` other than the default is refused (`check_pix_fmt`).
 - The output appears atomically: ffmpeg writes a temporary name in the output folder
   (`paths.TempFile`, locked while it is written), renamed over the output when it
   succeeded, deleted when it did not or was interrupted. The next encode of an output
@@ -27,7 +38,7 @@ from types import TracebackType
 
 import numpy as np
 
-from dreamvid.errors import EncoderError, InputError, OutputError
+from dreamvid.errors import EncoderError, InputError, OutputError, SettingsError
 from dreamvid.media import _ffmpeg
 from dreamvid.media.images import png_problem
 from dreamvid.media.paths import (GIF_EXTENSION, VIDEO_OUTPUT_EXTENSIONS, TempFile, fsync_folder,
@@ -43,8 +54,23 @@ AUDIO_CODEC = ["-c:a", "aac", "-b:a", "192k"]
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".gif": "gif"}
 # RGB -> limited-range BT.709 YUV, and tags saying so. `setparams`, not -colorspace etc.:
 # ffmpeg 9 takes the tags from the frames and ignores those options after a filter chain.
-TO_YUV = ["scale=out_color_matrix=bt709:out_range=tv", "format=yuv420p",
-          "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"]
+TO_YUV = "scale=out_color_matrix=bt709:out_range=tv"
+TAG_BT709 = "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+# H.264 pixel formats: {pix_fmt: its full-chroma twin, where the chroma filter runs (None: 4:4:4)}.
+# yuv420p plays everywhere; 4:4:4 and 10-bit need a player with H.264 High 4:4:4 / High 10 (VLC,
+# mpv, ffplay, editors), not most browsers and phones.
+PIX_FMTS = {"yuv420p": "yuv444p", "yuv420p10le": "yuv444p10le", "yuv444p": None, "yuv444p10le": None}
+DEFAULT_PIX_FMT = "yuv420p"
+# Gaussian sigma in px of the chroma low-pass before a 4:2:0 encode. 4:2:0 holds chroma up to
+# 0.25 cycles/px; sigma 2 passes 0.05 cycles/px (shapes 20 px and larger) at 0.9 and 0.25 at
+# 0.007. Measured on 14 kinds of clip (docs/coherence.md): sigma 1 and 1.5 left the file at up
+# to 1.24x and 1.20x its frames' warping error, sigma 2 at 1.19x.
+CHROMA_SIGMA = 2.0
+# x264 psy-rd and psy-trellis favour keeping texture "energy" over accuracy, differently on each
+# frame: off, the file's warping error fell by 0.01-0.03x of its frames' on every kind.
+X264_STEADY = "psy=0"
+GIF_DENOISE = "hqdn3d=0:0:4:4"  # temporal only (luma, chroma 4): a still area keeps its palette colours
+GIF_DITHER = "bayer:bayer_scale=4"  # ordered, fixed to the screen: it cannot crawl; scale 4 = weak
 
 
 def frame_path(folder: str | os.PathLike, index: int) -> Path:
@@ -68,7 +94,32 @@ def _even_filter(width: int, height: int) -> list[str]:
     return [f"pad={w2}:{h2}:0:0", f"fillborders=right={w2 - width}:bottom={h2 - height}:mode=smear"]
 
 
-def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, sar: Fraction | None = None) -> list[str]:
+def check_pix_fmt(output: str | os.PathLike, pix_fmt: str) -> None:
+    """SettingsError unless `pix_fmt` is one of PIX_FMTS and the output's container holds it
+    (a GIF holds RGB palettes: only the default is accepted for it, and means nothing there)."""
+    if pix_fmt not in PIX_FMTS:
+        raise SettingsError(f"pix_fmt {pix_fmt!r} is not one of {', '.join(PIX_FMTS)}",
+                            hint="yuv420p plays everywhere; yuv444p keeps the dream's full colour detail")
+    if pix_fmt != DEFAULT_PIX_FMT and Path(output).suffix.lower() == GIF_EXTENSION:
+        raise SettingsError(f"a GIF cannot hold pix_fmt {pix_fmt} (it stores 256 RGB colours a frame)",
+                            hint="write .mp4/.mov/.mkv for --pix-fmt, or leave it out for a GIF")
+
+
+def _yuv_chain(pix_fmt: str, steady: bool) -> list[str]:
+    """RGB -> `pix_fmt`, BT.709: through its 4:4:4 twin with the chroma low-passed when steady."""
+    full = PIX_FMTS[pix_fmt]
+    blur = [f"format={full}", f"gblur=sigma={CHROMA_SIGMA}:planes=6"] if steady and full else []  # planes: U, V
+    return [TO_YUV, *blur, f"format={pix_fmt}", TAG_BT709]
+
+
+def _gif_graph(square: str, steady: bool) -> str:
+    if not steady:
+        return f"{square}split[a][b];[a]palettegen[p];[b][p]paletteuse"
+    return f"{square}{GIF_DENOISE},split[a][b];[a]palettegen[p];[b][p]paletteuse=dither={GIF_DITHER}"
+
+
+def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, sar: Fraction | None = None,
+                 pix_fmt: str = DEFAULT_PIX_FMT, steady: bool = True) -> list[str]:
     """Codec and filter options for the output file (after all inputs). sar: the source's
     sample aspect ratio (anamorphic video: non-square pixels), kept in the output; a GIF has
     no such field, so its frames are resampled to square pixels instead."""
@@ -76,13 +127,12 @@ def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, s
     if ext == GIF_EXTENSION:
         square = f"scale=trunc(iw*{Fraction(sar).numerator}/{Fraction(sar).denominator}/2)*2:ih," \
                  f"setsar=1," if anamorphic else ""
-        graph = f"{square}split[a][b];[a]palettegen[p];[b][p]paletteuse"
-        return ["-filter_complex", f"[0:v]{graph}[v]", "-map", "[v]", "-loop", "0", "-f", "gif"]
-    chain = _even_filter(width, height) + TO_YUV
+        return ["-filter_complex", f"[0:v]{_gif_graph(square, steady)}[v]", "-map", "[v]", "-loop", "0", "-f", "gif"]
+    chain = _even_filter(width, height) + _yuv_chain(pix_fmt, steady)
     if anamorphic:
         chain.append(f"setsar={Fraction(sar).numerator}/{Fraction(sar).denominator}")
     args = ["-map", "0:v:0", "-vf", ",".join(chain), "-c:v", "libx264", "-preset", X264_PRESET,
-            "-crf", str(crf), "-pix_fmt", "yuv420p"]
+            "-crf", str(crf), "-pix_fmt", pix_fmt, *(["-x264-params", X264_STEADY] if steady else [])]
     if has_sound:
         args += ["-map", "1:a:0", *AUDIO_CODEC]
     if MUXERS[ext] in ("mp4", "mov"):
@@ -90,13 +140,14 @@ def _output_args(ext: str, width: int, height: int, crf: int, has_sound: bool, s
     return args + ["-f", MUXERS[ext]]
 
 
-def _check_output(output: str | os.PathLike) -> tuple[Path, str]:
+def _check_output(output: str | os.PathLike, pix_fmt: str = DEFAULT_PIX_FMT) -> tuple[Path, str]:
     out = Path(output).expanduser()
     ext = out.suffix.lower()
     if ext not in MUXERS:
         known = ", ".join(sorted(VIDEO_OUTPUT_EXTENSIONS | {GIF_EXTENSION}))
         raise OutputError(f"cannot encode video as {ext or 'a file without extension'!r} ({out.name})",
                           hint=f"use one of {known}")
+    check_pix_fmt(out, pix_fmt)
     writable_dir_or_raise(out.parent)
     remove_stale_temps(out.parent, out.name)
     return out, ext
@@ -150,7 +201,7 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
                  n_frames: int, start_number: int = 0, crf: int = DEFAULT_CRF,
                  audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
                  audio_duration: float | None = None, comment: str | None = None,
-                 sar: Fraction | None = None) -> Path:
+                 sar: Fraction | None = None, pix_fmt: str = DEFAULT_PIX_FMT, steady: bool = True) -> Path:
     """Encode frames_dir/frame_%05d.png, indices [start_number, start_number + n_frames), to output.
 
     output: .mp4/.m4v/.mov/.mkv (H.264 + AAC) or .gif, chosen by extension. fps: exact
@@ -161,13 +212,15 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     without audio gives a silent video, not an error; GIF ignores audio. comment: the
     container's comment tag (mp4/mov/mkv), read back by probe_video. sar: the sample aspect
     ratio of the frames (an anamorphic source's), kept so the clip displays as the source did.
+    pix_fmt: one of PIX_FMTS (H.264 only); steady: the pre-encode filtering and x264 settings
+    that keep the file as steady as its frames (False: the encode before issue 24).
     Returns the output Path. EncoderError (ffmpeg failed; `detail` has its command and
     stderr), OutputError (bad extension, missing or unwritable folder).
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1 (got {n_frames})")
     fps = Fraction(fps)
-    out, ext = _check_output(output)
+    out, ext = _check_output(output, pix_fmt)
     width, height = _check_frames(Path(frames_dir), start_number, n_frames)
     audio = []
     if ext != GIF_EXTENSION:
@@ -178,7 +231,7 @@ def encode_video(frames_dir: str | os.PathLike, output: str | os.PathLike, *, fp
     cmd = _ffmpeg.base_cmd("error") + [
         "-y", "-framerate", f"{fps.numerator}/{fps.denominator}", "-start_number", str(start_number),
         "-i", _ffmpeg.pattern_arg(frames_dir, FRAME_PATTERN), *audio, "-frames:v", str(n_frames),
-        *_output_args(ext, width, height, crf, bool(audio), sar),
+        *_output_args(ext, width, height, crf, bool(audio), sar, pix_fmt, steady),
         *(["-metadata", f"comment={comment}"] if comment and ext != GIF_EXTENSION else []), _ffmpeg.path_arg(tmp.path)]
     return _run_encoder(cmd, tmp, out)
 
@@ -265,14 +318,15 @@ class VideoWriter:
                 w.write(frame)          # (H, W, 3) uint8 RGB, all the same size
 
     Same rules as `encode_video` (H.264/GIF by extension, exact fps, even size by edge
-    padding, atomic output); no audio. The output appears when the block exits cleanly;
+    padding, pix_fmt, steady, atomic output); no audio. The output appears when the block exits cleanly;
     on an exception ffmpeg is killed and the partial file removed. EncoderError if ffmpeg fails.
     """
 
-    def __init__(self, output: str | os.PathLike, *, fps: Fraction, crf: int = DEFAULT_CRF):
-        self.output, self._ext = _check_output(output)
+    def __init__(self, output: str | os.PathLike, *, fps: Fraction, crf: int = DEFAULT_CRF,
+                 pix_fmt: str = DEFAULT_PIX_FMT, steady: bool = True):
+        self.output, self._ext = _check_output(output, pix_fmt)
         self.fps = Fraction(fps)
-        self.crf = crf
+        self.crf, self.pix_fmt, self.steady = crf, pix_fmt, steady
         self.n_frames = 0
         self._tmp: TempFile | None = None  # created with the encoder, at the first frame
         self._proc = None
@@ -303,7 +357,7 @@ class VideoWriter:
         self._cmd = _ffmpeg.base_cmd("error") + [
             "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
             "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
-            *_output_args(self._ext, width, height, self.crf, False)]
+            *_output_args(self._ext, width, height, self.crf, False, None, self.pix_fmt, self.steady)]
         self._tmp = _temp_file(self.output, self._ext)
         self._cmd.append(_ffmpeg.path_arg(self._tmp.path))
         try:

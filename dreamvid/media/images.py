@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import struct
 import zlib
 from pathlib import Path
@@ -28,7 +29,8 @@ import cv2
 import numpy as np
 
 from dreamvid.errors import InputError, OutputError, SettingsError
-from dreamvid.media.paths import IMAGE_EXTENSIONS, atomic_destination, require_file, writable_dir_or_raise
+from dreamvid.media.paths import IMAGE_EXTENSIONS, atomic_destination, writable_dir_or_raise
+from dreamvid.userfiles import read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})  # formats that
 ORIENTATION_TAG = 0x0112  # EXIF/TIFF "Orientation"
 DEFAULT_MAX_PIXELS = 250_000_000  # above the largest camera sensors (200 MP), far below a bomb's claim
 MAX_PIXELS_ENV = "DREAMVID_MAX_PIXELS"
+BYTES_PER_PIXEL = 8  # the most an image file spends on a pixel: uncompressed 16-bit RGBA (TIFF, BMP, PNG level 0)
+METADATA_BYTES = 64 << 20  # EXIF, ICC profiles, thumbnails, XMP: far below this in any camera's files
 JPEG_REDUCTIONS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
@@ -67,17 +71,10 @@ def read_image_alpha(path: str | os.PathLike, *, max_size: int | None = None,
     colour as stored (not composited), so `write_image(out, rgb, alpha)` puts it back.
     max_size, max_pixels: as for `read_image` (alpha is shrunk with the colour).
     """
-    p = require_file(path, "image")
-    data = p.read_bytes()
-    kind = _sniff(data)
-    if kind is None:
-        if not data:
-            raise InputError(f"{p} is empty (0 bytes)", hint="the file was not written or copied completely")
-        if data[:6] in (b"GIF87a", b"GIF89a") or _looks_like_video(data):
-            raise InputError(f"{p} is a GIF or video, which `dreamvid image` does not read",
-                             hint=f"dream it frame by frame with `dreamvid video {p.name}`")
-        raise InputError(f"{p} is not an image we can read",
-                         hint=f"give a {'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} file")
+    p = Path(path).expanduser()
+    data = read_bytes(p, "image", max_file_bytes(max_pixels), head=lambda head: _judge_head(p, head, max_pixels),
+                      hint=f"if the picture is real, raise the limit with {MAX_PIXELS_ENV}")
+    kind = _sniff(data)  # an image: _judge_head refused anything else
     problem = _damage(kind, data)
     if problem:
         raise InputError(f"{p} is truncated or corrupt ({kind.upper()} data {problem})",
@@ -93,6 +90,26 @@ def read_image_alpha(path: str | os.PathLike, *, max_size: int | None = None,
     if alpha is not None and alpha.min() == 255:
         alpha = None
     return np.ascontiguousarray(rgb), (None if alpha is None else np.ascontiguousarray(alpha))
+
+
+def _judge_head(p: Path, head: bytes, max_pixels: int | None) -> int | None:
+    """Before the file is read whole: InputError if its first bytes are not an image (empty, a
+    GIF or video, anything else) or its header claims too many pixels; else the most bytes a
+    file of its size can hold (None: the size is not in the head, as in some TIFFs)."""
+    kind = _sniff(head)
+    if kind is None:
+        if not head:
+            raise InputError(f"{p} is empty (0 bytes)", hint="the file was not written or copied completely")
+        if head[:6] in (b"GIF87a", b"GIF89a") or _looks_like_video(head):
+            raise InputError(f"{p} is a GIF or video, which `dreamvid image` does not read",
+                             hint=f"dream it frame by frame with `dreamvid video {shlex.quote(os.fspath(p))}`")
+        raise InputError(f"{p} is not an image we can read",
+                         hint=f"give a {'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} file")
+    size = header_size(kind, head)
+    if size is None:
+        return None
+    _check_pixels(p, size, max_pixels)
+    return size[0] * size[1] * BYTES_PER_PIXEL + METADATA_BYTES
 
 
 # libpng prints "libpng warning: iCCP: known incorrect sRGB profile" (and the like) straight
@@ -127,18 +144,31 @@ def _looks_like_video(data: bytes) -> bool:
 
 def max_pixels() -> int:
     """The largest picture read, in pixels: $DREAMVID_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    return pixel_limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def pixel_limit(env: str, default: int) -> int:
+    """A pixel limit: the environment variable `env` (a number of pixels), else `default`.
+    SettingsError naming the variable for anything that is not a number from 1 to 2**62."""
+    text = os.environ.get(env, "").strip()
     if not text:
-        return DEFAULT_MAX_PIXELS
+        return default
+    from ..numeric import literal, shown
+
     try:
-        value = float(text)
-        if not 1 <= value < 2 ** 62:
-            raise ValueError
-    except ValueError:
-        raise SettingsError(f"{MAX_PIXELS_ENV} must be a number of pixels (got {text!r})",
-                            hint=f"e.g. {MAX_PIXELS_ENV}=500000000, or unset it for "
-                                 f"{DEFAULT_MAX_PIXELS // 1_000_000} megapixels") from None
+        value = literal(text, env)
+    except SettingsError:
+        value = None
+    if value is None or not 1 <= value < 2 ** 62:
+        raise SettingsError(f"{env} must be a number of pixels (got {shown(text)})",
+                            hint=f"e.g. {env}={default * 2}, or unset it for {default // 1_000_000} megapixels")
     return int(value)
+
+
+def max_file_bytes(limit: int | None = None) -> int:
+    """The largest image file read, in bytes: an uncompressed 16-bit RGBA picture of the pixel
+    limit (8 bytes a pixel) and room for its metadata. Checked before a byte is read."""
+    return (max_pixels() if limit is None else limit) * BYTES_PER_PIXEL + METADATA_BYTES
 
 
 def _check_pixels(p: Path, size: tuple[int, int] | None, limit: int | None) -> None:

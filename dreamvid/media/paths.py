@@ -11,14 +11,17 @@ file nobody holds (its writer was killed, or the machine went down) is stale, an
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from dreamvid.errors import InputError, OutputError
+from dreamvid import userfiles
+from dreamvid.errors import OutputError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"})  # as input
@@ -70,15 +73,11 @@ def require_image_output(path: str | os.PathLike) -> Path:
 
 
 def require_file(path: str | os.PathLike, what: str = "input") -> Path:
-    """The path as a Path if it names a readable file, else InputError saying what is wrong."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise InputError(f"{what} {p} does not exist", hint="check the path and its spelling")
-    if p.is_dir():
-        raise InputError(f"{what} {p} is a folder, not a file", hint="give the path of a file inside it")
-    if not os.access(p, os.R_OK):
-        raise InputError(f"{what} {p} cannot be read (permission denied)", hint="check the file's permissions")
-    return p
+    """The path as a Path if it names a readable regular file, else InputError saying what is
+    wrong (userfiles.check: a pipe, device or socket is refused before anything opens it)."""
+    from dreamvid.userfiles import check
+
+    return check(path, what)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -100,15 +99,20 @@ def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike,
     temporary files of this output left by an interrupted run are deleted.
     """
     kind = output_kind(output)
-    out = Path(output).expanduser().resolve()
+    out = resolved_output(output)
     for inp in inputs:
-        src = Path(inp).expanduser().resolve()
+        src = resolved_output(inp)
         if out == src or _same_file(out, src):
             raise OutputError(f"output {out} is the input file",
                               hint="choose another output name; the input would be overwritten")
     writable_dir_or_raise(out.parent, probe=True)
     remove_stale_temps(out.parent, out.name)
     if out.exists():
+        mode = out.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # written over by rename: /dev/zero's node replaced
+            raise OutputError(f"output {userfiles.shown_path(Path(output).expanduser())} is {userfiles.kind(mode)}, "
+                              "which a result cannot be written over",
+                              hint="give the name of a new or regular file")
         if kind == "frames" and not out.is_dir():
             raise OutputError(f"output {out} is a file, but a folder of frames was asked for",
                               hint="give a folder path, or a file name with an extension")
@@ -119,6 +123,33 @@ def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike,
             raise OutputError(f"output {out} already exists",
                               hint="choose another name, or allow overwriting")
     return out
+
+
+def resolved_output(path: str | os.PathLike) -> Path:
+    """The absolute path with links resolved; OutputError for a symlink loop or a path that
+    cannot be resolved (Path.resolve raises RuntimeError or OSError for them)."""
+    userfiles.check_length(path, "output", OutputError)
+    p = Path(path).expanduser()
+    try:
+        return p.resolve()
+    except (RuntimeError, OSError) as e:
+        loop = isinstance(e, RuntimeError) or getattr(e, "errno", None) == errno.ELOOP
+        raise OutputError(f"{p} is a symlink loop (a link that leads back to itself)" if loop
+                          else f"{p} cannot be resolved ({getattr(e, 'strerror', None) or e})",
+                          hint="remove the link, or choose another output name") from None
+
+
+def output_folder(path: str | os.PathLike, what: str = "output folder", hint: str = "give a folder") -> Path:
+    """`path` as a folder for results, made if missing (its parent must exist and take new
+    files); OutputError naming a path that is a loop, a file, a pipe or a device instead."""
+    p = Path(path).expanduser()
+    resolved = resolved_output(p)
+    if os.path.lexists(resolved) and not resolved.is_dir():
+        raise OutputError(f"{what} {p} is {userfiles.kind(os.stat(resolved).st_mode)}, not a folder", hint=hint)
+    if not resolved.is_dir():
+        writable_dir_or_raise(resolved.parent)
+        p.mkdir()
+    return p
 
 
 def temp_sibling(dest: Path, suffix: str = "") -> Path:
@@ -249,6 +280,10 @@ def writable_dir_or_raise(folder: Path, what: str = "output folder", probe: bool
     mount seen by root, a full quota).
     """
     if not folder.is_dir():
+        blocking = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), None)
+        if blocking is not None and not blocking.is_dir():  # "mkdir -p" would fail there too
+            where = f"{folder} is" if blocking == folder else f"{folder} cannot be made: {blocking} is"
+            raise OutputError(f"{what} {where} a file, not a folder", hint="choose an output path inside a folder")
         raise OutputError(f"{what} {folder} does not exist",
                           hint=f"create it first (mkdir -p {folder}) or choose another output path")
     if not os.access(folder, os.W_OK | os.X_OK):

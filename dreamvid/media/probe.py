@@ -27,6 +27,12 @@ MAX_PLAUSIBLE_FPS = 120  # a tbr above this is a time base, not a frame rate (e.
 VFR_TOLERANCE = 0.5  # frames; a timestamp further than this from the i/fps grid means variable rate
 IMAGE_DEMUXERS = ("image2", "_pipe")  # ffmpeg reads stills as one-frame "videos"; we refuse them
 NOPTS = -(2 ** 63)  # AV_NOPTS_VALUE, as framecrc prints a missing timestamp
+# Pixels of one video frame, at most: above 8K DCI (8192x4320 = 35.4 MP). A frame is decoded
+# in full, then held as float32 with its flows while it is dreamed (~60 bytes a pixel:
+# 2.4 GB at this size). Stills may be larger (images.DEFAULT_MAX_PIXELS): they are read once.
+DEFAULT_MAX_FRAME_PIXELS = 40_000_000
+MAX_FRAME_PIXELS_ENV = "DREAMVID_MAX_VIDEO_PIXELS"
+INT_MAX = 2 ** 31 - 1  # ffmpeg's -max_pixels is a C int
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class _Header:
     streams: list[_Stream] = dataclasses.field(default_factory=list)
     error: str = ""
     comment: str = ""
+    oversize: tuple[int, int] | None = None  # (w, h) of a frame ffmpeg would not decode (-max_pixels)
 
 
 _INPUT_RE = re.compile(r"^Input #0, (.+?), from ")
@@ -82,6 +89,7 @@ _SIZE_RE = re.compile(r"(?:^|[ ,])([1-9]\d*)x([1-9]\d*)(?=[ ,\[]|$)")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)")  # older ffmpeg: clockwise metadata tag
 _COMMENT_RE = re.compile(r"^\s*comment\s*:\s*(.*)$")
+_OVERSIZE_RE = re.compile(r"Picture size (\d{1,9})x(\d{1,9}) exceeds specified max pixel count")  # -max_pixels
 
 
 def frame_time(index: int, fps: Fraction) -> float:
@@ -98,6 +106,8 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     """
     p = require_file(path, "video")
     header = _read_header(p)
+    if header.oversize:
+        check_frame_pixels(p, *header.oversize)
     if header.error or not header.demuxer:
         raise InputError(f"{p} is not a video ffmpeg can read ({header.error or 'unknown format'})",
                          hint="give a video file (mp4, mov, mkv, webm, avi, gif); it may also be truncated")
@@ -107,10 +117,29 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     if video is None:
         what = "audio only" if any(s.kind == "Audio" for s in header.streams) else "no video stream"
         raise InputError(f"{p} has no video ({what})", hint="give a file with a video track")
+    check_frame_pixels(p, video.width, video.height)  # from the header: before any frame is decoded
     stamps, tb, scan_errors = _scan_packets(p, video.index)
     if not stamps:
         raise InputError(f"{p} contains no video frames", hint="the file is empty or was cut off; get a complete copy")
     return _make_info(p, header, video, stamps, tb, scan_errors)
+
+
+def max_frame_pixels() -> int:
+    """The largest video frame read, in pixels: $DREAMVID_MAX_VIDEO_PIXELS, else DEFAULT_MAX_FRAME_PIXELS."""
+    from .images import pixel_limit
+
+    return pixel_limit(MAX_FRAME_PIXELS_ENV, DEFAULT_MAX_FRAME_PIXELS)
+
+
+def check_frame_pixels(p: Path, width: int, height: int) -> None:
+    """InputError for a video whose header claims frames over `max_frame_pixels()`: ffmpeg
+    would decode each in full (a 2 MB PNG-in-MKV clip claiming 16000x16000 px took 5.5 GB)."""
+    limit = max_frame_pixels()
+    if width * height > limit:
+        raise InputError(f"{p} claims {width}x{height} px frames ({width * height / 1e6:.0f} megapixels), more than "
+                         f"the limit of {limit / 1e6:.0f} megapixels a frame",
+                         hint=f"if the video is real, scale it down first, or raise the limit: "
+                              f"{MAX_FRAME_PIXELS_ENV}={width * height}")
 
 
 def _make_info(p: Path, header: _Header, video: _Stream, stamps: list[int | None], tb: Fraction,
@@ -162,7 +191,10 @@ def has_audio(path: str | os.PathLike) -> bool:
 
 
 def _read_header(p: Path) -> _Header:
-    proc = _ffmpeg.run(_ffmpeg.base_cmd("info") + ["-i", _ffmpeg.path_arg(p)])
+    # -max_pixels: ffmpeg decodes a first frame to fill in the stream's facts; a frame over the
+    # limit is not decoded (a 16000x16000 PNG frame took 780 MB and 6 s) and says its size instead.
+    limit = ["-max_pixels", str(min(max_frame_pixels(), INT_MAX))]
+    proc = _ffmpeg.run(_ffmpeg.base_cmd("info") + [*limit, "-i", _ffmpeg.path_arg(p)])
     return _parse_header(proc.stderr.decode("utf-8", "replace"))
 
 
@@ -185,6 +217,8 @@ def _parse_header(text: str) -> _Header:
             current.rotation = -float(m.group(1))  # the tag is clockwise, the display matrix is not
         elif current is None and not h.comment and (m := _COMMENT_RE.match(line)):
             h.comment = m.group(1).strip()
+        elif m := _OVERSIZE_RE.search(line):
+            h.oversize = (int(m.group(1)), int(m.group(2)))
         elif "Error opening input" in line or "Invalid data found" in line:
             h.error = line.split(":", 1)[-1].strip()
     return h

@@ -313,9 +313,22 @@ def get_spec(name: str) -> ModelSpec:
                                                         "for your own network")
 
 
+def _user_file(path: str, what: str, flag: str) -> None:
+    """ModelError unless `path` is a regular file we may read: a pipe or a device is named and
+    never opened (userfiles.check), so no loader blocks on one or reads it whole."""
+    from ..errors import InputError
+    from ..userfiles import check
+
+    if not os.path.exists(path):
+        raise ModelError(f"{what} not found: {path}", hint=f"check the path given to {flag}")
+    try:
+        check(path, what)
+    except InputError as e:
+        raise ModelError(e.message, hint=e.hint) from None
+
+
 def _user_spec(path: str) -> ModelSpec:
-    if not Path(path).is_file():
-        raise ModelError(f"model file not found: {path}", hint="check the path given to --model")
+    _user_file(path, "model file", "--model")
 
     def build(_weights):
         import keras
@@ -350,8 +363,8 @@ def load_trunk(name: str, weights: str | None = None):
     setup_keras()
     if spec.source == "bundled" and weights is None:
         _check_bundled(spec)
-    if weights is not None and not Path(weights).is_file():
-        raise ModelError(f"weights file not found: {weights}", hint="check the path given to --weights")
+    if weights is not None:
+        _user_file(weights, "weights file", "--weights")
     if spec.source == "keras" and weights is None and not is_cached(spec):
         log.info("downloading the ImageNet weights of %s into %s", name, keras_cache_dir())
     try:
@@ -361,8 +374,7 @@ def load_trunk(name: str, weights: str | None = None):
     except Exception as e:
         if spec.source == "keras" and weights is None and not is_cached(spec):
             raise DownloadError(f"could not download the weights of {name} ({_first_line(e)})",
-                             hint=f"run `dreamvid models fetch {name}` where there is internet, "
-                                  f"or pass --weights FILE with a local copy") from e
+                                hint=offline_hint(name)) from e
         raise ModelError(f"could not load the weights of {name}: {_first_line(e)}",
                          hint="check that the weights file matches this model") from e
 
@@ -375,6 +387,16 @@ def fetch(name: str) -> Path:
                          hint="only the models marked 'download' in `dreamvid models` are fetched")
     load_trunk(name)
     return spec.cached_path
+
+
+def offline_hint(name: str) -> str:
+    """The ways out for a downloadable model's weights on a machine without internet (README,
+    Troubleshooting): fetch them elsewhere and copy the Keras cache, or give a local file."""
+    cache = keras_cache_dir()
+    home = Path.home()
+    shown = f"~/{cache.relative_to(home)}" if cache.is_relative_to(home) else str(cache)
+    return (f"run `dreamvid models fetch {name}` where there is internet, then copy {shown} to this machine; "
+            f"or pass --weights FILE with a local copy")
 
 
 def _did_you_mean(name: str, known) -> str:
@@ -394,11 +416,23 @@ def _first_line(e: BaseException) -> str:
 def dreamable_layers(name: str, model=None) -> list[tuple[str, tuple]]:
     """[(layer name, output shape at LISTING_SIZE px input)] for the layers worth dreaming on.
 
-    Built with random weights (for Keras models: weights=None), so no download is needed.
+    A registered model's come from its table (layertable.py): no TensorFlow, nothing built.
+    A user's .keras file, or `model` when given, is read from the network itself (a
+    registered model without a table entry is built with random weights: nothing downloads).
     """
+    from . import layertable
+
     spec = get_spec(name)
     if model is None:
+        known = layertable.lookup(spec.name) if spec.source != "file" else None
+        if known is not None:
+            return known
         model = _listing_model(spec)
+    return _layers_of(spec, model)
+
+
+def _layers_of(spec: ModelSpec, model) -> list[tuple[str, tuple]]:
+    """The dreamable layers of a built `model` with their output shapes (batch left out)."""
     pattern = re.compile(spec.dreamable)
     out = []
     for layer in model.layers:
@@ -435,6 +469,15 @@ def default_layers(name: str, model=None) -> Layers:
 
 def models_with_classes() -> list[str]:
     return [n for n, spec in MODELS.items() if spec.head]
+
+
+def check_targets(name: str, entries: Layers) -> None:
+    """Before any work, and without TensorFlow for a registered model: `name` is a model and
+    every entry (a layer, a channel "NAME/C", a class "logits/K") exists in it. ModelError
+    naming the first that does not. A user's .keras file is only checked to exist here: its
+    layers are known once Keras reads it, when it loads."""
+    if get_spec(name).source != "file":
+        resolve_layers(name, entries)
 
 
 def resolve_layers(name: str, layers: Layers, model=None) -> Layers:
@@ -645,6 +688,8 @@ def folded(name: str = DEFAULT_MODEL, layers: Layers = (), weights: str | None =
         return Folded(name, layers, spec.preprocessing, spec.min_size, scales, config, arrays)
     if keras_backend() == "tensorflow":  # the TensorFlow path builds, folds, calibrates and caches it
         model = load(name, layers, weights, "float32")
+        if key is not None and netcache.entry(key) is None:  # loaded earlier in this process, before a cache
+            netcache.write(key, model.network, model.scales)
         config, arrays = netcache.arrays_of(model.network)
         keras_model = None if isinstance(model.network, plain.PlainNetwork) else model.network
         return Folded(name, model.layers, spec.preprocessing, spec.min_size, model.scales, config, arrays, keras_model)

@@ -50,21 +50,23 @@ def _by_name() -> dict[str, int]:
 def index(spec: str | int) -> int:
     """A class given as an index (207, "207"), a WordNet id or any of its names -> its index.
     SettingsError with the nearest names for an unknown one."""
+    from ..numeric import number, shown
+
     if isinstance(spec, bool):
-        raise SettingsError(f"classes: {spec!r} is not a class name or index", hint=_HINT)
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
-        i = int(spec)
+        raise SettingsError(f"classes: {shown(spec)} is not a class name or index", hint=_HINT)
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isascii() and spec.strip().isdigit()):
+        i = spec if isinstance(spec, int) else number(spec, "classes")  # bounded: no 5000-digit int()
         if not 0 <= i < N_CLASSES:
-            raise SettingsError(f"classes: index {i} is out of range: ImageNet classes are 0..{N_CLASSES - 1}",
+            raise SettingsError(f"classes: index {shown(i)} is out of range: ImageNet classes are 0..{N_CLASSES - 1}",
                                 hint=_HINT)
         return i
     if not isinstance(spec, str) or not spec.strip():
-        raise SettingsError(f"classes: {spec!r} is not a class name or index", hint=_HINT)
+        raise SettingsError(f"classes: {shown(spec)} is not a class name or index", hint=_HINT)
     key = " ".join(spec.split()).lower()
     found = _by_name().get(key)
     if found is None:
         near = nearest(key)
-        raise SettingsError(f"classes: unknown ImageNet class {spec!r}",
+        raise SettingsError(f"classes: unknown ImageNet class {shown(spec)}",
                             hint=(f"did you mean {', '.join(repr(n) for n in near)}? " if near else "") + _HINT)
     return found
 

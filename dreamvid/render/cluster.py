@@ -76,6 +76,9 @@ ENCODE_THREADS = 2  # at most, per worker: two keep up with a GPU making a 1080p
 # PNG writer threads on the driver: one 1080p PNG takes ~0.1-0.2 s of one core (bench/cluster.py),
 # so one thread stores only 5-10 frames/s, fewer than 4 GPUs make (cv2 releases the GIL).
 WRITERS = min(8, os.cpu_count() or 1)
+# Memory one worker takes: measured 0.85 GB (efficientnet_lite0, 128 px) and 1.1 GB (vgg16_hed,
+# 384 px) for a whole dreamvid process, plus Ray's own worker (~0.2 GB) and room for larger frames.
+MEMORY_PER_WORKER = 1.5e9  # bytes
 
 
 # ---- the cluster ---------------------------------------------------------------------------------
@@ -133,7 +136,9 @@ def connect(workers: int | None = None, address: str | None = None) -> Pool:
     res = ray.cluster_resources()
     gpus, cpus = int(res.get("GPU", 0)), float(res.get("CPU", 1))
     nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
-    n = workers or (gpus or nodes)
+    n, note = cap_workers(workers or (gpus or nodes), gpus, cpus, float(res.get("memory", 0)) or _memory_bytes())
+    if note and workers:
+        log.warning("%s", note)
     share = max(cpus / n, 0.01)  # the cores each worker gets: its decoding and flow run there, even beside a GPU
     threads = str(max(1, int(share)))
     # max_retries 0: Ray would make a generator task's items again from its first; the driver
@@ -143,12 +148,34 @@ def connect(workers: int | None = None, address: str | None = None) -> Pool:
                                    "OMP_NUM_THREADS": threads, "TF_NUM_INTRAOP_THREADS": threads,
                                    "TF_NUM_INTEROP_THREADS": threads, "DREAMVID_THREADS": threads}}}
     if gpus:
-        options["num_gpus"] = 1
-        if n > gpus:
-            log.warning("%d workers but %d GPUs: %d tasks at a time", n, gpus, gpus)
+        options["num_gpus"] = 1  # n <= gpus (cap_workers): every task has its own
     log.info("Ray: %d worker%s on %s (%s)", n, "s" * (n != 1), "a local cluster" if started else "the cluster",
              f"{gpus} GPUs, one each" if gpus else f"{cpus:g} CPUs, {cpus / n:.3g} each")
     return Pool(ray, n, options, started, remote, gpus)
+
+
+def cap_workers(asked: int, gpus: int, cpus: float, memory: float) -> tuple[int, str | None]:
+    """(tasks at once, a one-line note if fewer than `asked`): at most one per GPU, or one per
+    core without GPUs, and as many as `memory` (bytes the cluster gives tasks) holds at
+    MEMORY_PER_WORKER each. --workers 10000 on 2 cores once started 200 workers (6 GB for 8 cells)."""
+    limits = [(gpus, f"{gpus} GPU{'s' * (gpus != 1)}") if gpus else
+              (max(1, int(cpus)), f"{cpus:g} core{'s' * (cpus != 1)}")]
+    if memory > 0:
+        limits.append((max(1, int(memory // MEMORY_PER_WORKER)),
+                       f"{memory / 1e9:.1f} GB of memory at {MEMORY_PER_WORKER / 1e9:g} GB a worker"))
+    n = min(asked, *(limit for limit, _ in limits))
+    if n >= asked:
+        return asked, None
+    why = " and ".join(words for limit, words in limits if limit == n)
+    return n, f"--workers {asked}: {n} at a time ({why})"
+
+
+def _memory_bytes() -> float:
+    """This machine's memory, for a cluster that does not say (0 where it cannot be read)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0.0
 
 
 def _check_workers(workers) -> None:
@@ -281,8 +308,8 @@ def _drive(plan: engine.Plan, pool: Pool, split: _Split, *, progress, work_dir, 
             if missing:
                 ctx.report("start", missing[0])
                 _Run(plan, pool, ctx, split).run()
-        except BaseException:
-            engine.remove_if_empty(store)
+        except BaseException as e:
+            engine.clean_up(plan, store, e)
             raise
         if plan.finish_needs_prepare:  # the grid's captions, the snapshots' labels: from the loaded network
             plan.prepare()

@@ -4,8 +4,9 @@ A mode describes its work as a `Plan`: a range of items (frames, snapshots, cell
 the resume key they depend on, and a generator that makes items (from item i - 1 where the
 mode chains). The engine owns everything around that, once:
 
-    plan.prepare()                        load the network: a bad model fails before any folder exists
-    open/lock/validate the store          a work folder (workdir.py) keyed by plan.resume_key()
+    lock the store                        a render of the same output already running is refused at once
+    plan.prepare()                        load the network: a bad model leaves no folder behind
+    open/validate the store               a work folder (workdir.py) keyed by plan.resume_key()
     todo = what is missing                chained modes: from the first missing item on
     for item in plan.make(todo, ctx):     the mode's work; ctx.read(i) gives item i back from the store
         store it (writer thread)          atomic PNG; the loop does not wait for the disk
@@ -146,7 +147,12 @@ class Plan:
         """Every item is in ctx.store: write the output and say what was made."""
         raise NotImplementedError
 
-    def open_store(self, *, work_dir=None, restart: bool = False):
+    def reserve(self, *, work_dir=None) -> workdir.Reservation | None:
+        """Lock the store before `prepare` loads the network (workdir.reserve), or None for a
+        store without a lock. open_store(reserved=) takes the lock over."""
+        return workdir.reserve(self.output, work_dir)
+
+    def open_store(self, *, work_dir=None, restart: bool = False, reserved: workdir.Reservation | None = None):
         """The store of finished items: a work folder beside the output (workdir.py). Its resume
         key holds backend and precision "auto" as what they resolved to here (dream.auto.pin):
         resuming where auto chooses otherwise is refused, not a render of mixed backends."""
@@ -154,7 +160,7 @@ class Plan:
 
         return workdir.open_work(self.output, kind=self.mode, settings=pin(self.resume_key()), source=self.source(),
                                  seed=self.seed, start=self.start, end=self.end, fps=self.fps,
-                                 work_dir=work_dir, restart=restart)
+                                 work_dir=work_dir, restart=restart, reserved=reserved)
 
 
 @dataclass
@@ -214,8 +220,13 @@ def render(plan: Plan, *, progress: ProgressFn | None = None, work_dir=None, res
     items: only these indices (a range of the plan); the output is written only once every
     item is in the store. Raises whatever the plan raises, with every finished item stored.
     """
-    plan.prepare()
-    store = plan.open_store(work_dir=work_dir, restart=restart)
+    reserved = plan.reserve(work_dir=work_dir)  # before the network loads: a render already running is refused now
+    try:
+        plan.prepare()
+        store = plan.open_store(work_dir=work_dir, restart=restart, reserved=reserved)
+    finally:
+        if reserved is not None:
+            reserved.release()  # nothing once the store holds the lock; else the lock, and a folder made for it
     with store:  # holds the folder's lock until the output is written or the render fails
         todo = _todo(plan, store, items)
         ctx = Context(plan, store, progress, todo, keep=keep)
@@ -227,11 +238,8 @@ def render(plan: Plan, *, progress: ProgressFn | None = None, work_dir=None, res
             if todo:
                 ctx.report("start", todo[0])
                 _loop(plan, ctx)
-        except BaseException:
-            if plan.whole:  # the items of an unfinished whole computation are no use to a rerun
-                store.remove()
-            else:
-                remove_if_empty(store)
+        except BaseException as e:
+            clean_up(plan, store, e)
             raise
         if items is not None and _missing(plan, store):
             store.close()
@@ -301,6 +309,38 @@ def _noun(plan: Plan) -> str:
     return {"video": "frame", "zoom": "frame", "sweep": "cell", "timelapse": "snapshot"}.get(plan.mode, "item")
 
 
+class StoreFailed(DreamvidError):
+    """Storing a finished item failed mid-render (disk full, folder gone): a runtime failure
+    whose hint `clean_up` completes with what is kept, once it knows."""
+
+
+def clean_up(plan: Plan, store, error: BaseException) -> None:
+    """After a render stopped by `error`: an unfinished whole computation's items are removed
+    (no use to a rerun), an empty work folder too; a StoreFailed's hint then says what is kept
+    (never a folder just removed, never "None")."""
+    if plan.whole:
+        store.remove()
+    else:
+        remove_if_empty(store)
+    if isinstance(error, StoreFailed):
+        error.hint = f"{error.hint}; {_kept(plan, store)}"
+
+
+def _kept(plan: Plan, store) -> str:
+    path = getattr(store, "path", None)
+    if path is None:  # the still batch: each result is its own file, written as it was finished
+        return ("the results written before it are kept; run the same command with --skip-existing to go on"
+                if plan.end - plan.start > 1 else "nothing was written")
+    try:
+        n = len(store.done_indices()) if Path(path).is_dir() else 0
+    except OSError:
+        n = 0
+    if n == 0:
+        return "nothing was finished, so no work folder is kept"
+    noun = _noun(plan)
+    return f"the {n} finished {noun}{'s' * (n != 1)} are kept in {path}: run the same command again to resume"
+
+
 def remove_if_empty(store) -> None:
     """Leave no empty work folder behind a render that failed before its first item."""
     try:
@@ -359,9 +399,7 @@ class _Writer:
         if self._error is not None:
             e, self._error = self._error, None
             if isinstance(e, OutputError):  # mid-render (disk full, folder gone): a runtime failure, exit 1
-                where = getattr(self._store, "path", None)
-                raise DreamvidError(e.message, hint=f"{e.hint}; finished items are kept in {where}, "
-                                                    "run the same command again to resume", detail=e.detail) from e
+                raise StoreFailed(e.message, hint=e.hint, detail=e.detail) from e  # clean_up adds what is kept
             raise e
 
     def _run(self) -> None:

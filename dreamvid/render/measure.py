@@ -19,6 +19,10 @@ Beside it (issue 8):
   frame against the shot's median (no flash at a cut), and the 90th/10th percentile ratio;
 - brightness: the output's mean level minus the source's, per frame (its spread and trend).
 
+With `frames=` (issue 24), a second rendering of the same clip is measured in the same pass
+with the same flows: the PNG frames a file was encoded from, so the table shows what the encode
+added (`output_over_frames`).
+
 Both files are streamed, LONG_TERM_K frames of each in memory, so a long clip costs no memory.
 """
 from __future__ import annotations
@@ -39,10 +43,15 @@ LONG_TERM_K = 6  # frames: the long-term pair (t - k, t); Ruder et al. 2016 link
 
 
 def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *, flow: str = "dis",
-              max_frames: int | None = None, start: int | None = None) -> dict:
+              max_frames: int | None = None, start: int | None = None,
+              frames: str | os.PathLike | None = None) -> dict:
     """Warping error of `output_path` and of `source_path`, measured with the source's flow.
 
-    output_path: a video file, or a folder of frame_%05d.png frames. start: the source frame
+    output_path: a video file, or a folder of frame_%05d.png frames (a work folder: its first
+    unbroken run of frames). frames: the frames the output was encoded from (a folder), measured
+    in the same pass; the result then has "encoded_from": {"path", "warping_error",
+    "ratio_to_source", "long_term_error", "long_term_ratio"} and "output_over_frames" (short
+    term) and "long_term_output_over_frames". start: the source frame
     the output begins at (a render of a range); None: what the output says (the comment tag
     dreamvid writes into a rendered video, or the first frame number of a frame folder), else
     0. Frames are compared at the output's size:
@@ -64,7 +73,10 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
 
     src_info = media.probe_video(source_path)
     start, notes = _output_start(Path(output_path), start, src_info.path.name)
-    out_frames, out_size, out_count = _open_output(Path(output_path))
+    out_frames, out_size, out_count = _open_output(Path(output_path), notes)
+    pngs = _open_frames(Path(frames), start, notes) if frames is not None else None
+    if pngs is not None:
+        out_count = min(out_count, pngs[2])
     if start < 0 or start >= src_info.n_frames:
         raise InputError(f"start frame {start} is outside {src_info.path.name} ({src_info.n_frames} frames)",
                          hint="give the frame the output was rendered from")
@@ -74,53 +86,67 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
     if n < 2:
         raise InputError("coherence needs at least two frames in both files", hint="render a longer clip")
     plan = _size_plan((src_info.width, src_info.height), out_size)
+    if pngs is not None and pngs[1] != plan.size:
+        pngs[0].close()
+        raise InputError(f"the frames in {Path(frames).name} are {pngs[1][0]}x{pngs[1][1]}, the output "
+                         f"{plan.size[0]}x{plan.size[1]}: they are not the frames it was encoded from",
+                         hint="give the work folder (--keep-frames) or PNG frames of the same render")
     estimator = FlowEstimator(flow, MEASURE_QUALITY)
     sources = media.read_frames(src_info.path, start=start, end=start + n, max_size=plan.max_size, info=src_info)
-    errors = {"output": [], "source": []}
-    long_errors = {"output": [], "source": []}
+    keys = ("output", "source", "frames") if pngs is not None else ("output", "source")
+    errors: dict[str, list[float]] = {k: [] for k in keys}
+    long_errors: dict[str, list[float]] = {k: [] for k in keys}
     strength, brightness, shot_starts = [], [], [0]
-    history: deque = deque(maxlen=LONG_TERM_K)  # (source, output, shot number) of the last k frames
+    history: deque = deque(maxlen=LONG_TERM_K)  # ({"source", "output"[, "frames"]}, shot number) of the last k
 
-    def pair_errors(prev_src, prev_out, src, out, into):
-        back, fwd = estimator.flow(src, prev_src), estimator.flow(prev_src, src)
+    def pair_errors(prev, cur, into):
+        back, fwd = estimator.flow(cur["source"], prev["source"]), estimator.flow(prev["source"], cur["source"])
         mask = ~occluded(back, fwd)
-        for key, (a, b) in (("output", (prev_out, out)), ("source", (prev_src, src))):
-            err = warping_error([a, b], [back], [mask])
+        for key in keys:
+            err = warping_error([prev[key], cur[key]], [back], [mask])
             if np.isfinite(err):
                 into[key].append(err)
 
     pairs = cuts = 0
     per_pair: list[list] = []  # [i, output warping error of the pair (i - 1, i)]: where a seam would show
     first_pair = None
-    with closing(sources), closing(out_frames):
-        for i, ((_, src), out) in enumerate(zip(sources, out_frames)):
+    streams = [sources, out_frames] + ([pngs[0]] if pngs is not None else [])
+    with closing(sources), closing(out_frames), closing(pngs[0] if pngs is not None else (_ for _ in ())):
+        for i, ((_, src), out, *png) in enumerate(zip(*streams)):
             src, out = plan.source(src), plan.output(out)
+            cur = {"source": src, "output": out, **({"frames": plan.output(png[0])} if png else {})}
             diff = out.astype(np.float32) - src.astype(np.float32)
             strength.append(float(np.abs(diff).mean()))
             brightness.append(float(diff.mean()))
             if first_pair is None:
                 first_pair = (src, out)
             if history:
-                prev_src, prev_out, shot = history[-1]
-                if is_scene_cut(prev_src, src):
+                prev, shot = history[-1]
+                if is_scene_cut(prev["source"], src):
                     cuts += 1
                     shot_starts.append(i)
                 else:
                     before = len(errors["output"])
-                    pair_errors(prev_src, prev_out, src, out, errors)
+                    pair_errors(prev, cur, errors)
                     if len(errors["output"]) > before:
                         per_pair.append([i, errors["output"][-1]])
                     pairs += 1
             shot = len(shot_starts) - 1
-            if len(history) == LONG_TERM_K and history[0][2] == shot:  # history[0] is frame i - k
-                pair_errors(history[0][0], history[0][1], src, out, long_errors)
-            history.append((src, out, shot))
+            if len(history) == LONG_TERM_K and history[0][1] == shot:  # history[0] is frame i - k
+                pair_errors(history[0][0], cur, long_errors)
+            history.append((cur, shot))
     if pairs == 0:
         raise InputError("no pair of consecutive frames could be compared (every pair crosses a scene cut)",
                          hint="measure a clip with at least one continuous shot")
     notes += _mismatch_notes(src_info, start, out_count, first_pair)
     w_out, w_src = _mean(errors["output"]), _mean(errors["source"])
     l_out, l_src = _mean(long_errors["output"]), _mean(long_errors["source"])
+    encoded = {}
+    if pngs is not None:
+        w_png, l_png = _mean(errors["frames"]), _mean(long_errors["frames"])
+        encoded = {"encoded_from": {"path": str(frames), "warping_error": w_png, "ratio_to_source": _ratio(w_png, w_src),
+                              "long_term_error": l_png, "long_term_ratio": _ratio(l_png, l_src)},
+                   "output_over_frames": _ratio(w_out, w_png), "long_term_output_over_frames": _ratio(l_out, l_png)}
     return {
         "source": str(src_info.path), "output": str(output_path), "flow": flow, "frames": n,
         "pairs": pairs, "skipped_cuts": cuts, "size": list(plan.size), "resized": plan.note,
@@ -129,7 +155,7 @@ def coherence(source_path: str | os.PathLike, output_path: str | os.PathLike, *,
         "long_term": {"k": LONG_TERM_K, "pairs": len(long_errors["source"]),
                       "warping_error": {"output": l_out, "source": l_src}, "ratio_to_source": _ratio(l_out, l_src)},
         "strength": _strength_summary(strength, shot_starts),
-        "brightness": _brightness_summary(brightness),
+        "brightness": _brightness_summary(brightness), **encoded,
     }
 
 
@@ -258,15 +284,39 @@ def _size_plan(src_size: tuple[int, int], out_size: tuple[int, int]) -> _SizePla
     return _SizePlan(out_size, None, False, True, note)
 
 
-def _open_output(path: Path) -> tuple[Iterator[np.ndarray], tuple[int, int], int]:
+def _frame_files(path: Path, notes: list[str]) -> list[Path]:
+    """The folder's frame_NNNNN.png files from the first one on, up to the first gap (a work folder
+    of an interrupted render), with a note when a gap cut the run short."""
+    from .workdir import FRAME_RE
+
+    numbered = sorted((int(m.group(1)), p) for p in path.iterdir() if (m := FRAME_RE.match(p.name)) and p.is_file())
+    if not numbered:
+        raise InputError(f"{path} holds no frame_*.png frames", hint="give the rendered video or frame folder")
+    run = [p for k, (n, p) in enumerate(numbered) if n == numbered[0][0] + k]
+    if len(run) < len(numbered):
+        notes.append(f"{path.name} skips from frame {numbered[0][0] + len(run) - 1} to "
+                     f"{numbered[len(run)][0]}: only the {len(run)} frames before the gap are measured")
+    return run
+
+
+def _open_frames(path: Path, start: int, notes: list[str]):
+    """(frames, (width, height), count) of the PNG folder an output was encoded from (`--frames`)."""
+    if not path.is_dir():
+        raise InputError(f"--frames {path} is not a folder", hint="give the work folder (--keep-frames, "
+                                                                   "--work-dir) or a folder of frame_NNNNN.png")
+    first = _output_start(path, None, "")[0]
+    if first != start:
+        notes.append(f"{path.name} begins at frame {first}, the output at {start}: compared frame by frame "
+                     "from their first frames")
+    return _open_output(path, notes)
+
+
+def _open_output(path: Path, notes: list[str]) -> tuple[Iterator[np.ndarray], tuple[int, int], int]:
     """(frames, (width, height), frame count) of a video file or a PNG frame folder."""
     from .. import media
 
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.startswith("frame_")
-                       and p.suffix.lower() == ".png")
-        if not files:
-            raise InputError(f"{path} holds no frame_*.png frames", hint="give the rendered video or frame folder")
+        files = _frame_files(path, notes)
         first = media.read_image(files[0])
 
         def frames():

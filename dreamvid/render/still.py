@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -27,6 +28,10 @@ from . import engine
 log = logging.getLogger("dreamvid")
 
 RESULT_TAG = ".dream"  # photo.jpg -> photo.dream.png; results are left out when a folder is read
+# A folder's masks are not photos: chelsea-mask.png beside chelsea.jpg is what `--mask` reads.
+# Left out by name, the rule a user can see and predict: a name that is "mask" or ends in it
+# after - _ . or a space (chelsea-mask.png, face_mask.PNG, mask.png; not damask.jpg).
+MASK_NAME = re.compile(r"(^|[-_. ])mask$", re.I)
 
 
 def load_still(source, output) -> tuple[Path, np.ndarray, str | None]:
@@ -70,17 +75,28 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     """([(photo, result path)], whether this is a batch), checked before any work.
 
     Folders expand to the images directly inside them, sorted, leaving out earlier results
-    (NAME.dream.*). A batch (several photos, or any folder) writes into `output` as a folder,
-    or beside each photo; a single photo may also be given a folder as `output`.
+    (NAME.dream.*) and masks (MASK_NAME). A batch (several photos, or any folder) writes into
+    `output` as a folder, or beside each photo; a single photo may also be given a folder as
+    `output`.
     """
     from .. import media
     from ..media.paths import require_file, require_image_output
+    from ..userfiles import check_length
 
+    for s in sources:  # before any is_dir(), which raises for a name the file system cannot hold
+        check_length(s, "input")
+    if output is not None:
+        check_length(output, "output", OutputError)
     photos: list[Path] = []
     for s in sources:
         if s.is_dir():
             found = sorted(p for p in s.iterdir() if p.is_file() and p.suffix.lower() in media.IMAGE_EXTENSIONS
                            and not p.name.startswith(".") and not p.stem.endswith(RESULT_TAG))
+            masks = [p for p in found if MASK_NAME.search(p.stem)]
+            if masks:
+                log.info("left out of %s: %s (masks, by their names; give one by its path to dream it)", s,
+                         ", ".join(p.name for p in masks))
+            found = [p for p in found if p not in masks]
             if not found:
                 raise InputError(f"{s} holds no images", hint="give photos or a folder of JPEG/PNG/WebP/BMP/TIFF files")
             photos += found
@@ -89,7 +105,7 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
     batch = len(photos) > 1 or any(s.is_dir() for s in sources)
     folder = None
     if output is not None and (batch or output.is_dir() or media.output_kind(output) == "frames"):
-        if media.output_kind(output) != "frames":
+        if media.output_kind(output) != "frames" and not output.is_dir():  # an existing folder is one, named x.png too
             raise OutputError(f"-o {output} names one picture, but {len(photos)} photos were given",
                               hint="give a folder for -o; each result is written into it as NAME.dream.png")
         folder = _make_folder(output)
@@ -116,17 +132,15 @@ def plan_batch(sources: Sequence[Path], output: Path | None) -> tuple[list[tuple
 
 def _key(path: Path) -> str:
     """What makes two paths the same file (resolved, case kept)."""
-    return str(Path(path).expanduser().resolve())
+    from ..media.paths import resolved_output
+
+    return str(resolved_output(path))
 
 
 def _make_folder(folder: Path) -> Path:
-    from ..media.paths import writable_dir_or_raise
+    from ..media.paths import output_folder
 
-    folder = folder.expanduser()
-    if not folder.is_dir():
-        writable_dir_or_raise(folder.resolve().parent)
-        folder.mkdir()
-    return folder
+    return output_folder(folder, hint="give a folder for -o; each result is written into it as NAME.dream.png")
 
 
 class StillsPlan(engine.Plan):
@@ -145,11 +159,16 @@ class StillsPlan(engine.Plan):
         self.skip_existing = skip_existing
         self.on_octave = on_octave
         self.dreamer = None  # loaded after the first photo is read: a bad photo is reported first
+        from .. import models
         from ..dream import check_objective
 
         check_objective(settings.dream, "image")
+        models.check_targets(settings.dream.model, settings.dream.targets())  # no TensorFlow for a known model
 
-    def open_store(self, *, work_dir=None, restart: bool = False) -> _ResultFiles:
+    def reserve(self, *, work_dir=None) -> None:
+        return None  # each result is written atomically on its own: no folder to lock
+
+    def open_store(self, *, work_dir=None, restart: bool = False, reserved=None) -> _ResultFiles:
         return _ResultFiles(self)
 
     def make(self, todo: list[int], ctx: engine.Context) -> Iterator[engine.Item]:

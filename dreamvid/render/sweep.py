@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import OutputError, SettingsError
+from ..numeric import literal, number, shown
 from ..settings import DreamSettings, Settings, parse_classes, parse_layers, refuse_layer_expressions, validate
 from . import engine, sheet, workdir
 from .still import load_still
@@ -74,9 +76,10 @@ def parse_vary(spec: str) -> Axis:
     key, sep, rest = spec.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise SettingsError(f"--vary {spec!r} is not KEY=VALUE,VALUE,...",
+        raise SettingsError(f"--vary {shown(spec)} is not KEY=VALUE,VALUE,...",
                             hint="e.g. --vary step=0.01,0.06")
     values = [v.strip() for v in rest.split(",")]
+    _check_count(key, len(values))  # before anything is parsed or expanded
     if ALIASES.get(key, key) == CHANNEL:  # ranges: channel=0-7,12
         values = [str(c) for v in values for c in _channel_range(v)]
     return make_axis(key, values)
@@ -84,8 +87,8 @@ def parse_vary(spec: str) -> Axis:
 
 def _channel_range(text: str) -> list:
     a, sep, b = text.partition("-")
-    if sep and a.strip().isdigit() and b.strip().isdigit():
-        lo, hi = int(a), int(b)
+    if sep and all(x.strip().isascii() and x.strip().isdigit() for x in (a, b)):
+        lo, hi = number(a, "--vary channel"), number(b, "--vary channel")
         if hi < lo or hi - lo >= MAX_CELLS:
             raise SettingsError(f"--vary channel={text}: a range goes up, by at most {MAX_CELLS} channels",
                                 hint="e.g. --vary channel=0-15")
@@ -99,20 +102,28 @@ def make_axis(key: str, values: Sequence[Any]) -> Axis:
     known = sweepable()
     if key not in known:
         close = difflib.get_close_matches(key, known, n=1)
-        raise SettingsError(f"cannot vary {key!r}: it is not a setting",
+        raise SettingsError(f"cannot vary {shown(key)}: it is not a setting",
                             hint=(f"did you mean {close[0]!r}? " if close else "") + f"settings: {', '.join(known)}")
     if isinstance(values, (str, bytes)) or not [v for v in values if v != ""]:
         raise SettingsError(f"--vary {key} has no values", hint=f"give at least one, e.g. --vary {_example(key)}")
     if any(v == "" for v in values):
         raise SettingsError(f"--vary {key} has an empty value", hint=f"separate values with single commas, "
                                                                      f"e.g. --vary {_example(key)}")
+    _check_count(key, len(values))
     parsed = tuple(_value(key, v) for v in values)
-    shown = [sheet.value_text(key, v) for v in parsed]
-    twice = next((t for t in shown if shown.count(t) > 1), None)
+    labels = Counter(sheet.value_text(key, v) for v in parsed)
+    twice = next((t for t, n in labels.items() if n > 1), None)  # one pass: no count() per value
     if twice is not None:
         raise SettingsError(f"--vary {key} has the value {twice} twice (as written in the grid)",
                             hint="give each value once; values that differ only past the printed digits look alike")
     return Axis(key, parsed)
+
+
+def _check_count(key: str, n: int) -> None:
+    """SettingsError at once for an axis of more values than a whole sweep may have cells."""
+    if n > MAX_CELLS:
+        raise SettingsError(f"--vary {key} has {n} values, more than the {MAX_CELLS} cells a sweep may have",
+                            hint="use fewer values, or split it into several sweeps")
 
 
 def _example(key: str) -> str:
@@ -132,9 +143,9 @@ def _value(key: str, v: Any) -> Any:
     if not isinstance(v, str):
         return _layers(v) if key == "layers" else parse_classes(v) if key == "classes" else v
     if key == CHANNEL:
-        if not v.isdigit():
-            raise SettingsError(f"--vary channel: {v!r} is not a channel number", hint="e.g. --vary channel=0-15")
-        return int(v)
+        if not (v.isascii() and v.isdigit()):
+            raise SettingsError(f"--vary channel: {shown(v)} is not a channel number", hint="e.g. --vary channel=0-15")
+        return number(v, "--vary channel")
     default = getattr(DreamSettings(), key)
     if key == "layers":
         return _layers([part for part in v.split("+") if part])
@@ -144,11 +155,11 @@ def _value(key: str, v: Any) -> Any:
         return None
     kind = type(default) if default is not None else {"max_loss": float, "max_size": int}.get(key, str)
     if kind in (int, float):
-        try:
-            return kind(v)
-        except ValueError:
+        parsed = literal(v, f"--vary {key}")  # bounded: no 5000-digit int()
+        if parsed is None or (kind is int and not isinstance(parsed, int)):
             what = "a whole number" if kind is int else "a number"
-            raise SettingsError(f"--vary {key}: {v!r} is not {what}", hint=f"e.g. --vary {_example(key)}") from None
+            raise SettingsError(f"--vary {key}: {shown(v)} is not {what}", hint=f"e.g. --vary {_example(key)}")
+        return kind(parsed)
     return v
 
 
@@ -279,6 +290,10 @@ class SweepPlan(engine.Plan):
                                 hint="use --max-size, fewer --iterations or fewer values")
         self.amount = amount
         self.cells = list(itertools.chain.from_iterable(self.grid))
+        from .. import models
+
+        for cs in self.cells:  # every cell's model and entries (no TensorFlow for a known model)
+            models.check_targets(cs.model, cs.targets())
         self.picks = [[(axes[0], c), *zip(axes[1:], _row_index(axes, r))]
                       for r, row in enumerate(self.grid) for c in range(len(row))]
         self.end, self.seed = len(self.cells), self.base.seed
@@ -391,13 +406,8 @@ def cell_name(picks) -> str:
 
 
 def _cells_dir(save_cells) -> Path | None:
-    from ..media.paths import writable_dir_or_raise
+    from ..media.paths import output_folder
 
     if save_cells is None:
         return None
-    d = Path(save_cells).expanduser()
-    if d.exists() and not d.is_dir():
-        raise OutputError(f"--save-cells {d} is a file, not a folder", hint="give a folder for the cell pictures")
-    writable_dir_or_raise(d.parent.resolve())
-    d.mkdir(exist_ok=True)
-    return d
+    return output_folder(save_cells, "--save-cells", hint="give a folder for the cell pictures")

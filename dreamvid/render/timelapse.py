@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import SettingsError
+from ..numeric import is_finite, literal, shown
 from ..settings import MAX_SNAPSHOTS, DreamSettings, Settings, TimelapseSettings, validate_timelapse
 from . import engine, sheet
 from .still import load_still
@@ -71,11 +72,11 @@ def parse_checkpoints(text: str) -> tuple[int, ...]:
         raise SettingsError("checkpoints is empty", hint="give iteration counts, e.g. --checkpoints 40,80,120")
     values = []
     for t in items:
-        try:
-            values.append(int(t))
-        except ValueError:
-            raise SettingsError(f"checkpoints must be whole numbers (got {t!r})",
-                                hint="e.g. --checkpoints 40,80,120,160,200,240") from None
+        value = literal(t, "checkpoints")  # bounded: no 5000-digit int()
+        if not isinstance(value, int):
+            raise SettingsError(f"checkpoints must be whole numbers (got {shown(t)})",
+                                hint="e.g. --checkpoints 40,80,120,160,200,240")
+        values.append(value)
     return check_checkpoints(values)
 
 
@@ -197,6 +198,9 @@ class TimelapsePlan(engine.Plan):
                                 hint="use fewer checkpoints or a larger --every, or write a video")
         self.image = image
         self.seed = s.seed
+        from .. import models
+
+        models.check_targets(s.model, s.targets())  # no TensorFlow for a known model
 
     def prepare(self) -> None:
         from ..dream import fit_max_size, get_dreamer, octave_sizes
@@ -347,8 +351,8 @@ def _write(out: Path, kind: str, run: Callable[[Callable[[Snapshot], None]], Non
 def _check_video(fps: float, hold: float, fade: float, n: int) -> tuple[Fraction, int, int]:
     """(exact fps, frames each snapshot is held, crossfade frames), or SettingsError."""
     for key, value in (("fps", fps), ("hold", hold), ("fade", fade)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SettingsError(f"{key} must be a finite number (got {value!r})", hint=None)
+        if not is_finite(value):  # no OverflowError for a 400-digit int
+            raise SettingsError(f"{key} must be a finite number (got {shown(value)})", hint=None)
     if fps <= 0:
         raise SettingsError(f"fps must be > 0 (got {fps:g})", hint="frames per second of the output, e.g. --fps 25")
     if hold <= 0:
@@ -356,13 +360,18 @@ def _check_video(fps: float, hold: float, fade: float, n: int) -> tuple[Fraction
     if fade < 0:
         raise SettingsError(f"fade must be >= 0 seconds (got {fade:g})",
                             hint="0 cuts, 0.5 crossfades for half a second")
+    _check_length((n + 1) * hold + max(0, n - 1) * fade)  # in seconds first: 1e308 s at 25 fps is no frame count
     rate = Fraction(fps).limit_denominator(1001)
     hold_n, fade_n = max(1, round(hold * fps)), round(fade * fps)
-    seconds = (n * hold_n + hold_n + (n - 1) * fade_n) / fps
-    if seconds > MAX_VIDEO_SECONDS:
-        raise SettingsError(f"the timelapse would last {seconds:.0f} s, more than the limit of {MAX_VIDEO_SECONDS} s",
-                            hint="use a shorter --hold and --fade, or fewer snapshots")
+    _check_length((n * hold_n + hold_n + (n - 1) * fade_n) / fps)
     return rate, hold_n, fade_n
+
+
+def _check_length(seconds: float) -> None:
+    if seconds > MAX_VIDEO_SECONDS:
+        length = f"{seconds:.4g} s" if math.isfinite(seconds) else "1.8e+308 s or more"
+        raise SettingsError(f"the timelapse would last {length}, more than the limit of {MAX_VIDEO_SECONDS} s",
+                            hint="use a shorter --hold and --fade, or fewer snapshots")
 
 
 class Crossfader:

@@ -63,7 +63,22 @@ class FrameValues:
             except SettingsError as e:
                 raise SettingsError(f"frame {i} (t = {i / self.fps:.2f} s): {e.message}", hint=e.hint) from None
         if any(section == "layers" for section, _ in self.table):
+            self._refuse_silence(expressions)
             self.signs = self._signs(expressions)
+
+    def _refuse_silence(self, expressions: dict) -> None:
+        """SettingsError if every entry's weight is 0 at every frame (`--layer X:0*t`): the render
+        would finish having dreamed nothing. A weight of time that is 0 at some frames is fine."""
+        live = np.zeros(self.table[next(iter(self.table))].shape, bool)
+        for name, w in self.settings.dream.targets():
+            column = self.table.get(("layers", name))
+            live |= (column != 0) if column is not None else (w != 0)
+        if not live.any():
+            texts = ", ".join(f"layers.{x.key.split('.', 1)[1]} = {x.text!r}" for (section, _), x in expressions.items()
+                              if section == "layers")
+            raise SettingsError(f"every layer weight is 0 at every frame ({texts}), so there is nothing to dream",
+                                hint="give a layer a weight that is not 0 for some of the clip, "
+                                     "e.g. --layer block4c_out:0.5+0.5*onset")
 
     def _signs(self, expressions: dict) -> tuple[tuple[str, float], ...]:
         """Each target's sign for the render (EasedMeanSquares: fixed, so the step is traced once);

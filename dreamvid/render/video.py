@@ -48,13 +48,14 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DecodeError, DreamvidError, InputError, OutputError, SettingsError
+from ..numeric import MAX_LITERAL, shown
 from ..settings import Settings, parse_fps
 from . import engine, workdir
 
 log = logging.getLogger("dreamvid")
 
 PREFETCH_DEPTH = 3  # frames decoded and flowed ahead of the dream (memory: a few frames)
-OUTPUT_ONLY = ("crf", "keep_audio", "fps", "interpolate")  # VideoSettings fields that do not change the frames
+OUTPUT_ONLY = ("crf", "pix_fmt", "keep_audio", "fps", "interpolate")  # VideoSettings fields that do not change the frames
 _POLL_S = 0.1  # s; how often a blocked worker checks whether the render has stopped
 
 
@@ -75,11 +76,14 @@ def frame_index(position: int | str | None, fps: Fraction, what: str = "position
             raise SettingsError(f"{what} must be >= 0 (got {position})", hint=POSITION_HELP)
         return position
     text = str(position).strip().lower()
-    if text.startswith("f") and text[1:].isdigit():
+    if len(text) > MAX_LITERAL:  # before any int() or Fraction(): 5000 digits would trip Python's limit
+        raise SettingsError(f"{what} {shown(position)} is {len(text)} characters long, more than {MAX_LITERAL}",
+                            hint=POSITION_HELP)
+    if text.startswith("f") and text[1:].isascii() and text[1:].isdigit():
         return int(text[1:])
     m = _TIME_RE.match(text)
     if not m:
-        raise SettingsError(f"{what} {position!r} is neither a time nor a frame index", hint=POSITION_HELP)
+        raise SettingsError(f"{what} {shown(position)} is neither a time nor a frame index", hint=POSITION_HELP)
     parts = [p for p in m.groups() if p is not None]
     seconds = Fraction(0)
     for p in parts:
@@ -129,7 +133,7 @@ class VideoPlan(engine.Plan):
     finish_needs_prepare = False  # encoding needs no network
 
     def __init__(self, source, output, settings: Settings, *, start=None, end=None):
-        from .. import media
+        from .. import media, models
 
         self.settings = settings
         self.info = info = media.probe_video(source)
@@ -137,12 +141,14 @@ class VideoPlan(engine.Plan):
         if media.output_kind(out) == "image":
             raise OutputError(f"{out.name} is a still image name, not a video",
                               hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
+        media.check_pix_fmt(out, settings.video.pix_fmt)
         self.start, self.end = _frame_range(info, start, end)
         k = settings.video.interpolate
         self.out_fps = parse_fps(settings.video.fps) or info.fps * k  # interpolated: as smooth, same speed
         self.fps, self.seed = info.fps, settings.dream.seed
         _check_frame_size(info, settings)
-        _check_mask(info, settings, self.end)
+        _check_mask(info, settings, self.start, self.end)
+        models.check_targets(settings.dream.model, settings.dream.targets())  # no TensorFlow for a known model
         from .values import FrameValues
 
         self.values = FrameValues(settings, info, self.start, self.end)  # each frame's step, blend...: expressions
@@ -327,7 +333,8 @@ class VideoPlan(engine.Plan):
         if info.sar != 1 and media.output_kind(self.output) == "frames":
             log.warning("%s has non-square pixels (sample aspect %s); PNG frames cannot say so: show them %s "
                         "times as wide", info.path.name, info.sar, float(info.sar))
-        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, end=last, keep=ctx.keep, sar=info.sar,
+        work.finish(self.output, fps=self.out_fps, crf=self.settings.video.crf, pix_fmt=self.settings.video.pix_fmt,
+                    end=last, keep=ctx.keep, sar=info.sar,
                     interpolate=self.settings.video.interpolate, compose=self._composer(first, last),
                     audio_source=info.path if audio else None,  # trimmed to the frames' time span
                     audio_start=media.frame_time(first, info.fps), audio_duration=float((last - first) / info.fps))
@@ -405,7 +412,7 @@ def _check_frame_size(info, settings: Settings) -> None:
     check_size(h, w, settings.frame_dream())
 
 
-def _check_mask(info, settings: Settings, end: int) -> None:
+def _check_mask(info, settings: Settings, start: int, end: int) -> None:
     """Before any work: the guide reads, the mask image or clip fits the frames, a motion mask has a flow."""
     from .. import media
     from ..dream import check_objective
@@ -415,7 +422,7 @@ def _check_mask(info, settings: Settings, end: int) -> None:
     check_objective(settings.dream, "video", (h, w))
     k = kind(settings.dream.mask)
     if k == "clip":
-        check_clip(settings.dream.mask, end, (h, w))
+        check_clip(settings.dream.mask, end, (h, w), start)
     elif k in ("motion", "still") and settings.video.flow == "none":
         raise SettingsError(f"--mask {settings.dream.mask} is computed from the optical flow, and --flow is none",
                             hint="use --flow dis (the default) with a motion mask")
@@ -433,6 +440,8 @@ def _frame_range(info, start, end) -> tuple[int, int]:
     if first >= info.n_frames:
         raise InputError(f"--start {start} is beyond the end of {info.path.name} ({length})",
                          hint=f"give a start before frame {info.n_frames}")
+    if last is not None and last > info.n_frames:
+        log.warning("--end %s is beyond the end of %s (%s): dreaming to its last frame", end, info.path.name, length)
     if last is None or last > info.n_frames:
         last = info.n_frames
     if last <= first:

@@ -94,7 +94,9 @@ SAMPLE_BYTES = 2 << 20  # hashed from each end of a source: 4 MiB read, catches 
 
 def default_work_dir(output: str | os.PathLike) -> Path:
     """The work folder of an output: `dream.mp4` -> `dream.mp4.dreamvid-work` beside it."""
-    out = Path(os.fspath(output).rstrip("/" + os.sep) or ".").expanduser().resolve()
+    from ..media.paths import resolved_output
+
+    out = resolved_output(os.fspath(output).rstrip("/" + os.sep) or ".")
     return out.with_name(out.name + WORK_SUFFIX)
 
 
@@ -292,7 +294,7 @@ class WorkFolder:
         self.manifest["end"] = int(end)
         self._save()
 
-    def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18,
+    def finish(self, output: str | os.PathLike, *, fps: Fraction, crf: int = 18, pix_fmt: str = "yuv420p",
                audio_source: str | os.PathLike | None = None, audio_start: float | None = None,
                audio_duration: float | None = None, end: int | None = None, keep: bool = False,
                sar: Fraction | None = None, interpolate: int = 1, compose=None) -> Path:
@@ -322,6 +324,7 @@ class WorkFolder:
             keep = keep or out.resolve() == self.path.resolve()
         else:
             media.encode_video(frames_dir, out, fps=Fraction(fps), n_frames=count, start_number=start, crf=crf,
+                               pix_fmt=pix_fmt,
                                audio_source=audio_source, audio_start=audio_start, audio_duration=audio_duration,
                                comment=render_comment(self.manifest, self.start, n), sar=sar)
         if keep:
@@ -384,16 +387,18 @@ class WorkFolder:
 def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, Any],
               source: Mapping[str, Any] | None, seed: int, start: int, end: int, fps: Fraction,
               work_dir: str | os.PathLike | None = None, restart: bool = False,
-              resume_hint: str = "pass --restart to discard them and start over") -> WorkFolder:
+              resume_hint: str = "pass --restart to discard them and start over",
+              reserved: Reservation | None = None) -> WorkFolder:
     """Create, or reopen to resume, the work folder of a render of frames [start, end).
 
     kind: "video", "zoom", ...; settings: JSON-able dict of everything the frames depend on
     (not output-only options such as crf); source: `fingerprint(...)` or None (nothing read);
     fps: the source or animation rate. work_dir: the folder (default: `default_work_dir`).
     ResumeMismatchError when the folder holds frames of another render (unless `restart`,
-    which clears it); OutputError when it cannot be created.
+    which clears it); OutputError when it cannot be created. reserved: the folder's lock taken
+    earlier by `reserve` (the render keeps holding it).
     """
-    path = Path(work_dir).expanduser().resolve() if work_dir else default_work_dir(output)
+    path = _work_path(output, work_dir)
     settings = {k: _jsonable(v) for k, v in settings.items()}
     wanted = {
         "format": FORMAT_VERSION, "kind": kind, "dreamvid": __version__,
@@ -401,19 +406,11 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
         "source": dict(source) if source is not None else None, "seed": int(seed),
         "start": int(start), "end": int(end), "fps": fps_text(fps), "output": str(output),
     }
-    created = not path.is_dir()
-    try:
-        path.mkdir(exist_ok=True)
-    except FileNotFoundError:
-        if path.parent.is_dir():  # /proc, a read-only mount: the parent is there but takes nothing new
-            raise OutputError(f"cannot create the work folder {path}: {path.parent} does not take new folders",
-                              hint="choose another --work-dir") from None
-        raise OutputError(f"cannot create the work folder {path}: its parent folder does not exist",
-                          hint="create it, or choose another --work-dir") from None
-    except OSError as e:
-        raise OutputError(f"cannot create the work folder {path}: {e.strerror}",
-                          hint="choose another --work-dir") from None
-    lock = _FolderLock.acquire(path)  # everything below reads or changes the folder: hold it first
+    if reserved is not None and reserved.path == path:  # locked already, before the network loaded
+        lock, created = reserved.take()
+    else:
+        created = _make_folder(path)
+        lock = _locked(path, created)  # everything below reads or changes the folder: hold it first
     try:
         try:
             old = _read_manifest(path)
@@ -452,6 +449,82 @@ def open_work(output: str | os.PathLike, *, kind: str, settings: Mapping[str, An
                 path.rmdir()
         raise
     return work
+
+
+def _work_path(output: str | os.PathLike, work_dir: str | os.PathLike | None) -> Path:
+    from ..media.paths import resolved_output
+
+    return resolved_output(work_dir) if work_dir else default_work_dir(output)  # a symlink loop: one line
+
+
+def _make_folder(path: Path) -> bool:
+    """Create the work folder if needed (OutputError naming why it cannot be); True if created."""
+    created = not path.is_dir()
+    try:
+        path.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        if path.parent.is_dir():  # /proc, a read-only mount: the parent is there but takes nothing new
+            raise OutputError(f"cannot create the work folder {path}: {path.parent} does not take new folders",
+                              hint="choose another --work-dir") from None
+        raise OutputError(f"cannot create the work folder {path}: its parent folder does not exist",
+                          hint="create it, or choose another --work-dir") from None
+    except FileExistsError:  # a file, a pipe, a device: named, never opened
+        from ..userfiles import kind as file_kind
+
+        raise OutputError(f"the work folder {path} is {file_kind(path.stat().st_mode)}, not a folder",
+                          hint="choose another --work-dir, or move it out of the way") from None
+    except NotADirectoryError:
+        from ..media.paths import writable_dir_or_raise
+
+        writable_dir_or_raise(path.parent, "the work folder's parent")  # names the file on the way
+        raise
+    except OSError as e:
+        raise OutputError(f"cannot create the work folder {path}: {e.strerror}",
+                          hint="choose another --work-dir") from None
+    return created
+
+
+def _locked(path: Path, created: bool) -> _FolderLock:
+    """The folder's lock; a folder created for it is removed again when another render holds it."""
+    try:
+        return _FolderLock.acquire(path)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
+@dataclass
+class Reservation:
+    """A work folder locked before its render loads the network (engine.render), so that a
+    second render of the same output is refused at once instead of after the seconds that
+    TensorFlow and the network take. `open_work(reserved=)` takes the lock over; `release()`
+    gives it up if nothing took it, removing the folder if it was made for this and is empty."""
+
+    path: Path
+    lock: _FolderLock | None
+    created: bool
+
+    def take(self) -> tuple[_FolderLock, bool]:
+        lock, self.lock = self.lock, None
+        return lock, self.created
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+            if self.created:
+                with contextlib.suppress(OSError):  # not empty: something of the user's, leave it
+                    self.path.rmdir()
+
+
+def reserve(output: str | os.PathLike, work_dir: str | os.PathLike | None = None) -> Reservation:
+    """Lock the work folder of `output` now (created if needed): OutputError at once if
+    another render holds it, or it cannot be made. Hand it to open_work(reserved=)."""
+    path = _work_path(output, work_dir)
+    created = _make_folder(path)
+    return Reservation(path, _locked(path, created), created)
 
 
 class _FolderLock:
@@ -493,12 +566,25 @@ class _FolderLock:
 
 
 def _holder(path: Path) -> str:
-    """' (pid 1234 on host)' from the manifest of the render holding `path`, or ''."""
+    """' (pid 1234 on host)' from the manifest of the render holding `path`, or ''. The holder
+    locks the folder before it loads its network and writes its manifest only after, so a
+    manifest whose process is gone (on this host) is an earlier run's: it names nobody."""
     with contextlib.suppress(Exception):
         m = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        if m.get("pid"):
-            return f" (pid {m['pid']} on {m.get('host', '?')})"
+        pid, host = m.get("pid"), m.get("host", "?")
+        if pid and (host != socket.gethostname() or _alive(int(pid))):
+            return f" (pid {pid} on {host})"
     return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 # ---- helpers -------------------------------------------------------------------------------

@@ -191,9 +191,10 @@ def plan_zoom(size: tuple[int, int], settings: Settings | None = None, *,
             keyframes = parse_keyframes(keyframes, KEYFRAME_DREAM_KEYS, defaults)
     if duration is None and n_frames is None and keyframes is None:
         duration = DEFAULT_DURATION
-    if duration is not None and duration * fps > MAX_ZOOM_FRAMES:  # before the path allocates anything
-        raise SettingsError(f"the zoom would have {math.ceil(duration * fps)} frames, more than the limit of "
-                            f"{MAX_ZOOM_FRAMES}", hint="check --duration and --fps")
+    length = duration if duration is not None or n_frames is not None else keyframes.duration  # to the last keyframe
+    if length is not None and length * fps > MAX_ZOOM_FRAMES:  # before the path allocates anything
+        raise SettingsError(f"the zoom would have {math.ceil(length * fps)} frames, more than the limit of "
+                            f"{MAX_ZOOM_FRAMES}", hint="check --duration, --fps and the keyframes' times")
     n_guess = n_frames or (round(duration * fps) if duration is not None else round(keyframes.duration * fps) + 1)
     trajectory = Trajectory(keyframes if keyframes is not None else motion(zoom), fps, size,
                             duration=duration, n_frames=n_frames,
@@ -411,7 +412,7 @@ def render_zoom_preview(source, output: str | os.PathLike, settings: Settings | 
     plan = ZoomPlan(source, output, s, keyframes=keyframes, audio=audio)
     picture = plan.picture
     path = plan.path
-    with media.VideoWriter(plan.output, fps=plan.fps, crf=s.video.crf) as writer:
+    with media.VideoWriter(plan.output, fps=plan.fps, crf=s.video.crf, pix_fmt=s.video.pix_fmt) as writer:
         for i in range(plan.end):
             frame = apply(picture, path.trajectory.cumulative(i), path.zoom.interpolation)
             writer.write(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
@@ -484,7 +485,7 @@ class ZoomPlan(engine.Plan):
     chained = True
 
     def __init__(self, source, output, settings: Settings, *, keyframes=None, audio=None, read: bool = False):
-        from .. import media
+        from .. import media, models
         from ..dream import fit_max_size
 
         if read:  # only the plan (zoom_schedule): the photo is read, nothing is written
@@ -499,6 +500,7 @@ class ZoomPlan(engine.Plan):
             if media.output_kind(self.output) == "image":
                 raise OutputError(f"{self.output.name} is a still image name, but a zoom is a clip",
                                   hint="use .mp4, .mov, .mkv, .gif, or a folder name for PNG frames")
+            media.check_pix_fmt(self.output, settings.video.pix_fmt)
         self.picture = fit_max_size(picture.astype(np.float32), settings.dream.max_size)
         h, w = self.picture.shape[:2]
         self.size = (w, h)
@@ -508,6 +510,8 @@ class ZoomPlan(engine.Plan):
         self.path = plan_zoom((w, h), settings, keyframes=keyframes, default_layers=_default_layers(settings.dream),
                               audio=audio)
         self.settings, self.end = self.path.settings, self.path.n_frames
+        # every entry of every keyframe exists (no TensorFlow for a known model)
+        models.check_targets(settings.dream.model, tuple((name, 1.0) for name in self.path.layer_names))
         self.fps, self.seed = parse_fps(settings.zoom.fps), settings.dream.seed
 
     def prepare(self) -> None:
@@ -529,7 +533,8 @@ class ZoomPlan(engine.Plan):
 
     def finish(self, ctx: engine.Context) -> engine.Result:
         sound, k = self.path.sound, self.settings.zoom.interpolate
-        ctx.store.finish(self.output, fps=self.fps * k, crf=self.settings.video.crf, keep=ctx.keep, interpolate=k,
+        ctx.store.finish(self.output, fps=self.fps * k, crf=self.settings.video.crf, pix_fmt=self.settings.video.pix_fmt,
+                         keep=ctx.keep, interpolate=k,
                          audio_source=sound.path if sound is not None else None, audio_start=0.0,
                          audio_duration=float(self.end / self.fps))
         write_params(self.output, schedule(self.path))

@@ -25,15 +25,16 @@ DEFAULT_MAX_UPLOAD_MB = 200  # MB; a minute of 1080p H.264 is ~100 MB, a photo a
 DEFAULT_MAX_PIXELS = 50_000_000  # px per picture or frame at upload (an 8K frame is 33 MP); stricter than the reader's 250 MP
 MAX_FRAMES = 36_000  # frames of an uploaded clip: 20 minutes at 30 fps, more is not a studio job
 MAX_NAME = 80  # characters of a stored file's stem
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # what secrets.token_urlsafe makes; ids never hold a dot or slash
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what secrets.token_urlsafe makes; ids never hold a dot or slash
 
 
 class UploadRefused(InputError):
     """An upload or a request path that is refused; `status` is the HTTP status that says why."""
 
-    def __init__(self, message: str, status: int = 400, hint: str | None = None):
+    def __init__(self, message: str, status: int = 400, hint: str | None = None, key: str | None = None):
         super().__init__(message, hint=hint)
         self.status = status
+        self.key = key  # the field of the page it concerns, if one
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def new_token() -> str:
 
 
 def check_token(token: str) -> str:
-    if not isinstance(token, str) or not TOKEN_RE.match(token):
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         raise UploadRefused("no such job or upload", status=404)
     return token
 
