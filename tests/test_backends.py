@@ -35,8 +35,11 @@ def step_of(d: Dreamer, x: np.ndarray, *, mask=None, smooth=0.0, gains=None, til
     return loss, ascent.image() - x
 
 
-def techniques(x: np.ndarray, seed: int = 4) -> dict:
-    """The step inputs of lapnorm 3, decorrelate 1 and transform 1.5 for image x (dream/techniques.py)."""
+def techniques(x: np.ndarray, seed: int = 1) -> dict:
+    """The step inputs of lapnorm 3, decorrelate 1 and transform 1.5 for image x (dream/techniques.py).
+    Seed 1: seed 4's warp puts one unit of the class test's network within rounding of a ReLU
+    kink (its update differs 8e-3 across backends; 1e-4 of noise on the input brings it to 3e-6),
+    the case the module docstring sets aside."""
     from dreamvid.dream.techniques import colour_matrix, random_warp
 
     return {"colour": colour_matrix(1.0), "lapnorm": 3,
