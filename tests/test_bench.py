@@ -36,9 +36,9 @@ def test_the_bench_drops_tensorflow_retracing_warnings_and_nothing_else(caplog):
 
 
 @pytest.mark.parametrize("quick,only,runs", [
-    (True, None, "steps,still,video,memory,startup,precisions,coherence,objectives,backends"),
+    (True, None, "steps,still,video,memory,startup,precisions,coherence,objectives,backends,looks"),
     (True, "cluster", "cluster"),
-    (False, None, "steps,still,video,memory,startup,precisions,coherence,cluster,objectives,backends"),
+    (False, None, "steps,still,video,memory,startup,precisions,coherence,cluster,objectives,backends,looks"),
 ])
 def test_quick_leaves_the_cluster_out_unless_asked(quick, only, runs):
     """--quick runs every item but the cluster's (QUICK_LEAVES_OUT), which --only still reaches."""
