@@ -106,6 +106,15 @@ CHANGED: dict[str, str] = {  # case -> why its output changes on purpose
        for k in ("swirls", "coral", "deep-octaves")},
     "timelapse-frames": "issue 23: swirls steps in decorrelated colour (no rainbow pixel noise)",
 }
+# Issue 23: the video presets step in decorrelated colour, the zoom preset with all three techniques
+_LOOK_VIDEO = "issue 23: the video presets step in decorrelated colour (the played file steadier)"
+_LOOK_ZOOM = "issue 23: the zoom preset dreams with lapnorm, decorrelate and transform (a face grows, no speckle)"
+for _case, _why in [*[(c, _LOOK_VIDEO) for c in ("video-default", "video-cuts-frames", "video-none-gif",
+                                                 "video-farneback", "video-cadence3", "video-draft-cuts",
+                                                 "video-layers", "image-video", "coherence")],
+                    *[(c, _LOOK_ZOOM) for c in ("zoom-default", "zoom-motion", "zoom-keyframes",
+                                                "zoom-keyframes-mixed", "image-zoom")]]:
+    CHANGED[_case] = f"{CHANGED[_case]}; {_why}" if _case in CHANGED else _why
 STEADY_FILE = ("issue 24: the encode keeps the frames' steadiness (chroma low-passed before 4:2:0, x264 psy off; "
                "a GIF: temporal denoise and ordered dither); the frames are unchanged")
 for _case in ("video-default", "video-none-gif", "video-farneback", "video-cadence3", "video-layers", "zoom-default",
