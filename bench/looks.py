@@ -46,7 +46,7 @@ STEP_SIZE = (384, 512)  # (h, w) of the timed step
 TECHNIQUES = {"lapnorm": 4, "decorrelate": 1.0, "transform": 1.0}
 COST_TARGET = 1.15  # a step with the techniques over the plain step, at most (issue 23)
 NEON = ("eyes",)  # presets meant to be neon: their fine chroma is their look
-SHEET_QUALITY = 80  # JPEG quality of the before/after sheet (docs/gallery): small enough for the repository
+SHEET_QUALITY = 70  # JPEG quality of the before/after sheet (docs/gallery): small enough for the repository
 
 
 def opponent(rgb: np.ndarray) -> np.ndarray:
@@ -236,7 +236,7 @@ def measure(quick: bool = False, cache: Path | None = None) -> dict:
     return result
 
 
-def before_after(before: Path, after: Path, out: Path, labels, photos, cell: int = 220) -> None:
+def before_after(before: Path, after: Path, out: Path, labels, photos, cell: int = 170) -> None:
     """A sheet of every preset before and after, side by side: rows are the labels, and each
     photo has two columns, the dream of `before` and of `after` (the LABEL-PHOTO.png files and
     looks.json that `--sheet DIR --json DIR/looks.json` writes), each with the judge's animal
@@ -250,9 +250,12 @@ def before_after(before: Path, after: Path, out: Path, labels, photos, cell: int
     for label in labels:
         row, text = [], []
         for name in photos:
+            shape = next(read_image(f / f"{label}-{name}.png").shape for f, _ in runs if (f / f"{label}-{name}.png").is_file())
             for folder, rows in runs:
                 pic = folder / f"{label}-{name}.png"
-                if not pic.is_file() or label not in rows:
+                if not pic.is_file() or label not in rows:  # a new preset: an empty cell keeps the columns
+                    row.append(np.zeros(shape, np.uint8))
+                    text.append([f"{folder.name}: (none)", ""])
                     continue
                 p = rows[label]["photos"][name]
                 row.append(read_image(pic))
