@@ -379,6 +379,32 @@ def _details(r: dict) -> list[str]:
         md += _startup_details(r["startup"])
     if "backends" in r and "skipped" not in r["backends"]:
         md += _backends_details(r["backends"])
+    if "looks" in r:
+        md += _looks_details(r["looks"])
+    return md
+
+
+def _looks_details(o: dict) -> list[str]:
+    """Section 11: what each preset's dream looks like to the judge, and the techniques' cost
+    (bench/looks.py; the pictures and what was tried are in docs/looks.md)."""
+    c = o["cost"]
+    md = ["", "## 11. The DeepDream look", "",
+          f"One float32 step of efficientnet_lite0 (block5c_out) at {c['size']} with lapnorm "
+          f"{c['techniques']['lapnorm']}, decorrelate {c['techniques']['decorrelate']:g} and transform "
+          f"{c['techniques']['transform']:g} over the plain step, interleaved:", "",
+          "| backend | plain | with the techniques | ratio |", "|---|---|---|---|"]
+    md += [f"| {b} | {x['seconds_per_step']:.4f} s | {x['with_techniques']:.4f} s | {x['ratio']:.2f}x |"
+           for b, x in c["backends"].items()]
+    if "skipped" in o:
+        return md + ["", f"The judge's measures: not measured ({o['skipped']})."]
+    md += ["", f"Each preset's dream of {', '.join(o['photos'])} at {o['size']} px (tuned on "
+           f"{', '.join(o['tuned_on'])}), judged by EfficientNet-Lite1, which did not dream (bench/judge.py): the "
+           "animal and dog classes' share of its top-5 probability, the dream's energy in fine chroma, and for a "
+           "class dream on how many photos the class is its top-1 on the picture and on the picture shrunk to a "
+           "third and back. Pictures and what was tried: [looks.md](looks.md).", "",
+           "| preset | animal share | dog share | fine chroma | class top-1 |", "|---|---|---|---|---|"]
+    md += [f"| {row['label']} | {row['animal']:.2f} | {row['dog']:.2f} | {row['fine_chroma']:.3f} | "
+           + (f"{row['class_top1']} of {row['of']} |" if "class_top1" in row else "— |") for row in o["rows"]]
     return md
 
 
