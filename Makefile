@@ -91,13 +91,13 @@ gpu-check:
 gpu-wheels:
 	$(GPU_PYTHON) -m bench --gpu --wheels --python-version $(WHEEL_PYTHON) $(ARGS)
 
-GALLERY_PRESETS := classic swirls coral eyes deep-octaves
+GALLERY_PRESETS := deepdream classic swirls coral eyes deep-octaves
 gallery: $(STAMP)
 	mkdir -p docs/gallery
 	for p in $(GALLERY_PRESETS); do \
 	  $(BIN)/dreamvid -q image samples/chelsea.jpg -o docs/gallery/preset-$$p.jpg --preset $$p || exit 1; \
 	done
-	$(BIN)/dreamvid -q image samples/coffee.jpg -o docs/gallery/objective-class.jpg --preset dogs --max-size 360
+	$(BIN)/dreamvid -q image samples/astronaut.jpg -o docs/gallery/objective-class.jpg --class pug --max-size 360
 	$(BIN)/dreamvid -q image samples/chelsea.jpg -o docs/gallery/objective-mask.jpg --mask samples/chelsea-mask.png --max-size 360 --preset swirls
 	$(BIN)/dreamvid -q image samples/astronaut.jpg -o docs/gallery/objective-guide.jpg --guide samples/coffee.jpg --layer block5c_out --max-size 360 -i 30 --max-loss 1000
 	$(BIN)/dreamvid -q sweep samples/chelsea.jpg -o docs/gallery/objective-channels.jpg --layer block5c_out --vary channel=0-7 --max-size 180 -i 30 --max-loss 1000 --cell-size 180

@@ -3,7 +3,7 @@ the cluster (issue 13) and the backends (issue 22).
 
 Prints a table, writes bench/results/latest.json (git-ignored) and, after a run of every
 item, docs/bench.md (the README shows it). Items: steps, still, video, memory, startup,
-precisions, coherence, cluster, objectives, backends. A full run takes about 20 minutes on 2
+precisions, coherence, cluster, objectives, backends, looks. A full run takes about 20 minutes on 2
 cores; --quick is the short run (under 3 minutes on 2 cores): every item once at small sizes,
 the default model only, two kinds of footage for coherence, the cluster left out
 (QUICK_LEAVES_OUT), no docs rewritten. `python -m bench --gpu [...]` is the GPU check instead
@@ -24,7 +24,7 @@ from . import report
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = ("steps", "still", "video", "memory", "startup", "precisions", "coherence", "cluster", "objectives",
-         "backends")
+         "backends", "looks")
 # What --quick leaves out unless --only names it, and why (the table says so)
 QUICK_LEAVES_OUT = {"cluster": "not in --quick: a local Ray cluster's start-up and its two configurations take "
                                "minutes here (python -m bench --only cluster)"}
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
 
     setup_tensorflow()
     quiet_retracing()
-    from . import backends, cluster, coherence, common, memory, objectives, precisions, startup, steps, still, video
+    from . import backends, cluster, coherence, common, looks, memory, objectives, precisions, startup, steps, still, video
 
     sampler = common.LoadSampler()
     results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
@@ -101,6 +101,8 @@ def main(argv=None) -> int:
             results["objectives"] = objectives.measure(args.quick)
         elif item == "backends":
             results["backends"] = backends.measure(args.quick)
+        elif item == "looks":
+            results["looks"] = looks.measure(args.quick)
         elif item == "cluster":
             why_not = cluster.available()
             results["cluster"] = {"skipped": why_not} if why_not else cluster.measure(args.quick)

@@ -96,15 +96,33 @@ CHANGED: dict[str, str] = {  # case -> why its output changes on purpose
     **{f"image-{k}": "issue 10: photos larger than --max-size are shrunk while decoding (memory follows the "
                      "output size), which differs from shrinking the float image by ~0.5 levels"
        for k in ("classic", "swirls", "coral", "eyes", "deep-octaves", "video", "zoom", "flags", "tiled", "batch")},
+    # Issue 23 (the 2015 look): with lapnorm, decorrelate and transform off the step is bit for bit
+    # the old one (every case above compared same with the presets unchanged); these change
+    # because what they render changed on purpose.
+    **{k: "issue 23: `dreamvid image` (and timelapse, sweep) without a preset start from the deepdream preset"
+       for k in ("image-flags", "image-tiled", "image-batch", "timelapse-sheet", "timelapse-every-mp4",
+                 "sweep-grid", "sweep-layers", "sweep-precision")},
+    **{f"image-{k}": "issue 23: the preset steps in decorrelated colour (no rainbow pixel noise)"
+       for k in ("swirls", "coral", "deep-octaves")},
+    "timelapse-frames": "issue 23: swirls steps in decorrelated colour (no rainbow pixel noise)",
 }
+# Issue 23: the video presets step in decorrelated colour, the zoom preset with all three techniques
+_LOOK_VIDEO = "issue 23: the video presets step in decorrelated colour (the played file steadier)"
+_LOOK_ZOOM = "issue 23: the zoom preset dreams with lapnorm, decorrelate and transform (a face grows, no speckle)"
+for _case, _why in [*[(c, _LOOK_VIDEO) for c in ("video-default", "video-cuts-frames", "video-none-gif",
+                                                 "video-farneback", "video-cadence3", "video-draft-cuts",
+                                                 "video-layers", "image-video", "coherence")],
+                    *[(c, _LOOK_ZOOM) for c in ("zoom-default", "zoom-motion", "zoom-keyframes",
+                                                "zoom-keyframes-mixed", "image-zoom")]]:
+    CHANGED[_case] = f"{CHANGED[_case]}; {_why}" if _case in CHANGED else _why
 STEADY_FILE = ("issue 24: the encode keeps the frames' steadiness (chroma low-passed before 4:2:0, x264 psy off); "
                "the frames are unchanged")
 for _case in ("video-default", "video-farneback", "video-cadence3", "video-layers", "zoom-default",
               "timelapse-every-mp4"):
     CHANGED[_case] = f"{CHANGED[_case]}; {STEADY_FILE}" if _case in CHANGED else STEADY_FILE
-CHANGED["video-none-gif"] = ("issue 24: the GIF keeps its frames' steadiness: one palette for the clip, each pixel's "
-                             "colour chosen with the previous GIF frame moved along the flow (media/gif.py), no "
-                             "dither; the frames are unchanged")
+CHANGED["video-none-gif"] += ("; issue 24: the GIF keeps its frames' steadiness: one palette for the clip, each pixel's "
+                              "colour chosen with the previous GIF frame moved along the flow (media/gif.py), no "
+                              "dither; the frames are unchanged")
 CHANGED["coherence"] += "; issue 24: it measures video-default's file, whose encode changed"
 
 

@@ -104,6 +104,7 @@ def lines(r: dict) -> list[tuple[str, str, str, str]]:
     rows += _cluster_lines(r.get("cluster"))
     rows += _objectives_lines(r.get("objectives"))
     rows += _backends_lines(r.get("backends"))
+    rows += _looks_lines(r.get("looks"))
     return rows
 
 
@@ -125,6 +126,23 @@ def _backends_lines(b: dict | None) -> list[tuple[str, str, str, str]]:
                          f"auto: {row['auto']['backend']} = {row['auto_vs_today']:.2f}x today's",
                          f"auto >= {target}x" if target and where == "avx2" else "auto: the faster",
                          _mark(hit) if hit is not None else _mark(row["auto_vs_today"] >= 0.95)))
+    return rows
+
+
+def _looks_lines(o: dict | None) -> list[tuple[str, str, str, str]]:
+    """Issue 23: the techniques' step cost, the judge's verdict on the default and the class dreams."""
+    if o is None:
+        return []
+    rows = [(f"11. step with lapnorm, decorrelate, transform / plain ({b})",
+             f"{c['with_techniques']:.3f} vs {c['seconds_per_step']:.3f} s = {c['ratio']:.2f}x",
+             f"<= {c['target']}x", _mark(c["hit"])) for b, c in o["cost"]["backends"].items()]
+    for row in o.get("rows", []):
+        if row["label"] == "(no preset)":
+            rows.append(("11. `dreamvid image` (no preset): judge's animal share, fine chroma",
+                         f"{row['animal']:.2f}, {row['fine_chroma']:.3f}", "", "—"))
+        if "class_top1" in row:
+            rows.append((f"11. {row['label']}: the judge's top-1", f"{row['class_top1']} of {row['of']} photos",
+                         f">= {o['class_target']} of 4", _mark(row["class_top1"] >= o["class_target"] * row["of"] / 4)))
     return rows
 
 
@@ -369,6 +387,32 @@ def _details(r: dict) -> list[str]:
         md += _startup_details(r["startup"])
     if "backends" in r and "skipped" not in r["backends"]:
         md += _backends_details(r["backends"])
+    if "looks" in r:
+        md += _looks_details(r["looks"])
+    return md
+
+
+def _looks_details(o: dict) -> list[str]:
+    """Section 11: what each preset's dream looks like to the judge, and the techniques' cost
+    (bench/looks.py; the pictures and what was tried are in docs/looks.md)."""
+    c = o["cost"]
+    md = ["", "## 11. The DeepDream look", "",
+          f"One float32 step of efficientnet_lite0 (block5c_out) at {c['size']} with lapnorm "
+          f"{c['techniques']['lapnorm']}, decorrelate {c['techniques']['decorrelate']:g} and transform "
+          f"{c['techniques']['transform']:g} over the plain step, interleaved:", "",
+          "| backend | plain | with the techniques | ratio |", "|---|---|---|---|"]
+    md += [f"| {b} | {x['seconds_per_step']:.4f} s | {x['with_techniques']:.4f} s | {x['ratio']:.2f}x |"
+           for b, x in c["backends"].items()]
+    if "skipped" in o:
+        return md + ["", f"The judge's measures: not measured ({o['skipped']})."]
+    md += ["", f"Each preset's dream of {', '.join(o['photos'])} at {o['size']} px (tuned on "
+           f"{', '.join(o['tuned_on'])}), judged by EfficientNet-Lite1, which did not dream (bench/judge.py): the "
+           "animal and dog classes' share of its top-5 probability, the dream's energy in fine chroma, and for a "
+           "class dream on how many photos the class is its top-1 on the picture and on the picture shrunk to a "
+           "third and back. Pictures and what was tried: [looks.md](looks.md).", "",
+           "| preset | animal share | dog share | fine chroma | class top-1 |", "|---|---|---|---|---|"]
+    md += [f"| {row['label']} | {row['animal']:.2f} | {row['dog']:.2f} | {row['fine_chroma']:.3f} | "
+           + (f"{row['class_top1']} of {row['of']} |" if "class_top1" in row else "— |") for row in o["rows"]]
     return md
 
 

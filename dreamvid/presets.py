@@ -6,8 +6,11 @@ the field names of the dataclasses in settings.py. Layers are a table:
 `[dream.layers] block4c_out = 1.0`; sweep axes too: `[sweep.vary] step = [0.01, 0.03]`.
 
 `resolve_for(mode, ...)` is how every render and the CLI get their settings: defaults < the
-mode's own preset (video, zoom) < the named preset < a Settings object < keyword overrides
-named as the CLI's flags (`step=`, `blend=`, `checkpoints=`...).
+mode's own preset (`deepdream` for the stills, `video`, `zoom`) < the named preset < a
+Settings object < keyword overrides named as the CLI's flags (`step=`, `blend=`,
+`checkpoints=`...). What to dream is one thing: overrides that name classes but no layers
+dream the classes alone (`dreamvid image photo.jpg --class pug`), and layers without classes
+the layers alone; the preset's numbers stay.
 Unknown sections and keys are errors that name them (a typo must not be silently ignored).
 
 Bundled presets live in the top-level `presets/` folder of the source tree, and are copied
@@ -33,7 +36,8 @@ MODE_SECTIONS: dict[str, tuple[str, ...]] = {
     "image": ("dream",), "video": ("video", "dream"), "zoom": ("zoom", "video", "dream"),
     "timelapse": ("timelapse", "dream"), "sweep": ("sweep", "dream"),
 }
-MODE_PRESET = {"video": "video", "zoom": "zoom"}
+# deepdream: the 2015 look (eyes, animal faces) for every still mode; `classic` is the Keras example's numbers.
+MODE_PRESET = {"image": "deepdream", "timelapse": "deepdream", "sweep": "deepdream", "video": "video", "zoom": "zoom"}
 # A zoom with a still preset (coral...) keeps zoom's short per-frame dream: without this,
 # every frame would get the full still dream (very slow).
 ZOOM_FRAME_KEYS = ("frame_iterations", "frame_num_octave")
@@ -154,12 +158,26 @@ def resolve_for(mode: str, settings: Settings | None = None, preset: str | None 
         changes["dream"]["layers"] = parse_layers(changes["dream"]["layers"])
     if changes.get("dream", {}).get("classes") is not None:
         changes["dream"]["classes"] = parse_classes(changes["dream"]["classes"])
+    _objective_from_flags(changes["dream"], settings.dream.model)
     current = {n: dataclasses.asdict(getattr(settings, n)) for n in SECTIONS}
     current["dream"]["layers"] = list(settings.dream.layers)
     current["dream"]["classes"] = list(settings.dream.classes)
     for n, values in changes.items():
         current[n].update(values)
     return check_expressions(mode, build(current))
+
+
+def _objective_from_flags(dream: dict[str, Any], model: str) -> None:
+    """What to dream is one thing: flags that name classes and no layers replace the preset's
+    layers with none (`--class pug` alone dreams a pug, not the preset's layers with a pug in
+    them), and layers without classes drop the preset's classes. Another --model without
+    --layer dreams that model's own default layers (the preset's are `model`'s)."""
+    if dream.get("classes") is not None and dream.get("layers") is None:
+        dream["layers"] = ()
+    elif dream.get("layers") is not None and dream.get("classes") is None:
+        dream["classes"] = ()
+    elif dream.get("model") not in (None, model) and dream.get("layers") is None:
+        dream["layers"] = ()
 
 
 def build(merged: Mapping[str, Mapping[str, Any]], where: str = "settings") -> Settings:

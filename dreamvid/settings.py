@@ -46,6 +46,10 @@ Classes = tuple[tuple[int, float], ...]
 CLASS_LAYER = "logits"  # the entry "logits/207" is ImageNet class 207's logit (models.classifier_entry)
 MASK_KINDS = ("motion", "still")  # --mask computed from a clip's own flow (video only; dreamvid/mask.py)
 OBJECTIVE_FIELDS = ("smooth", "classes", "guide", "guide_weight", "mask")  # left out of to_dict at their defaults
+# The step's techniques of the 2015 look (dream/techniques.py), also left out of to_dict when off
+TECHNIQUE_FIELDS = ("lapnorm", "decorrelate", "transform")
+MAX_LAPNORM = 8  # pyramid levels; 2^8 = 256x coarser than the octave, past any picture's useful band
+MAX_TRANSFORM = 3.0  # x (10% scale, 5 degrees) per step; more turns the picture too far for the network to follow
 
 # Each field is a catalogue entry (params.py): name, type and default here, with its kind,
 # range, unit, help and the page's words in `param(...)`. A new setting is one such field.
@@ -112,6 +116,19 @@ class DreamSettings:
                              "grey between); for a video also a mask clip, motion (what moves) or still (what "
                              "stands).", choices=MASK_KINDS, metavar="MASK", label="Dream only",
                              none="everywhere")
+    # The step's techniques of the 2015 look (dream/techniques.py), 0 = off
+    lapnorm: int = param(0, "int", "Laplacian-pyramid levels the gradient is normalised over, band by band (the "
+                         "DeepDream notebook's lapnorm): larger shapes grow as fast as fine texture (0: off).", lo=0,
+                         hi=MAX_LAPNORM, hint="0 is off; 4 is the deepdream preset's", label="Large shapes (levels)")
+    decorrelate: float = param(0.0, "float", "How fully the step works in ImageNet's decorrelated colour space "
+                               "(Lucid's): less rainbow pixel noise (0: off, 1: fully).", lo=0, hi=1,
+                               hint="0 is off, 1 steps fully in the decorrelated colour space",
+                               label="Calm colours")
+    transform: float = param(0.0, "float", "Random scale (up to 10%) and rotation (up to 5 degrees) of the picture "
+                             "each step, times this (Lucid's transformation robustness): creatures instead of pixel "
+                             "patterns (0: off).", lo=0, hi=MAX_TRANSFORM,
+                             hint="0 is off, 1 scales by up to 10% and turns by up to 5 degrees each step",
+                             label="Robustness (scale, turn)")
 
     def layer_dict(self) -> dict[str, float]:
         return dict(self.layers)
@@ -259,7 +276,7 @@ class Settings:
         d = dataclasses.asdict(self)
         d["dream"]["layers"] = dict(self.dream.layers)
         d["dream"]["classes"] = {str(k): w for k, w in self.dream.classes}
-        for key in OBJECTIVE_FIELDS:  # a render without them keeps the resume key it always had
+        for key in (*OBJECTIVE_FIELDS, *TECHNIQUE_FIELDS):  # a render without them keeps the resume key it had
             if getattr(self.dream, key) == getattr(DreamSettings, key):
                 del d["dream"][key]
         return d

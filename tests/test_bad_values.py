@@ -62,6 +62,12 @@ def test_any_keyword_override_works_or_is_one_error(mode, data):
     (["timelapse", "{photo}", "--hold", "1e12"], "more than the limit of"),
     (["sweep", "{photo}", "--vary", "step=0.01000001,0.01000002"], "twice"),
     (["sweep", "{photo}", "--vary", "seed=1,1"], "twice"),
+    (["image", "{photo}", "--lapnorm", "9"], "lapnorm must be between 0 and 8"),
+    (["video", "{photo}", "--lapnorm", "-1"], "lapnorm must be between 0 and 8"),
+    (["image", "{photo}", "--decorrelate", "1.5"], "decorrelate must be between 0 and 1"),
+    (["zoom", "{photo}", "--decorrelate", "nan"], "decorrelate must be a finite number"),
+    (["timelapse", "{photo}", "--transform", "-0.5"], "transform must be between 0 and 3"),
+    (["sweep", "{photo}", "--vary", "transform=1,4"], "transform must be between 0 and 3"),
 ])
 def test_values_that_pass_the_type_check_are_refused_before_any_work(args, words, photo, tmp_path, monkeypatch):
     def no_model(*a, **k):
@@ -84,6 +90,9 @@ def test_values_that_pass_the_type_check_are_refused_before_any_work(args, words
     ("[zoom]\npan = [1, 2, 3]\n", "pan must be two numbers"),
     ('[zoom]\nzoom = "__import__(\'os\')"\n', "unknown function '__import__'"),
     ("[timelapse]\ncheckpoints = [3, 2]\n", "must increase"),
+    ("[dream]\nlapnorm = 2.5\n", "lapnorm must be a whole number"),
+    ('[dream]\ndecorrelate = "full"\n', "decorrelate must be a finite number"),
+    ("[dream]\ntransform = true\n", "transform must be a finite number"),
 ])
 def test_preset_values_of_the_wrong_kind_name_the_preset_and_the_key(toml, words, tmp_path, photo):
     path = tmp_path / "bad.toml"

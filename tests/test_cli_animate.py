@@ -118,7 +118,7 @@ def test_zoom_interrupted_keeps_frames_and_resumes(photo, tiny, tmp_path, monkey
     (["--checkpoints", "40,80", "--every", "5"], ["not both"]),
     (["--checkpoints", "40,80", "--iterations", "5"], ["--iterations does nothing with --checkpoints"]),
     (["--every", "0"], ["every must be between 1 and"]),
-    (["--every", "500", "--iterations", "10"], ["more than the whole run's 30 steps"]),
+    (["--every", "500", "--iterations", "10"], ["more than the whole run's 60 steps (6 octaves x 10"]),
     (["--fps", "0"], ["fps must be between 0.1 and"]),
     (["--hold", "0"], ["hold must be > 0"]),
     (["--fade", "-1"], ["fade must be >= 0"]),

@@ -37,7 +37,8 @@ def test_dream_options_show_their_range_and_the_default_of_that_command():
     video = wide_help("video")
     assert "Range: 1..20" in video and "[default: 0.006, the video preset's]" in video
     image = wide_help("image")
-    assert "[default: 0.01]" in image and "(default: video)" not in image
+    assert "[default: 0.02, the deepdream preset's]" in image and "(default: deepdream)" in image
+    assert "Range: 0..8" in image and "--lapnorm" in image and "--decorrelate" in image and "--transform" in image
     assert "(default: zoom)" in wide_help("zoom")
 
 

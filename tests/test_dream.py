@@ -161,11 +161,11 @@ def test_tile_batch_setting_and_out_of_memory_halving(tiny_path, image, backend,
         def __init__(self, ascent):
             self.ascent = ascent
 
-        def __call__(self, shift, batch):
+        def __call__(self, shift, batch, warp=None):
             sizes.append(batch)
             if batch > 3:
                 raise out_of_memory(backend)
-            return self.ascent(shift, batch)
+            return self.ascent(shift, batch, warp)
 
         def image(self):
             return self.ascent.image()
@@ -213,8 +213,8 @@ def test_the_one_tile_step_is_the_tiled_step(tiny_path, image):
     x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (40, 56, 3)).astype(np.float32))
     common = (x, tf.constant([3, -5], tf.int32), tf.constant(0.05))
     mask, smooth, gains = tf.ones([40, 56, 1]), tf.constant(0.0), tf.zeros([0])
-    loss_a, a = d.step.single(*common, mask, smooth, gains)
-    loss_b, b = d.step.tiled(*common, tf.constant([0, 40]), tf.constant([0, 56]), mask, smooth, gains)
+    loss_a, a = d.step.single(*common, mask, smooth, gains, *d.step.off)
+    loss_b, b = d.step.tiled(*common, tf.constant([0, 40]), tf.constant([0, 56]), mask, smooth, gains, *d.step.off)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert float(loss_a) == float(loss_b)
 

@@ -77,13 +77,13 @@ def test_the_traced_step_is_the_same_graph():
     x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (45, 52, 3)).astype(np.float32))
     args = (tf.constant([3, -4], tf.int32), tf.constant(0.02), tf.ones([45, 52, 1]), tf.constant(0.0), tf.zeros([0]))
     steps = [dream.Dreamer(m) for m in (keras_model, plain_model)]
-    graphs = [graph_structure(d.step.single.get_concrete_function(x, *args)) for d in steps]
+    graphs = [graph_structure(d.step.single.get_concrete_function(x, *args, *d.step.off)) for d in steps]
     assert graphs[0] == graphs[1]
     outs = []
     for d in steps:
         y = x
         for _ in range(3):
-            _, y = d.step.single(y, *args)
+            _, y = d.step.single(y, *args, *d.step.off)
         outs.append(y.numpy())
     np.testing.assert_array_equal(outs[0], outs[1])
 
@@ -156,7 +156,7 @@ def test_a_warm_cache_runs_the_bundled_network_plain(cache_dir):
     assert not isinstance(bf16.network, plain.PlainNetwork) and bf16.compute_dtype == "bfloat16"
     x = tf.constant(np.random.default_rng(2).uniform(-1, 1, (64, 72, 3)).astype(np.float32))
     args = (tf.constant([5, 2], tf.int32), tf.constant(0.01), tf.ones([64, 72, 1]), tf.constant(0.0), tf.zeros([0]))
-    a, b = (dream.Dreamer(m).step.single(x, *args)[1].numpy() for m in (fresh, warm))
+    a, b = (d.step.single(x, *args, *d.step.off)[1].numpy() for d in map(dream.Dreamer, (fresh, warm)))
     np.testing.assert_array_equal(a, b)
 
 

@@ -8,7 +8,7 @@ from dreamvid import presets
 from dreamvid.errors import PresetError, SettingsError
 from dreamvid.settings import DreamSettings, VideoSettings, parse_layers, validate, validate_video
 
-EXPECTED = {"classic", "swirls", "coral", "eyes", "inception", "deep-octaves", "video"}
+EXPECTED = {"classic", "swirls", "coral", "eyes", "inception", "deep-octaves", "video", "deepdream", "dogs"}
 
 
 def test_bundled_presets_are_found():
@@ -28,6 +28,32 @@ def test_classic_is_exactly_the_keras_baseline():
     assert (d.model, d.step, d.num_octave, d.octave_scale, d.iterations, d.max_loss) == \
         ("efficientnet_lite0", 0.01, 3, 1.4, 20, 10.0)
     assert DreamSettings() == dataclasses.replace(d, layers=())  # the library defaults are the same numbers
+
+
+@pytest.mark.parametrize("mode", ["image", "timelapse", "sweep"])
+def test_the_stills_start_from_the_deepdream_look(mode):
+    d = presets.resolve_for(mode).dream
+    assert d == presets.resolve("deepdream").dream
+    assert (d.lapnorm, d.decorrelate, d.transform) == (4, 1.0, 1.0) and d.layers == (("block5c_out", 1.0),)
+    assert presets.resolve_for(mode, preset="classic").dream.lapnorm == 0
+
+
+def test_what_to_dream_comes_from_the_flags_as_one_thing():
+    """--class alone dreams the class (not the preset's layers with it), --layer alone the
+    layers (not the preset's classes), both together both; the preset's numbers stay. Another
+    --model without --layer dreams its own default layers, not the preset's model's."""
+    pug = presets.resolve_for("image", overrides={"classes": ["pug"]}).dream
+    assert pug.layers == () and pug.classes == ((254, 1.0),) and pug.lapnorm == 4
+    assert presets.resolve_for("image", preset="deepdream", overrides={"classes": ["pug"]}).dream == pug
+    video = presets.resolve_for("video", overrides={"classes": ["pug"]}).dream
+    assert video.layers == () and video.step == presets.resolve("video").dream.step
+    layer = presets.resolve_for("image", preset="dogs", overrides={"layers": ["block4c_out"]}).dream
+    assert layer.classes == () and layer.layers == (("block4c_out", 1.0),)
+    both = presets.resolve_for("image", overrides={"classes": ["pug"], "layers": ["block4c_out:0.5"]}).dream
+    assert both.layers == (("block4c_out", 0.5),) and both.classes == ((254, 1.0),)
+    assert presets.resolve_for("image", overrides={"model": "vgg16_hed"}).dream.layers == ()  # its defaults
+    assert presets.resolve_for("image", overrides={"model": "efficientnet_lite0"}).dream.layers != ()
+    assert presets.resolve_for("image", overrides={"step": 0.03}).dream.layers == (("block5c_out", 1.0),)
 
 
 def test_precedence_defaults_then_preset_then_flags():

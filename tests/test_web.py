@@ -45,6 +45,9 @@ def test_options_list_modes_presets_models_and_parameters_with_ranges(client):
     assert video["mask"]["choices"] == ["motion", "still"] and video["start"]["section"] == "render"
     defaults = client.get("/api/defaults", params={"mode": "image", "preset": "coral"}).json()
     assert defaults["step"] == 0.02 and defaults["model"] == "efficientnet_lite0"
+    # the page's "Default" card is the preset each mode starts from (presets.MODE_PRESET)
+    assert {m["name"]: m["preset"] for m in o["modes"]} == {"image": "deepdream", "video": "video", "zoom": "zoom",
+                                                           "timelapse": "deepdream", "sweep": "deepdream"}
 
 
 def test_every_look_the_page_offers_has_its_picture(client):

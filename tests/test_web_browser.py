@@ -116,7 +116,7 @@ def test_the_pages_fields_take_their_limits_and_help_from_the_catalogue(page):
     assert find(driver, "#f-step").get_attribute("max") == "1" and not find(driver, "#f-step").get_attribute("min")
     help_line = find(driver, ".field[data-name=step] .help").text
     assert step.help in help_line and f"Range: {step.range_text()}." in help_line
-    assert find(driver, "#f-step").get_attribute("placeholder") == "0.01"  # the look's own value, greyed
+    assert find(driver, "#f-step").get_attribute("placeholder") == "0.02"  # the deepdream preset's, greyed
 
 
 def test_a_sweep_is_made_from_the_form(page):

@@ -23,8 +23,10 @@ The interface:
 - `Backend.compile(model, terms)` -> `Step`: one gradient-ascent step for that network and
   objective (`Terms`). `step.start(x, ...)` holds one image on the device for an octave and
   returns an `Ascent`; calling it with a jitter shift and a tile batch makes one step
-  (roll, the tile loop, loss and gradient, roll back, blur, mask, normalise, update, clip)
-  and returns the loss as a device scalar (`float()` waits for it).
+  (roll, warp, the tile loop, loss and gradient, warp back, roll back, blur, colour,
+  Laplacian normalisation, mask, normalise, update, clip) and returns the loss as a device
+  scalar (`float()` waits for it). The warp, the colour matrix and the pyramid's levels are
+  data the octave loop gives (dream/techniques.py): a backend only applies them.
 - `Backend.out_of_memory(e)`: whether an exception is the device running out of memory (the
   octave loop halves the tile batch and runs the step again: a step is a pure function).
 - `Backend.device()`, `Backend.gpu()`, `Backend.memory()`: what it runs on, and peak memory.
@@ -53,6 +55,12 @@ ORDER = ("tensorflow", "torch")  # preference when both are as fast (auto keeps 
 BORDER = 2  # activations excluded at each edge of the loss (Keras example), they see padding
 GRAD_EPS = 1e-8  # floor of the gradient's mean |g| when normalising
 AUTO_TILE_BATCH = 16  # tiles per network call on a GPU when tile_batch is not set (halved on OOM)
+# Laplacian-pyramid normalisation of the gradient (`lapnorm`), as the TensorFlow DeepDream
+# notebook does it: each level is split with this 5-tap binomial kernel (outer product with
+# itself, stride 2, TensorFlow's "same" zero padding; upsampled by its transpose times 4) and
+# every band is divided by its RMS (floor LAP_EPS) before the bands are summed again.
+LAP_KERNEL = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
+LAP_EPS = 1e-10
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,9 +86,14 @@ class Terms:
 class Ascent:
     """One image held on the device for the steps of one octave (Step.start)."""
 
-    def __call__(self, shift: tuple[int, int], batch: int) -> Any:
+    def __call__(self, shift: tuple[int, int], batch: int, warp: np.ndarray | None = None) -> Any:
         """One step with this jitter shift (dy, dx) and tile batch; returns the loss (a device
-        scalar: float() waits for it). The image is updated only when the step succeeds."""
+        scalar: float() waits for it). The image is updated only when the step succeeds.
+        warp: None, or (2, 2, 3) float32 affine maps in pixel coordinates (x, y, 1) -> (x, y):
+        warp[0] says where each pixel of the warped image the network sees is read from in the
+        rolled image, warp[1] where each pixel of the gradient is read back from; bilinear.
+        Outside the picture, the warped image is mirrored with the edge pixel repeated (as the
+        blur's edges) and the gradient is 0 (what the network did not see gets no update)."""
         raise NotImplementedError
 
     def image(self) -> np.ndarray:
@@ -94,11 +107,14 @@ class Step:
     traces: int = 0  # how often the step was traced or compiled (tests pin it)
 
     def start(self, x: np.ndarray, *, step: float, ys: list[int], xs: list[int], mask: np.ndarray | None,
-              smooth: float, gains: np.ndarray | None) -> Ascent:
+              smooth: float, gains: np.ndarray | None, colour: np.ndarray | None = None,
+              lapnorm: int = 0) -> Ascent:
         """Hold `x` (H, W, 3) float32 dream space on the device for the steps of one octave.
         ys, xs: tile edges [0, ..., H] and [0, ..., W]; mask: (H, W) float32 0..1 or None;
         smooth: gradient blur sigma in px (0: none); gains: (entries,) float32 for an eased
-        objective, else None."""
+        objective, else None; colour: (3, 3) float32, each pixel's RGB gradient g becomes
+        colour @ g (None: unchanged); lapnorm: levels of the gradient's Laplacian pyramid
+        normalised band by band (LAP_KERNEL; 0: none)."""
         raise NotImplementedError
 
 

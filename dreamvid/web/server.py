@@ -184,7 +184,8 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", token: str | None = N
 
         return {
             "modes": [{"name": m.name, "label": m.label, "about": m.about, "accepts": m.accepts, "formats": m.formats,
-                       "params": options_of(m.name)} for m in MODES.values()],
+                       "preset": presets.MODE_PRESET.get(m.name), "params": options_of(m.name)}
+                      for m in MODES.values()],
             "presets": [_preset_card(n) for n in presets.available()],
             "models": [{"name": n, "look": models.MODELS[n].look if n in models.MODELS else "your own network",
                         "ready": n not in models.MODELS or models.is_cached(models.MODELS[n])}

@@ -108,7 +108,7 @@ function presetsFor(mode) {
 }
 
 function buildPresets() {
-  const own = { image: "classic", timelapse: "classic", sweep: "classic" }[state.mode] || state.mode;
+  const own = modeOf(state.mode).preset || "classic";  // the preset the mode starts from (presets.MODE_PRESET)
   const ownCard = state.options.presets.find((p) => p.name === own);
   const cards = [{ name: "", title: "Default", description: ownCard ? `${ownCard.name}: ${ownCard.description}` : "",
     picture: ownCard && ownCard.picture },
