@@ -9,6 +9,7 @@ No I/O here; presets.py turns TOML into these objects.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Mapping
@@ -529,6 +530,8 @@ def _pair(value: Any, key: str) -> tuple:
     out = []
     for v in value:
         if not _expression(v, key):
+            _check(isinstance(v, numbers.Real) and not isinstance(v, bool), key, value, "must be two numbers",
+                   "e.g. --pan 12,-4")  # not None, a list or a table (float() would say only that it failed)
             _finite(v, key)
             v = float(v)
         out.append(v)

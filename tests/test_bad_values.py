@@ -136,3 +136,11 @@ def test_coherence_refuses_no_flow_with_a_way_out(tmp_path):
 
     clip = write_clip(tmp_path / "c.mp4", moving_frames(3))
     one_line_error(run("coherence", clip, clip, "--flow", "none"), 2, "cannot measure", "--flow dis")
+
+
+@pytest.mark.parametrize("value", [[None, None], [[1], 2], [{"x": 1}, 0], [True, 1]])
+def test_a_pair_of_something_else_than_numbers_names_its_key(value):
+    """Found by the fuzz above: `pan = [None, None]` in a preset said only that float() failed."""
+    with pytest.raises(DreamvidError) as e:
+        presets.build({"zoom": {"pan": value}}, where="preset 'p'")
+    assert e.value.message.startswith("preset 'p': pan must be two numbers"), e.value.message

@@ -390,3 +390,27 @@ def test_ray_workers_dream_on_the_torch_backend_as_one_process_does(tmp_path, ti
     for p in photos:
         name = f"{p.stem}.dream.png"
         assert np.array_equal(media.read_image(tmp_path / "one" / name), media.read_image(tmp_path / "two" / name))
+
+
+def test_workers_dream_on_what_auto_chose_in_this_process(tmp_path, tiny, photo, local_cluster, monkeypatch):
+    """`--backend auto` is resolved once, by the driver (as its work folder's key records it),
+    and the workers get the answer: a fresh worker left to choose for itself took the first
+    backend and precision for a picture under 224 px, while this process had chosen others for
+    the network on a larger one before (the full suite's order did that: a 1-level difference)."""
+    from dreamvid.dream import auto
+
+    s = Settings(DreamSettings(model=tiny, step=0.05, num_octave=2, iterations=2, max_loss=None))
+    key = (tiny, tuple(s.dream.targets()), None, "auto", "auto")
+    chosen = ("torch", "mixed")  # what this process chose earlier; a fresh worker's own choice: tensorflow, float32
+    monkeypatch.setitem(auto._memo, key, auto.Choice(*chosen, "chosen earlier in this process"))
+    photos = [photo, _rgba(tmp_path / "alpha.png", 1)]
+    two = render_images(photos, tmp_path / "two", s, workers=2)
+    for b, p in (chosen, ("tensorflow", "float32")):  # in this process, each named
+        render_images(photos, tmp_path / f"{b}-{p}", Settings(replace(s.dream, backend=b, precision=p)))
+    assert two.items == 2 and not two.failed
+
+    def read(folder, p):
+        return media.read_image(tmp_path / folder / f"{p.stem}.dream.png")
+
+    assert all(np.array_equal(read("two", p), read("torch-mixed", p)) for p in photos)
+    assert not all(np.array_equal(read("two", p), read("tensorflow-float32", p)) for p in photos)  # it can tell

@@ -416,7 +416,7 @@ class _Run:
                     if t in self.missing:
                         self.zone[t] = fade
         self.task = ray.remote(_make).options(**self.pool.options, _generator_backpressure_num_objects=STREAM_AHEAD)
-        self.args = (ray.put(_without_callbacks(self.plan)),
+        self.args = (ray.put(_pinned(_without_callbacks(self.plan))),
                      [ray.put(Path(self.plan.info.path).read_bytes())] if self.pool.remote and video else None,
                      _version())
         pending = {}
@@ -565,6 +565,30 @@ def _without_callbacks(plan: engine.Plan) -> engine.Plan:
     log.info("previews after each octave are not sent back from workers")
     payload = copy.copy(plan)
     payload.on_octave = None
+    return payload
+
+
+def _pinned(plan: engine.Plan) -> engine.Plan:
+    """The plan as the workers get it: every dream setting's backend and precision "auto"
+    replaced by what this process resolved them to (dream.auto.resolve, memoised: the work
+    folder's key already holds it, auto.pin). A worker left to resolve "auto" itself chose for
+    its own machine and its own first picture (one under 224 px is not timed), so a render on
+    two workers could dream on another backend than one process, or than the key says."""
+    from ..dream import auto
+    from ..settings import DreamSettings, Settings
+
+    def pin(v):
+        if isinstance(v, DreamSettings):
+            return auto.resolve(v) if "auto" in (v.backend, v.precision) else v
+        if isinstance(v, Settings):
+            return replace(v, dream=pin(v.dream))
+        if isinstance(v, list):
+            return [pin(x) for x in v]
+        return v
+
+    payload = copy.copy(plan)
+    for name, value in vars(plan).items():
+        setattr(payload, name, pin(value))
     return payload
 
 
